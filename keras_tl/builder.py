@@ -1,0 +1,212 @@
+"""`build()`: a pretrained backbone plus a task head, as a plain Keras model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import keras
+
+from keras_tl import groups
+from keras_tl.backbones.hub import HubLayer
+from keras_tl.backbones.preprocessing import ImagePreprocessing
+from keras_tl.backbones.registry import BackboneSpec, get_backbone
+from keras_tl.heads import classification_head
+
+HUB_PREFIX = "hub:"
+
+
+def build(
+    backbone: str,
+    num_classes: int,
+    *,
+    weights: str | None = "imagenet",
+    input_shape: Sequence[int] | None = None,
+    pooling: str | None = "avg",
+    dropout: float = 0.2,
+    hidden_units: int | Sequence[int] | None = None,
+    multi_label: bool = False,
+    freeze_backbone: bool = True,
+    train_bn: bool = False,
+    learning_rate: float = 1e-3,
+) -> keras.Model:
+    """Builds a compiled classifier on a pretrained backbone.
+
+    The model takes raw inputs: RGB pixels in [0, 255] (any dtype) for image
+    backbones, the backbone's own preprocessing being a layer inside, or
+    strings for hub text modules. The defaults follow the TensorFlow
+    transfer-learning guide: backbone frozen, its BatchNormalization in
+    inference mode, a dropout and a linear layer on average-pooled features,
+    Adam at 1e-3. Unfreeze later with `keras_tl.unfreeze` / `freeze_to`.
+
+    Args:
+        backbone: a registered name (see `keras_tl.list_backbones()`), or
+            `"hub:<handle>"` with a TF-Hub / Kaggle URL or a local
+            SavedModel folder (image feature vectors or text embeddings).
+        num_classes: number of classes (1 for a single sigmoid output).
+        weights: `"imagenet"`, `None` (random initialisation) or the path
+            of a weights file for the backbone without its top
+            (`*.weights.h5`). Hub modules bring their own weights.
+        input_shape: `(height, width, 3)`; defaults to the backbone's
+            training resolution.
+        pooling: `"avg"`, `"max"` or `"avgmax"` over the feature map.
+        dropout: dropout rate in the head.
+        hidden_units: `None` for a linear head, or widths of ReLU layers.
+        multi_label: independent sigmoids and binary cross-entropy.
+        freeze_backbone: train only the head at first.
+        train_bn: keep BatchNormalization training inside frozen groups
+            (fastai) instead of frozen (Keras).
+        learning_rate: Adam's learning rate.
+
+    Returns:
+        A compiled functional `keras.Model`.
+
+    Raises:
+        ValueError: unknown backbone, bad `num_classes`, an input shape the
+            backbone cannot take, or a weights file that does not fit.
+        FileNotFoundError: a weights file that does not exist.
+        ConnectionError: weights or a hub module that cannot be downloaded.
+
+    Example:
+
+    >>> model = keras_tl.build("mobilenet_v2_035", num_classes=2,
+    ...                        weights=None, input_shape=(96, 96, 3))
+    >>> model.output_shape
+    (None, 2)
+    """
+    if isinstance(backbone, str) and backbone.startswith(HUB_PREFIX):
+        inputs, features = _hub_backbone(
+            backbone[len(HUB_PREFIX) :], weights, input_shape
+        )
+    else:
+        inputs, features = _registered_backbone(
+            get_backbone(backbone), weights, input_shape
+        )
+    outputs = classification_head(
+        features,
+        num_classes,
+        pooling=pooling,
+        dropout=dropout,
+        hidden_units=hidden_units,
+        multi_label=multi_label,
+    )
+    name = str(backbone).split("/")[-1].replace(":", "_")
+    model = keras.Model(inputs, outputs, name=f"{name}_classifier")
+    binary = multi_label or num_classes == 1
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=["binary_accuracy" if binary else "accuracy"],
+    )
+    if freeze_backbone:
+        groups.freeze(model, train_bn=train_bn)
+    else:
+        groups.unfreeze(model)
+    return model
+
+
+def _registered_backbone(spec: BackboneSpec, weights, input_shape):
+    input_shape = _check_image_shape(spec, input_shape)
+    base = load_backbone(spec, input_shape, weights)
+    inputs = keras.Input(input_shape, name="image")
+    x = ImagePreprocessing(spec.preprocessing, name="preprocessing")(inputs)
+    return inputs, base(x)
+
+
+def _check_image_shape(spec, input_shape):
+    if input_shape is None:
+        return (spec.default_input_size, spec.default_input_size, 3)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or input_shape[-1] != 3:
+        raise ValueError(
+            f"Backbone '{spec.name}' takes RGB images: `input_shape` must be "
+            f"(height, width, 3). Received: input_shape={input_shape}"
+        )
+    height, width = input_shape[:2]
+    if min(height, width) < spec.min_input_size:
+        raise ValueError(
+            f"Input too small for backbone '{spec.name}': height and width "
+            f"must be at least {spec.min_input_size} (it was trained at "
+            f"{spec.default_input_size}). Resize your images or pick another "
+            f"backbone. Received: input_shape={input_shape}"
+        )
+    return input_shape
+
+
+def load_backbone(spec: BackboneSpec, input_shape, weights="imagenet"):
+    """Constructs a registered backbone, turning loading errors into advice.
+
+    Args:
+        spec: the backbone's `BackboneSpec`.
+        input_shape: `(height, width, 3)`.
+        weights: `"imagenet"`, `None` or a path to a weights file.
+
+    Returns:
+        The backbone model (no top, no pooling).
+
+    Example:
+
+    >>> spec = keras_tl.get_backbone("resnet50")
+    >>> net = keras_tl.builder.load_backbone(spec, (64, 64, 3), None)
+    """
+    expected = (
+        f"weights of {spec.constructor.__doc__} (no top), such as "
+        f"`{spec.constructor.__name__}(include_top=False, ...)"
+        ".save_weights('x.weights.h5')`"
+    )
+    if weights not in ("imagenet", None):
+        if not isinstance(weights, (str, os.PathLike)):
+            raise TypeError(
+                "`weights` must be 'imagenet', None or a file path. "
+                f"Received: weights={weights!r}"
+            )
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(
+                f"Weights file not found: '{weights}'. Expected a file with "
+                f"the {expected}. Received: weights={weights!r}"
+            )
+    try:
+        return spec.constructor(input_shape=input_shape, weights=weights)
+    except Exception as error:
+        if weights is None:
+            raise
+        if weights == "imagenet":
+            if "URL fetch failure" in str(error) or isinstance(error, OSError):
+                raise ConnectionError(
+                    f"Could not download the ImageNet weights of "
+                    f"'{spec.name}' (no internet?). Download them where "
+                    "there is internet (Keras caches them in "
+                    "~/.keras/models) or pass a local file: "
+                    f"build('{spec.name}', weights='/path/to/"
+                    f"{spec.name}_no_top.weights.h5'), or weights=None. "
+                    f"Original error: {error}"
+                ) from error
+            raise
+        raise ValueError(
+            f"The weights file '{weights}' does not fit backbone "
+            f"'{spec.name}' at input shape {tuple(input_shape)}. Expected the "
+            f"{expected}. Original error: {error}. "
+            f"Received: weights={weights!r}"
+        ) from error
+
+
+def _hub_backbone(handle, weights, input_shape):
+    if weights not in ("imagenet", None):
+        raise ValueError(
+            "Hub modules bring their own weights; leave `weights` unset. "
+            f"Received: weights={weights!r}"
+        )
+    layer = HubLayer(handle, name="backbone")
+    spec = layer.input_spec_of_module
+    if spec is not None and spec.dtype.name == "string":
+        inputs = keras.Input((), dtype="string", name="text")
+        return inputs, layer(inputs)
+    if input_shape is None:
+        declared = tuple(spec.shape[1:]) if spec is not None else ()
+        input_shape = (
+            declared if declared and None not in declared else (224, 224, 3)
+        )
+    inputs = keras.Input(tuple(input_shape), name="image")
+    # Hub image modules take RGB in [0, 1] by convention.
+    x = ImagePreprocessing("unit", name="preprocessing")(inputs)
+    return inputs, layer(x)

@@ -1,0 +1,237 @@
+"""Layer groups and freezing, with fastai semantics, done the Keras way.
+
+Keras reads `layer.trainable` when it traces the train function. Flipping
+it after a `fit` is silently ignored unless that function is rebuilt, and
+an optimizer built while some layers were frozen cannot update them later.
+The functions here rebuild the train function and make sure the optimizer
+knows every variable, so freezing and unfreezing take effect at once (even
+from a callback in the middle of `fit`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+
+from keras_tl.backbones.applications import spatial_groups
+from keras_tl.backbones.hub import HubLayer
+
+
+def _is_backbone(layer):
+    return isinstance(layer, (keras.Model, HubLayer)) or callable(
+        getattr(layer, "layer_groups", None)
+    )
+
+
+def _backbone_groups(layer):
+    if callable(getattr(layer, "layer_groups", None)):
+        return layer.layer_groups()
+    if isinstance(layer, keras.Model) and any(
+        len(t.shape) == 4 for t in layer.inputs
+    ):
+        return spatial_groups(layer)
+    return [[layer]]
+
+
+def layer_groups(model: keras.Model) -> list[list[keras.layers.Layer]]:
+    """The model's layer groups, from the input side to the head.
+
+    For a model made by `keras_tl.build` these are the backbone's stages
+    (stem first; the layers in front of the backbone join the stem) and
+    then the head. Any layer or model may define its own `layer_groups()`
+    method, which is used instead. A functional CNN without a nested
+    backbone is split at its downsampling stages.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        Ordered lists of layers that together hold every weight once.
+
+    Example:
+
+    >>> model = keras_tl.build("mobilenet_v2_035", num_classes=3,
+    ...                        weights=None, input_shape=(64, 64, 3))
+    >>> len(keras_tl.layer_groups(model))
+    4
+    """
+    if callable(getattr(model, "layer_groups", None)):
+        return model.layer_groups()
+    layers = [
+        layer
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+    ]
+    backbones = [i for i, layer in enumerate(layers) if _is_backbone(layer)]
+    if len(backbones) == 1:
+        i = backbones[0]
+        inner = _backbone_groups(layers[i])
+        groups = [layers[:i] + inner[0], *inner[1:]]
+        if layers[i + 1 :]:
+            groups.append(layers[i + 1 :])
+        return groups
+    if any(len(t.shape) == 4 for t in getattr(model, "inputs", []) or []):
+        return spatial_groups(model)
+    return [layers]
+
+
+def _flatten(layer):
+    return layer._flatten_layers(include_self=True, recursive=True)
+
+
+def _set_trainable(layer, value):
+    """`layer.trainable = value`, for the layer and all its sublayers.
+
+    On the TensorFlow backend `layer.trainable = True` is skipped when the
+    layer's own flag is already True (attribute assignment short-circuits),
+    so it does not reach frozen sublayers. Set every flag explicitly.
+    """
+    for sub in _flatten(layer):
+        sub._trainable = value
+        for variable in sub._trainable_variables:
+            variable.trainable = value
+
+
+def _candidate_variables(model):
+    """Every variable that some freezing state could make trainable.
+
+    In the order Keras itself uses for `model.trainable_variables` when all
+    layers train, which is the order it rebuilds the optimizer in when a
+    `.keras` file is loaded, so saved optimizer state lines up.
+    """
+    layers = _flatten(model)
+    flags = [layer.trainable for layer in layers]
+    _set_trainable(model, True)
+    try:
+        return list(model.trainable_variables)
+    finally:
+        for layer, flag in zip(layers, flags):
+            _set_trainable_shallow(layer, flag)
+
+
+def _set_trainable_shallow(layer, value):
+    layer._trainable = value
+    for variable in layer._trainable_variables:
+        variable.trainable = value
+
+
+def prepare_optimizer(model: keras.Model) -> None:
+    """Builds the model's optimizer on every variable that could train.
+
+    Keras builds the optimizer at the first `fit` on the variables that are
+    trainable then, and cannot update any other later. Building it up front
+    on all of them lets groups be frozen and unfrozen freely and keeps the
+    optimizer's state (e.g. Adam's moments) across stages, as fastai does.
+    The freezing functions call this for you.
+
+    An optimizer already built on fewer variables (it ran while layers were
+    frozen, or the model was reloaded from a file saved while frozen) is
+    replaced by a fresh one with the same configuration; if it had taken
+    steps, a warning says that its state starts over.
+
+    Args:
+        model: a compiled Keras model.
+
+    Example:
+
+    >>> model.compile(optimizer="adam", loss="mse")  # doctest: +SKIP
+    >>> keras_tl.prepare_optimizer(model)  # doctest: +SKIP
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return
+    candidates = _candidate_variables(model)
+    if not optimizer.built:
+        optimizer.build(candidates)
+        return
+    known = optimizer._trainable_variables_indices
+    unknown = [v for v in candidates if optimizer._var_key(v) not in known]
+    if not unknown:
+        return
+    steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
+    if steps:
+        warnings.warn(
+            f"The optimizer was built while some layers were frozen and "
+            f"cannot update {len(unknown)} variables that are trainable now "
+            f"(e.g. {unknown[0].path}). It is replaced by a fresh "
+            f"{type(optimizer).__name__} with the same settings, so its "
+            f"state (after {steps} steps) starts over. Freeze with "
+            "keras_tl functions before the first fit to keep it.",
+            stacklevel=3,
+        )
+    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh.build(candidates)
+    model.optimizer = fresh
+
+
+def freeze_to(model: keras.Model, n: int, *, train_bn: bool = False) -> None:
+    """Freezes the layer groups before index `n`; the rest train.
+
+    fastai semantics: `freeze_to(model, -1)` trains only the last group
+    (the head), `freeze_to(model, -2)` the last two, `freeze_to(model, 0)`
+    everything. Takes effect at once, also between or during `fit` calls.
+
+    Args:
+        model: a Keras model (see `layer_groups`).
+        n: index of the first trainable group; negative counts from the end.
+        train_bn: `False` (Keras): BatchNormalization layers in frozen groups
+            are frozen too, running in inference mode with fixed statistics.
+            `True` (fastai's `train_bn`): they keep training (scale, offset
+            and moving statistics) even inside frozen groups.
+
+    Example:
+
+    >>> keras_tl.freeze_to(model, -2)  # doctest: +SKIP
+    """
+    groups = layer_groups(model)
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"`n` must be an integer. Received: n={n!r}")
+    if not -len(groups) <= n <= len(groups):
+        raise ValueError(
+            f"The model has {len(groups)} layer groups, so `n` must be in "
+            f"[{-len(groups)}, {len(groups)}]. Received: n={n}"
+        )
+    start = n % len(groups) if n < 0 else n
+    _set_trainable(model, True)
+    for i, group in enumerate(groups):
+        for layer in group:
+            _set_trainable(layer, i >= start)
+    if train_bn:
+        for layer in _flatten(model):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                _set_trainable(layer, True)
+    _refresh(model)
+
+
+def freeze(model: keras.Model, *, train_bn: bool = False) -> None:
+    """Freezes every group except the last one (the head).
+
+    Example:
+
+    >>> keras_tl.freeze(model)  # doctest: +SKIP
+    """
+    freeze_to(model, -1, train_bn=train_bn)
+
+
+def unfreeze(model: keras.Model) -> None:
+    """Makes every group trainable.
+
+    Example:
+
+    >>> keras_tl.unfreeze(model)  # doctest: +SKIP
+    """
+    freeze_to(model, 0)
+
+
+def _refresh(model):
+    prepare_optimizer(model)
+    # The traced train step captured the old list of trainable variables.
+    if getattr(model, "train_function", None) is not None:
+        model.make_train_function(force=True)
+    # Keras 3.15+ warns at fit when `trainable` changed since compile,
+    # asking for a recompile; the two lines above are what it asks for.
+    if hasattr(model, "_compiled_trainable_state"):
+        model._compiled_trainable_state = {
+            layer: layer.trainable for layer in model._flatten_layers()
+        }
