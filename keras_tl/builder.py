@@ -95,7 +95,11 @@ def build(
     binary = multi_label or num_classes == 1
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        loss=(
+            "binary_crossentropy"
+            if binary
+            else "sparse_categorical_crossentropy"
+        ),
         metrics=["binary_accuracy" if binary else "accuracy"],
     )
     if freeze_backbone:

@@ -54,7 +54,7 @@ def layer_groups(model: keras.Model) -> list[list[keras.layers.Layer]]:
     >>> model = keras_tl.build("mobilenet_v2_035", num_classes=3,
     ...                        weights=None, input_shape=(64, 64, 3))
     >>> len(keras_tl.layer_groups(model))
-    4
+    5
     """
     if callable(getattr(model, "layer_groups", None)):
         return model.layer_groups()
@@ -106,7 +106,7 @@ def _candidate_variables(model):
     try:
         return list(model.trainable_variables)
     finally:
-        for layer, flag in zip(layers, flags):
+        for layer, flag in zip(layers, flags, strict=True):
             _set_trainable_shallow(layer, flag)
 
 

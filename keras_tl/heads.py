@@ -83,7 +83,10 @@ def _pool(x, pooling, rank, name):
     if pooling == "max":
         return maximum(name=f"{name}_pool")(x)
     return layers.Concatenate(name=f"{name}_pool")(
-        [average(name=f"{name}_avg_pool")(x), maximum(name=f"{name}_max_pool")(x)]
+        [
+            average(name=f"{name}_avg_pool")(x),
+            maximum(name=f"{name}_max_pool")(x),
+        ]
     )
 
 

@@ -50,7 +50,7 @@ def spatial_groups(model: keras.Model) -> list[list[keras.layers.Layer]]:
         default=-1,
     )
     groups: dict[int, list] = {}
-    steps, smallest = 0, None
+    steps, smallest = 0, _spatial_size(model.inputs[0])
     for i, layer in enumerate(layers):
         if i > last_spatial:
             groups.setdefault(_LAST_STAGE + 1, []).append(layer)
@@ -159,7 +159,7 @@ def _register_all():
                           minimalistic=minimalistic)
     sizes = (224, 240, 260, 300, 380, 456, 528, 600)
     features = (1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560)
-    for b, (size, dim) in enumerate(zip(sizes, features)):
+    for b, (size, dim) in enumerate(zip(sizes, features, strict=True)):
         _register(f"efficientnet_b{b}", f"EfficientNetB{b}", "efficientnet",
                   "none", size, dim)
     for variant, size, dim in (("b0", 224, 1280), ("b1", 240, 1280),

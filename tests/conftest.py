@@ -1,0 +1,86 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.backend.clear_session()
+
+
+def images(n=4, size=32, seed=0):
+    """Random raw pixels in [0, 255]."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, (n, size, size, 3)).astype("float32")
+
+
+def weights_of(layer):
+    return [np.array(w.numpy()) for w in layer.weights]
+
+
+def same(before, after):
+    return all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+class _ImageModule(tf.Module):
+    """A tiny hub-style image feature vector: mean colour -> 4 features."""
+
+    def __init__(self):
+        self.kernel = tf.Variable(
+            tf.random.stateless_normal([3, 4], seed=[1, 2]), name="dense/kernel"
+        )
+        self.offset = tf.Variable(tf.zeros([4]), trainable=False, name="stat")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3])])
+    def __call__(self, images):
+        return tf.reduce_mean(images, [1, 2]) @ self.kernel + self.offset
+
+
+class _TextModule(tf.Module):
+    """A tiny hub-style text embedding: hashed words -> mean of 6 dims."""
+
+    def __init__(self):
+        self.table = tf.Variable(
+            tf.random.stateless_normal([64, 6], seed=[3, 4]), name="embeddings"
+        )
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, texts):
+        ids = tf.strings.to_hash_bucket_fast(tf.strings.split(texts), 64)
+        vectors = tf.ragged.map_flat_values(tf.gather, self.table, ids)
+        return tf.reduce_mean(vectors, axis=1)
+
+
+@pytest.fixture(scope="session")
+def image_module_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("hub") / "image_module")
+    tf.saved_model.save(_ImageModule(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def text_module_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("hub") / "text_module")
+    tf.saved_model.save(_TextModule(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def keras_export_path(tmp_path_factory):
+    """A Keras 3 model exported with model.export(): a `serve` endpoint."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    path = str(tmp_path_factory.mktemp("hub") / "keras_export")
+    keras.Model(inputs, outputs).export(path, verbose=False)
+    return path

@@ -1,0 +1,138 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from conftest import SHARED, images
+
+import keras_tl
+
+SHARED_WEIGHTS = os.path.join(
+    SHARED, "weights", "mobilenet_v2_0.35_224_no_top.weights.h5")
+
+
+def tiny(**kwargs):
+    kwargs.setdefault("weights", None)
+    kwargs.setdefault("input_shape", (32, 32, 3))
+    return keras_tl.build("mobilenet_v2_035", **kwargs)
+
+
+def test_default_head_is_softmax_and_compiled():
+    model = tiny(num_classes=4)
+    probabilities = model.predict(images(3), verbose=0)
+    assert probabilities.shape == (3, 4)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.loss == "sparse_categorical_crossentropy"
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+
+
+def test_binary_multi_label_and_mlp_heads():
+    binary = tiny(num_classes=1)
+    assert binary.loss == "binary_crossentropy"
+    assert binary.output_shape == (None, 1)
+    multi = tiny(num_classes=5, multi_label=True, hidden_units=(16, 8),
+                 pooling="avgmax")
+    out = multi.predict(images(2), verbose=0)
+    assert out.shape == (2, 5) and not np.allclose(out.sum(axis=1), 1.0)
+    assert multi.get_layer("head_dense_0").units == 16
+    assert multi.get_layer("head_pool").output.shape[-1] == 2 * 1280
+
+
+def test_unfrozen_build_trains_everything():
+    model = tiny(num_classes=2, freeze_backbone=False)
+    trainable = {id(v) for v in model.trainable_variables}
+    assert trainable == {id(v) for layer in keras_tl.layer_groups(model)
+                         for sub in layer for v in sub.trainable_weights}
+    assert len(model.trainable_variables) == 158
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(num_classes=0), ValueError, "num_classes` must be at least 1"),
+        (dict(num_classes=2.0), TypeError, "must be an integer"),
+        (dict(num_classes=2, input_shape=(16, 16, 3)), ValueError,
+         "at least 32"),
+        (dict(num_classes=2, input_shape=(32, 32, 1)), ValueError,
+         r"\(height, width, 3\)"),
+        (dict(num_classes=2, pooling="mean"), ValueError, "Unknown pooling"),
+        (dict(num_classes=2, dropout=1.0), ValueError, "dropout"),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        tiny(**kwargs)
+
+
+def test_input_too_small_names_backbone_minimum():
+    with pytest.raises(ValueError, match="'xception'.*at least 71"):
+        keras_tl.build("xception", 2, weights=None, input_shape=(64, 64, 3))
+
+
+def test_missing_weights_file(tmp_path):
+    path = str(tmp_path / "nope.weights.h5")
+    with pytest.raises(FileNotFoundError, match="nope.weights.h5") as info:
+        tiny(num_classes=2, weights=path)
+    assert "MobileNetV2" in str(info.value)
+
+
+def test_mismatched_weights_file(tmp_path):
+    path = str(tmp_path / "mobilenet_025.weights.h5")
+    keras.applications.MobileNet(
+        alpha=0.25, include_top=False, weights=None, input_shape=(32, 32, 3)
+    ).save_weights(path)
+    with pytest.raises(ValueError, match="does not fit backbone") as info:
+        tiny(num_classes=2, weights=path)
+    assert "mobilenet_025.weights.h5" in str(info.value)
+    assert "alpha=0.35" in str(info.value)
+
+
+def test_imagenet_download_failure_says_how_to_fix(monkeypatch):
+    from keras.src.applications import mobilenet_v2
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://...: None -- no network")
+
+    monkeypatch.setattr(mobilenet_v2.file_utils, "get_file", offline)
+    with pytest.raises(ConnectionError, match="pass a local file"):
+        tiny(num_classes=2, weights="imagenet", input_shape=(224, 224, 3))
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_WEIGHTS),
+                    reason="../shared/weights is not present")
+def test_real_local_weights_load():
+    model = tiny(num_classes=2, weights=SHARED_WEIGHTS,
+                 input_shape=(96, 96, 3))
+    reference = keras.applications.MobileNetV2(
+        alpha=0.35, include_top=False, weights=SHARED_WEIGHTS,
+        input_shape=(96, 96, 3))
+    backbone = model.layers[2]
+    pairs = zip(backbone.weights, reference.weights, strict=True)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in pairs)
+
+
+def test_export_reloads_in_fresh_process(tmp_path):
+    model = tiny(num_classes=3, input_shape=(40, 40, 3))
+    model.fit(images(4, 40), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    export = str(tmp_path / "export")
+    model.export(export, verbose=False)
+    batches = {"1": images(1, 40, seed=1), "5": images(5, 40, seed=2)}
+    np.savez(tmp_path / "inputs.npz", **batches)
+    code = f"""
+import json, numpy as np, tensorflow as tf
+served = tf.saved_model.load({export!r})
+inputs = np.load({str(tmp_path / 'inputs.npz')!r})
+print(json.dumps({{k: served.serve(inputs[k]).numpy().tolist()
+                  for k in inputs.files}}))
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, env=env, check=True)
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    for key, batch in batches.items():
+        np.testing.assert_allclose(
+            served[key], model.predict(batch, verbose=0), rtol=1e-5,
+            atol=1e-6)
