@@ -88,9 +88,7 @@ def _set_trainable(layer, value):
     so it does not reach frozen sublayers. Set every flag explicitly.
     """
     for sub in _flatten(layer):
-        sub._trainable = value
-        for variable in sub._trainable_variables:
-            variable.trainable = value
+        _set_trainable_shallow(sub, value)
 
 
 def _candidate_variables(model):

@@ -71,9 +71,8 @@ def spatial_groups(model: keras.Model) -> list[list[keras.layers.Layer]]:
     ordered = [groups[k] for k in sorted(groups)]
     merged: list[list] = []
     for group in ordered:
-        if merged and not any(layer.weights for layer in merged[-1]):
-            merged[-1] = merged[-1] + group
-        elif merged and not any(layer.weights for layer in group):
+        weightless = not any(layer.weights for layer in group)
+        if merged and (weightless or not any(x.weights for x in merged[-1])):
             merged[-1] = merged[-1] + group
         else:
             merged.append(list(group))
