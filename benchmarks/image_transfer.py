@@ -17,19 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
-
-def load(folder, size, batch_size):
-    import keras
-
-    data = keras.utils.image_dataset_from_directory(
-        folder, image_size=(size, size), batch_size=batch_size, shuffle=True,
-        seed=0, label_mode="int",
-    )
-    return data.cache()
+from _common import (
+    CATS_AND_DOGS,
+    MOBILENET_V2_035,
+    load_images,
+    machine,
+    missing,
+)
 
 
 def run_arm(name, model, train, validation, epochs):
@@ -50,30 +47,26 @@ def run_arm(name, model, train, validation, epochs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
-    parser.add_argument("--data", default=os.path.join(
-        shared, "data", "images", "cats_and_dogs_filtered"))
-    parser.add_argument("--weights", default=os.path.join(
-        shared, "weights", "mobilenet_v2_0.35_224_no_top.weights.h5"))
+    parser.add_argument("--data", default=CATS_AND_DOGS)
+    parser.add_argument("--weights", default=MOBILENET_V2_035)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
-    for path in (args.data, args.weights):
-        if not os.path.exists(path):
-            print(f"SKIP: {path} is missing (see ../shared/DATA.md).",
-                  file=sys.stderr)
-            return 0
+    if missing(args.data, args.weights):
+        return 0
 
     import keras
-    import tensorflow as tf
 
     import keras_tl
 
     keras.utils.set_random_seed(0)
-    train = load(os.path.join(args.data, "train"), args.size, args.batch_size)
-    validation = load(os.path.join(args.data, "validation"), args.size,
-                      args.batch_size)
+    train = load_images(
+        os.path.join(args.data, "train"), args.size, args.batch_size
+    )
+    validation = load_images(
+        os.path.join(args.data, "validation"), args.size, args.batch_size
+    )
     shape = (args.size, args.size, 3)
     results = []
     pretrained = keras_tl.build("mobilenet_v2_035", num_classes=2,
@@ -89,10 +82,7 @@ def main(argv=None):
         "config": {**vars(args), "backbone": "mobilenet_v2_035",
                    "optimizer": "Adam(1e-3)", "head": "avg pool, dropout 0.2, "
                    "linear"},
-        "machine": {"platform": platform.platform(),
-                    "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                    "keras": keras.__version__,
-                    "gpus": len(tf.config.list_physical_devices("GPU"))},
+        "machine": machine(),
         "results": results,
         "accuracy_gap": round(results[0]["val_accuracy"]
                               - results[1]["val_accuracy"], 4),

@@ -141,7 +141,8 @@ def prepare_optimizer(model: keras.Model) -> None:
         return
     candidates = _candidate_variables(model)
     if not optimizer.built:
-        optimizer.build(candidates)
+        with model.distribute_strategy.scope():
+            optimizer.build(candidates)
         return
     known = optimizer._trainable_variables_indices
     unknown = [v for v in candidates if optimizer._var_key(v) not in known]
@@ -158,12 +159,30 @@ def prepare_optimizer(model: keras.Model) -> None:
             "keras_tl functions before the first fit to keep it.",
             stacklevel=3,
         )
-    fresh = type(optimizer).from_config(optimizer.get_config())
-    fresh.build(candidates)
-    model.optimizer = fresh
+    with model.distribute_strategy.scope():
+        fresh = type(optimizer).from_config(optimizer.get_config())
+        fresh.build(candidates)
+    replace_optimizer(model, fresh)
 
 
-def freeze_to(model: keras.Model, n: int, *, train_bn: bool = False) -> None:
+def replace_optimizer(model, optimizer):
+    """Makes `optimizer` the model's, for training and for saving."""
+    model.optimizer = optimizer
+    # `model.save` writes the optimizer given to `compile`, kept here.
+    compile_config = getattr(model, "_compile_config", None)
+    if compile_config is not None and "optimizer" in compile_config.config:
+        compile_config.config["optimizer"] = optimizer
+    if getattr(model, "train_function", None) is not None:
+        model.make_train_function(force=True)
+
+
+def freeze_to(
+    model: keras.Model,
+    n: int,
+    *,
+    train_bn: bool = False,
+    freeze_bn: bool = False,
+) -> None:
     """Freezes the layer groups before index `n`; the rest train.
 
     fastai semantics: `freeze_to(model, -1)` trains only the last group
@@ -177,6 +196,9 @@ def freeze_to(model: keras.Model, n: int, *, train_bn: bool = False) -> None:
             are frozen too, running in inference mode with fixed statistics.
             `True` (fastai's `train_bn`): they keep training (scale, offset
             and moving statistics) even inside frozen groups.
+        freeze_bn: `True`: every BatchNormalization layer stays frozen, in
+            trainable groups too, keeping its pretrained statistics (what
+            the Keras fine-tuning guide recommends for small batches).
 
     Example:
 
@@ -190,15 +212,21 @@ def freeze_to(model: keras.Model, n: int, *, train_bn: bool = False) -> None:
             f"The model has {len(groups)} layer groups, so `n` must be in "
             f"[{-len(groups)}, {len(groups)}]. Received: n={n}"
         )
+    if train_bn and freeze_bn:
+        raise ValueError(
+            "`train_bn=True` trains every BatchNormalization layer and "
+            "`freeze_bn=True` freezes them all: pick one. Received: "
+            "train_bn=True, freeze_bn=True"
+        )
     start = n % len(groups) if n < 0 else n
     _set_trainable(model, True)
     for i, group in enumerate(groups):
         for layer in group:
             _set_trainable(layer, i >= start)
-    if train_bn:
+    if train_bn or freeze_bn:
         for layer in _flatten(model):
             if isinstance(layer, keras.layers.BatchNormalization):
-                _set_trainable(layer, True)
+                _set_trainable(layer, train_bn)
     _refresh(model)
 
 

@@ -7,6 +7,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# Two logical CPUs (set before TensorFlow starts its runtime), so that
+# MirroredStrategy code paths run in the test process.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration()] * 2,
+)
+
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 
 
@@ -84,3 +91,29 @@ def keras_export_path(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("hub") / "keras_export")
     keras.Model(inputs, outputs).export(path, verbose=False)
     return path
+
+
+def tiny_cnn(dtype="float32", batchnorm=True, size=32):
+    """A 4-group CNN (three stem strides, one more stride, another, head).
+
+    `keras_tl.layer_groups` splits it at its downsampling steps:
+    [stem, stage_2, stage_3, head], a few hundred weights in all.
+    """
+    inputs = keras.Input((size, size, 3), dtype=dtype)
+    x = inputs
+    for i in range(4):
+        x = keras.layers.Conv2D(
+            4, 3, strides=2, padding="same", dtype=dtype, name=f"conv_{i}"
+        )(x)
+        if batchnorm and i in (0, 2):
+            x = keras.layers.BatchNormalization(dtype=dtype, name=f"bn_{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(dtype=dtype, name="pool")(x)
+    outputs = keras.layers.Dense(2, dtype=dtype, name="logits")(x)
+    return keras.Model(inputs, outputs)
+
+
+def tiny_data(n=16, size=32, dtype="float32", seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, size, size, 3)).astype(dtype)
+    y = rng.normal(size=(n, 2)).astype(dtype)
+    return x, y

@@ -1,0 +1,53 @@
+"""Helpers shared by the benchmark scripts: data, paths, machine info."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+CATS_AND_DOGS = os.path.join(SHARED, "data", "images", "cats_and_dogs_filtered")
+MOBILENET_V2_035 = os.path.join(
+    SHARED, "weights", "mobilenet_v2_0.35_224_no_top.weights.h5"
+)
+
+
+def missing(*paths):
+    """Prints a SKIP line and returns True if any path is missing."""
+    for path in paths:
+        if not os.path.exists(path):
+            print(
+                f"SKIP: {path} is missing (see ../shared/DATA.md).",
+                file=sys.stderr,
+            )
+            return True
+    return False
+
+
+def load_images(folder, size, batch_size):
+    """A cached, batched (image, label) dataset of a class-per-folder tree."""
+    import keras
+
+    data = keras.utils.image_dataset_from_directory(
+        folder,
+        image_size=(size, size),
+        batch_size=batch_size,
+        shuffle=True,
+        seed=0,
+        label_mode="int",
+    )
+    return data.cache()
+
+
+def machine():
+    import keras
+    import tensorflow as tf
+
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+    }

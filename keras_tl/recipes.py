@@ -1,0 +1,141 @@
+"""Staged fine-tuning recipes: fastai's `fine_tune` and ULMFiT's schedule."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_tl import callbacks as callbacks_lib
+from keras_tl import groups as groups_lib
+from keras_tl import optimizers as optimizers_lib
+
+_SCHEDULERS = {
+    "slanted_triangular": callbacks_lib.SlantedTriangularScheduler,
+    "one_cycle": callbacks_lib.OneCycleScheduler,
+    "warmup_cosine": callbacks_lib.WarmupCosineScheduler,
+}
+
+
+def _stage_rates(learning_rate, stages):
+    if isinstance(learning_rate, (list, tuple)):
+        if len(learning_rate) != stages:
+            raise ValueError(
+                f"Give one learning rate per stage: {stages} stages (one per "
+                f"entry of `epochs`). Received: learning_rate={learning_rate}"
+            )
+        rates = list(learning_rate)
+    else:
+        # ULMFiT's classifier halves the peak rate at each unfreezing
+        # (2e-2, 1e-2, 5e-3, ...); fastai's fine_tune halves it once.
+        rates = [learning_rate / 2**i for i in range(stages)]
+    for rate in rates:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+            raise TypeError(
+                f"Learning rates must be numbers. Received: {rate!r}"
+            )
+        if not rate > 0:
+            raise ValueError(f"Learning rates must be > 0. Received: {rate}")
+    return rates
+
+
+def fine_tune(
+    model: keras.Model,
+    train_data,
+    *,
+    epochs=(1, 1, 1, 2),
+    learning_rate=2e-3,
+    factor=2.6,
+    schedule: str = "slanted_triangular",
+    train_bn: bool = False,
+    freeze_bn: bool = False,
+    validation_data=None,
+    callbacks=None,
+    **fit_kwargs,
+) -> keras.callbacks.History:
+    """Fine-tunes a model in stages, unfreezing one more group each stage.
+
+    Stage 1 trains only the top layer group (the head), stage 2 the top
+    two, and so on; the last stage trains everything. Every stage is one
+    `fit` with its own learning-rate cycle and discriminative rates (each
+    group's rate is the one above divided by `factor`).
+
+    - ULMFiT's classifier (Howard and Ruder 2018): `epochs=(1, 1, 1, 2)`,
+      slanted triangular rates, `factor=2.6` (the default).
+    - fastai's `fine_tune(n)`: `epochs=(1, n), schedule="one_cycle"`: one
+      epoch with the backbone frozen, then `n` with everything unfrozen.
+
+    Args:
+        model: a compiled Keras model (e.g. from `keras_tl.build`).
+        train_data: what `fit` takes as `x` (a `tf.data.Dataset` ...).
+        epochs: epochs of each stage; its length is the number of stages.
+        learning_rate: peak rate of the top group in the first stage,
+            halved at each later stage; or a list with one peak per stage.
+        factor: discriminative rates: a number, a list per group, see
+            `keras_tl.discriminative`.
+        schedule: "slanted_triangular", "one_cycle" or "warmup_cosine".
+        train_bn: keep BatchNormalization training in frozen groups.
+        freeze_bn: keep every BatchNormalization layer frozen (pretrained
+            statistics), also in the groups that train.
+        validation_data: passed to every `fit`.
+        callbacks: more callbacks for every `fit`.
+        **fit_kwargs: any other `fit` argument (`steps_per_epoch`, ...).
+
+    Returns:
+        A `History` with all stages' epochs in order; its `history` also has
+        `learning_rate` and `trainable_groups` per epoch.
+
+    Example:
+
+    >>> history = keras_tl.fine_tune(model, train, epochs=(1, 2),
+    ...                              validation_data=val)  # doctest: +SKIP
+    """
+    if isinstance(epochs, int):
+        epochs = (epochs,)
+    epochs = tuple(epochs)
+    if not epochs or any(
+        isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in epochs
+    ):
+        raise ValueError(
+            "`epochs` must be a list of positive integers, one per stage, "
+            f"like (1, 1, 1, 2). Received: epochs={epochs!r}"
+        )
+    if schedule not in _SCHEDULERS:
+        raise ValueError(
+            f"Unknown schedule. Expected one of {sorted(_SCHEDULERS)}. "
+            f"Received: schedule={schedule!r}"
+        )
+    num_groups = len(groups_lib.layer_groups(model))
+    if len(epochs) > num_groups:
+        raise ValueError(
+            f"Each stage unfreezes one more of the model's {num_groups} layer "
+            f"groups, so there can be at most {num_groups} stages. Received: "
+            f"epochs={epochs} ({len(epochs)} stages)"
+        )
+    rates = _stage_rates(learning_rate, len(epochs))
+    optimizers_lib.discriminative(model, factor)
+    histories = []
+    done = 0
+    for stage, (stage_epochs, rate) in enumerate(
+        zip(epochs, rates, strict=True)
+    ):
+        last = stage == len(epochs) - 1
+        groups_lib.freeze_to(
+            model,
+            0 if last else -(stage + 1),
+            train_bn=train_bn,
+            freeze_bn=freeze_bn,
+        )
+        history = model.fit(
+            train_data,
+            validation_data=validation_data,
+            initial_epoch=done,
+            epochs=done + stage_epochs,
+            callbacks=[_SCHEDULERS[schedule](rate), *(callbacks or [])],
+            **fit_kwargs,
+        )
+        trainable = num_groups if last else stage + 1
+        history.history["trainable_groups"] = [trainable] * stage_epochs
+        histories.append(history)
+        done += stage_epochs
+    merged = callbacks_lib.merge_histories(histories)
+    merged.set_model(model)
+    return merged

@@ -1,0 +1,184 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import same, tiny_cnn, tiny_data
+
+import keras_tl
+from keras_tl import optimizers
+
+FACTORS = [1 / 2.6**3, 1 / 2.6**2, 1 / 2.6, 1.0]
+
+FAMILIES = {
+    "adam": lambda: keras.optimizers.Adam(1e-2),
+    "adamw": lambda: keras.optimizers.AdamW(1e-2, weight_decay=0.5),
+    "sgd_momentum": lambda: keras.optimizers.SGD(1e-1, momentum=0.9),
+    "rmsprop": lambda: keras.optimizers.RMSprop(1e-2),
+    "adamax": lambda: keras.optimizers.Adamax(1e-2),
+    "nadam": lambda: keras.optimizers.Nadam(1e-2),
+    "lion": lambda: keras.optimizers.Lion(1e-3),
+    "adagrad": lambda: keras.optimizers.Adagrad(1e-1),
+}
+
+
+def state_of(optimizer):
+    return [v.numpy() for v in optimizer.variables]
+
+
+def group_deltas(model, before):
+    """Sum of |update| over each group's trainable weights."""
+    deltas = []
+    for group in keras_tl.layer_groups(model):
+        total = 0.0
+        for layer in group:
+            for w in layer.trainable_weights:
+                total += np.abs(w.numpy() - before[w.path]).sum()
+        deltas.append(total)
+    return np.array(deltas)
+
+
+def first_update(make_optimizer, discriminative, jit_compile=False):
+    """Per-group size of the first update, in float64 (exact ratios)."""
+    keras.utils.set_random_seed(1)
+    model = tiny_cnn(dtype="float64", batchnorm=False)
+    model.compile(make_optimizer(), "mse", jit_compile=jit_compile)
+    if discriminative:
+        keras_tl.discriminative(model, FACTORS)
+    x, y = tiny_data(dtype="float64")
+    before = {w.path: w.numpy() for w in model.weights}
+    model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    return group_deltas(model, before)
+
+
+def assert_factors(scaled, plain):
+    ratio = scaled / plain
+    np.testing.assert_allclose(ratio, FACTORS, rtol=1e-6)
+    # The same statement relative to the top group, as in the paper.
+    np.testing.assert_allclose(ratio / ratio[-1], FACTORS, rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_first_update_of_each_group_follows_its_factor(family):
+    plain = first_update(FAMILIES[family], discriminative=False)
+    scaled = first_update(FAMILIES[family], discriminative=True)
+    assert np.all(plain > 0)
+    assert_factors(scaled, plain)
+
+
+@pytest.mark.parametrize("family", ["adam", "sgd_momentum"])
+def test_factors_hold_with_jit_compile(family):
+    plain = first_update(FAMILIES[family], False, jit_compile=True)
+    scaled = first_update(FAMILIES[family], True, jit_compile=True)
+    assert_factors(scaled, plain)
+
+
+def test_factors_hold_under_mirrored_strategy():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    for family in ("adam", "adamw", "sgd_momentum", "rmsprop"):
+        with strategy.scope():
+            plain = first_update(FAMILIES[family], False)
+            scaled = first_update(FAMILIES[family], True)
+        assert_factors(scaled, plain)
+
+
+def test_group_factor_specs():
+    assert optimizers.group_factors(4, 2.6) == pytest.approx(FACTORS)
+    assert optimizers.group_factors(3, 1) == [1.0, 1.0, 1.0]
+    # fastai's slice(lo, hi): geometric from lo/hi up to 1.
+    assert optimizers.group_factors(3, slice(1e-5, 1e-3)) == pytest.approx(
+        [1e-2, 1e-1, 1.0]
+    )
+    assert optimizers.group_factors(2, slice(None, 1e-3)) == pytest.approx(
+        [0.1, 1.0]
+    )
+    assert optimizers.group_factors(2, [0.5, 2]) == [0.5, 2.0]
+
+
+def test_slice_sets_the_top_rate():
+    model = tiny_cnn()
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    optimizer = keras_tl.discriminative(model, slice(1e-6, 1e-2))
+    assert float(optimizer.learning_rate) == pytest.approx(1e-2)
+    assert optimizer.group_factors == pytest.approx(
+        [1e-4, 10 ** (-8 / 3), 10 ** (-4 / 3), 1.0]
+    )
+
+
+@pytest.mark.parametrize(
+    "factor, error, message",
+    [
+        ([1, 1, 1, 1, 1], ValueError, "4 layer groups"),
+        ([1, 1], ValueError, "4 layer groups"),
+        (0.5, ValueError, ">= 1"),
+        ([1, 0, 1, 1], ValueError, "> 0"),
+        (slice(1e-2, 1e-4), ValueError, "start <= stop"),
+        (slice(0, 1e-4), ValueError, "rates > 0"),
+        ("fast", TypeError, "factor"),
+    ],
+)
+def test_bad_factors_are_clear_errors(factor, error, message):
+    model = tiny_cnn()
+    model.compile("adam", "mse")
+    with pytest.raises(error, match=message):
+        keras_tl.discriminative(model, factor)
+
+
+def test_unsupported_optimizer_is_a_clear_error():
+    model = tiny_cnn()
+    model.compile(keras.optimizers.Ftrl(), "mse")
+    with pytest.raises(TypeError, match="Ftrl.*Compile the model with one of"):
+        keras_tl.discriminative(model)
+
+
+def test_conversion_keeps_class_settings_and_state():
+    model = tiny_cnn()
+    model.compile(keras.optimizers.Adam(3e-3, beta_2=0.99), "mse")
+    x, y = tiny_data()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    state = state_of(model.optimizer)
+    optimizer = keras_tl.discriminative(model)
+    assert model.optimizer is optimizer
+    assert isinstance(optimizer, keras.optimizers.Adam)
+    assert optimizer.beta_2 == 0.99
+    assert same(state, state_of(optimizer))
+    assert int(optimizer.iterations) == 2
+
+
+def test_state_survives_freeze_and_unfreeze():
+    model = tiny_cnn()
+    model.compile("adam", "mse")
+    optimizer = keras_tl.discriminative(model)
+    keras_tl.freeze(model)
+    x, y = tiny_data()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    state = state_of(optimizer)
+    head_moment = optimizer._momentums[-1].numpy()
+    assert np.any(head_moment != 0)
+    keras_tl.unfreeze(model)
+    assert model.optimizer is optimizer
+    assert same(state, state_of(optimizer))
+    assert optimizer.group_factors == pytest.approx(FACTORS)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert int(optimizer.iterations) == 4
+    # The stem now trains too, at its own (smallest) rate.
+    assert np.any(optimizer._momentums[0].numpy() != 0)
+
+
+def test_save_and_load_keep_factors_and_state(tmp_path):
+    model = tiny_cnn()
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+    keras_tl.discriminative(model, 2.0)
+    x, y = tiny_data()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.optimizer) is optimizers.SGD
+    assert loaded.optimizer.group_factors == model.optimizer.group_factors
+    assert loaded.optimizer.variable_groups == model.optimizer.variable_groups
+    assert same(state_of(model.optimizer), state_of(loaded.optimizer))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    loaded.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(model.weights, loaded.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
