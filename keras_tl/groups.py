@@ -165,13 +165,19 @@ def prepare_optimizer(model: keras.Model) -> None:
     replace_optimizer(model, fresh)
 
 
-def replace_optimizer(model, optimizer):
-    """Makes `optimizer` the model's, for training and for saving."""
-    model.optimizer = optimizer
+def replace_optimizer(model, optimizer, old=None):
+    """Makes `optimizer` the model's, for training and for saving.
+
+    With `old`, only the compile configuration's reference to `old` is
+    replaced (`old` was wrapped, e.g. in a LossScaleOptimizer, which stays).
+    """
+    if old is None:
+        model.optimizer = optimizer
     # `model.save` writes the optimizer given to `compile`, kept here.
     compile_config = getattr(model, "_compile_config", None)
     if compile_config is not None and "optimizer" in compile_config.config:
-        compile_config.config["optimizer"] = optimizer
+        if old is None or compile_config.config["optimizer"] is old:
+            compile_config.config["optimizer"] = optimizer
     if getattr(model, "train_function", None) is not None:
         model.make_train_function(force=True)
 

@@ -232,6 +232,7 @@ def lr_find(
             steps_per_epoch=num_steps,
             epochs=1,
             callbacks=[recorder],
+            shuffle=False,
             verbose=0,
         )
     finally:

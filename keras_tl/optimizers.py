@@ -387,8 +387,8 @@ def clone(optimizer, cls=None):
 def model_optimizer(model):
     """The model's optimizer as a `LayerwiseOptimizer`, swapped in if needed.
 
-    Loss-scale wrappers (mixed precision) are looked through: their inner
-    optimizer is converted in place.
+    Loss-scale wrappers (mixed precision) are kept: their inner optimizer is
+    converted.
     """
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
@@ -398,14 +398,15 @@ def model_optimizer(model):
         )
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         inner = optimizer.inner_optimizer
-        if not isinstance(inner, LayerwiseOptimizer):
-            raise TypeError(
-                "Per-group rates with a LossScaleOptimizer need a keras_tl "
-                "inner optimizer: compile with `keras.optimizers."
-                "LossScaleOptimizer(keras_tl.optimizers.Adam(...))`. "
-                f"Received: inner_optimizer={inner!r}"
-            )
-        return inner
+        if isinstance(inner, LayerwiseOptimizer):
+            return inner
+        groups_lib.prepare_optimizer(model)
+        with model.distribute_strategy.scope():
+            converted = layerwise(optimizer.inner_optimizer)
+        # The wrapper keeps its loss scale; only the inner optimizer changes.
+        optimizer.inner_optimizer = converted
+        groups_lib.replace_optimizer(model, converted, old=inner)
+        return converted
     if isinstance(optimizer, LayerwiseOptimizer):
         return optimizer
     groups_lib.prepare_optimizer(model)

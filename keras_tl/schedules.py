@@ -106,6 +106,10 @@ class SlantedTriangular(_StepSchedule):
         p = 1 - (t - cut) / (cut * (1 / cut_frac - 1))  otherwise
         lr = max_learning_rate * (1 + p * (ratio - 1)) / ratio
 
+    The decay runs over `T - cut` steps, which is the paper's
+    `cut * (1 / cut_frac - 1)` whenever `T * cut_frac` is a whole number,
+    and ends at the low rate at step T for short runs too.
+
     Args:
         max_learning_rate: the peak rate, reached at step `cut`.
         total_steps: T, the number of optimizer steps the schedule spans.
@@ -149,11 +153,11 @@ class SlantedTriangular(_StepSchedule):
 
     def value(self, t):
         cut = float(self.cut)
-        p = ops.where(
-            t < cut,
-            t / cut,
-            1.0 - (t - cut) / (cut * (1.0 / self.cut_frac - 1.0)),
-        )
+        # The paper's decay length cut * (1 / cut_frac - 1) equals T - cut
+        # when T * cut_frac is whole; T - cut also ends at the low rate
+        # when it is not (e.g. a 15-step stage, where cut is 1).
+        decay = max(float(self.total_steps) - cut, 1.0)
+        p = ops.where(t < cut, t / cut, 1.0 - (t - cut) / decay)
         p = ops.maximum(p, 0.0)
         return (
             self.max_learning_rate

@@ -117,3 +117,14 @@ def tiny_data(n=16, size=32, dtype="float32", seed=0):
     x = rng.normal(size=(n, size, size, 3)).astype(dtype)
     y = rng.normal(size=(n, 2)).astype(dtype)
     return x, y
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole run.
+
+    Each strategy numbers its collective ops from the same start, so two
+    of them in one process clash ("Collective instance ... expected
+    data_type ...") once their ops differ: share one.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -197,12 +197,14 @@ def test_momentum_that_cannot_cycle_warns():
         )
 
 
-def test_scheduler_under_mirrored_strategy_matches_one_device():
+def test_scheduler_under_mirrored_strategy_matches_one_device(
+    mirrored_strategy,
+):
     x, y = tiny_data(n=16)
     results = []
     for strategy in (
         tf.distribute.get_strategy(),
-        tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+        mirrored_strategy,
     ):
         with strategy.scope():
             model = compiled(batchnorm=False)

@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from conftest import same, tiny_cnn, tiny_data
 
 import keras_tl
@@ -72,8 +71,8 @@ def test_factors_hold_with_jit_compile(family):
     assert_factors(scaled, plain)
 
 
-def test_factors_hold_under_mirrored_strategy():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_factors_hold_under_mirrored_strategy(mirrored_strategy):
+    strategy = mirrored_strategy
     assert strategy.num_replicas_in_sync == 2
     for family in ("adam", "adamw", "sgd_momentum", "rmsprop"):
         with strategy.scope():
@@ -182,3 +181,67 @@ def test_save_and_load_keep_factors_and_state(tmp_path):
     loaded.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
     for a, b in zip(model.weights, loaded.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_mixed_precision_loss_scale_optimizer_is_kept(tmp_path):
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = tiny_cnn(batchnorm=False)
+        model.compile(keras.optimizers.Adam(1e-3), "mse")
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    wrapper = model.optimizer
+    assert isinstance(wrapper, keras.optimizers.LossScaleOptimizer)
+    optimizer = keras_tl.discriminative(model, 2.0)
+    assert model.optimizer is wrapper
+    assert wrapper.inner_optimizer is optimizer
+    x, y = tiny_data()
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras_tl.OneCycleScheduler(1e-3)],
+    )
+    path = str(tmp_path / "mixed.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    inner = getattr(loaded.optimizer, "inner_optimizer", loaded.optimizer)
+    assert type(inner) is optimizers.Adam
+    assert inner.group_factors == pytest.approx(
+        [0.125, 0.25, 0.5, 1.0]
+    )
+
+
+def test_checkpoint_saved_mid_fit_restores_schedule_and_state(tmp_path):
+    path = str(tmp_path / "mid.keras")
+
+    class SaveAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.model.save(path)
+                self.state = state_of(self.model.optimizer)
+
+    model = tiny_cnn()
+    model.compile("adam", "mse")
+    saver = SaveAfterFirstEpoch()
+    x, y = tiny_data()
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        callbacks=[keras_tl.SlantedTriangularScheduler(1e-2), saver],
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Skipping variable loading"
+        loaded = keras.models.load_model(path)
+    schedule = loaded.optimizer.learning_rate_schedule
+    assert schedule.get_config() == (
+        keras_tl.schedules.SlantedTriangular(1e-2, 4).get_config()
+    )
+    assert same(saver.state, state_of(loaded.optimizer))

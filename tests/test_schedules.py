@@ -43,6 +43,14 @@ def test_slanted_triangular_shape():
     assert np.all(np.diff(lrs[:101]) > 0) and np.all(np.diff(lrs[100:]) < 0)
 
 
+def test_slanted_triangular_short_run_ends_at_the_low_rate():
+    # T * cut_frac = 1.5: cut is 1 step, the decay the other 14.
+    schedule = schedules.SlantedTriangular(0.01, 15)
+    assert at(schedule, 1) == pytest.approx(0.01)
+    assert at(schedule, 8) == pytest.approx(0.01 * (1 + 0.5 * 31) / 32)
+    assert at(schedule, 15) == pytest.approx(0.01 / 32)
+
+
 @pytest.mark.parametrize(
     "step, expected",
     [

@@ -1,0 +1,109 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import same, tiny_cnn, tiny_data, weights_of
+
+import keras_tl
+
+
+def dataset(n=32, batch_size=4):
+    return tf.data.Dataset.from_tensor_slices(tiny_data(n=n)).batch(batch_size)
+
+
+def test_restores_weights_and_optimizer_bit_identical():
+    model = tiny_cnn(batchnorm=True)
+    model.compile(keras.optimizers.Adam(1e-3), "mse", steps_per_execution=2)
+    data = dataset()
+    model.fit(data, epochs=1, verbose=0)  # the optimizer has state now
+    optimizer = model.optimizer
+    weights = weights_of(model)
+    state = [v.numpy() for v in optimizer.variables]
+    config = optimizer.get_config()
+    result = keras_tl.lr_find(model, data, num_steps=20, stop_factor=None)
+    assert len(result.learning_rates) == 20
+    assert model.optimizer is optimizer
+    assert optimizer.get_config() == config
+    assert same(weights, weights_of(model))
+    assert same(state, [v.numpy() for v in optimizer.variables])
+    assert model.steps_per_execution == 2
+    # And training goes on exactly as if lr_find had never run.
+    twin = tiny_cnn(batchnorm=True)
+    twin.compile(keras.optimizers.Adam(1e-3), "mse", steps_per_execution=2)
+    twin.set_weights(model.get_weights())
+    twin.optimizer.build(twin.trainable_variables)
+    for a, b in zip(twin.optimizer.variables, optimizer.variables, strict=True):
+        a.assign(b)
+    model.fit(data, epochs=1, verbose=0, shuffle=False)
+    twin.fit(data, epochs=1, verbose=0, shuffle=False)
+    assert same(weights_of(model), weights_of(twin))
+
+
+def test_rates_losses_and_suggestions():
+    model = tiny_cnn(batchnorm=False)
+    model.compile(keras.optimizers.SGD(), "mse")
+    data = dataset()
+    first_x, first_y = next(iter(data))
+    first_loss = model.evaluate(first_x, first_y, verbose=0)
+    result = keras_tl.lr_find(
+        model,
+        data,
+        min_learning_rate=1e-4,
+        max_learning_rate=1e3,
+        num_steps=50,
+    )
+    rates = result.learning_rates
+    assert rates[0] == pytest.approx(1e-4)
+    # Geometric: the same ratio between consecutive steps (1e7 over 49).
+    np.testing.assert_allclose(rates[1:] / rates[:-1], 10 ** (7 / 49), 1e-5)
+    # Per-step losses are recovered from Keras' running mean.
+    assert result.raw_losses[0] == pytest.approx(first_loss, rel=1e-5)
+    # SGD at rates up to 1e3 diverges: the test stops early.
+    assert len(rates) < 50
+    assert result.losses[-1] > 4 * result.losses.min()
+    for rate in (result.valley, result.steepest, result.minimum):
+        assert 1e-5 <= rate <= rates[-1]
+
+
+def test_valley_is_inside_the_longest_fall():
+    from keras_tl.lr_finder import _valley
+
+    lrs = np.logspace(-5, 0, 12)
+    losses = np.array([5, 5.1, 5, 4, 3, 2, 1.5, 1.2, 1.0, 3, 9, 20.0])
+    # The longest decreasing run is indices 1..8; two thirds along is ~5.
+    assert _valley(lrs, losses) == lrs[1 + 2 + 1]
+
+
+def test_saves_a_plot(tmp_path):
+    model = tiny_cnn(batchnorm=False)
+    model.compile("adam", "mse")
+    path = tmp_path / "plots" / "lr_find.png"
+    result = keras_tl.lr_find(
+        model, tiny_data(n=16), num_steps=10, batch_size=4, plot_path=path
+    )
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.plot() is not None
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"min_learning_rate": 1.0, "max_learning_rate": 0.1}, "larger"),
+        ({"num_steps": 1}, "num_steps"),
+        ({"min_learning_rate": 0}, "min_learning_rate"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    model = tiny_cnn()
+    model.compile("adam", "mse")
+    with pytest.raises(ValueError, match=message):
+        keras_tl.lr_find(model, dataset(), **kwargs)
+
+
+def test_empty_dataset_is_a_clear_error():
+    model = tiny_cnn()
+    model.compile("adam", "mse")
+    with pytest.raises(ValueError, match="empty dataset"):
+        keras_tl.lr_find(model, dataset().take(0))
+    with pytest.raises(TypeError, match="tf.data.Dataset"):
+        keras_tl.lr_find(model, [1, 2, 3])

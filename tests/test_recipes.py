@@ -1,0 +1,78 @@
+import keras
+import pytest
+import tensorflow as tf
+from conftest import tiny_cnn, tiny_data
+
+import keras_tl
+from keras_tl import schedules
+
+
+def compiled():
+    model = tiny_cnn()
+    model.compile(keras.optimizers.Adam(), "mse", metrics=["mae"])
+    return model
+
+
+def data(n=16):
+    return tf.data.Dataset.from_tensor_slices(tiny_data(n=n)).batch(4)
+
+
+def test_fine_tune_runs_the_stages_and_merges_histories():
+    model = compiled()
+    history = keras_tl.fine_tune(
+        model,
+        data(),
+        epochs=(1, 1, 2),
+        learning_rate=0.01,
+        validation_data=data(8),
+        verbose=0,
+    )
+    logs = history.history
+    assert history.epoch == [0, 1, 2, 3]
+    assert logs["trainable_groups"] == [1, 2, 4, 4]
+    for key in ("loss", "mae", "val_loss", "val_mae", "learning_rate"):
+        assert len(logs[key]) == 4, key
+    # Each stage is its own slanted triangle, peak halved each stage; the
+    # rate logged at the end of a stage is the triangle's low end.
+    assert logs["learning_rate"][0] == pytest.approx(0.01 / 32, rel=1e-5)
+    assert logs["learning_rate"][1] == pytest.approx(0.005 / 32, rel=1e-5)
+    last_stage = schedules.SlantedTriangular(0.0025, 8)
+    assert logs["learning_rate"][2] == pytest.approx(
+        float(last_stage(4)), rel=1e-5
+    )
+    assert len(model.trainable_weights) == len(model.weights) - 4  # BN stats
+    assert model.optimizer.group_factors == pytest.approx(
+        [2.6**-3, 2.6**-2, 2.6**-1, 1.0]
+    )
+
+
+def test_fine_tune_like_fastai_with_one_cycle():
+    model = compiled()
+    history = keras_tl.fine_tune(
+        model,
+        data(),
+        epochs=(1, 2),
+        learning_rate=[2e-3, 1e-3],
+        schedule="one_cycle",
+        verbose=0,
+    )
+    assert history.history["trainable_groups"] == [1, 4, 4]
+    assert model.optimizer.learning_rate_schedule is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"epochs": (1, 1, 1, 1, 1)}, ValueError, "at most 4 stages"),
+        ({"epochs": (1, 0)}, ValueError, "positive integers"),
+        ({"schedule": "cosine"}, ValueError, "Unknown schedule"),
+        ({"learning_rate": [1e-3]}, ValueError, "one learning rate per"),
+        ({"learning_rate": -1.0}, ValueError, "> 0"),
+        ({"factor": [1.0, 1.0]}, ValueError, "4 layer groups"),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        keras_tl.fine_tune(
+            compiled(), data(), verbose=0, **{"epochs": (1, 1), **kwargs}
+        )
