@@ -1,6 +1,6 @@
 """keras_tl: transfer learning for Keras 3 on TensorFlow."""
 
-from keras_tl import backbones, callbacks, optimizers, schedules
+from keras_tl import backbones, callbacks, optimizers, schedules, text
 from keras_tl.backbones import (
     BackboneSpec,
     HubLayer,
@@ -56,5 +56,6 @@ __all__ = [
     "plot_schedule",
     "prepare_optimizer",
     "schedules",
+    "text",
     "unfreeze",
 ]

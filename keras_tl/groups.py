@@ -140,6 +140,8 @@ def prepare_optimizer(model: keras.Model) -> None:
     if optimizer is None:
         return
     candidates = _candidate_variables(model)
+    if not candidates:
+        return  # not built yet: Keras builds the optimizer at the first step
     if not optimizer.built:
         with model.distribute_strategy.scope():
             optimizer.build(candidates)

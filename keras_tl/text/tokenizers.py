@@ -1,0 +1,389 @@
+"""Tokenizers that run inside the graph, for English and Spanish text.
+
+Both are Keras layers: strings in, token ids out (a `tf.RaggedTensor`), so
+a model that starts with one takes raw strings, also once exported. Ids 0-3
+are always the special tokens `<pad>`, `<unk>`, `<bos>`, `<eos>`.
+
+- `WordTokenizer`: one id per word, for pre-tokenised corpora such as
+  WikiText (or raw text, with punctuation split off).
+- `SubwordTokenizer`: a SentencePiece model (unigram or BPE) trained on the
+  user's corpus. Works on raw UTF-8 text in any language (accents, ñ, ¿ ¡)
+  with no unknown words; runs in the graph through tensorflow-text.
+
+`save_tokenizer(tokenizer, folder)` / `load_tokenizer(folder)` write and
+read a folder with `tokenizer.json` and the vocabulary or model file.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import io
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
+
+# Punctuation split off words for raw text, Spanish marks included.
+_PUNCTUATION = r"""([¿¡?!.,;:()\[\]{}"«»“”…—–])"""
+
+
+def _check_texts(texts, what="corpus"):
+    texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+    decoded = []
+    for i, text in enumerate(texts):
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"Text {i} of the {what} is not valid UTF-8 (byte "
+                    f"{error.start}: {text[error.start : error.start + 4]!r}). "
+                    "Decode it with the right encoding first, e.g. "
+                    "`raw.decode('latin-1')`."
+                ) from None
+        decoded.append(text)
+    if not any(t.strip() for t in decoded):
+        raise ValueError(
+            f"The {what} is empty: a tokenizer needs some text to learn a "
+            f"vocabulary from. Received: {len(decoded)} texts with no words"
+        )
+    return decoded
+
+
+class _Tokenizer(keras.layers.Layer):
+    """Shared behaviour: specials, bos / eos, the `call` contract."""
+
+    def __init__(self, add_bos=False, add_eos=False, **kwargs):
+        kwargs.setdefault("trainable", False)
+        kwargs.setdefault("dtype", "int32")
+        super().__init__(**kwargs)
+        self.add_bos = add_bos
+        self.add_eos = add_eos
+        self.built = True
+
+    pad_id, unk_id, bos_id, eos_id = PAD_ID, UNK_ID, BOS_ID, EOS_ID
+
+    def call(self, texts):
+        ids = self.tokenize(texts)
+        rows = ids.nrows()
+        if self.add_bos:
+            bos = tf.fill([rows, 1], tf.constant(BOS_ID, ids.dtype))
+            ids = tf.concat([bos, ids], axis=1)
+        if self.add_eos:
+            eos = tf.fill([rows, 1], tf.constant(EOS_ID, ids.dtype))
+            ids = tf.concat([ids, eos], axis=1)
+        return ids
+
+    def encode(self, texts):
+        """Python helper: a list of strings -> a list of lists of ids."""
+        texts = _check_texts(texts, "input")
+        return self(tf.constant(texts)).to_list()
+
+    def decode(self, ids):
+        """Python helper: lists of ids -> strings (pad, bos, eos dropped)."""
+        ragged = tf.ragged.constant(ids, dtype=tf.int32)
+        keep = (ragged != PAD_ID) & (ragged != BOS_ID) & (ragged != EOS_ID)
+        kept = tf.ragged.boolean_mask(ragged, keep)
+        return [t.decode("utf-8") for t in self.detokenize(kept).numpy()]
+
+    def compute_output_spec(self, texts):
+        return keras.KerasTensor(
+            (texts.shape[0], None), dtype="int32", ragged=True
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"add_bos": self.add_bos, "add_eos": self.add_eos})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class WordTokenizer(_Tokenizer):
+    """One id per word; unknown words map to `<unk>`.
+
+    Args:
+        vocabulary: list of tokens. The four special tokens come first
+            (added if missing), then the words.
+        lowercase: lowercase the text first.
+        split_punctuation: split punctuation off words (raw text);
+            `False` for corpora already tokenised (WikiText).
+        add_bos, add_eos: put `<bos>` / `<eos>` around each text.
+
+    Example:
+
+    >>> tokenizer = WordTokenizer.from_corpus(["el niño come", "el gato"])
+    >>> tokenizer.encode(["el niño"])
+    [[4, 5]]
+    """
+
+    def __init__(
+        self,
+        vocabulary,
+        lowercase=False,
+        split_punctuation=False,
+        add_bos=False,
+        add_eos=False,
+        **kwargs,
+    ):
+        super().__init__(add_bos=add_bos, add_eos=add_eos, **kwargs)
+        words = [w for w in vocabulary if w not in SPECIAL_TOKENS]
+        if len(set(words)) != len(words):
+            raise ValueError("The vocabulary lists some token twice.")
+        self.vocabulary = list(SPECIAL_TOKENS) + words
+        self.lowercase = lowercase
+        self.split_punctuation = split_punctuation
+        self._lookup = keras.layers.StringLookup(
+            vocabulary=[BOS, EOS] + words,
+            mask_token=PAD,
+            oov_token=UNK,
+            num_oov_indices=1,
+        )
+        self._inverse = keras.layers.StringLookup(
+            vocabulary=[BOS, EOS] + words,
+            mask_token=PAD,
+            oov_token=UNK,
+            num_oov_indices=1,
+            invert=True,
+        )
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    @classmethod
+    def from_corpus(
+        cls,
+        texts,
+        max_tokens=60000,
+        min_count=1,
+        lowercase=False,
+        split_punctuation=False,
+        **kwargs,
+    ):
+        """Builds the vocabulary: the most frequent words, then alphabetic.
+
+        Args:
+            texts: an iterable of strings (or UTF-8 bytes).
+            max_tokens: vocabulary size cap, special tokens included.
+            min_count: drop words seen fewer times.
+        """
+        texts = _check_texts(texts)
+        tokenizer = cls([], lowercase, split_punctuation, **kwargs)
+        counts = collections.Counter()
+        for start in range(0, len(texts), 10000):
+            batch = tf.constant(texts[start : start + 10000])
+            for row in tokenizer._words(batch).to_list():
+                counts.update(w.decode("utf-8") for w in row)
+        counts.pop("", None)
+        words = sorted(
+            (
+                w
+                for w, c in counts.items()
+                if c >= min_count and w not in SPECIAL_TOKENS
+            ),
+            key=lambda w: (-counts[w], w),
+        )[: max_tokens - len(SPECIAL_TOKENS)]
+        return cls(words, lowercase, split_punctuation, **kwargs)
+
+    def _words(self, texts):
+        texts = tf.convert_to_tensor(texts, tf.string)
+        if self.lowercase:
+            texts = tf.strings.lower(texts, encoding="utf-8")
+        if self.split_punctuation:
+            texts = tf.strings.regex_replace(texts, _PUNCTUATION, r" \1 ")
+        return tf.strings.split(texts)
+
+    def tokenize(self, texts):
+        return tf.cast(self._lookup(self._words(texts)), tf.int32)
+
+    def detokenize(self, ids):
+        words = self._inverse(tf.cast(ids, tf.int64))
+        return tf.strings.reduce_join(words, axis=-1, separator=" ")
+
+    def save_files(self, folder):
+        with open(
+            os.path.join(folder, "vocabulary.txt"), "w", encoding="utf-8"
+        ) as f:
+            f.write("\n".join(self.vocabulary) + "\n")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary": self.vocabulary,
+                "lowercase": self.lowercase,
+                "split_punctuation": self.split_punctuation,
+            }
+        )
+        return config
+
+
+def _tensorflow_text():
+    try:
+        import tensorflow_text
+    except ImportError as error:
+        raise ImportError(
+            "SubwordTokenizer needs tensorflow-text: "
+            '`pip install "tensorflow-text>=2.21,<2.22"`.'
+        ) from error
+    return tensorflow_text
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class SubwordTokenizer(_Tokenizer):
+    """A SentencePiece model (unigram or BPE), applied in the graph.
+
+    Args:
+        model: the serialized SentencePiece model (bytes), or the path of a
+            `.model` file.
+        add_bos, add_eos: put `<bos>` / `<eos>` around each text.
+
+    Example:
+
+    >>> tokenizer = SubwordTokenizer.from_corpus(texts, vocabulary_size=500)
+    >>> tokenizer.decode(tokenizer.encode(["¿Qué tal, señor Núñez?"]))
+    ['¿Qué tal, señor Núñez?']
+    """
+
+    def __init__(self, model, add_bos=False, add_eos=False, **kwargs):
+        super().__init__(add_bos=add_bos, add_eos=add_eos, **kwargs)
+        if isinstance(model, str):
+            if os.path.exists(model):
+                with open(model, "rb") as f:
+                    model = f.read()
+            else:
+                model = base64.b64decode(model)
+        self.model = bytes(model)
+        self._tokenizer = _tensorflow_text().SentencepieceTokenizer(
+            model=self.model, out_type=tf.int32
+        )
+
+    @property
+    def vocabulary_size(self):
+        return int(self._tokenizer.vocab_size())
+
+    @property
+    def vocabulary(self):
+        ids = tf.range(self.vocabulary_size)
+        pieces = self._tokenizer.id_to_string(ids).numpy()
+        return [p.decode("utf-8") for p in pieces]
+
+    @classmethod
+    def from_corpus(
+        cls,
+        texts,
+        vocabulary_size=8000,
+        model_type="unigram",
+        character_coverage=1.0,
+        max_sentences=2_000_000,
+        **kwargs,
+    ):
+        """Trains a SentencePiece model on `texts`.
+
+        Args:
+            texts: an iterable of strings (or UTF-8 bytes); long texts are
+                split into lines.
+            vocabulary_size: pieces in the model, special tokens included.
+            model_type: "unigram" (ULMFiT / fastai's default) or "bpe".
+            character_coverage: 1.0 keeps every character (right for
+                Spanish and other alphabetic languages).
+            max_sentences: cap on the lines used for training.
+        """
+        try:
+            import sentencepiece
+        except ImportError as error:
+            raise ImportError(
+                "Training a SubwordTokenizer needs sentencepiece: "
+                "`pip install sentencepiece`."
+            ) from error
+        if model_type not in ("unigram", "bpe"):
+            raise ValueError(
+                "`model_type` must be 'unigram' or 'bpe'. Received: "
+                f"model_type={model_type!r}"
+            )
+        lines = [
+            line
+            for text in _check_texts(texts)
+            for line in text.splitlines()
+            if line.strip()
+        ]
+        buffer = io.BytesIO()
+        try:
+            sentencepiece.SentencePieceTrainer.train(
+                sentence_iterator=iter(lines),
+                model_writer=buffer,
+                vocab_size=vocabulary_size,
+                model_type=model_type,
+                character_coverage=character_coverage,
+                input_sentence_size=max_sentences,
+                shuffle_input_sentence=True,
+                pad_id=PAD_ID,
+                unk_id=UNK_ID,
+                bos_id=BOS_ID,
+                eos_id=EOS_ID,
+                # Keep the text as it is (no NFKC): "ﬁ" stays, accents stay.
+                normalization_rule_name="identity",
+                minloglevel=2,
+            )
+        except RuntimeError as error:
+            raise ValueError(
+                f"SentencePiece could not train on this corpus: {error}. A "
+                "small corpus needs a smaller `vocabulary_size`. Received: "
+                f"vocabulary_size={vocabulary_size}"
+            ) from None
+        return cls(buffer.getvalue(), **kwargs)
+
+    def tokenize(self, texts):
+        return self._tokenizer.tokenize(tf.convert_to_tensor(texts, tf.string))
+
+    def detokenize(self, ids):
+        return self._tokenizer.detokenize(tf.cast(ids, tf.int32))
+
+    def save_files(self, folder):
+        with open(os.path.join(folder, "sentencepiece.model"), "wb") as f:
+            f.write(self.model)
+
+    def get_config(self):
+        config = super().get_config()
+        config["model"] = base64.b64encode(self.model).decode("ascii")
+        return config
+
+
+def save_tokenizer(tokenizer, folder):
+    """Writes `tokenizer.json` (its config) and its vocabulary / model file.
+
+    Example:
+
+    >>> save_tokenizer(tokenizer, "saved_models/es_lm")  # doctest: +SKIP
+    """
+    os.makedirs(folder, exist_ok=True)
+    config = keras.saving.serialize_keras_object(tokenizer)
+    with open(
+        os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8"
+    ) as f:
+        json.dump(config, f, ensure_ascii=False)
+    tokenizer.save_files(folder)
+
+
+def load_tokenizer(folder):
+    """Reads a tokenizer written by `save_tokenizer`.
+
+    Example:
+
+    >>> tokenizer = load_tokenizer("saved_models/es_lm")  # doctest: +SKIP
+    """
+    path = os.path.join(folder, "tokenizer.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No tokenizer in {folder}: expected {path}, as written by "
+            "keras_tl.text.save_tokenizer."
+        )
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    return keras.saving.deserialize_keras_object(config)

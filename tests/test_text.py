@@ -1,0 +1,376 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import same, weights_of
+
+import keras_tl
+from keras_tl.text import (
+    SubwordTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+    save_tokenizer,
+)
+from keras_tl.text.awd_lstm import (
+    AWDLSTMEncoder,
+    AWDLSTMLanguageModel,
+    EmbeddingDropout,
+    Perplexity,
+    WeightDropLSTM,
+)
+from keras_tl.text.data import (
+    encode_corpus,
+    language_model_dataset,
+    read_text,
+)
+
+SPANISH = [
+    "¿Qué tal, señor Núñez? El niño come piña en el año nuevo.",
+    "¡Olé! La cigüeña voló sobre Cádiz y Logroño.",
+    "En un lugar de la Mancha, de cuyo nombre no quiero acordarme...",
+]
+ENGLISH = [
+    "The quick brown fox jumps over the lazy dog.",
+    "It was the best of times, it was the worst of times.",
+]
+
+
+# Tokenizers
+
+
+def test_word_tokenizer_vocabulary_and_round_trip():
+    tokenizer = WordTokenizer.from_corpus(
+        ["el niño come", "el gato come piña"], split_punctuation=True
+    )
+    assert tokenizer.vocabulary[:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+    # Most frequent first, then alphabetical.
+    assert tokenizer.vocabulary[4:6] == ["come", "el"]
+    ids = tokenizer.encode(["el niño come perro"])
+    assert ids == [[5, tokenizer.vocabulary.index("niño"), 4, 1]]
+    assert tokenizer.decode(ids) == ["el niño come <unk>"]
+
+
+@pytest.mark.parametrize("texts", [SPANISH, ENGLISH], ids=["es", "en"])
+def test_subword_tokenizer_round_trips_text(texts, tmp_path):
+    tokenizer = SubwordTokenizer.from_corpus(
+        (SPANISH + ENGLISH) * 20, vocabulary_size=80
+    )
+    ids = tokenizer.encode(texts)
+    assert all(1 not in row for row in ids)  # no <unk>
+    assert tokenizer.decode(ids) == texts
+    save_tokenizer(tokenizer, tmp_path / "tok")
+    loaded = load_tokenizer(tmp_path / "tok")
+    assert loaded.encode(texts) == ids
+    assert (tmp_path / "tok" / "sentencepiece.model").exists()
+
+
+def test_tokenizers_run_in_the_graph_and_add_specials(tmp_path):
+    tokenizer = WordTokenizer.from_corpus(
+        SPANISH, split_punctuation=True, add_bos=True, add_eos=True
+    )
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def ids(texts):
+        return tokenizer(texts).to_tensor()
+
+    out = ids(tf.constant(["¿Qué tal?", "Olé"])).numpy()
+    assert out[0, 0] == 2 and out[0, 5] == 3  # <bos> ¿ Qué tal ? <eos>
+    assert out[1].tolist() == [2, tokenizer.vocabulary.index("Olé"), 3, 0, 0, 0]
+    save_tokenizer(tokenizer, tmp_path)
+    assert load_tokenizer(tmp_path).vocabulary == tokenizer.vocabulary
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: WordTokenizer.from_corpus([]), "empty"),
+        (lambda: WordTokenizer.from_corpus(["  ", ""]), "empty"),
+        (lambda: WordTokenizer.from_corpus([b"caf\xe9"]), "not valid UTF-8"),
+        (
+            lambda: SubwordTokenizer.from_corpus(["abc"], vocabulary_size=500),
+            "smaller `vocabulary_size`",
+        ),
+        (lambda: load_tokenizer("/nonexistent/folder"), "No tokenizer"),
+    ],
+)
+def test_tokenizer_bad_input(make, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        make()
+
+
+def test_read_text_names_undecodable_bytes(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("\ufeffaño\r\n".encode() + b"caf\xe9")
+    with pytest.raises(
+        ValueError, match=r"not valid utf-8: byte 12 .*xe9.*encoding='utf-8'"
+    ):
+        read_text(path)
+    path.write_bytes("\ufeffaño\r\nniño\n".encode())
+    assert read_text(path) == "año\nniño\n"
+
+
+# The LM data pipeline
+
+
+def test_language_model_windows_continue_row_by_row():
+    ids = np.arange(1, 402)  # 401 tokens: 4 rows of 100 (+1 target)
+    windows = list(language_model_dataset(ids, 4, 10))
+    assert len(windows) == 10
+    x0, y0 = (t.numpy() for t in windows[0])
+    x1, _ = (t.numpy() for t in windows[1])
+    assert x0.shape == (4, 10)
+    np.testing.assert_array_equal(x0[:, 0], [1, 101, 201, 301])
+    np.testing.assert_array_equal(y0, x0 + 1)  # next token
+    np.testing.assert_array_equal(x1[:, 0], x0[:, -1] + 1)  # continues
+    spec = language_model_dataset(ids, 4, 10).element_spec[0]
+    assert spec.shape == (4, 10)  # static, for TPUs
+
+
+def test_random_length_windows_cover_the_stream():
+    ids = np.arange(2001)
+    windows = list(language_model_dataset(ids, 2, 20, random_length=True))
+    lengths = [x.shape[1] for x, _ in windows]
+    assert len(set(lengths)) > 1 and min(lengths) >= 1
+    x = np.concatenate([w[0].numpy() for w in windows], axis=1)
+    np.testing.assert_array_equal(x[0], np.arange(1000))
+
+
+def test_corpus_too_short_and_encoding():
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        language_model_dataset(np.arange(40), 4, 10)
+    tokenizer = WordTokenizer.from_corpus(["a b", "c"])
+    ids = encode_corpus("a b\n\nc\n", tokenizer)
+    assert ids.tolist() == [tokenizer.vocabulary.index(w) for w in "abc"][
+        :2
+    ] + [3, tokenizer.vocabulary.index("c"), 3]
+    with pytest.raises(ValueError, match="empty"):
+        encode_corpus(["", "  "], tokenizer)
+
+
+# Dropout properties
+
+
+def test_embedding_dropout_drops_whole_rows():
+    layer = EmbeddingDropout(50, 64, embedding_dropout=0.5, seed=3)
+    ids = np.tile(np.arange(50), (8, 1))  # every word 8 times
+    plain = keras.ops.convert_to_numpy(layer(ids))
+    out = keras.ops.convert_to_numpy(layer(ids, training=True))
+    dropped = np.all(out == 0, axis=-1)  # (8, 50): dropped positions
+    # The same word types are dropped in every row: whole vocabulary rows.
+    assert np.all(dropped == dropped[0])
+    assert 0.3 < dropped[0].mean() < 0.7
+    np.testing.assert_allclose(out[~dropped], 2 * plain[~dropped], rtol=1e-6)
+    # The decoder direction never drops.
+    h = np.ones((2, 3, 64), "float32")
+    np.testing.assert_array_equal(
+        layer(h, reverse=True, training=True), layer(h, reverse=True)
+    )
+
+
+def test_locked_dropout_shares_its_mask_over_time():
+    encoder = AWDLSTMEncoder(
+        20, embedding_dim=200, hidden_dim=8, input_dropout=0.4
+    )
+    dropout = encoder.input_dropout_layer
+    x = np.ones((6, 30, 200), "float32")
+    out = keras.ops.convert_to_numpy(dropout(x, training=True))
+    np.testing.assert_allclose(np.unique(out[out > 0]), 1 / 0.6, rtol=1e-6)
+    assert np.all(out == out[:, :1, :])  # same mask at every time step
+    assert 0.3 < (out == 0).mean() < 0.5
+    np.testing.assert_array_equal(dropout(x), x)  # identity at inference
+
+
+def test_weight_drop_changes_only_the_recurrent_kernel():
+    inputs = np.random.default_rng(0).normal(size=(4, 7, 5)).astype("float32")
+    layer = WeightDropLSTM(6, weight_dropout=0.5, return_sequences=True, seed=1)
+    layer.build(inputs.shape)
+    plain = keras.layers.LSTM(6, return_sequences=True)
+    plain.build(inputs.shape)
+    plain.set_weights(layer.get_weights())
+    stored = weights_of(layer)
+    # Inference: exactly an LSTM.
+    np.testing.assert_allclose(layer(inputs), plain(inputs), rtol=1e-6)
+    # Training: the output differs, and equals an LSTM whose recurrent
+    # kernel had the same mask applied; the stored weights do not change.
+    trained = keras.ops.convert_to_numpy(layer(inputs, training=True))
+    assert same(stored, weights_of(layer))
+    assert not np.allclose(trained, plain(inputs))
+    mask_seed = keras.random.SeedGenerator(1)
+    dropped = keras.random.dropout(
+        layer.cell.recurrent_kernel.value, 0.5, seed=mask_seed
+    )
+    plain.cell.recurrent_kernel.assign(dropped)
+    np.testing.assert_allclose(trained, plain(inputs), rtol=1e-5, atol=1e-6)
+    kept = keras.ops.convert_to_numpy(dropped) != 0
+    assert 0.4 < kept.mean() < 0.6
+
+
+# The model
+
+
+def tiny_lm(**kwargs):
+    return AWDLSTMLanguageModel(
+        30, embedding_dim=8, hidden_dim=12, num_layers=3, seed=0, **kwargs
+    )
+
+
+def test_carried_state_over_two_windows_equals_one_long_window():
+    ids = np.random.default_rng(0).integers(4, 30, size=(2, 20))
+    long = tiny_lm(drop_mult=0.0)
+    full = keras.ops.convert_to_numpy(long(ids))
+    carried = tiny_lm(drop_mult=0.0, stateful=True)
+    carried(ids[:, :10])
+    carried.set_weights([w for w in long.get_weights()])
+    carried.reset_state()
+    first = carried(ids[:, :10])
+    second = carried(ids[:, 10:])
+    np.testing.assert_allclose(
+        np.concatenate([first, second], axis=1), full, rtol=1e-5, atol=1e-6
+    )
+    carried.reset_state()  # a reset starts over
+    np.testing.assert_allclose(
+        carried(ids[:, 10:]), long(ids[:, 10:]), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_ar_and_tar_are_added_in_training_only():
+    lm = tiny_lm()
+    ids = np.ones((2, 6), "int32")
+    lm(ids)
+    assert not lm.losses
+    lm(ids, training=True)
+    assert len(lm.losses) == 2
+    assert all(float(loss) >= 0 for loss in lm.losses)
+
+
+def test_language_model_learns_trains_and_saves(tmp_path):
+    ids = np.tile(np.arange(4, 30), 40)
+    data = language_model_dataset(ids, 4, 12)
+    lm = tiny_lm(stateful=True)
+    lm.compile(
+        keras.optimizers.Adam(),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[Perplexity()],
+    )
+    history = lm.fit(
+        data,
+        epochs=4,
+        verbose=0,
+        callbacks=[
+            keras_tl.text.ResetStateEachEpoch(),
+            keras_tl.OneCycleScheduler(2e-2),
+        ],
+    )
+    perplexity = history.history["perplexity"]
+    assert perplexity[-1] < perplexity[0] / 2
+    assert [[layer.name for layer in g] for g in keras_tl.layer_groups(lm)] == [
+        ["lstm_0", "hidden_dropout_0"],
+        ["lstm_1", "hidden_dropout_1"],
+        ["lstm_2"],
+        ["embedding", "input_dropout", "output_dropout"],
+    ]
+    path = str(tmp_path / "lm.keras")
+    lm.save(path)
+    loaded = keras.models.load_model(path)
+    x = next(iter(data))[0]
+    lm.reset_state()
+    loaded.reset_state()
+    np.testing.assert_allclose(loaded(x), lm(x), rtol=1e-6)
+
+
+def test_perplexity_metric_is_exp_of_cross_entropy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 5, 7)).astype("float32")
+    targets = rng.integers(0, 7, size=(2, 5))
+    metric = Perplexity()
+    metric.update_state(targets, logits)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, targets[..., None], -1).mean()
+    assert float(metric.result()) == pytest.approx(np.exp(nll), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"vocabulary_size": 0}, "vocabulary_size"),
+        ({"vocabulary_size": 10, "num_layers": 0}, "num_layers"),
+        ({"vocabulary_size": 10, "drop_mult": -1}, "drop_mult"),
+    ],
+)
+def test_encoder_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AWDLSTMEncoder(**kwargs)
+
+
+# Perplexity over a file, generation, pretraining
+
+
+def test_whole_file_perplexity_matches_one_long_pass():
+    from keras_tl.text.language_model import evaluate_perplexity
+
+    lm = tiny_lm(drop_mult=0.0)
+    ids = np.random.default_rng(1).integers(4, 30, size=2 * 37 + 1)
+    lm(ids[None, :8])
+    result = evaluate_perplexity(lm, ids, batch_size=2, sequence_length=10)
+    rows = ids[:-1].reshape(2, 37)
+    targets = ids[1:].reshape(2, 37)
+    logits = keras.ops.convert_to_numpy(lm(rows))
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, targets[..., None], -1).mean()
+    assert result["tokens"] == 74
+    assert result["perplexity"] == pytest.approx(np.exp(nll), rel=1e-4)
+
+
+def test_generate_continues_the_prompt():
+    from keras_tl.text.language_model import generate
+
+    tokenizer = WordTokenizer.from_corpus(["uno dos tres cuatro cinco"])
+    lm = AWDLSTMLanguageModel(
+        tokenizer.vocabulary_size, embedding_dim=8, hidden_dim=12, seed=0
+    )
+    with pytest.raises(ValueError, match="no weights yet"):
+        generate(lm, tokenizer, "uno")
+    lm(np.zeros((1, 2), "int32"))
+    text = generate(lm, tokenizer, "uno dos", num_tokens=5, top_k=3, seed=0)
+    words = text.split()  # <eos> is a line break
+    assert words[:2] == ["uno", "dos"]
+    assert len(words) + text.count("\n") == 7
+    assert generate(lm, tokenizer, "uno dos", 5, temperature=0) == generate(
+        lm, tokenizer, "uno dos", 5, temperature=0
+    )
+    with pytest.raises(ValueError, match="temperature"):
+        generate(lm, tokenizer, "uno", temperature=-1)
+
+
+def test_pretrain_writes_a_complete_folder(tmp_path):
+    from keras_tl.text.language_model import pretrain_language_model
+
+    corpus = "\n".join(SPANISH * 30 + ENGLISH * 30)
+    out = tmp_path / "saved_models" / "tiny_lm"
+    result = pretrain_language_model(
+        corpus,
+        str(out),
+        vocabulary_size=60,
+        embedding_dim=8,
+        hidden_dim=12,
+        num_layers=2,
+        batch_size=4,
+        sequence_length=8,
+        epochs=1,
+        language="es",
+        verbose=0,
+    )
+    assert np.isfinite(result["validation_perplexity"])
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "MODEL_CARD.md",
+        "config.json",
+        "language_model.keras",
+        "sentencepiece.model",
+        "tokenizer.json",
+    ]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp")]
+    lm = keras.models.load_model(out / "language_model.keras")
+    tokenizer = load_tokenizer(out)
+    assert lm.encoder.vocabulary_size == tokenizer.vocabulary_size
+    assert "Validation perplexity" in (out / "MODEL_CARD.md").read_text()
