@@ -88,7 +88,7 @@ def test_tokenizers_run_in_the_graph_and_add_specials(tmp_path):
         (lambda: WordTokenizer.from_corpus([b"caf\xe9"]), "not valid UTF-8"),
         (
             lambda: SubwordTokenizer.from_corpus(["abc"], vocabulary_size=500),
-            "smaller `vocabulary_size`",
+            "Pick a `vocabulary_size`",
         ),
         (lambda: load_tokenizer("/nonexistent/folder"), "No tokenizer"),
     ],

@@ -333,9 +333,10 @@ class SubwordTokenizer(_Tokenizer):
             )
         except RuntimeError as error:
             raise ValueError(
-                f"SentencePiece could not train on this corpus: {error}. A "
-                "small corpus needs a smaller `vocabulary_size`. Received: "
-                f"vocabulary_size={vocabulary_size}"
+                "SentencePiece could not train on this corpus: "
+                f"{str(error).rstrip('.')}. Pick a `vocabulary_size` it "
+                "accepts (small corpora allow only small vocabularies). "
+                f"Received: vocabulary_size={vocabulary_size}"
             ) from None
         return cls(buffer.getvalue(), **kwargs)
 
