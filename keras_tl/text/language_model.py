@@ -45,14 +45,20 @@ def stateful_copy(model, batch_size):
             "The language model has no weights yet: train it or call it on "
             "token ids first."
         )
-    config = {**model.get_config(), "stateful": True}
+    copy = _copy(model, stateful=True, batch_size=batch_size)
+    copy.reset_state()
+    return copy
+
+
+def _copy(model, stateful, batch_size=1):
+    """A new model from `model`'s config and weights (states excluded)."""
+    config = {**model.get_config(), "stateful": stateful}
     copy = type(model).from_config(config)
     copy(np.zeros((batch_size, 1), "int32"))
     sources = [v for v in model.weights if not _is_state(v)]
     targets = [v for v in copy.weights if not _is_state(v)]
     for source, target in zip(sources, targets, strict=True):
         target.assign(source)
-    copy.reset_state()
     return copy
 
 
@@ -347,3 +353,86 @@ Load with `keras.models.load_model("language_model.keras")` (its
 `.encoder` is the part a classifier reuses) and
 `keras_tl.text.load_tokenizer(folder)`.
 """
+
+
+def load_language_model(folder):
+    """Reads a folder written by `pretrain_language_model`.
+
+    Returns:
+        `(model, tokenizer)`.
+
+    Raises:
+        ValueError: if the tokenizer's vocabulary does not match the
+            model's (files from two different trainings).
+
+    Example:
+
+    >>> lm, tokenizer = load_language_model("saved_models/es")  # doctest: +SKIP
+    """
+    path = os.path.join(folder, "language_model.keras")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No language model in {folder}: expected {path}, as written by "
+            "keras_tl.text.pretrain_language_model."
+        )
+    model = keras.models.load_model(path)
+    tokenizer = tokenizers_lib.load_tokenizer(folder)
+    if tokenizer.vocabulary_size != model.encoder.vocabulary_size:
+        raise ValueError(
+            f"The tokenizer in {folder} has {tokenizer.vocabulary_size} "
+            f"tokens but the model was trained with "
+            f"{model.encoder.vocabulary_size}: they come from different "
+            "trainings. Keep the tokenizer files the model was saved with."
+        )
+    return model, tokenizer
+
+
+class _ServedLanguageModel(tf.Module):
+    def __init__(self, model, tokenizer):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serve(self, texts):
+        ids = self.tokenizer(texts)
+        lengths = tf.cast(ids.row_lengths(), tf.int32)
+        dense = ids.to_tensor()  # right-padded
+        logits = self.model(dense, training=False)
+        last = tf.maximum(lengths - 1, 0)
+        next_logits = tf.gather(logits, last, axis=1, batch_dims=1)
+        # Log-likelihood of each text's tokens after the first.
+        log_probs = tf.nn.log_softmax(logits[:, :-1])
+        targets = dense[:, 1:]
+        picked = tf.gather(log_probs, targets, axis=2, batch_dims=2)
+        mask = tf.sequence_mask(lengths - 1, tf.shape(targets)[1], tf.float32)
+        return {
+            "next_token_log_probs": tf.nn.log_softmax(next_logits),
+            "log_likelihood": tf.reduce_sum(picked * mask, axis=1),
+            "num_tokens": lengths,
+        }
+
+
+def export_language_model(model, tokenizer, path):
+    """Exports a SavedModel that takes raw strings.
+
+    Its `serve` signature maps a batch of texts to `next_token_log_probs`
+    (batch, vocabulary), `log_likelihood` of each text and `num_tokens`.
+    Written to a temporary folder and moved into place when complete.
+
+    Example:
+
+    >>> export_language_model(lm, tokenizer, "es_lm")  # doctest: +SKIP
+    """
+    served = _ServedLanguageModel(_copy(model, stateful=False), tokenizer)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        tf.saved_model.save(served, staging, signatures={"serve": served.serve})
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
