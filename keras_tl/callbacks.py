@@ -95,7 +95,9 @@ class Scheduler(keras.callbacks.Callback):
             )
         if isinstance(self.max_learning_rate, slice):
             optimizers_lib.discriminative(model, self.max_learning_rate)
-        start = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        # The schedule reads the raw step counter (`iterations` is divided
+        # by the gradient accumulation steps).
+        start = int(keras.ops.convert_to_numpy(optimizer._iterations))
         self.schedule, self.momentum_schedule = self.make_schedules(
             self._steps(first_epoch), start
         )
@@ -330,10 +332,6 @@ class GradualUnfreezing(keras.callbacks.Callback):
             logs["trainable_groups"] = self._current
 
 
-def _epochs_of(history):
-    return len(next(iter(history.history.values()), []))
-
-
 def merge_histories(histories):
     """One `History` whose lists run through all the given ones in order."""
     merged = keras.callbacks.History()
@@ -343,7 +341,7 @@ def merge_histories(histories):
         for key, values in history.history.items():
             column = merged.history.setdefault(key, [math.nan] * offset)
             column.extend(values)
-        merged.epoch.extend(range(offset, offset + _epochs_of(history)))
+        merged.epoch.extend(range(offset, offset + len(history.epoch)))
         for column in merged.history.values():
             column.extend([math.nan] * (len(merged.epoch) - len(column)))
     return merged

@@ -31,7 +31,11 @@ def read_corpus(paths, max_words=None, strip_gutenberg=True):
         if path.endswith((".jsonl", ".jsonl.gz")):
             opener = gzip.open if path.endswith(".gz") else open
             with opener(path, "rt", encoding="utf-8") as f:
-                documents = [json.loads(line)["text"] for line in f if line]
+                documents = [
+                    _jsonl_text(path, number, line)
+                    for number, line in enumerate(f, 1)
+                    if line.strip()
+                ]
         else:
             text = read_text(path)
             if strip_gutenberg:
@@ -43,6 +47,16 @@ def read_corpus(paths, max_words=None, strip_gutenberg=True):
             if max_words and words >= max_words:
                 return texts
     return texts
+
+
+def _jsonl_text(path, number, line):
+    try:
+        return json.loads(line)["text"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ValueError(
+            f"{path}, line {number}: expected a JSON object with a 'text' "
+            f"field. Received: {line[:60]!r}"
+        ) from None
 
 
 def _strip_gutenberg(text):

@@ -37,8 +37,8 @@ class LRFinderResult:
         raw_losses: the loss of each step's batch.
         steepest: the rate where the smoothed loss falls fastest (per unit
             of log rate).
-        valley: fastai's "valley" rate: about two thirds of the way along
-            the longest stretch where the loss keeps falling.
+        valley: fastai's "valley" rate: about halfway along the longest
+            stretch where the loss keeps falling.
         minimum: the rate of the lowest smoothed loss, divided by 10.
     """
 
@@ -78,11 +78,12 @@ def _suggestions(learning_rates, losses):
 
 
 def _valley(lrs, losses):
-    """fastai's valley: the longest run of falling losses, 2/3 of the way.
+    """fastai's valley: a point inside the longest run of falling losses.
 
     `run[i]` is the length of the longest decreasing subsequence ending at
-    step i. Pick the longest one and a point about two thirds along it:
-    far enough from the start to be fast, before the loss flattens.
+    step i. Take the longest one and a point about halfway along it (one
+    third plus one sixth, as fastai does): far enough from its start to be
+    fast, before the loss flattens out.
     """
     n = len(losses)
     run = np.ones(n, dtype=int)
@@ -93,7 +94,7 @@ def _valley(lrs, losses):
             run[i] = earlier.max() + 1
         if run[i] > run[best_end]:
             best_end = i
-    best_start = best_end - run[best_end] + 1
+    best_start = best_end - run[best_end]  # as fastai counts it
     third = (best_end - best_start) / 3
     index = best_start + int(third) + int(third / 2)
     return float(lrs[min(index, n - 1)])
@@ -106,16 +107,17 @@ class _Recorder(keras.callbacks.Callback):
         self.smoothing = smoothing
         self.stop_factor = stop_factor
         self.rates, self.raw, self.smoothed = [], [], []
-        self._mean = 0.0
         self._average = 0.0
         self._best = math.inf
 
+    def on_train_batch_begin(self, batch, logs=None):
+        # Keras logs the running mean over the epoch: start it afresh at
+        # every step so that the logged loss is this batch's own.
+        self.model.reset_metrics()
+
     def on_train_batch_end(self, batch, logs=None):
-        # Keras logs the running mean of the epoch; undo it.
         step = len(self.raw)
-        mean = float(logs["loss"])
-        loss = (step + 1) * mean - step * self._mean
-        self._mean = mean
+        loss = float(logs["loss"])
         self.raw.append(loss)
         self.rates.append(float(self.schedule(step + self.schedule.start_step)))
         beta = self.smoothing
@@ -206,22 +208,34 @@ def lr_find(
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         raise ValueError("Compile the model before calling lr_find.")
+    if not model.variables:
+        raise ValueError(
+            "The model has no weights yet: call it on a batch (or build it) "
+            "before lr_find, so they can be restored afterwards."
+        )
 
     groups_lib.prepare_optimizer(model)
     original = model.optimizer
+    compile_config = getattr(model, "_compile_config", None)
+    compiled_optimizer = (
+        compile_config.config.get("optimizer") if compile_config else None
+    )
     saved_weights = [v.numpy() for v in model.variables]
     saved_steps_per_execution = model.steps_per_execution
+    # The test runs on a copy (loss-scale wrapper included), so the
+    # original optimizer never takes a step.
     with model.distribute_strategy.scope():
-        if isinstance(original, keras.optimizers.LossScaleOptimizer):
-            trial = optimizers_lib.clone(original.inner_optimizer)
+        trial = optimizers_lib.clone(original)
+        if isinstance(trial, keras.optimizers.LossScaleOptimizer):
+            inner = optimizers_lib.layerwise(trial.inner_optimizer)
+            trial.inner_optimizer = inner
         else:
-            trial = optimizers_lib.clone(original)
-        trial = optimizers_lib.layerwise(trial)
-    start = int(keras.ops.convert_to_numpy(trial.iterations))
+            trial = inner = optimizers_lib.layerwise(trial)
+    start = int(keras.ops.convert_to_numpy(inner._iterations))
     schedule = _ExponentialRange(
         min_learning_rate, max_learning_rate, num_steps, start
     )
-    trial.learning_rate_schedule = schedule
+    inner.learning_rate_schedule = schedule
     recorder = _Recorder(schedule, smoothing, stop_factor)
     try:
         # One callback call per step, so every step's loss is seen.
@@ -238,6 +252,8 @@ def lr_find(
     finally:
         model.steps_per_execution = saved_steps_per_execution
         groups_lib.replace_optimizer(model, original)
+        if compile_config is not None and compiled_optimizer is not None:
+            compile_config.config["optimizer"] = compiled_optimizer
         for variable, value in zip(model.variables, saved_weights, strict=True):
             variable.assign(value)
     rates = np.array(recorder.rates)

@@ -390,26 +390,26 @@ def model_optimizer(model):
     Loss-scale wrappers (mixed precision) are kept: their inner optimizer is
     converted.
     """
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
+    if getattr(model, "optimizer", None) is None:
         raise ValueError(
             "The model has no optimizer: call `model.compile(optimizer=...)` "
             "first."
         )
+    # May swap in a fresh optimizer (or wrapper): read it again after.
+    groups_lib.prepare_optimizer(model)
+    optimizer = model.optimizer
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         inner = optimizer.inner_optimizer
         if isinstance(inner, LayerwiseOptimizer):
             return inner
-        groups_lib.prepare_optimizer(model)
         with model.distribute_strategy.scope():
-            converted = layerwise(optimizer.inner_optimizer)
+            converted = layerwise(inner)
         # The wrapper keeps its loss scale; only the inner optimizer changes.
         optimizer.inner_optimizer = converted
         groups_lib.replace_optimizer(model, converted, old=inner)
         return converted
     if isinstance(optimizer, LayerwiseOptimizer):
         return optimizer
-    groups_lib.prepare_optimizer(model)
     with model.distribute_strategy.scope():
         converted = layerwise(model.optimizer)
     groups_lib.replace_optimizer(model, converted)
@@ -444,7 +444,13 @@ def group_factors(num_groups, factor=2.6):
     if isinstance(factor, slice):
         lo, hi = factor.start, factor.stop
         if lo is None:
-            lo = hi / 10  # fastai: slice(hi) means hi/10 .. hi
+            # fastai: slice(hi) trains the top group at hi, the rest at hi/10.
+            if not isinstance(hi, (int, float)) or not hi > 0:
+                raise ValueError(
+                    "A learning-rate slice needs rates > 0, like "
+                    f"slice(1e-5, 1e-3). Received: slice stop={hi!r}"
+                )
+            return [0.1] * (num_groups - 1) + [1.0]
         for name, value in (("start", lo), ("stop", hi)):
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(
@@ -497,7 +503,8 @@ def discriminative(model: keras.Model, factor=2.6) -> LayerwiseOptimizer:
         factor: 2.6 (ULMFiT: each group's rate is the one above / 2.6), any
             number >= 1, a list of multipliers per group (lowest first), or
             `slice(lo, hi)`: absolute rates spread geometrically from the
-            lowest group to the top, which also sets the base rate to `hi`.
+            lowest group to the top, which also sets the base rate to `hi`
+            (`slice(hi)`: the top group at `hi`, the others at `hi / 10`).
 
     Returns:
         The model's optimizer.

@@ -60,8 +60,10 @@ def fine_tune(
 
     - ULMFiT's classifier (Howard and Ruder 2018): `epochs=(1, 1, 1, 2)`,
       slanted triangular rates, `factor=2.6` (the default).
-    - fastai's `fine_tune(n)`: `epochs=(1, n), schedule="one_cycle"`: one
-      epoch with the backbone frozen, then `n` with everything unfrozen.
+    - Close to fastai's `fine_tune(n)`: `epochs=(1, n),
+      schedule="one_cycle"`: one epoch with the backbone frozen, then `n`
+      with everything unfrozen (fastai also changes `pct_start` and the
+      spread of rates between the two).
 
     Args:
         model: a compiled Keras model (e.g. from `keras_tl.build`).
@@ -133,7 +135,8 @@ def fine_tune(
             **fit_kwargs,
         )
         trainable = num_groups if last else stage + 1
-        history.history["trainable_groups"] = [trainable] * stage_epochs
+        # EarlyStopping may end a stage early: count the epochs it ran.
+        history.history["trainable_groups"] = [trainable] * len(history.epoch)
         histories.append(history)
         done += stage_epochs
     merged = callbacks_lib.merge_histories(histories)

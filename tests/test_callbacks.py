@@ -73,15 +73,12 @@ def test_a_second_fit_starts_its_own_schedule():
     scheduler = callbacks.SlantedTriangularScheduler(0.01, cut_frac=0.5)
     model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[scheduler])
     recorder = RateRecorder()
+    second = callbacks.SlantedTriangularScheduler(0.02)
     model.fit(
-        x,
-        y,
-        batch_size=4,
-        epochs=1,
-        verbose=0,
-        callbacks=[callbacks.SlantedTriangularScheduler(0.02), recorder],
+        x, y, batch_size=4, epochs=1, verbose=0, callbacks=[second, recorder]
     )
     assert scheduler.schedule.start_step == 0
+    assert second.schedule.start_step == 4  # after the first fit's steps
     expected = schedules.values(schedules.SlantedTriangular(0.02, 2))
     np.testing.assert_allclose(recorder.rates, expected[:2], rtol=1e-6)
 

@@ -86,3 +86,19 @@ def test_user_errors_exit_with_code_2(tmp_path, capsys):
     assert code == 2
     assert "not valid utf-8" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_jsonl_line_names_the_file_and_line(tmp_path, capsys):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "hola"}\n\n{"title": "x"}\n', encoding="utf-8")
+    code = cli.main(
+        [
+            "pretrain-lm",
+            "--corpus",
+            str(path),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 2
+    assert "bad.jsonl, line 3" in capsys.readouterr().err

@@ -70,8 +70,9 @@ def test_valley_is_inside_the_longest_fall():
 
     lrs = np.logspace(-5, 0, 12)
     losses = np.array([5, 5.1, 5, 4, 3, 2, 1.5, 1.2, 1.0, 3, 9, 20.0])
-    # The longest decreasing run is indices 1..8; two thirds along is ~5.
-    assert _valley(lrs, losses) == lrs[1 + 2 + 1]
+    # The longest decreasing run ends at index 8 and is 8 long; fastai
+    # counts it from 8 - 8 = 0 and picks 0 + int(8/3) + int(8/6) = 3.
+    assert _valley(lrs, losses) == lrs[3]
 
 
 def test_saves_a_plot(tmp_path):
@@ -107,3 +108,31 @@ def test_empty_dataset_is_a_clear_error():
         keras_tl.lr_find(model, dataset().take(0))
     with pytest.raises(TypeError, match="tf.data.Dataset"):
         keras_tl.lr_find(model, [1, 2, 3])
+
+
+def test_mixed_precision_model_is_restored_with_its_wrapper():
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = tiny_cnn(batchnorm=False)
+        model.compile(keras.optimizers.Adam(1e-3), "mse")
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    data = dataset(n=16)
+    model.fit(data, epochs=1, verbose=0)
+    wrapper = model.optimizer
+    state = [v.numpy() for v in wrapper.variables]
+    weights = weights_of(model)
+    compiled = model._compile_config.config["optimizer"]
+    result = keras_tl.lr_find(model, data, num_steps=8, stop_factor=None)
+    assert np.all(np.isfinite(result.raw_losses))
+    assert model.optimizer is wrapper
+    assert model._compile_config.config["optimizer"] is compiled
+    assert same(state, [v.numpy() for v in wrapper.variables])
+    assert same(weights, weights_of(model))
+
+
+def test_unbuilt_model_is_a_clear_error():
+    model = keras.Sequential([keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    with pytest.raises(ValueError, match="no weights yet"):
+        keras_tl.lr_find(model, dataset())

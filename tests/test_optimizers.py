@@ -88,8 +88,9 @@ def test_group_factor_specs():
     assert optimizers.group_factors(3, slice(1e-5, 1e-3)) == pytest.approx(
         [1e-2, 1e-1, 1.0]
     )
-    assert optimizers.group_factors(2, slice(None, 1e-3)) == pytest.approx(
-        [0.1, 1.0]
+    # fastai's slice(hi): the top group at hi, all others at hi / 10.
+    assert optimizers.group_factors(4, slice(None, 1e-3)) == pytest.approx(
+        [0.1, 0.1, 0.1, 1.0]
     )
     assert optimizers.group_factors(2, [0.5, 2]) == [0.5, 2.0]
 

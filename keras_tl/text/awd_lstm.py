@@ -21,6 +21,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_tl.schedules import _check_positive_int as check_positive_int
+
 # fastai's awd_lstm_lm_config dropouts, before drop_mult.
 DROPOUTS = {
     "output_dropout": 0.1,
@@ -172,7 +174,7 @@ class AWDLSTMEncoder(keras.layers.Layer):
         drop_mult: multiplies every dropout (fastai's knob).
         stateful: carry the hidden state from one batch to the next (needs
             a fixed batch size); reset it with `reset_state()`.
-        seed: random seed of the dropouts.
+        seed: random seed of the embedding and weight dropouts.
 
     Example:
 
@@ -203,15 +205,7 @@ class AWDLSTMEncoder(keras.layers.Layer):
             ("hidden_dim", hidden_dim),
             ("num_layers", num_layers),
         ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"`{name}` must be a positive integer. Received: "
-                    f"{name}={value!r}"
-                )
+            check_positive_int(name, value)
         if not drop_mult >= 0:
             raise ValueError(f"`drop_mult` must be >= 0. Received: {drop_mult}")
         self.vocabulary_size = vocabulary_size

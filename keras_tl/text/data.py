@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.schedules import _check_positive_int as check_positive_int
 from keras_tl.text.tokenizers import EOS_ID, _check_texts
 
 
@@ -97,11 +98,7 @@ def language_model_dataset(
         ("batch_size", batch_size),
         ("sequence_length", sequence_length),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"`{name}` must be a positive integer. Received: "
-                f"{name}={value!r}"
-            )
+        check_positive_int(name, value)
     if len(ids) < batch_size * sequence_length + 1:
         raise ValueError(
             f"The corpus has {len(ids)} tokens, fewer than one batch of "
@@ -109,9 +106,8 @@ def language_model_dataset(
             f"{batch_size * sequence_length + 1}. Use more text or smaller "
             "`batch_size` / `sequence_length`."
         )
-    row_length = (len(ids) - 1) // batch_size
-    x = ids[: batch_size * row_length].reshape(batch_size, row_length)
-    y = ids[1 : batch_size * row_length + 1].reshape(batch_size, row_length)
+    x, y = rows(ids, batch_size)
+    row_length = x.shape[1]
     if random_length:
         starts, lengths = _random_windows(row_length, sequence_length, seed)
     else:
@@ -132,6 +128,14 @@ def language_model_dataset(
             lambda a, b: (tf.ensure_shape(a, shape), tf.ensure_shape(b, shape))
         )
     return data.prefetch(tf.data.AUTOTUNE)
+
+
+def rows(ids, batch_size):
+    """The stream as `batch_size` contiguous rows, and the next tokens."""
+    row_length = (len(ids) - 1) // batch_size
+    x = ids[: batch_size * row_length].reshape(batch_size, row_length)
+    y = ids[1 : batch_size * row_length + 1].reshape(batch_size, row_length)
+    return x, y
 
 
 def _random_windows(row_length, sequence_length, seed):

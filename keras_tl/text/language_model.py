@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import (
     AWDLSTMLanguageModel,
@@ -84,22 +85,26 @@ def evaluate_perplexity(model, ids, batch_size=10, sequence_length=70):
     >>> evaluate_perplexity(lm, valid_ids)["perplexity"]  # doctest: +SKIP
     """
     ids = np.asarray(ids).astype("int32").reshape(-1)
+    if len(ids) < 2:
+        raise ValueError(
+            "Perplexity needs at least 2 tokens (one to predict from, one to "
+            f"predict). Received: {len(ids)} tokens"
+        )
+    batch_size = min(batch_size, len(ids) - 1)  # short files: fewer rows
     reader = stateful_copy(model, batch_size)
-    row_length = (len(ids) - 1) // batch_size
-    windows = language_model_dataset(ids, batch_size, sequence_length)
+    x, y = data_lib.rows(ids, batch_size)
     metric = Perplexity()
 
     @tf.function
     def step(x, y):
         metric.update_state(y, reader(x, training=False))
 
-    for x, y in windows:
-        step(x, y)
-    done = (row_length // sequence_length) * sequence_length
-    if done < row_length:  # the last, shorter window of each row
-        x = ids[: batch_size * row_length].reshape(batch_size, row_length)
-        y = ids[1 : batch_size * row_length + 1].reshape(batch_size, row_length)
-        metric.update_state(y[:, done:], reader(x[:, done:], training=False))
+    full = (x.shape[1] // sequence_length) * sequence_length
+    for start in range(0, full, sequence_length):
+        end = start + sequence_length
+        step(x[:, start:end], y[:, start:end])
+    if full < x.shape[1]:  # the last, shorter window of each row
+        metric.update_state(y[:, full:], reader(x[:, full:], training=False))
     loss = float(metric.total.numpy() / metric.count.numpy())
     return {
         "perplexity": math.exp(loss),
@@ -255,6 +260,11 @@ def pretrain_language_model(
             )
     train_ids = encode_corpus(text, tokenizer)
     valid_ids = encode_corpus(validation, tokenizer)
+    if len(valid_ids) < 2:  # fail before training, not after
+        raise ValueError(
+            "The validation text has fewer than 2 tokens: pass more "
+            "`validation` text or a larger `validation_fraction`."
+        )
     data = language_model_dataset(train_ids, batch_size, sequence_length)
     model = AWDLSTMLanguageModel(
         tokenizer.vocabulary_size,
@@ -309,10 +319,8 @@ def pretrain_language_model(
         },
         "date": datetime.date.today().isoformat(),
     }
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
+
+    def write(staging):
         model.save(os.path.join(staging, "language_model.keras"))
         tokenizers_lib.save_tokenizer(tokenizer, staging)
         with open(os.path.join(staging, "config.json"), "w") as f:
@@ -321,16 +329,31 @@ def pretrain_language_model(
             os.path.join(staging, "MODEL_CARD.md"), "w", encoding="utf-8"
         ) as f:
             f.write(_model_card(config))
-        if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_folder(output_dir, write)
     return {
         "validation_perplexity": scores["perplexity"],
         "history": history.history,
     }
+
+
+def write_folder(path, write):
+    """Runs `write(staging)` on a temporary folder, then moves it to `path`.
+
+    A failure leaves no half-written output: the staging folder is removed
+    and `path` keeps what it had.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        write(staging)
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _model_card(config):
@@ -425,14 +448,9 @@ def export_language_model(model, tokenizer, path):
     >>> export_language_model(lm, tokenizer, "es_lm")  # doctest: +SKIP
     """
     served = _ServedLanguageModel(_copy(model, stateful=False), tokenizer)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
-        tf.saved_model.save(served, staging, signatures={"serve": served.serve})
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_folder(
+        path,
+        lambda staging: tf.saved_model.save(
+            served, staging, signatures={"serve": served.serve}
+        ),
+    )

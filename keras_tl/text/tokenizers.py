@@ -82,8 +82,8 @@ class _Tokenizer(keras.layers.Layer):
 
     def encode(self, texts):
         """Python helper: a list of strings -> a list of lists of ids."""
-        texts = _check_texts(texts, "input")
-        return self(tf.constant(texts)).to_list()
+        texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+        return self(tf.constant(texts, tf.string)).to_list()
 
     def decode(self, ids):
         """Python helper: lists of ids -> strings (pad, bos, eos dropped)."""
