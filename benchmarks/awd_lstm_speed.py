@@ -28,16 +28,18 @@ SIZES = {
 }
 
 
-def load_ids(path):
-    """WikiText ids the way the peer builds them: sorted vocabulary."""
+def load_split(path, vocab=None):
+    """WikiText ids the way the peer builds them (sorted vocabulary)."""
     import numpy as np
 
     tokens = []
     with open(path, encoding="utf-8") as f:
         for line in f:
             tokens.extend(line.split() + ["<eos>"])
-    vocab = {w: i for i, w in enumerate(sorted(set(tokens)))}
-    return np.array([vocab[t] for t in tokens], "int32"), len(vocab)
+    if vocab is None:
+        vocab = {w: i for i, w in enumerate(sorted(set(tokens)))}
+    unk = vocab["<unk>"]
+    return np.array([vocab.get(t, unk) for t in tokens], "int32"), vocab
 
 
 def run_ours(args, size, ids, vocabulary_size):
@@ -126,7 +128,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if missing(args.data, args.peer, args.peer_python):
         return 0
-    ids, vocabulary_size = load_ids(os.path.join(args.data, "train.txt"))
+    ids, vocab = load_split(os.path.join(args.data, "train.txt"))
+    vocabulary_size = len(vocab)
     results = []
     for name in args.sizes:
         size = SIZES[name]

@@ -19,29 +19,11 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 
 from _common import SHARED, machine, missing
-
-SIZES = {
-    "paper": {"emb": 400, "hidden": 1152, "layers": 3},
-    "small": {"emb": 100, "hidden": 300, "layers": 3},
-}
-
-
-def load_split(path, vocab=None):
-    import numpy as np
-
-    tokens = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            tokens.extend(line.split() + ["<eos>"])
-    if vocab is None:
-        vocab = {w: i for i, w in enumerate(sorted(set(tokens)))}
-    unk = vocab["<unk>"]
-    return np.array([vocab.get(t, unk) for t in tokens], "int32"), vocab
+from awd_lstm_speed import SIZES, load_split, run_peer
 
 
 def step_losses(key):
@@ -116,33 +98,6 @@ def run_ours(args, size, train, valid, test, vocabulary_size):
     }
 
 
-def run_peer(args, size):
-    command = [
-        args.peer_python,
-        args.peer,
-        "--data",
-        args.data,
-        "--batch-size",
-        str(args.batch_size),
-        "--bptt",
-        str(args.bptt),
-        "--steps",
-        str(args.steps),
-        "--warmup",
-        "0",
-        "--emb",
-        str(size["emb"]),
-        "--hidden",
-        str(size["hidden"]),
-        "--layers",
-        str(size["layers"]),
-        "--lr",
-        str(args.lr),
-    ]
-    out = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -164,6 +119,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if missing(args.data):
         return 0
+    args.warmup = 0  # the peer's budget counts every step
     train, vocab = load_split(os.path.join(args.data, "train.txt"))
     valid, _ = load_split(os.path.join(args.data, "valid.txt"), vocab)
     test, _ = load_split(os.path.join(args.data, "test.txt"), vocab)
