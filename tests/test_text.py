@@ -343,7 +343,10 @@ def test_generate_continues_the_prompt():
 
 
 def test_pretrain_writes_a_complete_folder(tmp_path):
-    from keras_tl.text.language_model import pretrain_language_model
+    from keras_tl.text.language_model import (
+        load_language_model,
+        pretrain_language_model,
+    )
 
     corpus = "\n".join(SPANISH * 30 + ENGLISH * 30)
     out = tmp_path / "saved_models" / "tiny_lm"
@@ -365,14 +368,14 @@ def test_pretrain_writes_a_complete_folder(tmp_path):
     assert names == [
         "MODEL_CARD.md",
         "config.json",
-        "language_model.keras",
+        "language_model.weights.h5",
         "sentencepiece.model",
         "tokenizer.json",
     ]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp")]
-    lm = keras.models.load_model(out / "language_model.keras")
-    tokenizer = load_tokenizer(out)
+    lm, tokenizer = load_language_model(str(out))
     assert lm.encoder.vocabulary_size == tokenizer.vocabulary_size
+    assert lm.encoder.hidden_dim == 12 and lm.encoder.num_layers == 2
     assert "Validation perplexity" in (out / "MODEL_CARD.md").read_text()
 
 

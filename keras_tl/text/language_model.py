@@ -24,6 +24,7 @@ from keras_tl.text.awd_lstm import (
 from keras_tl.text.data import encode_corpus, language_model_dataset
 
 _STATE_VARIABLES = ("rnn_state", "seed_generator_state")
+WEIGHTS = "language_model.weights.h5"
 
 
 def _is_state(variable):
@@ -210,10 +211,11 @@ def pretrain_language_model(
 ):
     """Trains an AWD-LSTM language model and writes it to a folder.
 
-    The folder holds `language_model.keras` (the whole model; its
-    `.encoder` is what a classifier reuses), the tokenizer
-    (`tokenizer.json` and its vocabulary or SentencePiece model),
-    `config.json` and `MODEL_CARD.md`. It is written to a temporary folder
+    The folder holds `language_model.weights.h5` (the weights, without
+    optimizer state), `config.json` (the model's configuration and how it
+    was trained), the tokenizer (`tokenizer.json` and its vocabulary or
+    SentencePiece model) and `MODEL_CARD.md`; `load_language_model(folder)`
+    reads it back. It is written to a temporary folder
     and moved into place only when complete.
 
     Training follows fastai's language-model recipe: Adam (betas 0.8,
@@ -321,7 +323,9 @@ def pretrain_language_model(
     }
 
     def write(staging):
-        model.save(os.path.join(staging, "language_model.keras"))
+        _copy(model, stateful=False).save_weights(
+            os.path.join(staging, WEIGHTS)
+        )
         tokenizers_lib.save_tokenizer(tokenizer, staging)
         with open(os.path.join(staging, "config.json"), "w") as f:
             json.dump(config, f, indent=2, ensure_ascii=False)
@@ -372,9 +376,9 @@ def _model_card(config):
   {training["validation_tokens"]:,} tokens
 - Date: {config["date"]}
 
-Load with `keras.models.load_model("language_model.keras")` (its
-`.encoder` is the part a classifier reuses) and
-`keras_tl.text.load_tokenizer(folder)`.
+Load with `keras_tl.text.language_model.load_language_model(folder)`,
+which returns the model (its `.encoder` is the part a classifier reuses)
+and the tokenizer.
 """
 
 
@@ -392,21 +396,32 @@ def load_language_model(folder):
 
     >>> lm, tokenizer = load_language_model("saved_models/es")  # doctest: +SKIP
     """
-    path = os.path.join(folder, "language_model.keras")
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"No language model in {folder}: expected {path}, as written by "
-            "keras_tl.text.pretrain_language_model."
-        )
-    model = keras.models.load_model(path)
+    paths = [os.path.join(folder, name) for name in (WEIGHTS, "config.json")]
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"No language model in {folder}: expected {path}, as written "
+                "by keras_tl.text.pretrain_language_model."
+            )
+    with open(paths[1], encoding="utf-8") as f:
+        config = json.load(f)["model"]
     tokenizer = tokenizers_lib.load_tokenizer(folder)
-    if tokenizer.vocabulary_size != model.encoder.vocabulary_size:
+    if tokenizer.vocabulary_size != config["vocabulary_size"]:
         raise ValueError(
             f"The tokenizer in {folder} has {tokenizer.vocabulary_size} "
             f"tokens but the model was trained with "
-            f"{model.encoder.vocabulary_size}: they come from different "
+            f"{config['vocabulary_size']}: they come from different "
             "trainings. Keep the tokenizer files the model was saved with."
         )
+    model = AWDLSTMLanguageModel.from_config({**config, "stateful": False})
+    model(np.zeros((1, 1), "int32"))
+    try:
+        model.load_weights(paths[0])
+    except ValueError as error:
+        raise ValueError(
+            f"{paths[0]} does not fit the model described in {paths[1]}: "
+            f"{error}"
+        ) from None
     return model, tokenizer
 
 
