@@ -351,6 +351,7 @@ def write_folder(path, write):
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
+        os.chmod(staging, 0o755)  # mkdtemp makes it private to the user
         write(staging)
         if os.path.exists(path):
             shutil.rmtree(path)
