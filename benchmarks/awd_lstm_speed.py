@@ -42,13 +42,11 @@ def load_split(path, vocab=None):
     return np.array([vocab.get(t, unk) for t in tokens], "int32"), vocab
 
 
-def run_ours(args, size, ids, vocabulary_size):
+def language_model(args, size, vocabulary_size, metrics=()):
+    """keras_tl's LM compiled as fastai's LMLearner trains (see header)."""
     import keras
 
-    from keras_tl.text import (
-        AWDLSTMLanguageModel,
-        language_model_dataset,
-    )
+    from keras_tl.text import AWDLSTMLanguageModel
 
     keras.utils.set_random_seed(0)
     model = AWDLSTMLanguageModel(
@@ -63,7 +61,17 @@ def run_ours(args, size, ids, vocabulary_size):
             args.lr, beta_1=0.8, beta_2=0.99, global_clipnorm=0.1
         ),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=list(metrics),
     )
+    return model
+
+
+def run_ours(args, size, ids, vocabulary_size):
+    import keras
+
+    from keras_tl.text import language_model_dataset
+
+    model = language_model(args, size, vocabulary_size)
     data = language_model_dataset(ids, args.batch_size, args.bptt).repeat()
     # One fit; the clock starts at the end of the last warm-up step, as
     # the peer's does (a second fit call would add its own set-up time).

@@ -23,22 +23,23 @@ import sys
 import time
 
 from _common import SHARED, machine, missing
-from awd_lstm_speed import SIZES, load_split, run_peer
+from awd_lstm_speed import SIZES, language_model, load_split, run_peer
 
 
 def step_losses(key):
-    """A callback recovering each step's `key` from Keras' running mean."""
+    """A callback recording each step's own `key` (metrics reset per step,
+    as keras_tl.lr_find does, so nothing is averaged over the epoch)."""
     import keras
 
     class StepLosses(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.losses, self._mean = [], 0.0
+            self.losses = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.model.reset_metrics()
 
         def on_train_batch_end(self, batch, logs=None):
-            mean = float(logs[key])
-            step = len(self.losses)
-            self.losses.append((step + 1) * mean - step * self._mean)
-            self._mean = mean
+            self.losses.append(float(logs[key]))
 
     return StepLosses()
 
@@ -46,24 +47,15 @@ def step_losses(key):
 def run_ours(args, size, train, valid, test, vocabulary_size):
     import keras
 
-    from keras_tl.text import AWDLSTMLanguageModel, language_model_dataset
+    from keras_tl.text import language_model_dataset
     from keras_tl.text.language_model import evaluate_perplexity
 
-    keras.utils.set_random_seed(0)
-    model = AWDLSTMLanguageModel(
-        vocabulary_size,
-        embedding_dim=size["emb"],
-        hidden_dim=size["hidden"],
-        num_layers=size["layers"],
-        stateful=True,
-    )
     # fastai's AR/TAR act on the loss being minimised, but the loss it
     # reports is the cross-entropy alone; compare that.
-    model.compile(
-        keras.optimizers.Adam(
-            args.lr, beta_1=0.8, beta_2=0.99, global_clipnorm=0.1
-        ),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    model = language_model(
+        args,
+        size,
+        vocabulary_size,
         metrics=[
             keras.metrics.SparseCategoricalCrossentropy(
                 from_logits=True, name="cross_entropy"

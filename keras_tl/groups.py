@@ -167,6 +167,12 @@ def prepare_optimizer(model: keras.Model) -> None:
     replace_optimizer(model, fresh)
 
 
+def retrace(model):
+    """Makes the next `fit` step trace again (new variables, rates, ...)."""
+    if getattr(model, "train_function", None) is not None:
+        model.make_train_function(force=True)
+
+
 def replace_optimizer(model, optimizer, old=None):
     """Makes `optimizer` the model's, for training and for saving.
 
@@ -180,8 +186,7 @@ def replace_optimizer(model, optimizer, old=None):
     if compile_config is not None and "optimizer" in compile_config.config:
         if old is None or compile_config.config["optimizer"] is old:
             compile_config.config["optimizer"] = optimizer
-    if getattr(model, "train_function", None) is not None:
-        model.make_train_function(force=True)
+    retrace(model)
 
 
 def freeze_to(
@@ -261,8 +266,7 @@ def unfreeze(model: keras.Model) -> None:
 def _refresh(model):
     prepare_optimizer(model)
     # The traced train step captured the old list of trainable variables.
-    if getattr(model, "train_function", None) is not None:
-        model.make_train_function(force=True)
+    retrace(model)
     # Keras 3.15+ warns at fit when `trainable` changed since compile,
     # asking for a recompile; the two lines above are what it asks for.
     if hasattr(model, "_compiled_trainable_state"):

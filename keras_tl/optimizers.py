@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_tl import groups as groups_lib
+from keras_tl.groups import retrace
 
 
 class LayerwiseOptimizer:
@@ -414,12 +415,6 @@ def model_optimizer(model):
         converted = layerwise(model.optimizer)
     groups_lib.replace_optimizer(model, converted)
     return converted
-
-
-def retrace(model):
-    """Makes the next `fit` step trace again (new rates, groups, schedule)."""
-    if getattr(model, "train_function", None) is not None:
-        model.make_train_function(force=True)
 
 
 def group_factors(num_groups, factor=2.6):

@@ -234,13 +234,19 @@ def test_carried_state_over_two_windows_equals_one_long_window():
 
 
 def test_ar_and_tar_are_added_in_training_only():
-    lm = tiny_lm()
-    ids = np.ones((2, 6), "int32")
+    lm = tiny_lm(drop_mult=0.0)  # no dropout: raw and dropped outputs agree
+    ids = np.random.default_rng(0).integers(4, 30, size=(2, 6))
     lm(ids)
     assert not lm.losses
     lm(ids, training=True)
     assert len(lm.losses) == 2
-    assert all(float(loss) >= 0 for loss in lm.losses)
+    h = keras.ops.convert_to_numpy(lm.encoder(ids))
+    ar, tar = (float(loss) for loss in lm.losses)
+    assert ar == pytest.approx(2.0 * np.mean(h**2), rel=1e-5)
+    assert tar == pytest.approx(
+        1.0 * np.mean((h[:, 1:] - h[:, :-1]) ** 2), rel=1e-5
+    )
+    assert ar > 0 and tar > 0
 
 
 def test_language_model_learns_trains_and_saves(tmp_path):
