@@ -18,7 +18,7 @@ HUB_PREFIX = "hub:"
 
 def build(
     backbone: str,
-    num_classes: int,
+    num_classes: int | None = None,
     *,
     weights: str | None = "imagenet",
     input_shape: Sequence[int] | None = None,
@@ -28,7 +28,10 @@ def build(
     multi_label: bool = False,
     freeze_backbone: bool = True,
     train_bn: bool = False,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
+    task: str = "classifier",
+    encoder=None,
+    **text_options,
 ) -> keras.Model:
     """Builds a compiled classifier on a pretrained backbone.
 
@@ -56,7 +59,15 @@ def build(
         freeze_backbone: train only the head at first.
         train_bn: keep BatchNormalization training inside frozen groups
             (fastai) instead of frozen (Keras).
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's learning rate (default 1e-3; 1e-2 for
+            `"awd_lstm"`).
+        task: `"classifier"`; with `"awd_lstm"` also `"language_model"`.
+        encoder: for `"awd_lstm"`: a pretrained language-model folder (from
+            `saved_models/` or `pretrain_language_model`), a language
+            model, an encoder, or a dict of sizes to start from scratch.
+        **text_options: for `"awd_lstm"` classifiers, the options of
+            `keras_tl.text.text_classifier` (`drop_mult`, `bptt`, `max_len`,
+            `hidden_units`, ...).
 
     Returns:
         A compiled functional `keras.Model`.
@@ -74,6 +85,23 @@ def build(
     >>> model.output_shape
     (None, 2)
     """
+    if backbone == "awd_lstm":
+        return _awd_lstm(
+            task,
+            encoder,
+            num_classes,
+            multi_label,
+            freeze_backbone,
+            learning_rate,
+            text_options,
+        )
+    if task != "classifier" or encoder is not None or text_options:
+        raise ValueError(
+            f"`task`, `encoder` and text options are for backbone='awd_lstm'."
+            f" Received: backbone={backbone!r}, task={task!r}, "
+            f"options={sorted(text_options) + (['encoder'] if encoder else [])}"
+        )
+    learning_rate = 1e-3 if learning_rate is None else learning_rate
     if isinstance(backbone, str) and backbone.startswith(HUB_PREFIX):
         inputs, features = _hub_backbone(
             backbone[len(HUB_PREFIX) :], weights, input_shape
@@ -107,6 +135,40 @@ def build(
     else:
         groups.unfreeze(model)
     return model
+
+
+def _awd_lstm(
+    task, encoder, num_classes, multi_label, freeze, learning_rate, options
+):
+    from keras_tl.text.classifier import text_classifier
+    from keras_tl.text.language_model import load_language_model
+
+    if encoder is None:
+        raise ValueError(
+            "backbone='awd_lstm' needs `encoder`: a pretrained language-model "
+            "folder (e.g. 'saved_models/es_awd_lstm_small'), or a dict of "
+            "sizes such as {'vocabulary_size': 8000, 'embedding_dim': 400, "
+            "'hidden_dim': 1152, 'num_layers': 3} to train from scratch."
+        )
+    if task == "language_model":
+        if options or num_classes is not None:
+            raise ValueError(
+                "task='language_model' takes only `encoder` (a saved folder)."
+            )
+        return load_language_model(encoder)[0]
+    if task != "classifier":
+        raise ValueError(
+            "Unknown task for 'awd_lstm'. Expected 'classifier' or "
+            f"'language_model'. Received: task={task!r}"
+        )
+    return text_classifier(
+        encoder,
+        num_classes,
+        multi_label=multi_label,
+        freeze_encoder=freeze,
+        learning_rate=1e-2 if learning_rate is None else learning_rate,
+        **options,
+    )
 
 
 def _registered_backbone(spec: BackboneSpec, weights, input_shape):

@@ -8,8 +8,17 @@ from keras_tl.text.awd_lstm import (
     ResetStateEachEpoch,
     WeightDropLSTM,
 )
+from keras_tl.text.classifier import (
+    ConcatPooling,
+    SentenceEncoder,
+    text_classifier,
+)
 from keras_tl.text.data import (
+    classification_dataset,
+    document_ids,
     encode_corpus,
+    encode_documents,
+    encode_labels,
     language_model_dataset,
     read_text,
 )
@@ -20,9 +29,28 @@ from keras_tl.text.tokenizers import (
     load_tokenizer,
     save_tokenizer,
 )
+from keras_tl.text.ulmfit import (
+    TextClassifier,
+    classification_metrics,
+    export_text_classifier,
+    fine_tune_language_model,
+    train_ulmfit,
+)
 
 __all__ = [
     "AWDLSTMEncoder",
+    "ConcatPooling",
+    "SentenceEncoder",
+    "TextClassifier",
+    "classification_dataset",
+    "classification_metrics",
+    "document_ids",
+    "encode_documents",
+    "encode_labels",
+    "export_text_classifier",
+    "fine_tune_language_model",
+    "text_classifier",
+    "train_ulmfit",
     "AWDLSTMLanguageModel",
     "EmbeddingDropout",
     "Perplexity",

@@ -308,6 +308,32 @@ class AWDLSTMEncoder(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.embedding_dim,)
 
+    def zero_state(self, batch_size):
+        """`[[h, c], ...]` zeros, one pair per layer, for `call_with_state`."""
+        return [
+            [ops.zeros((batch_size, lstm.units), lstm.compute_dtype)] * 2
+            for lstm in self.lstms
+        ]
+
+    def call_with_state(self, inputs, states, mask=None, training=None):
+        """Reads `inputs` from the given state; returns `(outputs, states)`.
+
+        What a document reader needs to carry the state across chunks
+        without a stateful layer (and so with any batch size). Where
+        `mask` (batch, time) is False, a row's state is left unchanged.
+        """
+        x = self.embedding(inputs, training=training)
+        x = self.input_dropout_layer(x, training=training)
+        new_states = []
+        for i, lstm in enumerate(self.lstms):
+            state = [ops.cast(s, lstm.compute_dtype) for s in states[i]]
+            _, x, state = lstm.inner_loop(x, state, mask, training=training)
+            x = ops.cast(x, lstm.compute_dtype)
+            new_states.append([ops.cast(s, lstm.compute_dtype) for s in state])
+            if i < len(self.hidden_dropout_layers):
+                x = self.hidden_dropout_layers[i](x, training=training)
+        return x, new_states
+
     def reset_state(self):
         """Zeroes the carried hidden state (stateful encoders)."""
         for lstm in self.lstms:

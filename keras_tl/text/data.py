@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tl.schedules import _check_positive_int as check_positive_int
-from keras_tl.text.tokenizers import EOS_ID, _check_texts
+from keras_tl.text.tokenizers import BOS_ID, EOS_ID, _check_texts
 
 
 def read_text(path, encoding="utf-8"):
@@ -150,3 +150,174 @@ def _random_windows(row_length, sequence_length, seed):
         lengths.append(length)
         start += length
     return np.array(starts), np.array(lengths)
+
+
+def document_ids(texts, tokenizer, *, backwards=False):
+    """Texts -> `<bos>` + token ids, a `tf.RaggedTensor`; graph friendly.
+
+    The classifier's input, the same in training and in an exported
+    model. `backwards` reverses each document (`<bos>` ends up last), for
+    a backward language model and classifier.
+
+    Example:
+
+    >>> document_ids(tf.constant(["hola"]), tokenizer)  # doctest: +SKIP
+    """
+    ids = tokenizer(tf.convert_to_tensor(texts, tf.string))
+    ids = tf.cast(ids, tf.int32)
+    bos = tf.fill([ids.nrows(), 1], tf.constant(BOS_ID, tf.int32))
+    ids = tf.concat([bos, ids], axis=1)
+    if backwards:
+        ids = _reverse_rows(ids)
+    return ids
+
+
+def _reverse_rows(ragged):
+    rows = ragged.value_rowids()
+    starts = tf.gather(ragged.row_starts(), rows)
+    limits = tf.gather(ragged.row_limits(), rows)
+    positions = tf.range(tf.shape(rows, out_type=rows.dtype)[0])
+    values = tf.gather(ragged.values, starts + limits - 1 - positions)
+    return ragged.with_values(values)
+
+
+def encode_documents(texts, tokenizer, *, backwards=False, batch_size=2048):
+    """`document_ids` for a list of texts, as a list of int32 arrays."""
+    texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+    documents = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        ids = document_ids(tf.constant(batch), tokenizer, backwards=backwards)
+        splits = ids.row_splits.numpy()
+        documents.extend(np.split(ids.values.numpy(), splits[1:-1]))
+    return documents
+
+
+def encode_labels(labels, label_names=None):
+    """Labels (names or integers) -> class ids, and the ordered names.
+
+    Args:
+        labels: one label a text.
+        label_names: the label set, in class-id order; by default the sorted
+            distinct labels.
+
+    Returns:
+        `(ids, label_names)`: an int32 array and a list of strings.
+
+    Raises:
+        ValueError: a label that is not in `label_names`.
+
+    Example:
+
+    >>> encode_labels(["neg", "pos", "neg"])
+    (array([0, 1, 0], dtype=int32), ['neg', 'pos'])
+    """
+    labels = [str(label) for label in labels]
+    if label_names is None:
+        label_names = sorted(set(labels))
+    label_names = [str(name) for name in label_names]
+    if len(set(label_names)) != len(label_names):
+        raise ValueError(f"`label_names` repeats a name: {label_names}")
+    index = {name: i for i, name in enumerate(label_names)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} label(s) are not in the label set "
+            f"{label_names}: {unknown[:10]}. Add them to `label_names` or "
+            "fix the data."
+        )
+    return np.array([index[label] for label in labels], "int32"), label_names
+
+
+def classification_dataset(
+    documents,
+    labels=None,
+    *,
+    batch_size=64,
+    shuffle=False,
+    seed=0,
+    sequence_length=None,
+):
+    """Batches of right-padded documents (and labels) for the classifier.
+
+    With `shuffle`, each epoch draws a new order and then sorts chunks of
+    50 batches by length (fastai's `SortedDL`), so little time is spent on
+    padding. Without, the order is kept (predictions line up with inputs).
+
+    Args:
+        documents: a list of token-id arrays (see `encode_documents`).
+        labels: class ids, or None for inputs only.
+        batch_size: documents a batch.
+        shuffle: reshuffle every epoch, by length chunks.
+        seed: for the shuffling.
+        sequence_length: pad (or cut, keeping the start) every document to
+            this length, for static shapes (TPUs); default: each batch to
+            its longest document.
+
+    Returns:
+        A `tf.data.Dataset` of int32 `(ids, labels)` or `ids`, with a known
+        number of batches.
+
+    Example:
+
+    >>> data = classification_dataset([np.array([2, 9]), np.array([2])],
+    ...                               np.array([1, 0]), batch_size=2)
+    >>> next(iter(data))[0].numpy()
+    array([[2, 9],
+           [2, 0]], dtype=int32)
+    """
+    check_positive_int("batch_size", batch_size)
+    if sequence_length is not None:
+        check_positive_int("sequence_length", sequence_length)
+    if not len(documents):
+        raise ValueError("No documents: the dataset would be empty.")
+    if labels is not None:
+        labels = np.asarray(labels).astype("int32")
+        if len(labels) != len(documents):
+            raise ValueError(
+                f"{len(documents)} documents but {len(labels)} labels: give "
+                "one label a document."
+            )
+    lengths = np.array([len(d) for d in documents])
+    num_batches = -(-len(documents) // batch_size)
+    epoch = [0]
+
+    def split(indices):
+        return [
+            indices[start : start + batch_size]
+            for start in range(0, len(indices), batch_size)
+        ]
+
+    def order():
+        if not shuffle:
+            return split(np.arange(len(documents)))
+        rng = np.random.default_rng(seed + epoch[0])
+        epoch[0] += 1
+        indices = rng.permutation(len(documents))
+        chunk = 50 * batch_size
+        batches = []
+        for start in range(0, len(indices), chunk):
+            part = indices[start : start + chunk]
+            batches.extend(
+                split(part[np.argsort(-lengths[part], kind="stable")])
+            )
+        rng.shuffle(batches)
+        return batches
+
+    def batches():
+        for picked in order():
+            width = sequence_length or max(1, lengths[picked].max())
+            x = np.zeros((len(picked), width), "int32")
+            for row, i in enumerate(picked):
+                document = documents[i][:width]
+                x[row, : len(document)] = document
+            yield x if labels is None else (x, labels[picked])
+
+    ids_spec = tf.TensorSpec((None, sequence_length), tf.int32)
+    signature = (
+        ids_spec
+        if labels is None
+        else (ids_spec, tf.TensorSpec((None,), tf.int32))
+    )
+    data = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return data.apply(tf.data.experimental.assert_cardinality(num_batches))

@@ -431,6 +431,8 @@ class _ServedLanguageModel(tf.Module):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
+        # Plain tf.Variables too, so `saved_model_cli run` restores them.
+        self.model_variables = [v.value for v in model.variables]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def serve(self, texts):

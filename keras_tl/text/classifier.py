@@ -1,0 +1,418 @@
+"""The ULMFiT text classifier (Howard and Ruder 2018, sec. 3.3).
+
+A pretrained AWD-LSTM encoder reads each document in BPTT-sized chunks,
+carrying its state, and the last layer's outputs are concat-pooled,
+`[h_T, maxpool(H), meanpool(H)]`, into the paper's head: batch norm,
+dropout, a dense layer of 50 with ReLU, batch norm, dropout, the output.
+
+Documents are token ids, right-padded with 0 (`<pad>`), so padding never
+runs before a text and cuDNN's fused kernel stays usable. Padded steps
+never enter the pooling. As fastai's `SentenceEncoder` does, only the last
+`max_len` tokens of a document are kept for pooling and gradients; the
+tokens before them are still read (without gradients) to set the state.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_tl.schedules import _check_positive_int as check_positive_int
+from keras_tl.text import tokenizers as tokenizers_lib
+from keras_tl.text.awd_lstm import AWDLSTMEncoder, AWDLSTMLanguageModel
+
+# fastai's awd_lstm_clas_config dropouts, before drop_mult.
+CLASSIFIER_DROPOUTS = {
+    "embedding_dropout": 0.05,
+    "input_dropout": 0.4,
+    "hidden_dropout": 0.3,
+    "weight_dropout": 0.5,
+}
+OUTPUT_DROPOUT = 0.4  # before the head's first dense layer
+HEAD_DROPOUT = 0.1  # before each further dense layer
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class ConcatPooling(keras.layers.Layer):
+    """`[h_T, max over time, mean over time]` of the unmasked steps.
+
+    `h_T` is each row's last unmasked step (its last real token). A row
+    with no unmasked step pools to zeros.
+
+    Call arguments:
+        sequences: `(batch, time, features)`.
+        mask: `(batch, time)` booleans, True at real steps.
+
+    Example:
+
+    >>> pool = ConcatPooling()
+    >>> x = np.arange(6, dtype="float32").reshape(1, 3, 2)
+    >>> pool(x, mask=np.array([[True, True, False]])).numpy()
+    array([[2., 3., 2., 3., 1., 2.]], dtype=float32)
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # pooled over time: no steps left to mask
+
+    def call(self, sequences, mask=None):
+        if mask is None:
+            mask = ops.ones(ops.shape(sequences)[:2], "bool")
+        mask = ops.cast(mask, "bool")
+        steps = ops.shape(sequences)[1]
+        weights = ops.cast(mask, sequences.dtype)[..., None]
+        count = ops.sum(weights, axis=1)
+        mean = ops.sum(sequences * weights, axis=1) / ops.maximum(count, 1)
+        lowest = ops.cast(-np.inf, sequences.dtype)
+        maximum = ops.max(ops.where(mask[..., None], sequences, lowest), 1)
+        # Index of the last True step: first True of the reversed mask.
+        last = steps - 1 - ops.argmax(ops.cast(mask[:, ::-1], "int32"), 1)
+        h_last = ops.take_along_axis(
+            sequences, ops.reshape(last, (-1, 1, 1)), axis=1
+        )[:, 0]
+        any_step = count > 0
+        zero = ops.zeros_like(mean)
+        return ops.concatenate(
+            [
+                ops.where(any_step, h_last, zero),
+                ops.where(any_step, maximum, zero),
+                mean,
+            ],
+            axis=-1,
+        )
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 3 * input_shape[-1])
+
+
+def _ceil_to(length, multiple):
+    return (length + multiple - 1) // multiple * multiple
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class SentenceEncoder(keras.layers.Layer):
+    """Reads whole documents with an AWD-LSTM encoder, chunk by chunk.
+
+    Takes right-padded token ids `(batch, time)` (0 is padding) and returns
+    the concat-pooled features `(batch, 3 * embedding_dim)`.
+
+    Each row keeps its last `max_len` real tokens: those are read with
+    gradients, chunk after chunk of `bptt` tokens, and pooled. The tokens
+    before them are read first, also in chunks and without gradients, only
+    to give the kept part its state. So memory grows with `max_len`, not
+    with the document. The result is the same as one pass over the whole
+    document (without dropout).
+
+    Args:
+        encoder: an `AWDLSTMEncoder` (not stateful).
+        bptt: chunk length.
+        max_len: tokens kept for pooling and gradients (fastai: 20 * 72).
+
+    Example:
+
+    >>> reader = SentenceEncoder(AWDLSTMEncoder(100, 8, 12), bptt=4)
+    >>> reader(np.array([[5, 6, 7, 0, 0]])).shape
+    (1, 24)
+    """
+
+    def __init__(self, encoder, bptt=70, max_len=1440, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(encoder, dict):
+            encoder = keras.saving.deserialize_keras_object(encoder)
+        if not isinstance(encoder, AWDLSTMEncoder):
+            raise TypeError(
+                "`encoder` must be an AWDLSTMEncoder. Received: "
+                f"{type(encoder).__name__}"
+            )
+        if encoder.stateful:
+            raise ValueError(
+                "The classifier's encoder must not be stateful: it carries "
+                "the state across chunks itself."
+            )
+        check_positive_int("bptt", bptt)
+        check_positive_int("max_len", max_len)
+        self.encoder = encoder
+        self.bptt = bptt
+        self.max_len = max_len
+        self.pooling = ConcatPooling(name="concat_pooling")
+
+    def build(self, input_shape):
+        self.encoder.build((input_shape[0], self.bptt))
+        self.built = True
+
+    def _read(self, ids, mask, states, training, keep_outputs):
+        """Runs the encoder over `ids` in `bptt` chunks, carrying `states`."""
+        bptt = self.bptt
+        length = tf.shape(ids)[1]
+        padded = _ceil_to(length, bptt)
+        ids = tf.pad(ids, [[0, 0], [0, padded - length]])
+        mask = tf.pad(mask, [[0, 0], [0, padded - length]])
+        batch = tf.shape(ids)[0]
+        dtype = self.encoder.lstms[-1].compute_dtype
+        outputs = tf.TensorArray(dtype, size=padded // bptt, infer_shape=False)
+
+        def body(i, states, outputs):
+            start = i * bptt
+            chunk = tf.reshape(ids[:, start : start + bptt], (batch, bptt))
+            chunk_mask = tf.reshape(
+                mask[:, start : start + bptt], (batch, bptt)
+            )
+            x, states = self.encoder.call_with_state(
+                chunk, states, mask=chunk_mask, training=training
+            )
+            if keep_outputs:
+                outputs = outputs.write(i, tf.transpose(x, (1, 0, 2)))
+            return i + 1, states, outputs
+
+        _, states, outputs = tf.while_loop(
+            lambda i, *_: i < padded // bptt,
+            body,
+            (tf.constant(0), states, outputs),
+        )
+        if not keep_outputs:
+            return None, states
+        x = outputs.concat()  # (padded, batch, features)
+        x = tf.transpose(x, (1, 0, 2))[:, :length]
+        x = tf.ensure_shape(x, (None, None, self.encoder.embedding_dim))
+        return x, states
+
+    def call(self, inputs, training=None):
+        ids = tf.cast(inputs, "int32")
+        steps = tf.shape(ids)[1]
+        positions = tf.range(steps)
+        lengths = tf.reduce_sum(
+            tf.cast(ids != tokenizers_lib.PAD_ID, "int32"), axis=1
+        )
+        kept = tf.minimum(self.max_len, steps)
+        start = tf.maximum(lengths - self.max_len, 0)  # first kept token
+        states = self.encoder.zero_state(tf.shape(ids)[0])
+        # 1. Before the kept window: state only, no gradients. Each row
+        #    stops at its own start (the mask freezes its state there).
+        prefix = steps - kept
+        _, states = self._read(
+            ids[:, :prefix],
+            positions[None, :prefix] < start[:, None],
+            states,
+            training,
+            keep_outputs=False,
+        )
+        states = tf.nest.map_structure(tf.stop_gradient, states)
+        # 2. Each row's last `kept` tokens, moved to the front.
+        window = start[:, None] + tf.range(kept)[None, :]
+        real = window < lengths[:, None]
+        window = tf.gather(
+            ids, tf.minimum(window, steps - 1), axis=1, batch_dims=1
+        )
+        window = tf.where(real, window, tokenizers_lib.PAD_ID)
+        # Padding after a row's end only changes its state after its last
+        # real token, so it needs no mask (and the fused kernel is kept).
+        outputs, _ = self._read(
+            window, tf.ones_like(real), states, training, keep_outputs=True
+        )
+        return self.pooling(outputs, mask=real)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 3 * self.encoder.embedding_dim)
+
+    def layer_groups(self):
+        """The encoder's groups: embedding, then one per LSTM layer."""
+        return self.encoder.layer_groups()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "bptt": self.bptt,
+                "max_len": self.max_len,
+            }
+        )
+        return config
+
+
+def classifier_encoder(source, drop_mult=0.5, seed=None):
+    """A new, non-stateful encoder for a classifier, with pretrained weights.
+
+    Args:
+        source: a folder written by `pretrain_language_model` (or by the
+            ULMFiT recipe), an `AWDLSTMLanguageModel`, an `AWDLSTMEncoder`,
+            or a dict of encoder sizes (`vocabulary_size`, `embedding_dim`,
+            `hidden_dim`, `num_layers`) for one trained from scratch.
+        drop_mult: scales the classifier's dropouts (fastai's
+            `awd_lstm_clas_config`: embedding 0.05, input 0.4, hidden 0.3,
+            weights 0.5).
+        seed: dropout seed.
+
+    Returns:
+        `(encoder, tokenizer)`; the tokenizer is None unless `source` is a
+        folder.
+    """
+    tokenizer = None
+    if isinstance(source, (str, os.PathLike)):
+        from keras_tl.text.language_model import load_language_model
+
+        source, tokenizer = load_language_model(source)
+    if isinstance(source, AWDLSTMLanguageModel):
+        source = source.encoder
+    if isinstance(source, AWDLSTMEncoder):
+        sizes = {
+            key: getattr(source, key)
+            for key in (
+                "vocabulary_size",
+                "embedding_dim",
+                "hidden_dim",
+                "num_layers",
+            )
+        }
+    elif isinstance(source, dict):
+        sizes, source = dict(source), None
+    else:
+        raise TypeError(
+            "`encoder` must be a saved language-model folder, an "
+            "AWDLSTMLanguageModel, an AWDLSTMEncoder or a dict of sizes. "
+            f"Received: {type(source).__name__}"
+        )
+    encoder = AWDLSTMEncoder(
+        **sizes,
+        **CLASSIFIER_DROPOUTS,
+        drop_mult=drop_mult,
+        seed=seed,
+        name="encoder",
+    )
+    encoder.build((None, 1))
+    if source is not None:
+        if not source.built:
+            raise ValueError(
+                "The encoder has no weights yet: train it or call it first."
+            )
+        copy_encoder_weights(source, encoder)
+    return encoder, tokenizer
+
+
+def _weights(encoder):
+    # Neither the stateful LSTMs' carried state nor the dropout seeds.
+    return [
+        v
+        for v in encoder.weights
+        if "rnn_state" not in v.path and "seed_generator" not in v.path
+    ]
+
+
+def copy_encoder_weights(source, target):
+    """Copies one AWD-LSTM encoder's weights into another of the same size.
+
+    Example:
+
+    >>> copy_encoder_weights(lm.encoder, classifier_encoder)  # doctest: +SKIP
+    """
+    sources, targets = _weights(source), _weights(target)
+    shapes = [tuple(v.shape) for v in sources]
+    if shapes != [tuple(v.shape) for v in targets]:
+        raise ValueError(
+            "The two encoders differ in size: cannot copy weights of shapes "
+            f"{shapes} into {[tuple(v.shape) for v in targets]}."
+        )
+    for s, t in zip(sources, targets, strict=True):
+        t.assign(s)
+
+
+def text_classifier(
+    encoder,
+    num_classes,
+    *,
+    hidden_units=(50,),
+    drop_mult=0.5,
+    bptt=70,
+    max_len=1440,
+    multi_label=False,
+    learning_rate=1e-2,
+    freeze_encoder=True,
+    seed=None,
+):
+    """The ULMFiT classifier as a compiled functional Keras model.
+
+    Input: right-padded token ids `(batch, time)` (see
+    `classification_dataset`). Output: class probabilities.
+
+    Layer groups (for `fine_tune`, `freeze_to`, discriminative rates):
+    the embedding, each LSTM layer, the head.
+
+    Args:
+        encoder: see `classifier_encoder` (a saved folder, a language model,
+            an encoder, or a dict of sizes to train from scratch).
+        num_classes: number of classes (>= 2, or 1 with `multi_label`).
+        hidden_units: widths of the head's ReLU layers (paper: 50).
+        drop_mult: scales every dropout (the encoder's and the head's
+            0.4 / 0.1).
+        bptt, max_len: see `SentenceEncoder`.
+        multi_label: independent sigmoids and binary cross-entropy.
+        learning_rate: Adam's rate (betas 0.8, 0.99, as fastai's text).
+        freeze_encoder: train only the head at first.
+        seed: dropout seed.
+
+    Returns:
+        The compiled model. If `encoder` was a folder, its tokenizer is
+        `keras_tl.text.load_tokenizer(folder)`.
+
+    Example:
+
+    >>> model = text_classifier({"vocabulary_size": 100, "embedding_dim": 8,
+    ...                          "hidden_dim": 12, "num_layers": 2}, 3)
+    >>> model.output_shape
+    (None, 3)
+    """
+    check_positive_int("num_classes", num_classes)
+    if num_classes == 1 and not multi_label:
+        raise ValueError(
+            "A single-class softmax cannot learn: use num_classes=2 for a "
+            "binary task (or multi_label=True for one sigmoid)."
+        )
+    if isinstance(hidden_units, int):
+        hidden_units = (hidden_units,)
+    encoder_layer, _ = classifier_encoder(encoder, drop_mult, seed)
+    inputs = keras.Input((None,), dtype="int32", name="token_ids")
+    x = SentenceEncoder(
+        encoder_layer, bptt=bptt, max_len=max_len, name="sentence_encoder"
+    )(inputs)
+    widths = [*hidden_units, num_classes]
+    rates = [OUTPUT_DROPOUT] + [HEAD_DROPOUT] * len(hidden_units)
+    for i, (units, rate) in enumerate(zip(widths, rates, strict=True)):
+        last = i == len(widths) - 1
+        # PyTorch's (fastai's) momentum: Keras' 0.99 leaves the moving
+        # statistics near their initial values for a few hundred steps.
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"head_bn_{i}")(
+            x
+        )
+        x = keras.layers.Dropout(rate * drop_mult, name=f"head_dropout_{i}")(x)
+        x = keras.layers.Dense(
+            units,
+            activation=None if last else "relu",
+            name="predictions" if last else f"head_dense_{i}",
+        )(x)
+    outputs = keras.layers.Activation(
+        "sigmoid" if multi_label else "softmax",
+        dtype="float32",
+        name="probabilities",
+    )(x)
+    model = keras.Model(inputs, outputs, name="ulmfit_classifier")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.8, beta_2=0.99),
+        loss=(
+            "binary_crossentropy"
+            if multi_label
+            else "sparse_categorical_crossentropy"
+        ),
+        metrics=["binary_accuracy" if multi_label else "accuracy"],
+    )
+    from keras_tl import groups
+
+    if freeze_encoder:
+        groups.freeze(model)
+    return model

@@ -1,0 +1,336 @@
+"""The ULMFiT classifier: pooling, chunked reading, data, recipe, export."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_tl
+from keras_tl.text import (
+    AWDLSTMEncoder,
+    ConcatPooling,
+    SentenceEncoder,
+    TextClassifier,
+    WordTokenizer,
+    classification_dataset,
+    classification_metrics,
+    document_ids,
+    encode_documents,
+    encode_labels,
+    export_text_classifier,
+    text_classifier,
+    train_ulmfit,
+)
+
+SIZES = {
+    "vocabulary_size": 40,
+    "embedding_dim": 8,
+    "hidden_dim": 12,
+    "num_layers": 2,
+}
+
+
+def padded_ids(lengths, width, vocabulary=40, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((len(lengths), width), "int32")
+    for i, length in enumerate(lengths):
+        ids[i, :length] = rng.integers(4, vocabulary, length)
+    return ids
+
+
+def test_concat_pooling_matches_hand_values():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5, 4)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], bool)
+    out = ConcatPooling()(x, mask=mask).numpy()
+    assert out.shape == (3, 12)
+    for i, length in enumerate([3, 5]):
+        real = x[i, :length]
+        expected = np.concatenate([real[-1], real.max(0), real.mean(0)])
+        np.testing.assert_allclose(out[i], expected, rtol=1e-6)
+    # Padded steps never count, even when they hold the largest values.
+    x[0, 3:] = 100.0
+    again = ConcatPooling()(x, mask=mask).numpy()
+    np.testing.assert_array_equal(again[0], out[0])
+    np.testing.assert_array_equal(out[2], np.zeros(12))  # nothing to pool
+
+
+@pytest.mark.parametrize(
+    "bptt, max_len", [(3, 100), (5, 5), (12, 12), (4, 6), (1, 2)]
+)
+def test_chunked_reading_equals_one_pass(bptt, max_len):
+    encoder = AWDLSTMEncoder(**SIZES, drop_mult=0.0, seed=0)
+    lengths = [12, 7, 3, 1]
+    ids = padded_ids(lengths, 12)
+    one_pass = keras.ops.convert_to_numpy(encoder(ids))
+    out = SentenceEncoder(encoder, bptt=bptt, max_len=max_len)(ids).numpy()
+    for i, length in enumerate(lengths):
+        kept = one_pass[i, max(0, length - max_len) : length]
+        expected = np.concatenate([kept[-1], kept.max(0), kept.mean(0)])
+        np.testing.assert_allclose(out[i], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_tokens_before_the_kept_window_get_no_gradient():
+    encoder = AWDLSTMEncoder(**SIZES, drop_mult=0.0, seed=0)
+    reader = SentenceEncoder(encoder, bptt=2, max_len=3)
+    ids = np.array([[4, 5, 6, 7, 8, 9, 10, 0]], "int32")  # 7 real tokens
+    reader(ids)
+    table = encoder.embedding.embeddings
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(reader(ids, training=True))
+    gradient = tf.convert_to_tensor(tape.gradient(loss, table)).numpy()
+    norms = np.abs(gradient).sum(-1)
+    assert np.all(norms[[4, 5, 6, 7]] == 0)  # read for the state only
+    assert np.all(norms[[8, 9, 10]] > 0)  # the last max_len tokens
+
+
+def test_classifier_groups_freezing_and_keras_round_trip(tmp_path):
+    model = keras_tl.build(
+        "awd_lstm", num_classes=3, encoder=SIZES, drop_mult=0.0, bptt=4
+    )
+    groups = keras_tl.layer_groups(model)
+    assert len(groups) == SIZES["num_layers"] + 2  # embedding, LSTMs, head
+    assert {v.path.split("/")[0] for v in model.trainable_variables} == {
+        "head_bn_0",
+        "head_dense_0",
+        "head_bn_1",
+        "predictions",
+    }
+    ids = padded_ids([9, 4], 9)
+    labels = np.array([0, 2])
+    model.fit(ids, labels, epochs=1, verbose=0)
+    path = str(tmp_path / "clf.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(
+        loaded.predict(ids, verbose=0), model.predict(ids, verbose=0), rtol=1e-6
+    )
+
+
+def test_classifier_takes_encoder_weights_from_a_language_model():
+    from keras_tl.text import AWDLSTMLanguageModel
+
+    lm = AWDLSTMLanguageModel(**SIZES, stateful=True)
+    lm(np.zeros((2, 3), "int32"))
+    model = text_classifier(lm, 2)
+    encoder = model.get_layer("sentence_encoder").encoder
+    np.testing.assert_array_equal(
+        encoder.embedding.embeddings.numpy(),
+        lm.encoder.embedding.embeddings.numpy(),
+    )
+    assert encoder.weight_dropout == 0.5 and encoder.drop_mult == 0.5
+    assert not encoder.stateful
+
+
+def test_documents_labels_and_batches():
+    tokenizer = WordTokenizer.from_corpus(["a b c d e"])
+    docs = encode_documents(["a b", "", "c d e"], tokenizer)
+    assert [d.tolist() for d in docs] == [[2, 4, 5], [2], [2, 6, 7, 8]]
+    backward = document_ids(
+        tf.constant(["a b", "c d e"]), tokenizer, backwards=True
+    )
+    assert backward.to_list() == [[5, 4, 2], [8, 7, 6, 2]]
+    ids, names = encode_labels(["pos", "neg", "pos"])
+    assert ids.tolist() == [1, 0, 1] and names == ["neg", "pos"]
+    with pytest.raises(ValueError, match=r"not in the label set.*'meh'"):
+        encode_labels(["pos", "meh"], ["neg", "pos"])
+    data = classification_dataset(docs, np.array([0, 1, 0]), batch_size=2)
+    assert data.cardinality().numpy() == 2
+    (x0, y0), (x1, y1) = list(data)
+    assert x0.numpy().tolist() == [[2, 4, 5], [2, 0, 0]]  # right-padded
+    assert x1.numpy().tolist() == [[2, 6, 7, 8]] and y1.numpy().tolist() == [0]
+    fixed = classification_dataset(docs, sequence_length=3, batch_size=3)
+    assert fixed.element_spec.shape.as_list() == [None, 3]
+    assert next(iter(fixed)).numpy().tolist()[2] == [2, 6, 7]
+
+
+def test_shuffled_batches_group_similar_lengths():
+    docs = [np.full(n, 5, "int32") for n in range(1, 201)]
+    data = classification_dataset(
+        docs, np.zeros(200, "int32"), batch_size=10, shuffle=True
+    )
+    first = [x.numpy() for x, _ in data]
+    second = [x.numpy() for x, _ in data]
+    assert sorted(len(x) for x in first) == [10] * 20
+    # Sorted by length within chunks: each batch's lengths are 10 in a row.
+    for x in first:
+        lengths = (x != 0).sum(1)
+        assert lengths.max() - lengths.min() == 9
+    assert [x.shape for x in first] != [x.shape for x in second]  # reshuffled
+
+
+def test_classification_metrics():
+    probs = np.eye(3)[[0, 1, 2, 2]]
+    result = classification_metrics(np.array([0, 1, 1, 2]), probs, 3)
+    assert result["accuracy"] == 0.75
+    assert result["error_rate"] == 0.25
+    # F1: class 0 1.0, class 1 2/3, class 2 2/3.
+    assert result["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+
+
+FILLER = "el la de que y en un una los se del las por con para es muy".split()
+
+
+def separable(n, seed):
+    """'bueno' somewhere in positive texts, 'malo' in negative ones."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(n):
+        words = list(rng.choice(FILLER, rng.integers(3, 12)))
+        words.insert(rng.integers(0, len(words) + 1), ["malo", "bueno"][i % 2])
+        texts.append(" ".join(words))
+        labels.append(["neg", "pos"][i % 2])
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from keras_tl.text.language_model import pretrain_language_model
+
+    keras.utils.set_random_seed(0)
+    folder = str(tmp_path_factory.mktemp("lm") / "tiny_lm")
+    texts, labels = separable(256, 0)
+    pretrain_language_model(
+        texts,
+        folder,
+        tokenizer="word",
+        vocabulary_size=100,
+        embedding_dim=16,
+        hidden_dim=24,
+        num_layers=2,
+        batch_size=8,
+        sequence_length=10,
+        verbose=0,
+    )
+    validation = separable(64, 1)
+    classifier = train_ulmfit(
+        texts,
+        labels,
+        folder,
+        validation_texts=validation[0],
+        validation_labels=validation[1],
+        lm_batch_size=8,
+        batch_size=16,
+        bptt=8,
+        epochs=(1, 1, 1, 5),
+        learning_rate=(1e-2, 5e-3, 5e-3, 5e-3),
+        drop_mult=0.1,
+        seed=0,
+        verbose=0,
+    )
+    return folder, classifier, validation
+
+
+def test_ulmfit_recipe_learns_a_separable_task(trained):
+    folder, classifier, (texts, labels) = trained
+    history = classifier.history["classifier"]
+    assert history["trainable_groups"] == [1, 2, 3] + [4] * 5
+    lm = classifier.info["language_model"]
+    assert lm["perplexity_after"] < lm["perplexity_before"]
+    scores = classifier.evaluate(texts, labels)
+    assert scores["accuracy"] >= 0.9, scores
+    assert classifier.predict(["es muy bueno", "es muy malo"]) == ["pos", "neg"]
+
+
+def test_export_serves_raw_strings_in_a_fresh_process(trained, tmp_path):
+    _, classifier, _ = trained
+    texts = ["es muy bueno", "la de malo", "", "muy " * 300 + "bueno"]
+    expected = classifier.predict_proba(texts)
+    assert np.all(np.isfinite(expected))
+    path = str(tmp_path / "served")
+    classifier.export(path, training_data="synthetic")
+    card = json.load(open(os.path.join(path, "model_card.json")))
+    assert card["labels"] == ["neg", "pos"]
+    assert card["signature"]["inputs"] == {
+        "texts": "tf.string [batch]: raw UTF-8 text"
+    }
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = tmp_path / "cli"
+    subprocess.run(
+        [
+            cli,
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            f"texts={texts!r}",
+            "--outdir",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    np.testing.assert_allclose(
+        np.load(out / "probabilities.npy"), expected, rtol=1e-5, atol=1e-6
+    )
+    code = (
+        "import json, sys, tensorflow as tf\n"
+        f"served = tf.saved_model.load({path!r})\n"
+        "out = served.signatures['serving_default']("
+        "texts=tf.constant(json.loads(sys.argv[1])))\n"
+        "print(json.dumps({'p': out['probabilities'].numpy().tolist(), "
+        "'label': [s.decode() for s in out['label'].numpy()]}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(texts)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(served["p"], expected, rtol=1e-5, atol=1e-6)
+    assert served["label"][:2] == ["pos", "neg"]
+
+
+def test_forward_backward_ensemble_averages(trained, tmp_path):
+    _, forward, _ = trained
+    backward = TextClassifier(
+        forward.model, forward.tokenizer, forward.label_names, backwards=True
+    )
+    texts = ["es muy bueno", "la de malo"]
+    path = str(tmp_path / "ensemble")
+    export_text_classifier([forward, backward], path)
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    out = served(texts=tf.constant(texts))["probabilities"].numpy()
+    expected = (
+        forward.predict_proba(texts) + backward.predict_proba(texts)
+    ) / 2
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_text_classifier(forward, path, overwrite=False)
+
+
+def test_ulmfit_bad_input(trained):
+    folder, _, _ = trained
+    with pytest.raises(ValueError, match="texts are empty"):
+        train_ulmfit(["bueno", "  "], ["pos", "neg"], folder)
+    with pytest.raises(ValueError, match="not in the label set"):
+        train_ulmfit(
+            ["bueno", "malo"],
+            ["pos", "meh"],
+            folder,
+            label_names=["neg", "pos"],
+        )
+    with pytest.raises(ValueError, match="at least two classes"):
+        train_ulmfit(["bueno", "malo"], ["pos", "pos"], folder)
+    other = WordTokenizer.from_corpus(["otra cosa distinta"])
+    with pytest.raises(ValueError, match="does not match"):
+        train_ulmfit(["bueno", "malo"], ["pos", "neg"], folder, tokenizer=other)
+    with pytest.raises(ValueError, match="do not belong together"):
+        train_ulmfit(["bueno", "malo"], ["pos", "neg"], SIZES, tokenizer=other)
+    with pytest.raises(ValueError, match="needs `encoder`"):
+        keras_tl.build("awd_lstm", num_classes=2)
+    with pytest.raises(ValueError, match="num_classes=2 for a binary"):
+        text_classifier(SIZES, 1)
