@@ -31,8 +31,9 @@ from _common import (
 
 def run_arm(name, model, train, validation, epochs):
     start = time.perf_counter()
-    history = model.fit(train, validation_data=validation, epochs=epochs,
-                        verbose=2)
+    history = model.fit(
+        train, validation_data=validation, epochs=epochs, verbose=2
+    )
     seconds = time.perf_counter() - start
     return {
         "arm": name,
@@ -69,24 +70,43 @@ def main(argv=None):
     )
     shape = (args.size, args.size, 3)
     results = []
-    pretrained = keras_tl.build("mobilenet_v2_035", num_classes=2,
-                                weights=args.weights, input_shape=shape)
-    results.append(run_arm("pretrained_frozen", pretrained, train, validation,
-                           args.epochs))
-    scratch = keras_tl.build("mobilenet_v2_035", num_classes=2, weights=None,
-                             input_shape=shape, freeze_backbone=False)
-    results.append(run_arm("scratch_full", scratch, train, validation,
-                           args.epochs))
-    print(json.dumps({
-        "benchmark": "image_transfer",
-        "config": {**vars(args), "backbone": "mobilenet_v2_035",
-                   "optimizer": "Adam(1e-3)", "head": "avg pool, dropout 0.2, "
-                   "linear"},
-        "machine": machine(),
-        "results": results,
-        "accuracy_gap": round(results[0]["val_accuracy"]
-                              - results[1]["val_accuracy"], 4),
-    }))
+    pretrained = keras_tl.build(
+        "mobilenet_v2_035",
+        num_classes=2,
+        weights=args.weights,
+        input_shape=shape,
+    )
+    results.append(
+        run_arm("pretrained_frozen", pretrained, train, validation, args.epochs)
+    )
+    scratch = keras_tl.build(
+        "mobilenet_v2_035",
+        num_classes=2,
+        weights=None,
+        input_shape=shape,
+        freeze_backbone=False,
+    )
+    results.append(
+        run_arm("scratch_full", scratch, train, validation, args.epochs)
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": "image_transfer",
+                "config": {
+                    **vars(args),
+                    "backbone": "mobilenet_v2_035",
+                    "optimizer": "Adam(1e-3)",
+                    "head": "avg pool, dropout 0.2, linear",
+                },
+                "machine": machine(),
+                "results": results,
+                "accuracy_gap": round(
+                    results[0]["val_accuracy"] - results[1]["val_accuracy"], 4
+                ),
+            }
+        )
+    )
     return 0
 
 

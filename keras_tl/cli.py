@@ -2,6 +2,8 @@
 
     keras-tl pretrain-lm --corpus novels.jsonl.gz quijote.txt \\
         --output saved_models/es_awd_lstm --language es
+    keras-tl ulmfit --train train.csv --validation valid.csv \\
+        --encoder saved_models/es_awd_lstm --export saved_models/es_clf
 
 User errors (missing files, bad values, undecodable text) print one line
 to stderr and exit with code 2.
@@ -10,6 +12,7 @@ to stderr and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
 import json
 import os
@@ -110,6 +113,102 @@ def _pretrain_lm(args):
     )
 
 
+def read_labelled(
+    path, labels_path=None, text_column="text", label_column="label"
+):
+    """(texts, labels) from a labelled file.
+
+    `.csv`, `.tsv` (with a header row) and `.jsonl(.gz)` files give the
+    named columns; a `.txt` file has one text a line and needs
+    `labels_path`, a file with one label a line.
+    """
+    from keras_tl.text.data import read_text
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Data file not found: {path}")
+    if path.endswith(".txt"):
+        if labels_path is None:
+            raise ValueError(
+                f"{path} holds texts only: also give the labels file (one "
+                "label a line), e.g. --train-labels labels.txt"
+            )
+        texts = read_text(path).rstrip("\n").split("\n")
+        labels = read_text(labels_path).split()
+        if len(texts) != len(labels):
+            raise ValueError(
+                f"{path} has {len(texts)} lines but {labels_path} has "
+                f"{len(labels)} labels: they must be line-aligned."
+            )
+        return texts, labels
+    if path.endswith((".jsonl", ".jsonl.gz")):
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    elif path.endswith((".csv", ".tsv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(
+                csv.DictReader(
+                    f, delimiter="\t" if path.endswith(".tsv") else ","
+                )
+            )
+    else:
+        raise ValueError(
+            f"Unknown data format: {path}. Use .csv, .tsv, .jsonl(.gz), or "
+            ".txt with a labels file."
+        )
+    for column in (text_column, label_column):
+        if rows and column not in rows[0]:
+            raise ValueError(
+                f"{path} has no column {column!r}; its columns are "
+                f"{sorted(rows[0])}. Choose with --text-column / "
+                "--label-column."
+            )
+    return [r[text_column] for r in rows], [str(r[label_column]) for r in rows]
+
+
+def _ulmfit(args):
+    from keras_tl.text import train_ulmfit
+
+    columns = (args.text_column, args.label_column)
+    train = read_labelled(args.train, args.train_labels, *columns)
+    validation = (
+        read_labelled(args.validation, args.validation_labels, *columns)
+        if args.validation
+        else (None, None)
+    )
+    classifier = train_ulmfit(
+        *train,
+        args.encoder,
+        validation_texts=validation[0],
+        validation_labels=validation[1],
+        lm_epochs=args.lm_epochs,
+        epochs=tuple(args.epochs),
+        learning_rate=None
+        if args.learning_rate is None
+        else args.learning_rate[0]
+        if len(args.learning_rate) == 1
+        else args.learning_rate,
+        batch_size=args.batch_size,
+        bptt=args.bptt,
+        max_len=args.max_len,
+        drop_mult=args.drop_mult,
+        backwards=args.backwards,
+        verbose=2,
+    )
+    summary = {"labels": classifier.label_names}
+    if args.test:
+        test = read_labelled(args.test, args.test_labels, *columns)
+        summary["test"] = classifier.evaluate(*test)
+    if args.export:
+        classifier.export(
+            args.export,
+            training_data=os.path.basename(args.train),
+            metrics=summary.get("test"),
+        )
+        summary["export"] = args.export
+    print(json.dumps(summary))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-tl", description="Transfer learning for Keras 3."
@@ -154,6 +253,48 @@ def build_parser():
     )
     lm.add_argument("--language", help="recorded in the model card")
     lm.set_defaults(run=_pretrain_lm)
+    clf = commands.add_parser(
+        "ulmfit",
+        help="fine-tune a pretrained LM on labelled texts, then train and "
+        "export a ULMFiT classifier",
+    )
+    clf.add_argument(
+        "--train", required=True, help=".csv, .tsv, .jsonl(.gz) or .txt"
+    )
+    clf.add_argument("--train-labels", help="labels of a .txt --train")
+    clf.add_argument("--validation")
+    clf.add_argument("--validation-labels")
+    clf.add_argument("--test", help="scored once at the end")
+    clf.add_argument("--test-labels")
+    clf.add_argument("--text-column", default="text")
+    clf.add_argument("--label-column", default="label")
+    clf.add_argument(
+        "--encoder", required=True, help="folder written by pretrain-lm"
+    )
+    clf.add_argument(
+        "--export", help="write a SavedModel taking raw strings here"
+    )
+    clf.add_argument(
+        "--lm-epochs",
+        type=int,
+        nargs="*",
+        default=[1, 1],
+        help="epochs of LM fine-tuning stages; none to skip",
+    )
+    clf.add_argument("--epochs", type=int, nargs="+", default=[1, 1, 1, 2])
+    clf.add_argument(
+        "--learning-rate",
+        type=float,
+        nargs="+",
+        help="peak rate of each stage (default: 2e-2 halved each stage, "
+        "1e-3 for the last)",
+    )
+    clf.add_argument("--batch-size", type=int, default=64)
+    clf.add_argument("--bptt", type=int, default=70)
+    clf.add_argument("--max-len", type=int, default=1440)
+    clf.add_argument("--drop-mult", type=float, default=0.5)
+    clf.add_argument("--backwards", action="store_true")
+    clf.set_defaults(run=_ulmfit)
     return parser
 
 
@@ -161,7 +302,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

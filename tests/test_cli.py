@@ -102,3 +102,105 @@ def test_bad_jsonl_line_names_the_file_and_line(tmp_path, capsys):
     )
     assert code == 2
     assert "bad.jsonl, line 3" in capsys.readouterr().err
+
+
+def _tiny_language_model(folder, texts):
+    from keras_tl.text.language_model import pretrain_language_model
+
+    pretrain_language_model(
+        texts,
+        str(folder),
+        tokenizer="word",
+        vocabulary_size=60,
+        embedding_dim=8,
+        hidden_dim=12,
+        num_layers=2,
+        batch_size=4,
+        sequence_length=8,
+        verbose=0,
+    )
+
+
+def test_ulmfit_command_trains_scores_and_exports(tmp_path, capsys):
+    import csv
+
+    import tensorflow as tf
+
+    rows = [
+        {
+            "frase": f"es {'bueno' if i % 2 else 'malo'} y muy {i % 5}",
+            "etiqueta": "pos" if i % 2 else "neg",
+        }
+        for i in range(64)
+    ]
+    train = tmp_path / "train.csv"
+    with open(train, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, ["frase", "etiqueta"])
+        writer.writeheader()
+        writer.writerows(rows)
+    test = tmp_path / "test.jsonl"
+    test.write_text(
+        "\n".join(
+            json.dumps({"frase": r["frase"], "etiqueta": r["etiqueta"]})
+            for r in rows[:8]
+        ),
+        encoding="utf-8",
+    )
+    _tiny_language_model(tmp_path / "lm", [r["frase"] for r in rows])
+    export = tmp_path / "served"
+    code = cli.main(
+        [
+            "ulmfit",
+            "--train",
+            str(train),
+            "--test",
+            str(test),
+            "--text-column",
+            "frase",
+            "--label-column",
+            "etiqueta",
+            "--encoder",
+            str(tmp_path / "lm"),
+            "--lm-epochs",
+            "1",
+            "--epochs",
+            "1",
+            "1",
+            "--learning-rate",
+            "1e-2",
+            "--batch-size",
+            "16",
+            "--bptt",
+            "8",
+            "--export",
+            str(export),
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["labels"] == ["neg", "pos"]
+    assert 0 <= summary["test"]["accuracy"] <= 1
+    served = tf.saved_model.load(str(export)).signatures["serving_default"]
+    out = served(texts=tf.constant(["es bueno"]))
+    assert out["probabilities"].shape == (1, 2)
+    card = json.loads((export / "model_card.json").read_text())
+    assert card["training_data"] == "train.csv"
+
+
+def test_ulmfit_command_bad_data(tmp_path, capsys):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("hola\nadiós\n", encoding="utf-8")
+    args = ["ulmfit", "--encoder", str(tmp_path / "lm"), "--train"]
+    assert cli.main(args + [str(texts)]) == 2
+    assert "also give the labels file" in capsys.readouterr().err
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n", encoding="utf-8")
+    assert cli.main(args + [str(texts), "--train-labels", str(labels)]) == 2
+    assert "line-aligned" in capsys.readouterr().err
+    table = tmp_path / "t.tsv"
+    table.write_text("text\tclass\nhola\ta\n", encoding="utf-8")
+    assert cli.main(args + [str(table)]) == 2
+    assert "no column 'label'" in capsys.readouterr().err
+    labels.write_text("a\nb\n", encoding="utf-8")
+    assert cli.main(args + [str(texts), "--train-labels", str(labels)]) == 2
+    assert "No language model" in capsys.readouterr().err

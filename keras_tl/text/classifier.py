@@ -149,8 +149,16 @@ class SentenceEncoder(keras.layers.Layer):
 
     def _read(self, ids, mask, states, training, keep_outputs):
         """Runs the encoder over `ids` in `bptt` chunks, carrying `states`."""
-        bptt = self.bptt
-        length = tf.shape(ids)[1]
+        length = ids.shape[1]
+        if length is None:
+            length = tf.shape(ids)[1]
+        # Documents shorter than a chunk are read in one, unpadded.
+        bptt = (
+            tf.minimum(self.bptt, length)
+            if tf.is_tensor(length)
+            else (min(self.bptt, length))
+        )
+        bptt = tf.maximum(bptt, 1) if tf.is_tensor(bptt) else max(bptt, 1)
         padded = _ceil_to(length, bptt)
         ids = tf.pad(ids, [[0, 0], [0, padded - length]])
         mask = tf.pad(mask, [[0, 0], [0, padded - length]])

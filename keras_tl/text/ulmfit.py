@@ -22,9 +22,19 @@ from keras_tl.text.awd_lstm import (
 )
 from keras_tl.text.classifier import copy_encoder_weights, text_classifier
 
-# fastai's text recipe: ULMFiT's rates, Adam with betas (0.8, 0.99).
-LM_LEARNING_RATES = (2e-2, 2e-3)
-CLASSIFIER_LEARNING_RATES = (2e-2, 1e-2, 5e-3, 1e-3)
+
+def default_rates(kind, stages):
+    """fastai's ULMFiT rates, one per stage, for `stages` stages.
+
+    Language model: 2e-2 while only the embedding trains, then 2e-3.
+    Classifier: 2e-2 for the head, halved at each stage, 1e-3 for the last
+    (all unfrozen): (2e-2, 1e-2, 5e-3, 1e-3) for the usual four stages.
+    """
+    if kind == "language_model":
+        return [2e-3] if stages == 1 else [2e-2] + [2e-3] * (stages - 1)
+    if stages == 1:
+        return [1e-3]
+    return [2e-2 / 2**i for i in range(stages - 1)] + [1e-3]
 
 
 def _check_documents(texts, what):
@@ -153,7 +163,7 @@ def fine_tune_language_model(
     texts,
     *,
     epochs=(1, 1),
-    learning_rate=LM_LEARNING_RATES,
+    learning_rate=None,
     factor=2.6,
     batch_size=32,
     sequence_length=70,
@@ -172,7 +182,8 @@ def fine_tune_language_model(
             it is not changed).
         tokenizer: its tokenizer.
         texts: the target corpus (documents).
-        epochs, learning_rate, factor: as `keras_tl.fine_tune`.
+        epochs, learning_rate, factor: as `keras_tl.fine_tune`; the
+            rates default to `default_rates("language_model", stages)`.
         batch_size, sequence_length: the language-model batches.
         validation_texts: to report perplexity before and after.
         backwards: train on the reversed token stream.
@@ -188,6 +199,9 @@ def fine_tune_language_model(
         ids = data_lib.encode_corpus(documents, tokenizer)
         return ids[::-1].copy() if backwards else ids
 
+    epochs = (epochs,) if isinstance(epochs, int) else tuple(epochs)
+    if learning_rate is None:
+        learning_rate = default_rates("language_model", len(epochs))
     train_ids = stream(texts)
     info = {"train_tokens": int(len(train_ids))}
     valid_ids = stream(validation_texts) if validation_texts else None
@@ -218,6 +232,7 @@ def fine_tune_language_model(
         else learning_rate,
         factor=factor,
         callbacks=[ResetStateEachEpoch()],
+        shuffle=False,  # the stream's order carries the state
         verbose=verbose,
     )
     tuned = _copy(model, stateful=False)
@@ -240,10 +255,10 @@ def train_ulmfit(
     validation_labels=None,
     language_model_texts=None,
     lm_epochs=(1, 1),
-    lm_learning_rate=LM_LEARNING_RATES,
+    lm_learning_rate=None,
     lm_batch_size=32,
     epochs=(1, 1, 1, 2),
-    learning_rate=CLASSIFIER_LEARNING_RATES,
+    learning_rate=None,
     factor=2.6,
     batch_size=64,
     bptt=70,
@@ -274,7 +289,8 @@ def train_ulmfit(
         lm_epochs: epochs of each stage of (i); `None` or `()` skips it.
         lm_learning_rate, lm_batch_size: step (i).
         epochs, learning_rate, factor, schedule: step (ii), as
-            `keras_tl.fine_tune` (one rate a stage).
+            `keras_tl.fine_tune` (one rate a stage; default
+            `default_rates("classifier", stages)`).
         batch_size, bptt, max_len, drop_mult: the classifier.
         backwards: read documents backwards (pair with a language model
             trained backwards; ensemble with `export_text_classifier`).
@@ -380,10 +396,14 @@ def train_ulmfit(
         validation = classifier.dataset(
             validation_texts, validation_labels, batch_size=batch_size
         )
+    epochs = (epochs,) if isinstance(epochs, int) else tuple(epochs)
+    if learning_rate is None:
+        learning_rate = default_rates("classifier", len(epochs))
     result = fine_tune(
         model,
         data,
         epochs=epochs,
+        shuffle=False,  # the dataset shuffles itself
         learning_rate=learning_rate
         if not np.ndim(learning_rate)
         else list(learning_rate),
