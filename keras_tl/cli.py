@@ -99,6 +99,7 @@ def _pretrain_lm(args):
         sequence_length=args.sequence_length,
         learning_rate=args.learning_rate,
         language=args.language,
+        backwards=args.backwards,
         verbose=2,
     )
     print(
@@ -167,7 +168,7 @@ def read_labelled(
 
 
 def _ulmfit(args):
-    from keras_tl.text import train_ulmfit
+    from keras_tl.text import Ensemble, train_ulmfit
 
     columns = (args.text_column, args.label_column)
     train = read_labelled(args.train, args.train_labels, *columns)
@@ -176,9 +177,7 @@ def _ulmfit(args):
         if args.validation
         else (None, None)
     )
-    classifier = train_ulmfit(
-        *train,
-        args.encoder,
+    options = dict(
         validation_texts=validation[0],
         validation_labels=validation[1],
         lm_epochs=args.lm_epochs,
@@ -192,9 +191,12 @@ def _ulmfit(args):
         bptt=args.bptt,
         max_len=args.max_len,
         drop_mult=args.drop_mult,
-        backwards=args.backwards,
         verbose=2,
     )
+    classifier = train_ulmfit(*train, args.encoder, **options)
+    if args.ensemble_with:
+        second = train_ulmfit(*train, args.ensemble_with, **options)
+        classifier = Ensemble([classifier, second])
     summary = {"labels": classifier.label_names}
     if args.test:
         test = read_labelled(args.test, args.test_labels, *columns)
@@ -252,6 +254,11 @@ def build_parser():
         help="use only the first documents, up to this many words",
     )
     lm.add_argument("--language", help="recorded in the model card")
+    lm.add_argument(
+        "--backwards",
+        action="store_true",
+        help="train a backward LM (ULMFiT's second model)",
+    )
     lm.set_defaults(run=_pretrain_lm)
     clf = commands.add_parser(
         "ulmfit",
@@ -293,7 +300,11 @@ def build_parser():
     clf.add_argument("--bptt", type=int, default=70)
     clf.add_argument("--max-len", type=int, default=1440)
     clf.add_argument("--drop-mult", type=float, default=0.5)
-    clf.add_argument("--backwards", action="store_true")
+    clf.add_argument(
+        "--ensemble-with",
+        help="a second encoder folder (e.g. a backward LM): train a second "
+        "classifier on it and export the average of the two",
+    )
     clf.set_defaults(run=_ulmfit)
     return parser
 

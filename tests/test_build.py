@@ -11,7 +11,8 @@ from conftest import SHARED, images
 import keras_tl
 
 SHARED_WEIGHTS = os.path.join(
-    SHARED, "weights", "mobilenet_v2_0.35_224_no_top.weights.h5")
+    SHARED, "weights", "mobilenet_v2_0.35_224_no_top.weights.h5"
+)
 
 
 def tiny(**kwargs):
@@ -33,8 +34,9 @@ def test_binary_multi_label_and_mlp_heads():
     binary = tiny(num_classes=1)
     assert binary.loss == "binary_crossentropy"
     assert binary.output_shape == (None, 1)
-    multi = tiny(num_classes=5, multi_label=True, hidden_units=(16, 8),
-                 pooling="avgmax")
+    multi = tiny(
+        num_classes=5, multi_label=True, hidden_units=(16, 8), pooling="avgmax"
+    )
     out = multi.predict(images(2), verbose=0)
     assert out.shape == (2, 5) and not np.allclose(out.sum(axis=1), 1.0)
     assert multi.get_layer("head_dense_0").units == 16
@@ -44,8 +46,12 @@ def test_binary_multi_label_and_mlp_heads():
 def test_unfrozen_build_trains_everything():
     model = tiny(num_classes=2, freeze_backbone=False)
     trainable = {id(v) for v in model.trainable_variables}
-    assert trainable == {id(v) for layer in keras_tl.layer_groups(model)
-                         for sub in layer for v in sub.trainable_weights}
+    assert trainable == {
+        id(v)
+        for layer in keras_tl.layer_groups(model)
+        for sub in layer
+        for v in sub.trainable_weights
+    }
     assert len(model.trainable_variables) == 158
 
 
@@ -54,10 +60,16 @@ def test_unfrozen_build_trains_everything():
     [
         (dict(num_classes=0), ValueError, "num_classes` must be at least 1"),
         (dict(num_classes=2.0), TypeError, "must be an integer"),
-        (dict(num_classes=2, input_shape=(16, 16, 3)), ValueError,
-         "at least 32"),
-        (dict(num_classes=2, input_shape=(32, 32, 1)), ValueError,
-         r"\(height, width, 3\)"),
+        (
+            dict(num_classes=2, input_shape=(16, 16, 3)),
+            ValueError,
+            "at least 32",
+        ),
+        (
+            dict(num_classes=2, input_shape=(32, 32, 1)),
+            ValueError,
+            r"\(height, width, 3\)",
+        ),
         (dict(num_classes=2, pooling="mean"), ValueError, "Unknown pooling"),
         (dict(num_classes=2, dropout=1.0), ValueError, "dropout"),
     ],
@@ -101,14 +113,18 @@ def test_imagenet_download_failure_says_how_to_fix(monkeypatch):
         tiny(num_classes=2, weights="imagenet", input_shape=(224, 224, 3))
 
 
-@pytest.mark.skipif(not os.path.exists(SHARED_WEIGHTS),
-                    reason="../shared/weights is not present")
+@pytest.mark.skipif(
+    not os.path.exists(SHARED_WEIGHTS),
+    reason="../shared/weights is not present",
+)
 def test_real_local_weights_load():
-    model = tiny(num_classes=2, weights=SHARED_WEIGHTS,
-                 input_shape=(96, 96, 3))
+    model = tiny(num_classes=2, weights=SHARED_WEIGHTS, input_shape=(96, 96, 3))
     reference = keras.applications.MobileNetV2(
-        alpha=0.35, include_top=False, weights=SHARED_WEIGHTS,
-        input_shape=(96, 96, 3))
+        alpha=0.35,
+        include_top=False,
+        weights=SHARED_WEIGHTS,
+        input_shape=(96, 96, 3),
+    )
     backbone = model.layers[2]
     pairs = zip(backbone.weights, reference.weights, strict=True)
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in pairs)
@@ -124,15 +140,20 @@ def test_export_reloads_in_fresh_process(tmp_path):
     code = f"""
 import json, numpy as np, tensorflow as tf
 served = tf.saved_model.load({export!r})
-inputs = np.load({str(tmp_path / 'inputs.npz')!r})
+inputs = np.load({str(tmp_path / "inputs.npz")!r})
 print(json.dumps({{k: served.serve(inputs[k]).numpy().tolist()
                   for k in inputs.files}}))
 """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                            text=True, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     served = json.loads(result.stdout.strip().splitlines()[-1])
     for key, batch in batches.items():
         np.testing.assert_allclose(
-            served[key], model.predict(batch, verbose=0), rtol=1e-5,
-            atol=1e-6)
+            served[key], model.predict(batch, verbose=0), rtol=1e-5, atol=1e-6
+        )

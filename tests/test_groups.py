@@ -14,13 +14,20 @@ def data(n=8, size=32, classes=3):
 
 
 def tiny(**kwargs):
-    return keras_tl.build("mobilenet_v2_035", num_classes=3, weights=None,
-                          input_shape=(32, 32, 3), **kwargs)
+    return keras_tl.build(
+        "mobilenet_v2_035",
+        num_classes=3,
+        weights=None,
+        input_shape=(32, 32, 3),
+        **kwargs,
+    )
 
 
 def group_weights(model):
-    return [[w for layer in g for w in layer.weights]
-            for g in keras_tl.layer_groups(model)]
+    return [
+        [w for layer in g for w in layer.weights]
+        for g in keras_tl.layer_groups(model)
+    ]
 
 
 def snapshot(variables):
@@ -33,7 +40,10 @@ def test_layer_groups_of_built_model():
     assert len(groups) == 5
     assert groups[0][0].name == "preprocessing"
     assert [layer.name for layer in groups[-1]] == [
-        "head_pool", "head_dropout", "head_predictions"]
+        "head_pool",
+        "head_dropout",
+        "head_predictions",
+    ]
 
 
 def test_frozen_backbone_stays_bit_identical_during_fit():
@@ -100,8 +110,11 @@ def test_unfreeze_from_a_callback_inside_one_fit():
 
 
 def _batchnorm(model):
-    return [layer for layer in model.layers[2].layers
-            if isinstance(layer, keras.layers.BatchNormalization)]
+    return [
+        layer
+        for layer in model.layers[2].layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
 
 
 def test_train_bn_keeps_batchnorm_training_in_frozen_groups():
@@ -112,8 +125,10 @@ def test_train_bn_keeps_batchnorm_training_in_frozen_groups():
     stats, kernel = weights_of(bn), weights_of(conv)
     model.fit(x, y, epochs=1, verbose=0)
     # gamma, beta, moving mean and variance all move; the conv does not.
-    assert all(not np.array_equal(a, b)
-               for a, b in zip(stats, weights_of(bn), strict=True))
+    assert all(
+        not np.array_equal(a, b)
+        for a, b in zip(stats, weights_of(bn), strict=True)
+    )
     assert same(kernel, weights_of(conv))
 
 
@@ -148,8 +163,9 @@ def test_reloaded_frozen_model_can_be_unfrozen(tmp_path):
     path = os.path.join(tmp_path, "frozen.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0),
-                                  model.predict(x, verbose=0))
+    np.testing.assert_array_equal(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
     keras_tl.unfreeze(loaded)
     before = weights_of(loaded.layers[2])
     loaded.fit(x, y, epochs=1, verbose=0)
@@ -163,8 +179,10 @@ def test_optimizer_state_round_trips_when_unfrozen(tmp_path):
     path = os.path.join(tmp_path, "model.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
-    assert same(snapshot(model.optimizer.variables),
-                snapshot(loaded.optimizer.variables))
+    assert same(
+        snapshot(model.optimizer.variables),
+        snapshot(loaded.optimizer.variables),
+    )
 
 
 def test_groups_for_plain_keras_cnn_without_backbone():

@@ -13,8 +13,12 @@ from keras_tl.backbones import hub
 
 
 def test_plain_tf_module_fine_tunes_with_adam(image_module_path):
-    model = keras_tl.build(f"hub:{image_module_path}", num_classes=2,
-                           input_shape=(8, 8, 3), freeze_backbone=False)
+    model = keras_tl.build(
+        f"hub:{image_module_path}",
+        num_classes=2,
+        input_shape=(8, 8, 3),
+        freeze_backbone=False,
+    )
     layer = model.get_layer("backbone")
     # Variables found by walking the object graph, names cleaned of ":0/".
     assert [w.name for w in layer.weights] == ["dense_kernel", "stat"]
@@ -29,8 +33,9 @@ def test_plain_tf_module_fine_tunes_with_adam(image_module_path):
 
 
 def test_frozen_hub_layer_is_bit_identical(image_module_path):
-    model = keras_tl.build(f"hub:{image_module_path}", num_classes=2,
-                           input_shape=(8, 8, 3))
+    model = keras_tl.build(
+        f"hub:{image_module_path}", num_classes=2, input_shape=(8, 8, 3)
+    )
     layer = model.get_layer("backbone")
     assert not layer.trainable
     before = weights_of(layer)
@@ -40,10 +45,15 @@ def test_frozen_hub_layer_is_bit_identical(image_module_path):
     assert not same(head, weights_of(model.get_layer("head_predictions")))
 
 
-def test_keras_round_trip_restores_fine_tuned_weights(image_module_path,
-                                                      tmp_path):
-    model = keras_tl.build(f"hub:{image_module_path}", num_classes=2,
-                           input_shape=(8, 8, 3), freeze_backbone=False)
+def test_keras_round_trip_restores_fine_tuned_weights(
+    image_module_path, tmp_path
+):
+    model = keras_tl.build(
+        f"hub:{image_module_path}",
+        num_classes=2,
+        input_shape=(8, 8, 3),
+        freeze_backbone=False,
+    )
     x = images(4, 8)
     model.fit(x, np.array([0, 1, 0, 1]), epochs=2, verbose=0)
     path = os.path.join(tmp_path, "hub.keras")
@@ -51,15 +61,18 @@ def test_keras_round_trip_restores_fine_tuned_weights(image_module_path,
     loaded = keras.models.load_model(path)
     np.testing.assert_array_equal(
         loaded.get_layer("backbone").weights[0].numpy(),
-        model.get_layer("backbone").weights[0].numpy())
-    np.testing.assert_allclose(loaded.predict(x, verbose=0),
-                               model.predict(x, verbose=0), rtol=1e-6)
+        model.get_layer("backbone").weights[0].numpy(),
+    )
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+    )
 
 
 def test_sequential_and_keras_exported_module(keras_export_path):
     layer = keras_tl.HubLayer(keras_export_path, trainable=True)
-    model = keras.Sequential([keras.Input((8, 8, 3)), layer,
-                              keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), layer, keras.layers.Dense(2)]
+    )
     model.compile("adam", "mse")
     assert model.output_shape == (None, 2)
     # conv kernel, conv bias, gamma, beta train; BN statistics do not.
@@ -67,17 +80,21 @@ def test_sequential_and_keras_exported_module(keras_export_path):
     assert len(layer.non_trainable_weights) == 2
     before = weights_of(layer)
     model.fit(images(4, 8), np.zeros((4, 2)), epochs=1, verbose=0)
-    changed = [not np.array_equal(a, b)
-               for a, b in zip(before, weights_of(layer), strict=True)]
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(before, weights_of(layer), strict=True)
+    ]
     assert sum(changed) == 4
 
 
 def test_text_module_takes_raw_strings(text_module_path):
-    model = keras_tl.build(f"hub:{text_module_path}", num_classes=3,
-                           freeze_backbone=False)
+    model = keras_tl.build(
+        f"hub:{text_module_path}", num_classes=3, freeze_backbone=False
+    )
     assert model.input.dtype == "string"
-    texts = tf.constant(["¿Qué tal, señor Núñez?", "el niño come",
-                         "hello world", "¡Olé!"])
+    texts = tf.constant(
+        ["¿Qué tal, señor Núñez?", "el niño come", "hello world", "¡Olé!"]
+    )
     labels = np.array([0, 1, 2, 0])
     before = weights_of(model.get_layer("backbone"))
     model.fit(texts, labels, epochs=2, batch_size=2, verbose=0)
@@ -86,15 +103,17 @@ def test_text_module_takes_raw_strings(text_module_path):
 
 
 def test_export_with_hub_layer(image_module_path, tmp_path):
-    model = keras_tl.build(f"hub:{image_module_path}", num_classes=2,
-                           input_shape=(8, 8, 3))
+    model = keras_tl.build(
+        f"hub:{image_module_path}", num_classes=2, input_shape=(8, 8, 3)
+    )
     path = str(tmp_path / "export")
     model.export(path, verbose=False)
     served = tf.saved_model.load(path)
     for n in (1, 3):
         x = images(n, 8)
-        np.testing.assert_allclose(served.serve(x).numpy(),
-                                   model.predict(x, verbose=0), rtol=1e-6)
+        np.testing.assert_allclose(
+            served.serve(x).numpy(), model.predict(x, verbose=0), rtol=1e-6
+        )
 
 
 def test_unreachable_handle_fails_fast_with_advice(monkeypatch):
@@ -126,8 +145,9 @@ def test_local_path_that_is_not_a_saved_model(tmp_path):
         keras_tl.build(f"hub:{tmp_path}", num_classes=2)
 
 
-def test_cached_remote_module_loads_offline(image_module_path, monkeypatch,
-                                            tmp_path):
+def test_cached_remote_module_loads_offline(
+    image_module_path, monkeypatch, tmp_path
+):
     import hashlib
     import shutil
 
@@ -135,7 +155,10 @@ def test_cached_remote_module_loads_offline(image_module_path, monkeypatch,
     target = tmp_path / hashlib.sha1(handle.encode()).hexdigest()
     shutil.copytree(image_module_path, target)
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(socket, "create_connection",
-                        lambda *a, **k: pytest.fail("tried the network"))
+    monkeypatch.setattr(
+        socket,
+        "create_connection",
+        lambda *a, **k: pytest.fail("tried the network"),
+    )
     layer = keras_tl.HubLayer(handle)
     assert layer(images(1, 8)).shape == (1, 4)

@@ -210,9 +210,7 @@ def test_mixed_precision_loss_scale_optimizer_is_kept(tmp_path):
     loaded = keras.models.load_model(path)
     inner = getattr(loaded.optimizer, "inner_optimizer", loaded.optimizer)
     assert type(inner) is optimizers.Adam
-    assert inner.group_factors == pytest.approx(
-        [0.125, 0.25, 0.5, 1.0]
-    )
+    assert inner.group_factors == pytest.approx([0.125, 0.25, 0.5, 1.0])
 
 
 def test_checkpoint_saved_mid_fit_restores_schedule_and_state(tmp_path):

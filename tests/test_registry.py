@@ -13,18 +13,26 @@ from keras_tl.backbones import registry
 # The largest of each family (over ~17M parameters or 450 layers) run with
 # `pytest -m slow`; each costs 20-60 s to build, save and reload on 2 cores.
 HEAVY = {
-    "convnext_base", "convnext_large", "convnext_xlarge", "densenet201",
-    "efficientnet_b4", "efficientnet_b5", "efficientnet_b6",
-    "efficientnet_b7", "efficientnet_v2_l", "efficientnet_v2_m",
-    "efficientnet_v2_s", "inception_resnet_v2", "nasnet_large", "resnet152",
+    "convnext_base",
+    "convnext_large",
+    "convnext_xlarge",
+    "densenet201",
+    "efficientnet_b4",
+    "efficientnet_b5",
+    "efficientnet_b6",
+    "efficientnet_b7",
+    "efficientnet_v2_l",
+    "efficientnet_v2_m",
+    "efficientnet_v2_s",
+    "inception_resnet_v2",
+    "nasnet_large",
+    "resnet152",
     "resnet152_v2",
 }
 
 
 def test_every_keras_application_is_registered():
-    functions = {
-        name for name in dir(keras.applications) if name[0].isupper()
-    }
+    functions = {name for name in dir(keras.applications) if name[0].isupper()}
     covered = {
         spec.constructor.__name__
         for spec in map(keras_tl.get_backbone, keras_tl.list_backbones())
@@ -83,16 +91,18 @@ def _contract_params():
 def test_backbone_contract(name, tmp_path):
     spec = keras_tl.get_backbone(name)
     size = spec.min_input_size
-    model = keras_tl.build(name, num_classes=3, weights=None,
-                           input_shape=(size, size, 3))
+    model = keras_tl.build(
+        name, num_classes=3, weights=None, input_shape=(size, size, 3)
+    )
     backbone = model.layers[2]
     # Feature size as declared.
     assert backbone.output.shape[-1] == spec.feature_dim
     # Groups: stem to head, every weight exactly once.
     groups = keras_tl.layer_groups(model)
     assert len(groups) >= 3
-    grouped = [id(w) for group in groups for layer in group
-               for w in layer.weights]
+    grouped = [
+        id(w) for group in groups for layer in group for w in layer.weights
+    ]
     assert len(grouped) == len(set(grouped))
     assert set(grouped) == {id(w) for w in model.weights}
     assert groups[-1][-1].name == "head_predictions"
@@ -105,25 +115,34 @@ def test_backbone_contract(name, tmp_path):
     )
     # Frozen by default: only the head trains.
     assert {v.path for v in model.trainable_variables} == {
-        "head_predictions/kernel", "head_predictions/bias"}
+        "head_predictions/kernel",
+        "head_predictions/bias",
+    }
     # .keras round trip.
     path = os.path.join(tmp_path, "model.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(
-        loaded(x, training=False), model(x, training=False),
-        rtol=1e-5, atol=1e-6,
+        loaded(x, training=False),
+        model(x, training=False),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
 @pytest.mark.parametrize("size", [32, 96])
 def test_groups_do_not_depend_on_input_size(size):
-    model = keras_tl.build("resnet50", 2, weights=None,
-                           input_shape=(size, size, 3))
+    model = keras_tl.build(
+        "resnet50", 2, weights=None, input_shape=(size, size, 3)
+    )
     names = [[layer.name for layer in g] for g in keras_tl.layer_groups(model)]
     assert [g[0] for g in names] == [
-        "preprocessing", "conv3_block1_1_conv", "conv4_block1_1_conv",
-        "conv5_block1_1_conv", "head_pool"]
+        "preprocessing",
+        "conv3_block1_1_conv",
+        "conv4_block1_1_conv",
+        "conv5_block1_1_conv",
+        "head_pool",
+    ]
     assert [len(g) for g in names] == [39, 42, 62, 32, 3]
 
 
@@ -131,12 +150,15 @@ def test_import_is_cheap_beyond_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, time, tensorflow, keras; t = time.time(); "
-            "import keras_tl; print(time.time() - t); "
-            "print('tensorflow_hub' in sys.modules, "
-            "'tensorflow_datasets' in sys.modules)")
+    code = (
+        "import sys, time, tensorflow, keras; t = time.time(); "
+        "import keras_tl; print(time.time() - t); "
+        "print('tensorflow_hub' in sys.modules, "
+        "'tensorflow_datasets' in sys.modules)"
+    )
     start = time.time()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out[1:] == ["False", "False"], out
     assert float(out[0]) < 5.0, (out, time.time() - start)

@@ -14,6 +14,7 @@ import keras_tl
 from keras_tl.text import (
     AWDLSTMEncoder,
     ConcatPooling,
+    Ensemble,
     SentenceEncoder,
     TextClassifier,
     WordTokenizer,
@@ -308,6 +309,11 @@ def test_forward_backward_ensemble_averages(trained, tmp_path):
         forward.predict_proba(texts) + backward.predict_proba(texts)
     ) / 2
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    both = Ensemble([forward, backward])
+    np.testing.assert_allclose(both.predict_proba(texts), expected, rtol=1e-6)
+    assert both.predict(texts) == [
+        forward.label_names[i] for i in expected.argmax(-1)
+    ]
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export_text_classifier(forward, path, overwrite=False)
 
@@ -334,3 +340,34 @@ def test_ulmfit_bad_input(trained):
         keras_tl.build("awd_lstm", num_classes=2)
     with pytest.raises(ValueError, match="num_classes=2 for a binary"):
         text_classifier(SIZES, 1)
+
+
+def test_backward_language_model_gives_a_backward_classifier(tmp_path):
+    from keras_tl.text.language_model import (
+        language_model_config,
+        pretrain_language_model,
+    )
+
+    texts, labels = separable(64, 0)
+    folder = str(tmp_path / "backward_lm")
+    pretrain_language_model(
+        texts,
+        folder,
+        tokenizer="word",
+        embedding_dim=8,
+        hidden_dim=12,
+        num_layers=2,
+        batch_size=4,
+        sequence_length=8,
+        backwards=True,
+        verbose=0,
+    )
+    assert language_model_config(folder)["backwards"] is True
+    assert "Direction: backward" in open(f"{folder}/MODEL_CARD.md").read()
+    options = dict(lm_epochs=None, epochs=(1,), batch_size=16, verbose=0)
+    classifier = train_ulmfit(texts, labels, folder, **options)
+    assert classifier.backwards
+    first = classifier.dataset(["es bueno"])
+    assert next(iter(first)).numpy().tolist()[0][-1] == 2  # <bos> last
+    with pytest.raises(ValueError, match="trained backwards"):
+        train_ulmfit(texts, labels, folder, backwards=False, **options)

@@ -30,6 +30,7 @@ from keras_tl.text.tokenizers import (
     save_tokenizer,
 )
 from keras_tl.text.ulmfit import (
+    Ensemble,
     TextClassifier,
     classification_metrics,
     export_text_classifier,
@@ -53,6 +54,7 @@ __all__ = [
     "train_ulmfit",
     "AWDLSTMLanguageModel",
     "EmbeddingDropout",
+    "Ensemble",
     "Perplexity",
     "ResetStateEachEpoch",
     "SPECIAL_TOKENS",

@@ -207,6 +207,7 @@ def pretrain_language_model(
     learning_rate=2e-3,
     validation_fraction=0.05,
     language=None,
+    backwards=False,
     verbose="auto",
 ):
     """Trains an AWD-LSTM language model and writes it to a folder.
@@ -234,6 +235,9 @@ def pretrain_language_model(
             regularisation (see `AWDLSTMLanguageModel`).
         epochs, batch_size, sequence_length, learning_rate: training.
         language: recorded in the model card (e.g. "es").
+        backwards: learn to predict the previous token (the stream is
+            reversed), for ULMFiT's backward model; recorded in the config,
+            so a classifier on this encoder reads documents backwards too.
 
     Returns:
         A dict with the validation perplexity and the training history.
@@ -262,6 +266,8 @@ def pretrain_language_model(
             )
     train_ids = encode_corpus(text, tokenizer)
     valid_ids = encode_corpus(validation, tokenizer)
+    if backwards:
+        train_ids, valid_ids = train_ids[::-1].copy(), valid_ids[::-1].copy()
     if len(valid_ids) < 2:  # fail before training, not after
         raise ValueError(
             "The validation text has fewer than 2 tokens: pass more "
@@ -303,6 +309,7 @@ def pretrain_language_model(
     config = {
         "architecture": "AWD-LSTM",
         "language": language,
+        "backwards": bool(backwards),
         "vocabulary_size": tokenizer.vocabulary_size,
         "tokenizer": type(tokenizer).__name__,
         "model": model.get_config(),
@@ -367,6 +374,7 @@ def _model_card(config):
     return f"""# AWD-LSTM language model
 
 - Language: {config["language"] or "unspecified"}
+- Direction: {"backward" if config.get("backwards") else "forward"}
 - Tokenizer: {config["tokenizer"]}, {config["vocabulary_size"]} tokens
 - Model: {model["num_layers"]} LSTM layers, embedding {model["embedding_dim"]},
   hidden {model["hidden_dim"]}, drop_mult {model["drop_mult"]}
@@ -381,6 +389,18 @@ Load with `keras_tl.text.language_model.load_language_model(folder)`,
 which returns the model (its `.encoder` is the part a classifier reuses)
 and the tokenizer.
 """
+
+
+def language_model_config(folder):
+    """The `config.json` of a language-model folder, as a dict."""
+    path = os.path.join(folder, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No language model in {folder}: expected {path}, as written "
+            "by keras_tl.text.pretrain_language_model."
+        )
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def load_language_model(folder):

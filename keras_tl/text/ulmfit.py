@@ -132,6 +132,38 @@ class TextClassifier:
         export_text_classifier(self, path, **card)
 
 
+class Ensemble(TextClassifier):
+    """Averages the probabilities of classifiers with the same labels, such
+    as ULMFiT's forward and backward models (the paper's best results).
+
+    Example:
+
+    >>> both = Ensemble([forward, backward])  # doctest: +SKIP
+    >>> both.evaluate(test_texts, test_labels)  # doctest: +SKIP
+    """
+
+    def __init__(self, members):
+        members = list(members)
+        if not members or any(
+            m.label_names != members[0].label_names for m in members
+        ):
+            raise ValueError(
+                "An ensemble needs classifiers that share their label names, "
+                f"in the same order. Received: "
+                f"{[m.label_names for m in members]}"
+            )
+        self.members = members
+        self.label_names = members[0].label_names
+
+    def predict_proba(self, texts, batch_size=64):
+        return np.mean(
+            [m.predict_proba(texts, batch_size) for m in self.members], axis=0
+        )
+
+    def export(self, path, **card):
+        export_text_classifier(self.members, path, **card)
+
+
 def classification_metrics(truth, probabilities, num_classes=None):
     """Accuracy, error rate and macro-F1 from class ids and probabilities.
 
@@ -265,7 +297,7 @@ def train_ulmfit(
     max_len=1440,
     drop_mult=0.5,
     schedule="slanted_triangular",
-    backwards=False,
+    backwards=None,
     seed=None,
     verbose="auto",
 ):
@@ -292,8 +324,10 @@ def train_ulmfit(
             `keras_tl.fine_tune` (one rate a stage; default
             `default_rates("classifier", stages)`).
         batch_size, bptt, max_len, drop_mult: the classifier.
-        backwards: read documents backwards (pair with a language model
-            trained backwards; ensemble with `export_text_classifier`).
+        backwards: read documents backwards. Default: as the encoder
+            folder's language model was trained (`pretrain_language_model(
+            ..., backwards=True)`); ensemble a forward and a backward
+            classifier with `export_text_classifier([forward, backward])`.
         seed: dropout and shuffling seed.
 
     Returns:
@@ -306,7 +340,10 @@ def train_ulmfit(
     >>> clf.evaluate(test_texts, test_labels)  # doctest: +SKIP
     """
     from keras_tl.recipes import fine_tune
-    from keras_tl.text.language_model import load_language_model
+    from keras_tl.text.language_model import (
+        language_model_config,
+        load_language_model,
+    )
 
     texts = _check_documents(texts, "training")
     ids, label_names = data_lib.encode_labels(labels, label_names)
@@ -322,6 +359,17 @@ def train_ulmfit(
     language_model = None
     source = encoder
     if isinstance(encoder, (str, os.PathLike)):
+        trained_backwards = language_model_config(encoder).get(
+            "backwards", False
+        )
+        if backwards is not None and backwards != trained_backwards:
+            raise ValueError(
+                f"The language model in {encoder} was trained "
+                f"{'backwards' if trained_backwards else 'forwards'}; its "
+                "classifier must read documents the same way. Leave "
+                f"`backwards` unset. Received: backwards={backwards}"
+            )
+        backwards = trained_backwards
         language_model, folder_tokenizer = load_language_model(encoder)
         source = language_model
         if tokenizer is not None and tokenizer.get_config() != (
@@ -336,6 +384,7 @@ def train_ulmfit(
     elif isinstance(encoder, tuple):
         language_model, tokenizer = encoder
         source = language_model
+    backwards = bool(backwards)
     if tokenizer is None:
         raise ValueError(
             "`tokenizer` is needed when `encoder` is not a saved folder."
@@ -479,7 +528,9 @@ def export_text_classifier(
     """
     from keras_tl.text.language_model import write_folder
 
-    if isinstance(classifiers, TextClassifier):
+    if isinstance(classifiers, Ensemble):
+        classifiers = classifiers.members
+    elif isinstance(classifiers, TextClassifier):
         classifiers = [classifiers]
     classifiers = list(classifiers)
     if not classifiers:
