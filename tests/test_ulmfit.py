@@ -371,3 +371,14 @@ def test_backward_language_model_gives_a_backward_classifier(tmp_path):
     assert next(iter(first)).numpy().tolist()[0][-1] == 2  # <bos> last
     with pytest.raises(ValueError, match="trained backwards"):
         train_ulmfit(texts, labels, folder, backwards=False, **options)
+
+
+def test_exports_trace_lstms_without_cudnn():
+    from keras_tl.text.awd_lstm import cudnn_off
+
+    model = text_classifier(SIZES, 2)
+    lstms = model.get_layer("sentence_encoder").encoder.lstms
+    assert [lstm.use_cudnn for lstm in lstms] == ["auto", "auto"]
+    with cudnn_off(model):
+        assert [lstm.use_cudnn for lstm in lstms] == [False, False]
+    assert [lstm.use_cudnn for lstm in lstms] == ["auto", "auto"]

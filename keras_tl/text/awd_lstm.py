@@ -18,6 +18,8 @@ scaled by one `drop_mult`.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -37,6 +39,35 @@ DROPOUTS = {
 def _locked_dropout(rate, name):
     # One mask per sequence and feature, shared across time steps.
     return keras.layers.Dropout(rate, noise_shape=(None, 1, None), name=name)
+
+
+@contextlib.contextmanager
+def cudnn_off(*models):
+    """Traces LSTMs without the cuDNN kernel, for exports served on CPU.
+
+    A SavedModel traced on a GPU with the fused kernel inside fails to run
+    where there is no GPU. Within this context every LSTM in `models`
+    uses the portable kernel (same numbers).
+
+    Example:
+
+    >>> with cudnn_off(model):  # doctest: +SKIP
+    ...     tf.saved_model.save(module, path)
+    """
+    lstms = [
+        layer
+        for model in models
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+        if isinstance(layer, keras.layers.LSTM)
+    ]
+    saved = [lstm.use_cudnn for lstm in lstms]
+    for lstm in lstms:
+        lstm.use_cudnn = False
+    try:
+        yield
+    finally:
+        for lstm, value in zip(lstms, saved, strict=True):
+            lstm.use_cudnn = value
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")

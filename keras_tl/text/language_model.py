@@ -20,6 +20,7 @@ from keras_tl.text.awd_lstm import (
     AWDLSTMLanguageModel,
     Perplexity,
     ResetStateEachEpoch,
+    cudnn_off,
 )
 from keras_tl.text.data import encode_corpus, language_model_dataset
 
@@ -486,9 +487,10 @@ def export_language_model(model, tokenizer, path):
     >>> export_language_model(lm, tokenizer, "es_lm")  # doctest: +SKIP
     """
     served = _ServedLanguageModel(_copy(model, stateful=False), tokenizer)
-    write_folder(
-        path,
-        lambda staging: tf.saved_model.save(
-            served, staging, signatures={"serve": served.serve}
-        ),
-    )
+
+    def write(staging):
+        with cudnn_off(served.model):
+            signature = served.serve.get_concrete_function()
+        tf.saved_model.save(served, staging, signatures={"serve": signature})
+
+    write_folder(path, write)

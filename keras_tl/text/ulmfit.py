@@ -19,6 +19,7 @@ from keras_tl.text.awd_lstm import (
     AWDLSTMLanguageModel,
     Perplexity,
     ResetStateEachEpoch,
+    cudnn_off,
 )
 from keras_tl.text.classifier import copy_encoder_weights, text_classifier
 
@@ -577,7 +578,8 @@ def export_text_classifier(
     }
 
     def write(staging):
-        signature = served.serve.get_concrete_function()
+        with cudnn_off(*served.members):
+            signature = served.serve.get_concrete_function()
         tf.saved_model.save(
             served,
             staging,
