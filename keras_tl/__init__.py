@@ -1,6 +1,13 @@
 """keras_tl: transfer learning for Keras 3 on TensorFlow."""
 
-from keras_tl import backbones, callbacks, optimizers, schedules, text
+from keras_tl import (
+    backbones,
+    callbacks,
+    distribute,
+    optimizers,
+    schedules,
+    text,
+)
 from keras_tl.backbones import (
     BackboneSpec,
     HubLayer,
@@ -44,6 +51,7 @@ __all__ = [
     "callbacks",
     "classification_head",
     "discriminative",
+    "distribute",
     "fine_tune",
     "freeze",
     "freeze_to",

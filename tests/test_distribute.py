@@ -1,0 +1,177 @@
+"""Strategy detection, precision, and a real two-worker run on loopback."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import pytest
+import tensorflow as tf
+
+from keras_tl import distribute
+
+
+def good_config(**task):
+    return {
+        "cluster": {"worker": ["127.0.0.1:2222", "127.0.0.1:2223"]},
+        "task": {"type": "worker", "index": 0, **task},
+    }
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{cluster: 1}", "not valid JSON"),
+        ("[]", "no 'cluster' object"),
+        ('{"cluster": {"worker": "127.0.0.1:2222"}}', "list of 'host:port'"),
+        ('{"cluster": {"worker": ["127.0.0.1"]}}', "list of 'host:port'"),
+        ('{"cluster": {"ps": ["h:1"]}, "task": {}}', "lists no worker"),
+        (json.dumps(good_config(type="chief")), r"must be one of \['worker'\]"),
+        (json.dumps(good_config(index=2)), r"integer in \[0, 2\)"),
+        (json.dumps(good_config(index="0")), r"integer in \[0, 2\)"),
+    ],
+)
+def test_malformed_tf_config_is_explained(text, message):
+    with pytest.raises(ValueError, match=message):
+        distribute.parse_tf_config(text)
+
+
+def test_malformed_tf_config_in_the_environment(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}')
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        distribute.get_strategy()
+
+
+def test_default_strategy_on_cpu_says_what_it_chose(monkeypatch, capsys):
+    for name in ("TF_CONFIG", "COLAB_TPU_ADDR", "TPU_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    strategy = distribute.get_strategy()
+    assert strategy is tf.distribute.get_strategy()
+    assert capsys.readouterr().out == "keras_tl: default strategy on CPU\n"
+    assert distribute.device_kind(strategy) == "cpu"
+    assert distribute.steps_per_execution(strategy) == 1
+
+
+def test_asking_for_a_missing_tpu_fails_fast():
+    code = (
+        "from keras_tl.distribute import get_strategy\n"
+        "get_strategy(tpu='local')\n"
+    )
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode != 0
+    assert "No TPU found for tpu='local'" in result.stderr
+    assert "tensorflow-tpu" in result.stderr
+    assert time.monotonic() - start < 60
+
+
+def test_precision_policy_per_device(mirrored_strategy):
+    assert distribute.device_kind(mirrored_strategy) == "cpu"
+    try:
+        assert distribute.set_precision(mirrored_strategy) == "float32"
+        assert keras.mixed_precision.dtype_policy().name == "float32"
+        assert distribute.set_precision(mixed=True) == "mixed_bfloat16"
+        assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
+        with pytest.raises(ValueError, match="'auto', True or False"):
+            distribute.set_precision(mixed="fp16")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert distribute.POLICIES == {
+        "tpu": "mixed_bfloat16",
+        "gpu": "mixed_float16",
+        "cpu": "float32",
+    }
+
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, keras, tensorflow as tf
+    import keras_tl
+    from keras_tl.distribute import get_strategy
+
+    strategy = get_strategy()
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x.sum(1) > 0).astype("int32")
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    data = data.with_options(options)
+    with strategy.scope():
+        model = keras.Sequential([
+            keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(2, activation="softmax")])
+        model.compile(keras_tl.optimizers.Adam(1e-2),
+                      "sparse_categorical_crossentropy")
+    keras_tl.discriminative(model, 2.6)
+    model.fit(data, epochs=2, verbose=0, callbacks=[
+        keras_tl.SlantedTriangularScheduler(1e-2)])
+    print("WEIGHTS " + json.dumps(
+        [w.tolist() for w in model.get_weights()]), flush=True)
+    """
+)
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_loopback_agree_on_the_weights(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = []
+    try:
+        for index in range(2):
+            config = {
+                "cluster": {"worker": workers},
+                "task": {"type": "worker", "index": index},
+            }
+            env = {
+                **os.environ,
+                "TF_CONFIG": json.dumps(config),
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+            }
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, str(script)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
+            )
+        outputs = [p.communicate(timeout=240) for p in processes]
+    finally:
+        for p in processes:  # never leave a worker behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    weights = []
+    for (out, err), p in zip(outputs, processes, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert "MultiWorkerMirroredStrategy, 2 workers" in out
+        line = next(x for x in out.splitlines() if x.startswith("WEIGHTS "))
+        weights.append(json.loads(line[len("WEIGHTS ") :]))
+    assert weights[0] == weights[1]  # identical, not merely close
+    first_kernel = weights[0][0]
+    assert any(abs(v) > 0 for row in first_kernel for v in row)
