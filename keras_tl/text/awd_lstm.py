@@ -189,7 +189,14 @@ class WeightDropLSTM(keras.layers.LSTM):
         # On CPU, project every time step's input in one matrix product
         # (as cuDNN does) rather than one small product per step: about
         # 5 % faster at AWD-LSTM size, same numbers.
-        projected = ops.matmul(sequences, cell.kernel) + cell.bias
+        # As one 2-D product: a 3-D one becomes a tensordot whose gradient
+        # XLA cannot compile when the batch size is unknown.
+        shape = ops.shape(sequences)
+        flat = ops.reshape(sequences, (-1, sequences.shape[-1]))
+        projected = ops.reshape(
+            ops.matmul(flat, cell.kernel) + cell.bias,
+            (shape[0], shape[1], cell.kernel.shape[-1]),
+        )
 
         def step(inputs, states):
             h, c = states

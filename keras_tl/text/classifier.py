@@ -149,29 +149,28 @@ class SentenceEncoder(keras.layers.Layer):
 
     def _read(self, ids, mask, states, training, keep_outputs):
         """Runs the encoder over `ids` in `bptt` chunks, carrying `states`."""
+        # Python ints where the length is static (XLA and TPUs need the
+        # loop's trip count), tensors otherwise.
         length = ids.shape[1]
         if length is None:
             length = tf.shape(ids)[1]
-        # Documents shorter than a chunk are read in one, unpadded.
-        bptt = (
-            tf.minimum(self.bptt, length)
-            if tf.is_tensor(length)
-            else (min(self.bptt, length))
-        )
-        bptt = tf.maximum(bptt, 1) if tf.is_tensor(bptt) else max(bptt, 1)
+            bptt = tf.maximum(tf.minimum(self.bptt, length), 1)
+        else:
+            # Documents shorter than a chunk are read in one, unpadded.
+            bptt = max(min(self.bptt, length), 1)
         padded = _ceil_to(length, bptt)
+        chunks = padded // bptt
         ids = tf.pad(ids, [[0, 0], [0, padded - length]])
         mask = tf.pad(mask, [[0, 0], [0, padded - length]])
-        batch = tf.shape(ids)[0]
+        batch = ids.shape[0] if ids.shape[0] is not None else tf.shape(ids)[0]
         dtype = self.encoder.lstms[-1].compute_dtype
-        outputs = tf.TensorArray(dtype, size=padded // bptt, infer_shape=False)
+        outputs = tf.TensorArray(dtype, size=chunks, infer_shape=False)
 
         def body(i, states, outputs):
             start = i * bptt
-            chunk = tf.reshape(ids[:, start : start + bptt], (batch, bptt))
-            chunk_mask = tf.reshape(
-                mask[:, start : start + bptt], (batch, bptt)
-            )
+            # tf.slice with a fixed size: a dynamic slice XLA can compile.
+            chunk = tf.slice(ids, [0, start], [batch, bptt])
+            chunk_mask = tf.slice(mask, [0, start], [batch, bptt])
             x, states = self.encoder.call_with_state(
                 chunk, states, mask=chunk_mask, training=training
             )
@@ -180,9 +179,10 @@ class SentenceEncoder(keras.layers.Layer):
             return i + 1, states, outputs
 
         _, states, outputs = tf.while_loop(
-            lambda i, *_: i < padded // bptt,
+            lambda i, *_: i < chunks,
             body,
             (tf.constant(0), states, outputs),
+            maximum_iterations=chunks if isinstance(chunks, int) else None,
         )
         if not keep_outputs:
             return None, states
@@ -193,12 +193,18 @@ class SentenceEncoder(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         ids = tf.cast(inputs, "int32")
-        steps = tf.shape(ids)[1]
+        steps = ids.shape[1]
+        if steps is None:
+            steps = tf.shape(ids)[1]
         positions = tf.range(steps)
         lengths = tf.reduce_sum(
             tf.cast(ids != tokenizers_lib.PAD_ID, "int32"), axis=1
         )
-        kept = tf.minimum(self.max_len, steps)
+        kept = (
+            min(self.max_len, steps)
+            if isinstance(steps, int)
+            else tf.minimum(self.max_len, steps)
+        )
         start = tf.maximum(lengths - self.max_len, 0)  # first kept token
         states = self.encoder.zero_state(tf.shape(ids)[0])
         # 1. Before the kept window: state only, no gradients. Each row

@@ -1,0 +1,94 @@
+"""Every model keras_tl builds trains with `jit_compile=True` (XLA, what
+TPUs compile with), here on CPU.
+
+Models that take strings (hub text modules) cannot: string ops run on the
+host. keras_tl's text classifier takes token ids and tokenizes in the
+tf.data pipeline, so only its export takes strings."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_tl
+from keras_tl.text import (
+    AWDLSTMLanguageModel,
+    classification_dataset,
+    language_model_dataset,
+)
+
+
+def one_xla_step(model, data):
+    """Recompiles with XLA, trains one step; returns the changed weights."""
+    model.compile(
+        optimizer=model.optimizer,
+        loss=model.loss,
+        jit_compile=True,
+    )
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
+    assert model.jit_compile
+    after = [w.numpy() for w in model.trainable_weights]
+    return sum(
+        not np.array_equal(a, b) for a, b in zip(before, after, strict=True)
+    )
+
+
+def test_image_classifier_trains_under_xla():
+    model = keras_tl.build(
+        "mobilenet_v2_035",
+        num_classes=3,
+        weights=None,
+        input_shape=(32, 32, 3),
+        freeze_backbone=False,
+    )
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3))
+    data = tf.data.Dataset.from_tensor_slices(
+        (x.astype("float32"), np.array([0, 1, 2, 0]))
+    ).batch(4)
+    assert one_xla_step(model, data) == len(model.trainable_weights)
+
+
+def test_hub_image_classifier_trains_under_xla(image_module_path):
+    model = keras_tl.build(
+        f"hub:{image_module_path}", num_classes=2, input_shape=(8, 8, 3)
+    )
+    x = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3))
+    data = tf.data.Dataset.from_tensor_slices(
+        (x.astype("float32"), np.array([0, 1, 0, 1]))
+    ).batch(4)
+    assert one_xla_step(model, data) == 2  # the head; the module is frozen
+
+
+def test_ulmfit_classifier_trains_under_xla_with_static_lengths():
+    model = keras_tl.build(
+        "awd_lstm",
+        num_classes=2,
+        encoder={
+            "vocabulary_size": 40,
+            "embedding_dim": 8,
+            "hidden_dim": 12,
+            "num_layers": 2,
+        },
+        bptt=5,
+        max_len=8,
+        freeze_backbone=False,
+    )
+    documents = [np.arange(4, 4 + n) for n in (3, 9, 12, 5)]
+    data = classification_dataset(
+        documents, np.array([0, 1, 0, 1]), batch_size=4, sequence_length=12
+    )
+    changed = one_xla_step(model, data)
+    assert changed == len(model.trainable_weights)
+
+
+def test_language_model_trains_under_xla():
+    model = AWDLSTMLanguageModel(
+        40, embedding_dim=8, hidden_dim=12, num_layers=2
+    )
+    model(np.zeros((4, 10), "int32"))
+    ids = np.random.default_rng(0).integers(4, 40, 400)
+    data = language_model_dataset(ids, batch_size=4, sequence_length=10)
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    assert one_xla_step(model, data) == len(model.trainable_weights)
