@@ -22,6 +22,7 @@ from keras_tl.callbacks import (
     SlantedTriangularScheduler,
     WarmupCosineScheduler,
 )
+from keras_tl.export import export
 from keras_tl.groups import (
     freeze,
     freeze_to,
@@ -51,6 +52,7 @@ __all__ = [
     "callbacks",
     "classification_head",
     "discriminative",
+    "export",
     "distribute",
     "fine_tune",
     "freeze",

@@ -1,0 +1,260 @@
+"""`export()`: a SavedModel that takes raw inputs, with a model card.
+
+Image models get two signatures: `serving_default` takes uint8 pixels
+`(batch, height, width, 3)`, `serve_bytes` takes encoded JPEG / PNG / GIF /
+BMP images (resized to the model's input size). Models that take strings
+get `serving_default` on strings. A ULMFiT `TextClassifier` (or an
+`Ensemble`) is exported with its tokenizer inside, taking raw strings.
+
+Everything is written to a temporary folder beside `path` and moved into
+place only when complete; an existing `path` is refused unless
+`overwrite=True`. `model_card.json` beside `saved_model.pb` records the
+labels, the signatures, the backbone, the training data, the metrics and
+package versions. LSTMs are traced without cuDNN, so a model exported on a
+GPU serves on CPUs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_tl.text.awd_lstm import cudnn_off
+from keras_tl.text.language_model import write_folder
+
+
+def _versions():
+    import keras_tl
+
+    return {
+        "keras_tl": keras_tl.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def _outputs(probabilities, labels):
+    outputs = {"probabilities": probabilities}
+    if labels is not None and probabilities.shape[-1] == len(labels):
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        outputs["class_id"] = class_id
+        outputs["label"] = tf.gather(tf.constant(labels), class_id)
+    return outputs
+
+
+class _ImageServer(tf.Module):
+    def __init__(self, model, labels):
+        super().__init__()
+        self.model = model
+        # Plain tf.Variables too, so `saved_model_cli run` restores them.
+        self.model_variables = [v.value for v in model.variables]
+        self.labels = labels
+        height, width = model.input_shape[1:3]
+        self.size = (height, width)
+        self.pixels = tf.function(
+            self._pixels,
+            input_signature=[
+                tf.TensorSpec([None, height, width, 3], tf.uint8, "pixels")
+            ],
+        )
+        self.encoded = tf.function(
+            self._encoded,
+            input_signature=[tf.TensorSpec([None], tf.string, "images")],
+        )
+
+    def _pixels(self, pixels):
+        probabilities = self.model(tf.cast(pixels, tf.float32), training=False)
+        return _outputs(probabilities, self.labels)
+
+    def _encoded(self, images):
+        def decode(image):
+            pixels = tf.io.decode_image(
+                image, channels=3, expand_animations=False
+            )
+            # Images already at the model's size keep their exact pixels.
+            same = tf.reduce_all(tf.shape(pixels)[:2] == self.size)
+            resized = tf.cond(
+                same,
+                lambda: tf.cast(pixels, tf.float32),
+                lambda: tf.image.resize(pixels, self.size),
+            )
+            resized = tf.ensure_shape(resized, [*self.size, 3])
+            return tf.cast(
+                tf.round(tf.clip_by_value(resized, 0, 255)), tf.uint8
+            )
+
+        pixels = tf.map_fn(
+            decode,
+            images,
+            fn_output_signature=tf.TensorSpec([*self.size, 3], tf.uint8),
+        )
+        return self._pixels(pixels)
+
+
+class _StringServer(tf.Module):
+    def __init__(self, model, labels):
+        super().__init__()
+        self.model = model
+        self.model_variables = [v.value for v in model.variables]
+        self.labels = labels
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[tf.TensorSpec([None], tf.string, "texts")],
+        )
+
+    def _serve(self, texts):
+        return _outputs(self.model(texts, training=False), self.labels)
+
+
+def _input_kind(model):
+    if len(model.inputs) != 1:
+        raise ValueError(
+            "export() serves models with one input; this one has "
+            f"{len(model.inputs)}. Wrap it in a tf.Module with your own "
+            "signature and use tf.saved_model.save."
+        )
+    spec = model.inputs[0]
+    if spec.dtype == "string" and len(spec.shape) == 1:
+        return "text"
+    if len(spec.shape) == 4 and spec.shape[-1] == 3:
+        if None in spec.shape[1:3]:
+            raise ValueError(
+                "The image model's input has no fixed height and width "
+                f"({spec.shape}); rebuild it with `input_shape=(h, w, 3)` "
+                "so served images can be resized to it."
+            )
+        return "image"
+    raise ValueError(
+        f"export() does not know how to serve an input of shape {spec.shape} "
+        f"and dtype {spec.dtype}: it serves RGB images (batch, h, w, 3) and "
+        "strings (batch,). For token-id text models export the "
+        "keras_tl.text.TextClassifier, which holds the tokenizer."
+    )
+
+
+def export(
+    model,
+    path,
+    *,
+    labels=None,
+    overwrite=False,
+    training_data=None,
+    metrics=None,
+    tflite=False,
+):
+    """Exports a trained model as a SavedModel that takes raw inputs.
+
+    Args:
+        model: a Keras model from `keras_tl.build` (images or strings in),
+            or a `keras_tl.text.TextClassifier` / `Ensemble`.
+        path: the folder to write.
+        labels: class names, in output order; adds `class_id` and `label`
+            outputs and goes in the model card.
+        overwrite: replace an existing folder (refused by default).
+        training_data: a name for the card (e.g. "cats_vs_dogs").
+        metrics: a dict of scores for the card.
+        tflite: also write `model.tflite` (image models: uint8 pixels in).
+
+    Returns:
+        The model card (a dict).
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is False.
+        ValueError: an input the exporter cannot serve, or `labels` that do
+            not match the outputs.
+
+    Example:
+
+    >>> keras_tl.export(model, "saved_models/cats", labels=["cat", "dog"])
+    ... # doctest: +SKIP
+    """
+    from keras_tl.text.ulmfit import TextClassifier, export_text_classifier
+
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists. Pass overwrite=True to replace it, or "
+            "choose another folder."
+        )
+    if isinstance(model, TextClassifier):
+        if tflite:
+            raise ValueError(
+                "TFLite export is offered for image models; text "
+                "classifiers tokenize with ops TFLite lacks."
+            )
+        export_text_classifier(
+            model, path, training_data=training_data, metrics=metrics
+        )
+        with open(os.path.join(path, "model_card.json"), encoding="utf-8") as f:
+            return json.load(f)
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "export() takes a Keras model or a keras_tl.text.TextClassifier. "
+            f"Received: {type(model).__name__}"
+        )
+    kind = _input_kind(model)
+    outputs = model.outputs[0].shape[-1]
+    if labels is not None:
+        labels = [str(label) for label in labels]
+        if len(labels) != outputs:
+            raise ValueError(
+                f"The model has {outputs} outputs but {len(labels)} labels "
+                f"were given: {labels}"
+            )
+    if kind == "image":
+        server = _ImageServer(model, labels)
+        signatures = {
+            "serving_default": server.pixels,
+            "serve_bytes": server.encoded,
+        }
+        inputs = {
+            "serving_default": {
+                "pixels": f"tf.uint8 {[None, *model.input_shape[1:]]}: RGB"
+            },
+            "serve_bytes": {
+                "images": "tf.string [None]: encoded JPEG / PNG / GIF / BMP, "
+                f"resized to {list(model.input_shape[1:3])}"
+            },
+        }
+    else:
+        server = _StringServer(model, labels)
+        signatures = {"serving_default": server.serve}
+        inputs = {"serving_default": {"texts": "tf.string [None]: raw text"}}
+    card = {
+        "task": "classification",
+        "labels": labels,
+        "signatures": inputs,
+        "outputs": ["probabilities"]
+        + (["class_id", "label"] if labels else []),
+        "backbone": model.name,
+        "training_data": training_data,
+        "metrics": metrics,
+        "versions": _versions(),
+        "date": datetime.date.today().isoformat(),
+    }
+
+    def write(staging):
+        with cudnn_off(model):
+            concrete = {
+                name: function.get_concrete_function()
+                for name, function in signatures.items()
+            }
+        tf.saved_model.save(server, staging, signatures=concrete)
+        if tflite:
+            converter = tf.lite.TFLiteConverter.from_concrete_functions(
+                [concrete["serving_default"]], server
+            )
+            with open(os.path.join(staging, "model.tflite"), "wb") as f:
+                f.write(converter.convert())
+        with open(
+            os.path.join(staging, "model_card.json"), "w", encoding="utf-8"
+        ) as f:
+            json.dump(card, f, indent=2, ensure_ascii=False)
+
+    if tflite and kind != "image":
+        raise ValueError("TFLite export is offered for image models only.")
+    write_folder(path, write)
+    return card
