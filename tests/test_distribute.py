@@ -9,9 +9,11 @@ import textwrap
 import time
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_tl
 from keras_tl import distribute
 
 
@@ -175,3 +177,87 @@ def test_two_workers_on_loopback_agree_on_the_weights(tmp_path):
     assert weights[0] == weights[1]  # identical, not merely close
     first_kernel = weights[0][0]
     assert any(abs(v) > 0 for row in first_kernel for v in row)
+
+
+def _image_run(strategy, tmp_path, name):
+    """build, fine_tune (STLR, /2.6 rates), evaluate, save, export."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    y = np.arange(16) % 3
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    with strategy.scope():
+        model = keras_tl.build(
+            "mobilenet_v2_035",
+            num_classes=3,
+            weights=None,
+            input_shape=(32, 32, 3),
+            dropout=0.0,
+        )
+    history = keras_tl.fine_tune(
+        model,
+        data,
+        epochs=(1, 1),
+        learning_rate=[1e-2, 1e-3],
+        freeze_bn=True,  # per-replica batch statistics would differ
+        verbose=0,
+    )
+    scores = model.evaluate(data, verbose=0, return_dict=True)
+    model.save(str(tmp_path / f"{name}.keras"))
+    keras_tl.export(model, str(tmp_path / name))
+    served = tf.saved_model.load(str(tmp_path / name))
+    probabilities = served.signatures["serving_default"](
+        pixels=tf.constant(x.astype("uint8"))
+    )["probabilities"].numpy()
+    return model, history.history, scores, probabilities
+
+
+def test_mirrored_strategy_matches_one_device(mirrored_strategy, tmp_path):
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    one = _image_run(tf.distribute.get_strategy(), tmp_path, "one")
+    two = _image_run(mirrored_strategy, tmp_path, "two")
+    for a, b in zip(one[0].get_weights(), two[0].get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        one[1]["loss"], two[1]["loss"], rtol=1e-4, atol=1e-6
+    )
+    assert one[1]["learning_rate"] == pytest.approx(two[1]["learning_rate"])
+    assert one[2]["loss"] == pytest.approx(two[2]["loss"], rel=1e-4)
+    np.testing.assert_allclose(one[3], two[3], rtol=1e-4, atol=1e-5)
+    reloaded = keras.models.load_model(str(tmp_path / "two.keras"))
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3))
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0),
+        two[0].predict(x, verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.slow  # 40 s: one trace per stage and replica
+def test_text_classifier_trains_in_a_mirrored_scope(mirrored_strategy):
+    from keras_tl.text import classification_dataset, text_classifier
+
+    with mirrored_strategy.scope():
+        model = text_classifier(
+            {
+                "vocabulary_size": 40,
+                "embedding_dim": 8,
+                "hidden_dim": 12,
+                "num_layers": 2,
+            },
+            2,
+            bptt=4,
+        )
+    documents = [np.arange(4, 4 + n) for n in range(3, 19)]
+    data = classification_dataset(
+        documents, np.arange(16) % 2, batch_size=8, sequence_length=18
+    )
+    before = model.get_layer("predictions").get_weights()[0].copy()
+    history = keras_tl.fine_tune(
+        model, data, epochs=(1, 1, 1), learning_rate=1e-2, verbose=0
+    )
+    assert history.history["trainable_groups"] == [1, 2, 4]
+    after = model.get_layer("predictions").get_weights()[0]
+    assert not np.array_equal(before, after)
+    assert np.isfinite(model.evaluate(data, verbose=0)[0])
