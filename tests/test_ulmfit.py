@@ -147,6 +147,13 @@ def test_documents_labels_and_batches():
     assert x1.numpy().tolist() == [[2, 6, 7, 8]] and y1.numpy().tolist() == [0]
     fixed = classification_dataset(docs, sequence_length=3, batch_size=3)
     assert fixed.element_spec.shape.as_list() == [None, 3]
+    static = classification_dataset(
+        docs, sequence_length=3, batch_size=2, drop_remainder=True
+    )
+    assert static.element_spec.shape.as_list() == [2, 3]  # TPU-ready
+    assert [x.shape[0] for x in static] == [2]
+    with pytest.raises(ValueError, match="no full batch"):
+        classification_dataset(docs, batch_size=4, drop_remainder=True)
     assert next(iter(fixed)).numpy().tolist()[2] == [2, 6, 7]
 
 

@@ -237,6 +237,7 @@ def classification_dataset(
     shuffle=False,
     seed=0,
     sequence_length=None,
+    drop_remainder=False,
 ):
     """Batches of right-padded documents (and labels) for the classifier.
 
@@ -253,6 +254,8 @@ def classification_dataset(
         sequence_length: pad (or cut, keeping the start) every document to
             this length, for static shapes (TPUs); default: each batch to
             its longest document.
+        drop_remainder: skip the last, smaller batch, so that with
+            `sequence_length` every shape is static (TPUs).
 
     Returns:
         A `tf.data.Dataset` of int32 `(ids, labels)` or `ids`, with a known
@@ -279,7 +282,16 @@ def classification_dataset(
                 "one label a document."
             )
     lengths = np.array([len(d) for d in documents])
-    num_batches = -(-len(documents) // batch_size)
+    num_batches = (
+        len(documents) // batch_size
+        if drop_remainder
+        else -(-len(documents) // batch_size)
+    )
+    if num_batches == 0:
+        raise ValueError(
+            f"{len(documents)} documents make no full batch of {batch_size} "
+            "with drop_remainder=True: use a smaller `batch_size`."
+        )
     epoch = [0]
 
     def split(indices):
@@ -306,6 +318,8 @@ def classification_dataset(
 
     def batches():
         for picked in order():
+            if drop_remainder and len(picked) < batch_size:
+                continue
             width = sequence_length or max(1, lengths[picked].max())
             x = np.zeros((len(picked), width), "int32")
             for row, i in enumerate(picked):
@@ -313,11 +327,12 @@ def classification_dataset(
                 x[row, : len(document)] = document
             yield x if labels is None else (x, labels[picked])
 
-    ids_spec = tf.TensorSpec((None, sequence_length), tf.int32)
+    rows = batch_size if drop_remainder else None
+    ids_spec = tf.TensorSpec((rows, sequence_length), tf.int32)
     signature = (
         ids_spec
         if labels is None
-        else (ids_spec, tf.TensorSpec((None,), tf.int32))
+        else (ids_spec, tf.TensorSpec((rows,), tf.int32))
     )
     data = tf.data.Dataset.from_generator(batches, output_signature=signature)
     return data.apply(tf.data.experimental.assert_cardinality(num_batches))
