@@ -134,7 +134,10 @@ def read_labelled(
                 "label a line), e.g. --train-labels labels.txt"
             )
         texts = read_text(path).rstrip("\n").split("\n")
-        labels = read_text(labels_path).split()
+        labels = [
+            label.strip()
+            for label in read_text(labels_path).rstrip("\n").split("\n")
+        ]
         if len(texts) != len(labels):
             raise ValueError(
                 f"{path} has {len(texts)} lines but {labels_path} has "
@@ -163,6 +166,12 @@ def read_labelled(
                 f"{path} has no column {column!r}; its columns are "
                 f"{sorted(rows[0])}. Choose with --text-column / "
                 "--label-column."
+            )
+    for number, row in enumerate(rows, 1):
+        if text_column not in row or label_column not in row:
+            raise ValueError(
+                f"{path}, row {number}: no {text_column!r} or "
+                f"{label_column!r} field. Received: {sorted(row)}"
             )
     return [r[text_column] for r in rows], [str(r[label_column]) for r in rows]
 
@@ -204,6 +213,7 @@ def _ulmfit(args):
     if args.export:
         classifier.export(
             args.export,
+            overwrite=args.overwrite,
             training_data=os.path.basename(args.train),
             metrics=summary.get("test"),
         )
@@ -300,6 +310,11 @@ def build_parser():
     clf.add_argument("--bptt", type=int, default=70)
     clf.add_argument("--max-len", type=int, default=1440)
     clf.add_argument("--drop-mult", type=float, default=0.5)
+    clf.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --export folder",
+    )
     clf.add_argument(
         "--ensemble-with",
         help="a second encoder folder (e.g. a backward LM): train a second "

@@ -180,13 +180,22 @@ def export(
             "choose another folder."
         )
     if isinstance(model, TextClassifier):
+        if labels is not None and [str(x) for x in labels] != model.label_names:
+            raise ValueError(
+                "A text classifier exports its own label names "
+                f"{model.label_names}; `labels` differ: {list(labels)}"
+            )
         if tflite:
             raise ValueError(
                 "TFLite export is offered for image models; text "
                 "classifiers tokenize with ops TFLite lacks."
             )
         export_text_classifier(
-            model, path, training_data=training_data, metrics=metrics
+            model,
+            path,
+            overwrite=overwrite,
+            training_data=training_data,
+            metrics=metrics,
         )
         with open(os.path.join(path, "model_card.json"), encoding="utf-8") as f:
             return json.load(f)

@@ -201,6 +201,10 @@ def test_ulmfit_command_bad_data(tmp_path, capsys):
     table.write_text("text\tclass\nhola\ta\n", encoding="utf-8")
     assert cli.main(args + [str(table)]) == 2
     assert "no column 'label'" in capsys.readouterr().err
-    labels.write_text("a\nb\n", encoding="utf-8")
+    labels.write_text("not sure\nb\n", encoding="utf-8")  # one a line
     assert cli.main(args + [str(texts), "--train-labels", str(labels)]) == 2
     assert "No language model" in capsys.readouterr().err
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n')
+    assert cli.main(args + [str(rows)]) == 2
+    assert "row 2: no 'text' or 'label' field" in capsys.readouterr().err

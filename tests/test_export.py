@@ -258,3 +258,21 @@ def test_string_model_serves_strings(text_module_path, tmp_path):
         model.predict(tf.constant(texts), verbose=0),
         rtol=1e-6,
     )
+
+
+def test_failed_overwrite_keeps_the_previous_export(monkeypatch, tmp_path):
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    target = tmp_path / "model"
+    keras_tl.export(model, str(target))
+    before = sorted(os.listdir(target))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        keras_tl.export(model, str(target), overwrite=True)
+    assert sorted(os.listdir(target)) == before
+    assert sorted(os.listdir(tmp_path)) == ["model"]

@@ -138,6 +138,8 @@ def test_documents_labels_and_batches():
     assert backward.to_list() == [[5, 4, 2], [8, 7, 6, 2]]
     ids, names = encode_labels(["pos", "neg", "pos"])
     assert ids.tolist() == [1, 0, 1] and names == ["neg", "pos"]
+    ids, names = encode_labels([10, 2, 1, 2])  # numeric order, not "10" < "2"
+    assert names == ["1", "2", "10"] and ids.tolist() == [2, 1, 0, 1]
     with pytest.raises(ValueError, match=r"not in the label set.*'meh'"):
         encode_labels(["pos", "meh"], ["neg", "pos"])
     data = classification_dataset(docs, np.array([0, 1, 0]), batch_size=2)
@@ -154,7 +156,7 @@ def test_documents_labels_and_batches():
     assert [x.shape[0] for x in static] == [2]
     with pytest.raises(ValueError, match="no full batch"):
         classification_dataset(docs, batch_size=4, drop_remainder=True)
-    assert next(iter(fixed)).numpy().tolist()[2] == [2, 6, 7]
+    assert next(iter(fixed)).numpy().tolist()[2] == [6, 7, 8]  # the end
 
 
 def test_shuffled_batches_group_similar_lengths():
@@ -251,11 +253,11 @@ def test_export_serves_raw_strings_in_a_fresh_process(trained, tmp_path):
     expected = classifier.predict_proba(texts)
     assert np.all(np.isfinite(expected))
     path = str(tmp_path / "served")
-    classifier.export(path, training_data="synthetic")
+    keras_tl.export(classifier, path, training_data="synthetic")
     card = json.load(open(os.path.join(path, "model_card.json")))
     assert card["labels"] == ["neg", "pos"]
-    assert card["signature"]["inputs"] == {
-        "texts": "tf.string [batch]: raw UTF-8 text"
+    assert card["signatures"]["serving_default"] == {
+        "texts": "tf.string [None]: raw UTF-8 text"
     }
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -322,7 +324,9 @@ def test_forward_backward_ensemble_averages(trained, tmp_path):
         forward.label_names[i] for i in expected.argmax(-1)
     ]
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        export_text_classifier(forward, path, overwrite=False)
+        export_text_classifier(forward, path)  # refused by default
+    empty = served(texts=tf.constant([], tf.string))["probabilities"]
+    assert empty.shape == (0, 2)
 
 
 def test_ulmfit_bad_input(trained):
@@ -343,6 +347,13 @@ def test_ulmfit_bad_input(trained):
         train_ulmfit(["bueno", "malo"], ["pos", "neg"], folder, tokenizer=other)
     with pytest.raises(ValueError, match="do not belong together"):
         train_ulmfit(["bueno", "malo"], ["pos", "neg"], SIZES, tokenizer=other)
+    with pytest.raises(ValueError, match="or neither"):
+        train_ulmfit(
+            ["bueno", "malo"],
+            ["pos", "neg"],
+            folder,
+            validation_texts=["bueno"],
+        )
     with pytest.raises(ValueError, match="needs `encoder`"):
         keras_tl.build("awd_lstm", num_classes=2)
     with pytest.raises(ValueError, match="num_classes=2 for a binary"):

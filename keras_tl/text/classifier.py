@@ -171,8 +171,18 @@ class SentenceEncoder(keras.layers.Layer):
             # tf.slice with a fixed size: a dynamic slice XLA can compile.
             chunk = tf.slice(ids, [0, start], [batch, bptt])
             chunk_mask = tf.slice(mask, [0, start], [batch, bptt])
-            x, states = self.encoder.call_with_state(
-                chunk, states, mask=chunk_mask, training=training
+            # cuDNN rejects rows with no unmasked step: give such rows one
+            # step, then put their old state back.
+            active = tf.reduce_any(chunk_mask, axis=1)
+            first = tf.range(bptt)[None, :] == 0
+            safe_mask = chunk_mask | (first & ~active[:, None])
+            x, new_states = self.encoder.call_with_state(
+                chunk, states, mask=safe_mask, training=training
+            )
+            states = tf.nest.map_structure(
+                lambda new, old: tf.where(active[:, None], new, old),
+                new_states,
+                states,
             )
             if keep_outputs:
                 outputs = outputs.write(i, tf.transpose(x, (1, 0, 2)))
@@ -196,6 +206,12 @@ class SentenceEncoder(keras.layers.Layer):
         steps = ids.shape[1]
         if steps is None:
             steps = tf.shape(ids)[1]
+            # At least one (padding) column, so empty inputs pool to zeros.
+            ids = tf.pad(ids, [[0, 0], [0, tf.maximum(1 - steps, 0)]])
+            steps = tf.maximum(steps, 1)
+        elif steps == 0:
+            ids = tf.pad(ids, [[0, 0], [0, 1]])
+            steps = 1
         positions = tf.range(steps)
         lengths = tf.reduce_sum(
             tf.cast(ids != tokenizers_lib.PAD_ID, "int32"), axis=1

@@ -212,9 +212,16 @@ def encode_labels(labels, label_names=None):
     >>> encode_labels(["neg", "pos", "neg"])
     (array([0, 1, 0], dtype=int32), ['neg', 'pos'])
     """
-    labels = [str(label) for label in labels]
+    labels = list(labels)
     if label_names is None:
-        label_names = sorted(set(labels))
+        distinct = set(labels)
+        integers = all(
+            isinstance(label, (int, np.integer)) and not isinstance(label, bool)
+            for label in distinct
+        )
+        # Integer labels keep their numeric order (2 before 10).
+        label_names = sorted(distinct, key=int if integers else str)
+    labels = [str(label) for label in labels]
     label_names = [str(name) for name in label_names]
     if len(set(label_names)) != len(label_names):
         raise ValueError(f"`label_names` repeats a name: {label_names}")
@@ -251,7 +258,8 @@ def classification_dataset(
         batch_size: documents a batch.
         shuffle: reshuffle every epoch, by length chunks.
         seed: for the shuffling.
-        sequence_length: pad (or cut, keeping the start) every document to
+        sequence_length: pad (or cut, keeping the end, as the model keeps
+            the last `max_len` tokens) every document to
             this length, for static shapes (TPUs); default: each batch to
             its longest document.
         drop_remainder: skip the last, smaller batch, so that with
@@ -323,7 +331,7 @@ def classification_dataset(
             width = sequence_length or max(1, lengths[picked].max())
             x = np.zeros((len(picked), width), "int32")
             for row, i in enumerate(picked):
-                document = documents[i][:width]
+                document = documents[i][-width:]
                 x[row, : len(document)] = document
             yield x if labels is None else (x, labels[picked])
 

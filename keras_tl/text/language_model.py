@@ -353,7 +353,8 @@ def write_folder(path, write):
     """Runs `write(staging)` on a temporary folder, then moves it to `path`.
 
     A failure leaves no half-written output: the staging folder is removed
-    and `path` keeps what it had.
+    and `path` keeps what it had. An existing `path` is moved aside, the
+    new folder moved in, and only then the old one deleted.
     """
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
@@ -361,9 +362,18 @@ def write_folder(path, write):
     try:
         os.chmod(staging, 0o755)  # mkdtemp makes it private to the user
         write(staging)
+        old = None
         if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(staging, path)
+            old = tempfile.mkdtemp(prefix=".old-", dir=parent)
+            os.replace(path, os.path.join(old, "previous"))
+        try:
+            os.replace(staging, path)
+        except BaseException:
+            if old is not None:  # put the previous folder back
+                os.replace(os.path.join(old, "previous"), path)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

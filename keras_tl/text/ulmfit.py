@@ -128,9 +128,9 @@ class TextClassifier:
             len(self.label_names),
         )
 
-    def export(self, path, **card):
+    def export(self, path, *, overwrite=False, **card):
         """See `export_text_classifier`."""
-        export_text_classifier(self, path, **card)
+        export_text_classifier(self, path, overwrite=overwrite, **card)
 
 
 class Ensemble(TextClassifier):
@@ -155,14 +155,25 @@ class Ensemble(TextClassifier):
             )
         self.members = members
         self.label_names = members[0].label_names
+        self.model = None  # several models: see `members`
+        self.tokenizer = None
+        self.backwards = None
+        self.history = {}
+        self.info = {}
+
+    def dataset(self, texts, labels=None, batch_size=64, shuffle=False):
+        raise TypeError(
+            "An ensemble's members read text differently (tokenizer, "
+            "direction): use `member.dataset(...)` for each of `members`."
+        )
 
     def predict_proba(self, texts, batch_size=64):
         return np.mean(
             [m.predict_proba(texts, batch_size) for m in self.members], axis=0
         )
 
-    def export(self, path, **card):
-        export_text_classifier(self.members, path, **card)
+    def export(self, path, *, overwrite=False, **card):
+        export_text_classifier(self.members, path, overwrite=overwrite, **card)
 
 
 def classification_metrics(truth, probabilities, num_classes=None):
@@ -401,6 +412,10 @@ def train_ulmfit(
             f"encoder's embedding has {vocabulary_size}: they do not belong "
             "together. Use the tokenizer saved with the encoder."
         )
+    if (validation_texts is None) != (validation_labels is None):
+        raise ValueError(
+            "Give both `validation_texts` and `validation_labels`, or neither."
+        )
     history, info = {}, {"label_names": label_names}
     if validation_texts is not None:
         validation_texts = _check_documents(validation_texts, "validation")
@@ -410,7 +425,9 @@ def train_ulmfit(
             language_model,
             tokenizer,
             corpus,
-            epochs=tuple(lm_epochs),
+            epochs=(lm_epochs,)
+            if isinstance(lm_epochs, int)
+            else tuple(lm_epochs),
             learning_rate=lm_learning_rate,
             factor=factor,
             batch_size=lm_batch_size,
@@ -506,7 +523,7 @@ class _ServedClassifier(tf.Module):
 
 
 def export_text_classifier(
-    classifiers, path, *, overwrite=True, training_data=None, metrics=None
+    classifiers, path, *, overwrite=False, training_data=None, metrics=None
 ):
     """Exports a SavedModel that maps raw strings to class probabilities.
 
@@ -520,7 +537,7 @@ def export_text_classifier(
     Args:
         classifiers: a `TextClassifier` or a list of them (same labels).
         path: the folder to write.
-        overwrite: replace an existing folder.
+        overwrite: replace an existing folder (refused by default).
         training_data, metrics: recorded in the model card.
 
     Example:
@@ -544,22 +561,18 @@ def export_text_classifier(
         )
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
-            f"{path} exists. Pass overwrite=True to replace it."
+            f"{path} already exists. Pass overwrite=True to replace it, or "
+            "choose another folder."
         )
     served = _ServedClassifier(classifiers, labels)
     encoder = classifiers[0].model.get_layer("sentence_encoder").encoder
     card = {
         "task": "text classification (ULMFiT)",
         "labels": labels,
-        "signature": {
-            "name": "serving_default",
-            "inputs": {"texts": "tf.string [batch]: raw UTF-8 text"},
-            "outputs": {
-                "probabilities": f"tf.float32 [batch, {len(labels)}]",
-                "class_id": "tf.int32 [batch]",
-                "label": "tf.string [batch]",
-            },
+        "signatures": {
+            "serving_default": {"texts": "tf.string [None]: raw UTF-8 text"}
         },
+        "outputs": ["probabilities", "class_id", "label"],
         "encoder": {
             "architecture": "AWD-LSTM",
             "vocabulary_size": encoder.vocabulary_size,
