@@ -1,5 +1,6 @@
 """Every model keras_tl builds trains with `jit_compile=True` (XLA, what
-TPUs compile with), here on CPU.
+TPUs compile with), here on CPU. The image one is marked slow; the hub
+image classifier checks the same build path in the default run.
 
 Models that take strings (hub text modules) cannot: string ops run on the
 host. keras_tl's text classifier takes token ids and tokenizes in the
@@ -7,6 +8,7 @@ tf.data pipeline, so only its export takes strings."""
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_tl
@@ -33,6 +35,7 @@ def one_xla_step(model, data):
     )
 
 
+@pytest.mark.slow  # 30-55 s: XLA compiles the whole MobileNetV2 backward pass
 def test_image_classifier_trains_under_xla():
     model = keras_tl.build(
         "mobilenet_v2_035",
