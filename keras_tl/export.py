@@ -25,16 +25,7 @@ import tensorflow as tf
 
 from keras_tl.text.awd_lstm import cudnn_off
 from keras_tl.text.language_model import write_folder
-
-
-def _versions():
-    import keras_tl
-
-    return {
-        "keras_tl": keras_tl.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
+from keras_tl.text.ulmfit import _versions
 
 
 def _outputs(probabilities, labels):

@@ -128,3 +128,35 @@ def mirrored_strategy():
     data_type ...") once their ops differ: share one.
     """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def pretrain_tiny_lm(folder, texts, **overrides):
+    """A word-level AWD-LSTM pretrained for a few steps, written to folder."""
+    from keras_tl.text.language_model import pretrain_language_model
+
+    options = dict(
+        tokenizer="word",
+        embedding_dim=8,
+        hidden_dim=12,
+        num_layers=2,
+        batch_size=4,
+        sequence_length=8,
+        verbose=0,
+    )
+    pretrain_language_model(texts, str(folder), **{**options, **overrides})
+    return str(folder)
+
+
+def saved_model_cli(*args):
+    """Runs the venv's saved_model_cli; returns its stdout."""
+    import subprocess
+    import sys
+
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return subprocess.run(
+        [cli, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    ).stdout

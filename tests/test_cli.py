@@ -1,6 +1,9 @@
 import gzip
 import json
 
+import pytest
+from conftest import pretrain_tiny_lm
+
 from keras_tl import cli
 
 SPANISH = "¿Qué tal, señor Núñez? El niño come piña en Cádiz.\n" * 40
@@ -104,23 +107,6 @@ def test_bad_jsonl_line_names_the_file_and_line(tmp_path, capsys):
     assert "bad.jsonl, line 3" in capsys.readouterr().err
 
 
-def _tiny_language_model(folder, texts):
-    from keras_tl.text.language_model import pretrain_language_model
-
-    pretrain_language_model(
-        texts,
-        str(folder),
-        tokenizer="word",
-        vocabulary_size=60,
-        embedding_dim=8,
-        hidden_dim=12,
-        num_layers=2,
-        batch_size=4,
-        sequence_length=8,
-        verbose=0,
-    )
-
-
 def test_ulmfit_command_trains_scores_and_exports(tmp_path, capsys):
     import csv
 
@@ -146,7 +132,9 @@ def test_ulmfit_command_trains_scores_and_exports(tmp_path, capsys):
         ),
         encoding="utf-8",
     )
-    _tiny_language_model(tmp_path / "lm", [r["frase"] for r in rows])
+    pretrain_tiny_lm(
+        tmp_path / "lm", [r["frase"] for r in rows], vocabulary_size=60
+    )
     export = tmp_path / "served"
     code = cli.main(
         [
@@ -179,10 +167,13 @@ def test_ulmfit_command_trains_scores_and_exports(tmp_path, capsys):
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["labels"] == ["neg", "pos"]
-    assert 0 <= summary["test"]["accuracy"] <= 1
     served = tf.saved_model.load(str(export)).signatures["serving_default"]
-    out = served(texts=tf.constant(["es bueno"]))
-    assert out["probabilities"].shape == (1, 2)
+    out = served(texts=tf.constant([r["frase"] for r in rows[:8]]))
+    assert out["probabilities"].shape == (8, 2)
+    # The reported test accuracy is the exported model's, on test.jsonl.
+    labels = [s.decode() for s in out["label"].numpy()]
+    hits = [p == r["etiqueta"] for p, r in zip(labels, rows[:8], strict=True)]
+    assert summary["test"]["accuracy"] == pytest.approx(sum(hits) / 8)
     card = json.loads((export / "model_card.json").read_text())
     assert card["training_data"] == "train.csv"
 

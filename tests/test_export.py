@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import saved_model_cli
 
 import keras_tl
 
@@ -57,14 +58,7 @@ def test_model_card_and_saved_model_cli_show(exported):
     assert card["training_data"] == "random pixels"
     assert set(card["signatures"]) == {"serving_default", "serve_bytes"}
     assert card["versions"]["tensorflow"] == tf.__version__
-    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    shown = subprocess.run(
-        [cli, "show", "--dir", path, "--all"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=ENV,
-    ).stdout
+    shown = saved_model_cli("show", "--dir", path, "--all")
     default = shown.split("signature_def['serving_default']")[1]
     assert "dtype: DT_UINT8" in default.split("outputs")[0]
     assert "shape: (-1, 32, 32, 3)" in default.split("outputs")[0]
@@ -80,25 +74,18 @@ def test_saved_model_cli_run_gives_the_in_memory_predictions(
     model, path, _ = exported
     batch = pixels(7)
     np.save(tmp_path / "pixels.npy", batch)
-    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    subprocess.run(
-        [
-            cli,
-            "run",
-            "--dir",
-            path,
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--inputs",
-            f"pixels={tmp_path / 'pixels.npy'}",
-            "--outdir",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        check=True,
-        env=ENV,
+    saved_model_cli(
+        "run",
+        "--dir",
+        path,
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--inputs",
+        f"pixels={tmp_path / 'pixels.npy'}",
+        "--outdir",
+        tmp_path / "out",
     )
     np.testing.assert_allclose(
         np.load(tmp_path / "out" / "probabilities.npy"),

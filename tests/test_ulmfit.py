@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import pretrain_tiny_lm, saved_model_cli
 
 import keras_tl
 from keras_tl.text import (
@@ -200,22 +201,16 @@ def separable(n, seed):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from keras_tl.text.language_model import pretrain_language_model
-
     keras.utils.set_random_seed(0)
-    folder = str(tmp_path_factory.mktemp("lm") / "tiny_lm")
     texts, labels = separable(256, 0)
-    pretrain_language_model(
+    folder = pretrain_tiny_lm(
+        tmp_path_factory.mktemp("lm") / "tiny_lm",
         texts,
-        folder,
-        tokenizer="word",
         vocabulary_size=100,
         embedding_dim=16,
         hidden_dim=24,
-        num_layers=2,
         batch_size=8,
         sequence_length=10,
-        verbose=0,
     )
     validation = separable(64, 1)
     classifier = train_ulmfit(
@@ -259,27 +254,20 @@ def test_export_serves_raw_strings_in_a_fresh_process(trained, tmp_path):
     assert card["signatures"]["serving_default"] == {
         "texts": "tf.string [None]: raw UTF-8 text"
     }
-    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = tmp_path / "cli"
-    subprocess.run(
-        [
-            cli,
-            "run",
-            "--dir",
-            path,
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--input_exprs",
-            f"texts={texts!r}",
-            "--outdir",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
+    saved_model_cli(
+        "run",
+        "--dir",
+        path,
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--input_exprs",
+        f"texts={texts!r}",
+        "--outdir",
+        out,
     )
     np.testing.assert_allclose(
         np.load(out / "probabilities.npy"), expected, rtol=1e-5, atol=1e-6
@@ -361,25 +349,10 @@ def test_ulmfit_bad_input(trained):
 
 
 def test_backward_language_model_gives_a_backward_classifier(tmp_path):
-    from keras_tl.text.language_model import (
-        language_model_config,
-        pretrain_language_model,
-    )
+    from keras_tl.text.language_model import language_model_config
 
     texts, labels = separable(64, 0)
-    folder = str(tmp_path / "backward_lm")
-    pretrain_language_model(
-        texts,
-        folder,
-        tokenizer="word",
-        embedding_dim=8,
-        hidden_dim=12,
-        num_layers=2,
-        batch_size=4,
-        sequence_length=8,
-        backwards=True,
-        verbose=0,
-    )
+    folder = pretrain_tiny_lm(tmp_path / "backward_lm", texts, backwards=True)
     assert language_model_config(folder)["backwards"] is True
     assert "Direction: backward" in open(f"{folder}/MODEL_CARD.md").read()
     options = dict(lm_epochs=None, epochs=(1,), batch_size=16, verbose=0)

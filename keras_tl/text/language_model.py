@@ -428,15 +428,13 @@ def load_language_model(folder):
 
     >>> lm, tokenizer = load_language_model("saved_models/es")  # doctest: +SKIP
     """
-    paths = [os.path.join(folder, name) for name in (WEIGHTS, "config.json")]
-    for path in paths:
-        if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"No language model in {folder}: expected {path}, as written "
-                "by keras_tl.text.pretrain_language_model."
-            )
-    with open(paths[1], encoding="utf-8") as f:
-        config = json.load(f)["model"]
+    weights = os.path.join(folder, WEIGHTS)
+    if not os.path.exists(weights):
+        raise FileNotFoundError(
+            f"No language model in {folder}: expected {weights}, as written "
+            "by keras_tl.text.pretrain_language_model."
+        )
+    config = language_model_config(folder)["model"]
     tokenizer = tokenizers_lib.load_tokenizer(folder)
     if tokenizer.vocabulary_size != config["vocabulary_size"]:
         raise ValueError(
@@ -448,11 +446,11 @@ def load_language_model(folder):
     model = AWDLSTMLanguageModel.from_config({**config, "stateful": False})
     model(np.zeros((1, 1), "int32"))
     try:
-        model.load_weights(paths[0])
+        model.load_weights(weights)
     except ValueError as error:
         raise ValueError(
-            f"{paths[0]} does not fit the model described in {paths[1]}: "
-            f"{error}"
+            f"{weights} does not fit the model described in "
+            f"{folder}/config.json: {error}"
         ) from None
     return model, tokenizer
 

@@ -21,7 +21,7 @@ from keras_tl.text.awd_lstm import (
     ResetStateEachEpoch,
     cudnn_off,
 )
-from keras_tl.text.classifier import copy_encoder_weights, text_classifier
+from keras_tl.text.classifier import text_classifier
 
 
 def default_rates(kind, stages):
@@ -482,14 +482,6 @@ def train_ulmfit(
     history["classifier"] = result.history
     classifier.history = history
     return classifier
-
-
-def copy_language_model_encoder(language_model, classifier):
-    """Puts a (fine-tuned) language model's encoder into a classifier."""
-    copy_encoder_weights(
-        language_model.encoder,
-        classifier.get_layer("sentence_encoder").encoder,
-    )
 
 
 class _ServedClassifier(tf.Module):
