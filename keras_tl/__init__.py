@@ -3,8 +3,12 @@
 from keras_tl import (
     backbones,
     callbacks,
+    data,
     distribute,
+    metrics,
     optimizers,
+    recipes,
+    runs,
     schedules,
     text,
 )
@@ -27,13 +31,18 @@ from keras_tl.groups import (
     freeze,
     freeze_to,
     layer_groups,
+    load_model,
     prepare_optimizer,
     unfreeze,
 )
 from keras_tl.heads import classification_head
 from keras_tl.lr_finder import LRFinderResult, lr_find
 from keras_tl.optimizers import discriminative
-from keras_tl.plots import plot_history, plot_schedule
+from keras_tl.plots import (
+    plot_confusion_matrix,
+    plot_history,
+    plot_schedule,
+)
 from keras_tl.recipes import fine_tune
 
 __version__ = "0.1.0"
@@ -51,6 +60,7 @@ __all__ = [
     "build",
     "callbacks",
     "classification_head",
+    "data",
     "discriminative",
     "export",
     "distribute",
@@ -60,11 +70,16 @@ __all__ = [
     "get_backbone",
     "layer_groups",
     "list_backbones",
+    "load_model",
     "lr_find",
+    "metrics",
     "optimizers",
+    "plot_confusion_matrix",
     "plot_history",
     "plot_schedule",
     "prepare_optimizer",
+    "recipes",
+    "runs",
     "schedules",
     "text",
     "unfreeze",

@@ -35,10 +35,14 @@ class Scheduler(keras.callbacks.Callback):
             `slice(lo, hi)`: discriminative rates spread geometrically from
             `lo` (lowest group) to `hi` (top group, the peak).
         total_steps: optimizer steps the schedule spans. Default: learned
-            from `fit` as (epochs - initial_epoch) x steps per epoch.
+            from `fit` as (epochs - first epoch) x steps per epoch.
+        first_epoch: the epoch the schedule starts at. Default: the fit's
+            `initial_epoch`. When a fit is resumed from a checkpoint with a
+            later `initial_epoch`, give the original one here so the
+            schedule continues where it stopped instead of starting again.
     """
 
-    def __init__(self, max_learning_rate, total_steps=None):
+    def __init__(self, max_learning_rate, total_steps=None, first_epoch=None):
         super().__init__()
         if isinstance(max_learning_rate, slice):
             optimizers_lib.group_factors(2, max_learning_rate)  # validates
@@ -48,6 +52,16 @@ class Scheduler(keras.callbacks.Callback):
             self.peak = max_learning_rate
         if total_steps is not None:
             schedules._check_positive_int("total_steps", total_steps)
+        if first_epoch is not None and (
+            isinstance(first_epoch, bool)
+            or not isinstance(first_epoch, int)
+            or first_epoch < 0
+        ):
+            raise ValueError(
+                "`first_epoch` must be an integer >= 0 or None. Received: "
+                f"first_epoch={first_epoch!r}"
+            )
+        self.first_epoch = first_epoch
         self.max_learning_rate = max_learning_rate
         self.total_steps = total_steps
         self.schedule = None
@@ -66,9 +80,7 @@ class Scheduler(keras.callbacks.Callback):
             self._install(epoch)
             self._installed = True
 
-    def _steps(self, first_epoch):
-        if self.total_steps is not None:
-            return self.total_steps
+    def _steps_per_epoch(self):
         steps = self.params.get("steps")
         if not steps:
             raise ValueError(
@@ -77,9 +89,9 @@ class Scheduler(keras.callbacks.Callback):
                 "`steps_per_epoch=` to `fit`, or `total_steps=` to the "
                 "callback."
             )
-        return (self.params["epochs"] - first_epoch) * steps
+        return steps
 
-    def _install(self, first_epoch):
+    def _install(self, initial_epoch):
         model = self.model
         optimizer = optimizers_lib.model_optimizer(model)
         if isinstance(
@@ -98,8 +110,29 @@ class Scheduler(keras.callbacks.Callback):
         # The schedule reads the raw step counter (`iterations` is divided
         # by the gradient accumulation steps).
         start = int(keras.ops.convert_to_numpy(optimizer._iterations))
+        begin = initial_epoch if self.first_epoch is None else self.first_epoch
+        if begin > initial_epoch:
+            raise ValueError(
+                f"{type(self).__name__}(first_epoch={begin}) is later than "
+                f"the fit's initial epoch {initial_epoch}: the schedule cannot "
+                "start in the future."
+            )
+        if begin < initial_epoch:  # resumed: the steps already taken count
+            taken = (initial_epoch - begin) * self._steps_per_epoch()
+            if taken > start:
+                raise ValueError(
+                    f"{type(self).__name__}(first_epoch={begin}) resumes at "
+                    f"epoch {initial_epoch}, {taken} steps into its schedule, "
+                    f"but the optimizer has taken only {start} steps: it was "
+                    "not restored from the checkpoint. Load the model with "
+                    "`keras_tl.load_model`, which keeps the optimizer state."
+                )
+            start -= taken
+        total = self.total_steps
+        if total is None:
+            total = (self.params["epochs"] - begin) * self._steps_per_epoch()
         self.schedule, self.momentum_schedule = self.make_schedules(
-            self._steps(first_epoch), start
+            total, start
         )
         optimizer.learning_rate_schedule = self.schedule
         if self.momentum_schedule is not None:
@@ -143,6 +176,7 @@ class SlantedTriangularScheduler(Scheduler):
         cut_frac: fraction of the steps spent increasing the rate.
         ratio: how much smaller the lowest rate is than the peak.
         total_steps: default: learned from `fit`.
+        first_epoch: default: the fit's `initial_epoch` (see `Scheduler`).
 
     Example:
 
@@ -151,9 +185,14 @@ class SlantedTriangularScheduler(Scheduler):
     """
 
     def __init__(
-        self, max_learning_rate, cut_frac=0.1, ratio=32, total_steps=None
+        self,
+        max_learning_rate,
+        cut_frac=0.1,
+        ratio=32,
+        total_steps=None,
+        first_epoch=None,
     ):
-        super().__init__(max_learning_rate, total_steps)
+        super().__init__(max_learning_rate, total_steps, first_epoch)
         # Validate now, not at the first epoch.
         schedules.SlantedTriangular(1.0, 10, cut_frac, ratio)
         self.cut_frac = cut_frac
@@ -181,6 +220,7 @@ class OneCycleScheduler(Scheduler):
             momentum): down to `base` at the peak rate, back to `max` at the
             end. `None` leaves the momentum alone.
         total_steps: default: learned from `fit`.
+        first_epoch: default: the fit's `initial_epoch` (see `Scheduler`).
 
     Example:
 
@@ -196,8 +236,9 @@ class OneCycleScheduler(Scheduler):
         final_div_factor=1e5,
         momentum=(0.95, 0.85),
         total_steps=None,
+        first_epoch=None,
     ):
-        super().__init__(max_learning_rate, total_steps)
+        super().__init__(max_learning_rate, total_steps, first_epoch)
         schedules.OneCycle(1.0, 10, pct_start, div_factor, final_div_factor)
         if momentum is not None:
             if not isinstance(momentum, (tuple, list)) or len(momentum) != 2:
@@ -236,6 +277,7 @@ class WarmupCosineScheduler(Scheduler):
         warmup_fraction: fraction of the steps spent warming up.
         min_learning_rate: the final rate.
         total_steps: default: learned from `fit`.
+        first_epoch: default: the fit's `initial_epoch` (see `Scheduler`).
 
     Example:
 
@@ -249,8 +291,9 @@ class WarmupCosineScheduler(Scheduler):
         warmup_fraction=0.1,
         min_learning_rate=0.0,
         total_steps=None,
+        first_epoch=None,
     ):
-        super().__init__(max_learning_rate, total_steps)
+        super().__init__(max_learning_rate, total_steps, first_epoch)
         schedules.WarmupCosine(
             self.peak, 10, warmup_fraction, min_learning_rate
         )

@@ -41,8 +41,10 @@ def plot_schedule(schedule, total_steps=None, path=None):
     """Plots a schedule before training: rate (and momentum) per step.
 
     Args:
-        schedule: a `LearningRateSchedule`, or a `keras_tl.callbacks`
-            scheduler (then `total_steps` is required: epochs x steps).
+        schedule: a `LearningRateSchedule`, a `keras_tl.callbacks`
+            scheduler (then `total_steps` is required: epochs x steps), or
+            an array of rates per step (such as
+            `keras_tl.recipes.planned_learning_rates`).
         total_steps: steps to draw; default: the schedule's own.
         path: where to save a PNG; `None` to only return the figure.
 
@@ -56,6 +58,18 @@ def plot_schedule(schedule, total_steps=None, path=None):
     ...     path="stlr.png")  # doctest: +SKIP
     """
     momentum = None
+    title = type(schedule).__name__
+    if isinstance(schedule, (list, tuple, np.ndarray)):
+        rates = np.asarray(schedule, dtype="float64")
+        if rates.ndim != 1 or not len(rates):
+            raise ValueError(
+                "An array of rates must be one non-empty list of numbers, "
+                f"one per step. Received: shape={rates.shape}"
+            )
+        figure, axes = _figure(1)
+        axes[0].plot(np.arange(len(rates)), rates)
+        axes[0].set(xlabel="step", ylabel="learning rate", title="planned")
+        return _save(figure, path)
     if hasattr(schedule, "make_schedules"):
         if total_steps is None:
             raise ValueError(
@@ -68,9 +82,7 @@ def plot_schedule(schedule, total_steps=None, path=None):
     )
     figure, axes = _figure(2 if momentum is not None else 1)
     axes[0].plot(np.arange(len(rates)), rates)
-    axes[0].set(
-        xlabel="step", ylabel="learning rate", title=type(schedule).__name__
-    )
+    axes[0].set(xlabel="step", ylabel="learning rate", title=title)
     if momentum is not None:
         axes[1].plot(np.arange(len(rates)), schedules_lib.values(momentum))
         axes[1].set(xlabel="step", ylabel="momentum")
@@ -133,4 +145,59 @@ def plot_lr_find(result, path=None):
         index = int(np.argmin(np.abs(np.log(result.learning_rates / rate))))
         ax.plot(rate, result.losses[index], marker, label=f"{name} {rate:.2g}")
     ax.legend()
+    return _save(figure, path)
+
+
+def plot_confusion_matrix(matrix, label_names=None, path=None):
+    """Plots a confusion matrix: true classes in rows, predictions in columns.
+
+    Each cell shows its count and is shaded by the fraction of its row, so
+    rare classes are as readable as common ones.
+
+    Args:
+        matrix: square array of counts (`keras_tl.metrics.confusion_matrix`).
+        label_names: class names in id order; default: the ids.
+        path: where to save a PNG; `None` to only return the figure.
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+
+    Example:
+
+    >>> keras_tl.plot_confusion_matrix([[5, 1], [2, 7]], ["cat", "dog"],
+    ...                                path="confusion.png")  # doctest: +SKIP
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(
+            "A confusion matrix is square (classes x classes). Received: "
+            f"shape={matrix.shape}"
+        )
+    count = matrix.shape[0]
+    names = list(label_names) if label_names is not None else list(range(count))
+    if len(names) != count:
+        raise ValueError(
+            f"{count} classes in the matrix but {len(names)} label names. "
+            f"Received: label_names={names}"
+        )
+    side = min(2.5 + 0.5 * count, 12)
+    figure, axes = _figure(1, width=side, height=side)
+    ax = axes[0]
+    fractions = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(count)
+    ax.set_xticks(ticks, [str(n) for n in names], rotation=45, ha="right")
+    ax.set_yticks(ticks, [str(n) for n in names])
+    ax.set(xlabel="predicted", ylabel="true")
+    if count <= 30:
+        for i in range(count):
+            for j in range(count):
+                ax.text(
+                    j,
+                    i,
+                    str(int(matrix[i, j])),
+                    ha="center",
+                    va="center",
+                    color="white" if fractions[i, j] > 0.5 else "black",
+                )
     return _save(figure, path)

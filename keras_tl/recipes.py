@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from keras_tl import callbacks as callbacks_lib
 from keras_tl import groups as groups_lib
@@ -49,6 +50,7 @@ def fine_tune(
     freeze_bn: bool = False,
     validation_data=None,
     callbacks=None,
+    initial_epoch: int = 0,
     **fit_kwargs,
 ) -> keras.callbacks.History:
     """Fine-tunes a model in stages, unfreezing one more group each stage.
@@ -79,6 +81,10 @@ def fine_tune(
             statistics), also in the groups that train.
         validation_data: passed to every `fit`.
         callbacks: more callbacks for every `fit`.
+        initial_epoch: resume a recipe stopped after this many epochs (all
+            stages counted), with the model and optimizer restored from a
+            checkpoint: finished stages are skipped and the stage under way
+            continues its learning-rate cycle where it stopped.
         **fit_kwargs: any other `fit` argument (`steps_per_epoch`, ...).
 
     Returns:
@@ -113,6 +119,19 @@ def fine_tune(
             f"epochs={epochs} ({len(epochs)} stages)"
         )
     rates = _stage_rates(learning_rate, len(epochs))
+    if (
+        isinstance(initial_epoch, bool)
+        or not isinstance(initial_epoch, int)
+        or not 0 <= initial_epoch < sum(epochs)
+    ):
+        raise ValueError(
+            f"`initial_epoch` must be an integer from 0 to {sum(epochs) - 1} "
+            f"(the recipe has {sum(epochs)} epochs in all). Received: "
+            f"initial_epoch={initial_epoch!r}"
+        )
+    if isinstance(train_data, tf.data.Dataset):
+        # A dataset shuffles itself; Keras warns on every fit otherwise.
+        fit_kwargs.setdefault("shuffle", False)
     optimizers_lib.discriminative(model, factor)
     histories = []
     done = 0
@@ -120,6 +139,9 @@ def fine_tune(
         zip(epochs, rates, strict=True)
     ):
         last = stage == len(epochs) - 1
+        if done + stage_epochs <= initial_epoch:  # finished before a resume
+            done += stage_epochs
+            continue
         groups_lib.freeze_to(
             model,
             0 if last else -(stage + 1),
@@ -129,9 +151,12 @@ def fine_tune(
         history = model.fit(
             train_data,
             validation_data=validation_data,
-            initial_epoch=done,
+            initial_epoch=max(done, initial_epoch),
             epochs=done + stage_epochs,
-            callbacks=[_SCHEDULERS[schedule](rate), *(callbacks or [])],
+            callbacks=[
+                _SCHEDULERS[schedule](rate, first_epoch=done),
+                *(callbacks or []),
+            ],
             **fit_kwargs,
         )
         trainable = num_groups if last else stage + 1
@@ -142,3 +167,44 @@ def fine_tune(
     merged = callbacks_lib.merge_histories(histories)
     merged.set_model(model)
     return merged
+
+
+def planned_learning_rates(
+    epochs,
+    steps_per_epoch,
+    *,
+    learning_rate=2e-3,
+    schedule="slanted_triangular",
+):
+    """The top group's rate at every step of a `fine_tune` call, in advance.
+
+    Args:
+        epochs, learning_rate, schedule: as `fine_tune`.
+        steps_per_epoch: batches per epoch.
+
+    Returns:
+        A NumPy array with one rate per optimizer step, all stages in order.
+
+    Example:
+
+    >>> rates = keras_tl.recipes.planned_learning_rates((1, 2), 10)
+    >>> rates.shape
+    (30,)
+    """
+    import numpy as np
+
+    from keras_tl import schedules as schedules_lib
+
+    epochs = (epochs,) if isinstance(epochs, int) else tuple(epochs)
+    if schedule not in _SCHEDULERS:
+        raise ValueError(
+            f"Unknown schedule. Expected one of {sorted(_SCHEDULERS)}. "
+            f"Received: schedule={schedule!r}"
+        )
+    rates = _stage_rates(learning_rate, len(epochs))
+    pieces = []
+    for stage_epochs, rate in zip(epochs, rates, strict=True):
+        steps = stage_epochs * steps_per_epoch
+        curve, _ = _SCHEDULERS[schedule](rate).make_schedules(steps)
+        pieces.append(schedules_lib.values(curve, steps))
+    return np.concatenate(pieces)

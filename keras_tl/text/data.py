@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tl.schedules import _check_positive_int as check_positive_int
-from keras_tl.text.tokenizers import BOS_ID, EOS_ID, _check_texts
+from keras_tl.text.tokenizers import BOS_ID, EOS_ID, _check_texts, progress
 
 
 def read_text(path, encoding="utf-8"):
@@ -37,7 +37,9 @@ def read_text(path, encoding="utf-8"):
     return text.lstrip("\ufeff").replace("\r\n", "\n")
 
 
-def encode_corpus(texts, tokenizer, *, eos_per_line=True, batch_size=4096):
+def encode_corpus(
+    texts, tokenizer, *, eos_per_line=True, batch_size=4096, verbose=False
+):
     """Tokenizes a corpus into one stream of ids (an int32 NumPy array).
 
     Args:
@@ -45,6 +47,8 @@ def encode_corpus(texts, tokenizer, *, eos_per_line=True, batch_size=4096):
         tokenizer: a `keras_tl.text` tokenizer.
         eos_per_line: end every line with `<eos>` (WikiText's convention),
             so the model learns where lines end.
+        batch_size: lines tokenized at a time.
+        verbose: show a progress bar (batches of lines encoded).
     """
     lines = [
         line
@@ -53,7 +57,10 @@ def encode_corpus(texts, tokenizer, *, eos_per_line=True, batch_size=4096):
         if line.strip()
     ]
     pieces = []
-    for start in range(0, len(lines), batch_size):
+    starts = range(0, len(lines), batch_size)
+    if verbose:
+        starts = progress(starts, f"x {batch_size} lines encoded", every=1)
+    for start in starts:
         ids = tokenizer(tf.constant(lines[start : start + batch_size]))
         if eos_per_line:
             eos = tf.fill([ids.nrows(), 1], tf.constant(EOS_ID, ids.dtype))

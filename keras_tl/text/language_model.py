@@ -210,6 +210,7 @@ def pretrain_language_model(
     language=None,
     backwards=False,
     verbose="auto",
+    callbacks=None,
 ):
     """Trains an AWD-LSTM language model and writes it to a folder.
 
@@ -239,6 +240,9 @@ def pretrain_language_model(
         backwards: learn to predict the previous token (the stream is
             reversed), for ULMFiT's backward model; recorded in the config,
             so a classifier on this encoder reads documents backwards too.
+        verbose: as `fit`; also progress bars for the tokenizer and the
+            corpus encoding (0 for silence).
+        callbacks: more callbacks for `fit` (e.g. a run folder's).
 
     Returns:
         A dict with the validation perplexity and the training history.
@@ -254,7 +258,7 @@ def pretrain_language_model(
     if isinstance(tokenizer, str):
         if tokenizer == "subword":
             tokenizer = tokenizers_lib.SubwordTokenizer.from_corpus(
-                text, vocabulary_size=vocabulary_size
+                text, vocabulary_size=vocabulary_size, verbose=bool(verbose)
             )
         elif tokenizer == "word":
             tokenizer = tokenizers_lib.WordTokenizer.from_corpus(
@@ -265,7 +269,7 @@ def pretrain_language_model(
                 "`tokenizer` must be 'subword', 'word' or a tokenizer. "
                 f"Received: tokenizer={tokenizer!r}"
             )
-    train_ids = encode_corpus(text, tokenizer)
+    train_ids = encode_corpus(text, tokenizer, verbose=bool(verbose))
     valid_ids = encode_corpus(validation, tokenizer)
     if backwards:
         train_ids, valid_ids = train_ids[::-1].copy(), valid_ids[::-1].copy()
@@ -299,6 +303,7 @@ def pretrain_language_model(
         callbacks=[
             ResetStateEachEpoch(),
             OneCycleScheduler(learning_rate, momentum=(0.8, 0.7)),
+            *(callbacks or []),
         ],
     )
     scores = evaluate_perplexity(
@@ -330,6 +335,28 @@ def pretrain_language_model(
         "date": datetime.date.today().isoformat(),
     }
 
+    save_language_model(model, tokenizer, output_dir, config)
+    return {
+        "validation_perplexity": scores["perplexity"],
+        "history": history.history,
+    }
+
+
+def save_language_model(model, tokenizer, folder, config):
+    """Writes a language-model folder that `load_language_model` reads.
+
+    Holds the weights without optimizer state (as a non-stateful model),
+    the tokenizer, `config.json` and `MODEL_CARD.md`, written to a temporary
+    folder and moved into place when complete.
+
+    Args:
+        model: an `AWDLSTMLanguageModel`.
+        tokenizer: its tokenizer.
+        folder: the folder to write (replaced if it exists).
+        config: what `config.json` records; its `"model"` entry is the
+            model's config.
+    """
+
     def write(staging):
         _copy(model, stateful=False).save_weights(
             os.path.join(staging, WEIGHTS)
@@ -342,11 +369,7 @@ def pretrain_language_model(
         ) as f:
             f.write(_model_card(config))
 
-    write_folder(output_dir, write)
-    return {
-        "validation_perplexity": scores["perplexity"],
-        "history": history.history,
-    }
+    write_folder(folder, write)
 
 
 def write_folder(path, write):

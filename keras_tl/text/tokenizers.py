@@ -21,6 +21,7 @@ import collections
 import io
 import json
 import os
+import time
 
 import keras
 import tensorflow as tf
@@ -282,6 +283,7 @@ class SubwordTokenizer(_Tokenizer):
         model_type="unigram",
         character_coverage=1.0,
         max_sentences=2_000_000,
+        verbose=False,
         **kwargs,
     ):
         """Trains a SentencePiece model on `texts`.
@@ -294,6 +296,8 @@ class SubwordTokenizer(_Tokenizer):
             character_coverage: 1.0 keeps every character (right for
                 Spanish and other alphabetic languages).
             max_sentences: cap on the lines used for training.
+            verbose: show a progress bar while the lines are read, and the
+                training time.
         """
         try:
             import sentencepiece
@@ -314,9 +318,17 @@ class SubwordTokenizer(_Tokenizer):
             if line.strip()
         ]
         buffer = io.BytesIO()
+        sentences = iter(lines)
+        if verbose:
+            print(
+                f"Training a SentencePiece {model_type} tokenizer "
+                f"({vocabulary_size} pieces) on {len(lines)} lines"
+            )
+            sentences = progress(lines, "lines read")
+        started = time.monotonic()
         try:
             sentencepiece.SentencePieceTrainer.train(
-                sentence_iterator=iter(lines),
+                sentence_iterator=sentences,
                 model_writer=buffer,
                 vocab_size=vocabulary_size,
                 model_type=model_type,
@@ -338,6 +350,8 @@ class SubwordTokenizer(_Tokenizer):
                 "accepts (small corpora allow only small vocabularies). "
                 f"Received: vocabulary_size={vocabulary_size}"
             ) from None
+        if verbose:
+            print(f"Tokenizer trained in {time.monotonic() - started:.1f} s")
         return cls(buffer.getvalue(), **kwargs)
 
     def tokenize(self, texts):
@@ -354,6 +368,23 @@ class SubwordTokenizer(_Tokenizer):
         config = super().get_config()
         config["model"] = base64.b64encode(self.model).decode("ascii")
         return config
+
+
+def progress(items, unit, every=None):
+    """Yields `items` while a Keras progress bar counts them.
+
+    Args:
+        items: a sized iterable.
+        unit: what is counted, shown after the bar ("lines read").
+        every: update the bar every this many items (default: 1 %).
+    """
+    total = len(items)
+    bar = keras.utils.Progbar(total, unit_name=unit)
+    every = every or max(total // 100, 1)
+    for index, item in enumerate(items, 1):
+        yield item
+        if index % every == 0 or index == total:
+            bar.update(index)
 
 
 def save_tokenizer(tokenizer, folder):

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.metrics import classification_metrics
 from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import (
@@ -176,31 +177,6 @@ class Ensemble(TextClassifier):
         export_text_classifier(self.members, path, overwrite=overwrite, **card)
 
 
-def classification_metrics(truth, probabilities, num_classes=None):
-    """Accuracy, error rate and macro-F1 from class ids and probabilities.
-
-    Example:
-
-    >>> classification_metrics(np.array([0, 1]), np.eye(2))["accuracy"]
-    1.0
-    """
-    truth = np.asarray(truth)
-    predicted = np.asarray(probabilities).argmax(-1)
-    num_classes = num_classes or int(max(truth.max(), predicted.max()) + 1)
-    f1 = []
-    for c in range(num_classes):
-        tp = np.sum((predicted == c) & (truth == c))
-        fp = np.sum((predicted == c) & (truth != c))
-        fn = np.sum((predicted != c) & (truth == c))
-        f1.append(2 * tp / max(2 * tp + fp + fn, 1))
-    accuracy = float(np.mean(predicted == truth))
-    return {
-        "accuracy": accuracy,
-        "error_rate": 1 - accuracy,
-        "macro_f1": float(np.mean(f1)),
-    }
-
-
 def fine_tune_language_model(
     language_model,
     tokenizer,
@@ -214,6 +190,7 @@ def fine_tune_language_model(
     validation_texts=None,
     backwards=False,
     verbose="auto",
+    callbacks=None,
 ):
     """Fine-tunes a pretrained language model on the target texts (stage i).
 
@@ -231,6 +208,8 @@ def fine_tune_language_model(
         batch_size, sequence_length: the language-model batches.
         validation_texts: to report perplexity before and after.
         backwards: train on the reversed token stream.
+        verbose: as `fit`.
+        callbacks: more callbacks for every `fit`.
 
     Returns:
         `(model, info)`: a non-stateful fine-tuned copy and a dict with the
@@ -275,7 +254,7 @@ def fine_tune_language_model(
         if np.ndim(learning_rate)
         else learning_rate,
         factor=factor,
-        callbacks=[ResetStateEachEpoch()],
+        callbacks=[ResetStateEachEpoch(), *(callbacks or [])],
         shuffle=False,  # the stream's order carries the state
         verbose=verbose,
     )

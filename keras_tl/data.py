@@ -1,0 +1,433 @@
+"""Loaders for the data users have: image folders, TFDS names, text files.
+
+Each returns plain Python lists or `tf.data` pipelines that `keras_tl.build`
+models take as they are (raw 0-255 pixels, raw strings), and checks its
+input first, so a wrong path or an empty class fails with a message that
+says what to fix instead of deep inside `fit`.
+
+- `image_folder(path)`: one subfolder per class of JPEG / PNG / BMP / GIF
+  files.
+- `tfds_examples(name)`: a TensorFlow Datasets name; fails at once when the
+  dataset is neither prepared locally nor downloadable.
+- `read_labelled(path)`: texts and labels from `.csv`, `.tsv`,
+  `.jsonl(.gz)`, or a `.txt` of texts plus a labels file.
+- `read_corpus(paths)`: plain-text corpora (`.txt`, `.jsonl(.gz)`).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+# Where `tfds` downloads from; probed before a download so an offline
+# machine fails in seconds instead of retrying for minutes.
+_TFDS_HOST = ("storage.googleapis.com", 443)
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def image_class_folders(path: str) -> list[str]:
+    """The class names of an image folder, after checking its layout.
+
+    Args:
+        path: a folder with one subfolder of images per class.
+
+    Returns:
+        The subfolder names, sorted (class id order).
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: fewer than two class subfolders, or a class subfolder
+            with no images.
+
+    Example:
+
+    >>> image_class_folders("cats_and_dogs/train")  # doctest: +SKIP
+    ['cats', 'dogs']
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"Image folder not found: {path}. Expected a folder with one "
+            "subfolder of images per class (e.g. train/cats/*.jpg, "
+            f"train/dogs/*.jpg). Received: path={path!r}"
+        )
+    classes = sorted(
+        name
+        for name in os.listdir(path)
+        if os.path.isdir(os.path.join(path, name)) and not name.startswith(".")
+    )
+    if len(classes) < 2:
+        raise ValueError(
+            f"{path} needs one subfolder per class, at least two, with the "
+            "images inside (e.g. cats/*.jpg and dogs/*.jpg). Received: "
+            f"subfolders={classes}"
+        )
+    for name in classes:
+        folder = os.path.join(path, name)
+        if not any(
+            file.lower().endswith(IMAGE_EXTENSIONS)
+            for _, _, files in os.walk(folder)
+            for file in files
+        ):
+            raise ValueError(
+                f"The class folder {folder} has no images: put "
+                f"{'/'.join(IMAGE_EXTENSIONS)} files in it, or remove it. "
+                f"Received: class={name!r}"
+            )
+    return classes
+
+
+def image_folder(
+    path: str,
+    *,
+    image_size: int | tuple[int, int] = 224,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int = 0,
+    validation_split: float | None = None,
+    subset: str | None = None,
+    class_names: list[str] | None = None,
+):
+    """A batched dataset of `(pixels, class id)` from an image folder.
+
+    Pixels are float32 RGB in [0, 255], resized to `image_size`, which is
+    what models from `keras_tl.build` take.
+
+    Args:
+        path: a folder with one subfolder of images per class.
+        image_size: an int (square) or `(height, width)`.
+        batch_size: images per batch.
+        shuffle: shuffle the files (each epoch).
+        seed: the shuffling and `validation_split` seed.
+        validation_split: hold out this fraction of the files; pick the
+            part with `subset` ("training" or "validation").
+        subset: see `validation_split`.
+        class_names: expected classes in id order (e.g. the training
+            folder's, when loading a validation folder); default: the
+            subfolders, sorted.
+
+    Returns:
+        `(dataset, class_names)`.
+
+    Raises:
+        FileNotFoundError, ValueError: see `image_class_folders`; also a
+            validation folder whose classes differ from `class_names`.
+
+    Example:
+
+    >>> train, names = keras_tl.data.image_folder(
+    ...     "cats_and_dogs/train", image_size=160)  # doctest: +SKIP
+    """
+    import keras
+    import tensorflow as tf
+
+    found = image_class_folders(path)
+    if class_names is not None and list(class_names) != found:
+        raise ValueError(
+            f"{path} has the classes {found}, but the model was trained on "
+            f"{list(class_names)}: the subfolders must be the same. Received: "
+            f"path={path!r}"
+        )
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    dataset = keras.utils.image_dataset_from_directory(
+        path,
+        image_size=tuple(image_size),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        validation_split=validation_split,
+        subset=subset,
+        class_names=found,
+        verbose=False,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE), found
+
+
+def tfds_examples(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str | None = None,
+    download: bool = True,
+    timeout: float = CONNECT_TIMEOUT_SECONDS,
+):
+    """A TensorFlow Datasets split as `(unbatched dataset, label names)`.
+
+    The dataset yields `(input, label)` pairs (`as_supervised=True`): images
+    as uint8 pixels, texts as strings. A dataset already prepared under
+    `data_dir` loads offline; otherwise it is downloaded, unless the
+    download host cannot be reached within `timeout` seconds, which fails
+    at once (a plain `tfds.load` retries for minutes).
+
+    Args:
+        name: a TFDS name such as "tf_flowers" or "imdb_reviews".
+        split: a TFDS split ("train", "test", "train[:80%]", ...).
+        data_dir: where TFDS keeps datasets (default: `~/tensorflow_datasets`).
+        download: allow downloading.
+        timeout: seconds to wait for the download host.
+
+    Returns:
+        `(dataset, label_names)`; `label_names` is None when the label
+        feature has no names.
+
+    Raises:
+        ImportError: tensorflow-datasets is not installed.
+        ValueError: an unknown dataset name, or one without supervised keys.
+        ConnectionError: not prepared locally and the host is unreachable.
+
+    Example:
+
+    >>> flowers, names = keras_tl.data.tfds_examples("tf_flowers")
+    ... # doctest: +SKIP
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError(
+            "TFDS names need tensorflow-datasets: "
+            "`pip install tensorflow-datasets`."
+        ) from error
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError
+        raise ValueError(
+            f"Unknown TFDS dataset {name!r}: {str(error).splitlines()[0]} "
+            "See tfds.list_builders() for the names, or give a local folder "
+            f"or file instead. Received: name={name!r}"
+        ) from None
+    if not _tfds_prepared(builder):
+        if not download:
+            raise FileNotFoundError(
+                f"The TFDS dataset {name!r} is not prepared in "
+                f"{builder.data_dir}. Allow downloading, or point data_dir "
+                f"at a folder where it was prepared. Received: name={name!r}"
+            )
+        from keras_tl.backbones.hub import _host_reachable
+
+        if not _host_reachable(*_TFDS_HOST, timeout):
+            raise ConnectionError(
+                f"The TFDS dataset {name!r} is not prepared in "
+                f"{builder.data_dir} and {_TFDS_HOST[0]} cannot be reached "
+                f"within {timeout:g} s (offline?). Prepare it on a machine "
+                "with internet and copy the folder here (then pass its "
+                "data_dir), or give a local image folder or text file. "
+                f"Received: name={name!r}"
+            )
+        builder.download_and_prepare()
+    if builder.info.supervised_keys is None:
+        raise ValueError(
+            f"The TFDS dataset {name!r} has no (input, label) pairs "
+            "(supervised_keys), so it cannot train a classifier. Received: "
+            f"name={name!r}"
+        )
+    dataset = builder.as_dataset(split=split, as_supervised=True)
+    label_key = builder.info.supervised_keys[1]
+    names = getattr(builder.info.features[label_key], "names", None)
+    return dataset, names
+
+
+def _tfds_prepared(builder):
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(
+        os.path.join(builder.data_dir, "dataset_info.json")
+    )
+
+
+def read_text(path: str, encoding: str = "utf-8") -> str:
+    """A whole text file, with a clear error for undecodable bytes."""
+    from keras_tl.text.data import read_text as read
+
+    return read(path, encoding)
+
+
+def read_corpus(
+    paths, max_words: int | None = None, strip_gutenberg: bool = True
+) -> list[str]:
+    """Documents from `.txt` files and `.jsonl(.gz)` files with a `text` field.
+
+    Project Gutenberg files keep only what lies between their START and END
+    markers. Stops once `max_words` words are read (whole documents).
+
+    Args:
+        paths: file paths.
+        max_words: stop after the document that reaches this many words.
+        strip_gutenberg: drop Project Gutenberg headers and footers.
+
+    Returns:
+        A list of documents (strings).
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        ValueError: undecodable bytes, or a JSON line without `text`.
+
+    Example:
+
+    >>> keras_tl.data.read_corpus(["quijote.txt"])  # doctest: +SKIP
+    """
+    texts, words = [], 0
+    for path in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Corpus file not found: {path}")
+        if path.endswith((".jsonl", ".jsonl.gz")):
+            documents = [row["text"] for row in _jsonl_rows(path, "text")]
+        else:
+            text = read_text(path)
+            if strip_gutenberg:
+                text = _strip_gutenberg(text)
+            documents = [text]
+        for document in documents:
+            texts.append(document)
+            words += len(document.split())
+            if max_words and words >= max_words:
+                return texts
+    return texts
+
+
+def _jsonl_rows(path, *required):
+    opener = gzip.open if path.endswith(".gz") else open
+    rows = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(_decoded_lines(f, path), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise TypeError
+                for key in required:
+                    row[key]  # noqa: B018 (presence check)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                fields = " and ".join(repr(k) for k in required)
+                raise ValueError(
+                    f"{path}, line {number}: expected a JSON object with "
+                    f"a {fields} field. Received: {line[:60]!r}"
+                ) from None
+            rows.append(row)
+    return rows
+
+
+def _decoded_lines(f, path):
+    try:
+        yield from f
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid utf-8 ({error.reason} at byte "
+            f"{error.start}). Convert the file to UTF-8 (e.g. `iconv -f "
+            "latin1 -t utf-8`)."
+        ) from None
+
+
+def _strip_gutenberg(text):
+    lines = text.split("\n")
+    start = next(
+        (i for i, line in enumerate(lines) if line.startswith("*** START OF")),
+        None,
+    )
+    end = next(
+        (i for i, line in enumerate(lines) if line.startswith("*** END OF")),
+        None,
+    )
+    if start is None or end is None:
+        return text
+    return "\n".join(lines[start + 1 : end])
+
+
+def read_labelled(
+    path: str,
+    labels_path: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> tuple[list[str], list[str]]:
+    """`(texts, labels)` from a labelled text file.
+
+    `.csv`, `.tsv` (with a header row) and `.jsonl(.gz)` files give the
+    named columns; a `.txt` file has one text a line and needs
+    `labels_path`, a file with one label a line.
+
+    Args:
+        path: the data file.
+        labels_path: labels of a `.txt` file, one a line.
+        text_column, label_column: the columns (keys) to read.
+
+    Returns:
+        Two lists of strings of the same length.
+
+    Raises:
+        FileNotFoundError: a file that does not exist.
+        ValueError: an unknown format, a missing column, misaligned
+            labels, undecodable bytes, or no rows at all.
+
+    Example:
+
+    >>> texts, labels = keras_tl.data.read_labelled(
+    ...     "tweets.csv", text_column="tweet", label_column="sentiment")
+    ... # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Data file not found: {path}")
+    if path.endswith(".txt"):
+        if labels_path is None:
+            raise ValueError(
+                f"{path} holds texts only: also give the labels file (one "
+                "label a line), e.g. --train-labels labels.txt"
+            )
+        if not os.path.exists(labels_path):
+            raise FileNotFoundError(f"Labels file not found: {labels_path}")
+        texts = read_text(path).rstrip("\n").split("\n")
+        labels = [
+            label.strip()
+            for label in read_text(labels_path).rstrip("\n").split("\n")
+        ]
+        if len(texts) != len(labels):
+            raise ValueError(
+                f"{path} has {len(texts)} lines but {labels_path} has "
+                f"{len(labels)} labels: they must be line-aligned."
+            )
+        return _non_empty(path, texts, labels)
+    if path.endswith((".jsonl", ".jsonl.gz")):
+        rows = _jsonl_rows(path)
+    elif path.endswith((".csv", ".tsv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(
+                csv.DictReader(
+                    _decoded_lines(f, path),
+                    delimiter="\t" if path.endswith(".tsv") else ",",
+                )
+            )
+    else:
+        raise ValueError(
+            f"Unknown data format: {path}. Use .csv, .tsv, .jsonl(.gz), or "
+            ".txt with a labels file."
+        )
+    for column in (text_column, label_column):
+        if rows and column not in rows[0]:
+            raise ValueError(
+                f"{path} has no column {column!r}; its columns are "
+                f"{sorted(rows[0])}. Choose with --text-column / "
+                "--label-column."
+            )
+    for number, row in enumerate(rows, 1):
+        if row.get(text_column) is None or row.get(label_column) is None:
+            raise ValueError(
+                f"{path}, row {number}: no {text_column!r} or "
+                f"{label_column!r} field. Received: {sorted(row)}"
+            )
+    return _non_empty(
+        path,
+        [r[text_column] for r in rows],
+        [str(r[label_column]) for r in rows],
+    )
+
+
+def _non_empty(path, texts, labels):
+    if not texts:
+        raise ValueError(f"{path} has no rows: nothing to train or score on.")
+    return texts, labels

@@ -1,0 +1,185 @@
+import csv
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_cnn, tiny_data
+
+import keras_tl
+from keras_tl import schedules
+from keras_tl.runs import RunFolder, read_yaml
+
+
+def compiled():
+    model = tiny_cnn()
+    model.compile(keras.optimizers.Adam(), "mse")
+    return model
+
+
+def data():
+    return tf.data.Dataset.from_tensor_slices(tiny_data(n=8)).batch(4)
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAfter(keras.callbacks.Callback):
+    """Stops the process's training after an epoch, like a SIGKILL would."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise Killed
+
+
+def test_scheduler_first_epoch_continues_the_schedule():
+    model = compiled()
+    model.fit(data(), epochs=2, verbose=0)  # 4 steps
+    # Resumed at epoch 2 inside a schedule over epochs 1-3 (2 steps each):
+    # it began at step 2, spans 6 steps and is 2 steps in.
+    callback = keras_tl.SlantedTriangularScheduler(0.01, first_epoch=1)
+    history = model.fit(
+        data(), initial_epoch=2, epochs=4, callbacks=[callback], verbose=0
+    )
+    full = schedules.SlantedTriangular(0.01, 6, start_step=2)
+    assert history.history["learning_rate"] == pytest.approx(
+        [float(full(6)), float(full(8))], rel=1e-5
+    )
+    fresh = compiled()  # no steps taken: not restored from a checkpoint
+    with pytest.raises(ValueError, match="restored"):
+        fresh.fit(
+            data(),
+            initial_epoch=2,
+            epochs=3,
+            callbacks=[keras_tl.OneCycleScheduler(0.01, first_epoch=0)],
+            verbose=0,
+        )
+    with pytest.raises(ValueError, match="cannot start in the future"):
+        model.fit(
+            data(),
+            initial_epoch=0,
+            epochs=1,
+            callbacks=[keras_tl.OneCycleScheduler(0.01, first_epoch=1)],
+            verbose=0,
+        )
+    with pytest.raises(ValueError, match="first_epoch"):
+        keras_tl.OneCycleScheduler(0.01, first_epoch=-1)
+
+
+def test_load_model_keeps_the_optimizer_state_of_a_frozen_model(tmp_path):
+    model = compiled()
+    keras_tl.freeze_to(model, -1)  # the head trains; optimizer on all
+    model.fit(data(), epochs=1, verbose=0)
+    path = str(tmp_path / "frozen.keras")
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        loaded = keras_tl.load_model(path)
+    assert len(loaded.optimizer.variables) == len(model.optimizer.variables)
+    for a, b in zip(
+        model.optimizer.variables, loaded.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(loaded.optimizer.iterations.numpy()) == 2
+    # Plain Keras drops that state (what load_model is for).
+    with pytest.warns(UserWarning, match="Skipping variable loading"):
+        plain = keras.saving.load_model(path)
+    assert len(plain.optimizer.variables) < len(model.optimizer.variables)
+
+
+def test_fine_tune_resumed_from_a_checkpoint_equals_one_run(tmp_path):
+    options = dict(epochs=(1, 2), learning_rate=0.01, verbose=0)
+    keras.utils.set_random_seed(1)
+    straight = compiled()
+    keras_tl.fine_tune(straight, data(), **options)
+
+    keras.utils.set_random_seed(1)
+    model = compiled()
+    run = RunFolder(tmp_path / "run", {"epochs": [1, 2]})
+    with pytest.raises(Killed):  # killed in the middle of stage 2
+        keras_tl.fine_tune(
+            model, data(), callbacks=[*run.callbacks(), KillAfter(2)],
+            **options,
+        )
+    assert run.epochs_done == 2
+    resumed = RunFolder(tmp_path / "run", {"epochs": [1, 2]})
+    assert resumed.epochs_done == 2
+    model = resumed.load_last()
+    history = keras_tl.fine_tune(
+        model, data(), callbacks=resumed.callbacks(), initial_epoch=2,
+        **options,
+    )
+    assert history.epoch == [0]  # one epoch was left
+    for a, b in zip(straight.weights, model.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    # The schedule continued: stage 2's triangle (4 steps, peak 0.005) at
+    # its end, as in the straight run.
+    assert float(rows[2]["learning_rate"]) == pytest.approx(
+        float(schedules.SlantedTriangular(0.005, 4)(4)), rel=1e-5
+    )
+    with pytest.raises(ValueError, match="initial_epoch"):
+        keras_tl.fine_tune(model, data(), initial_epoch=3, **options)
+
+
+def test_run_folder_refuses_what_it_cannot_resume(tmp_path):
+    path = tmp_path / "run"
+    run = RunFolder(path, {"epochs": [1, 2], "data": "a"})
+    assert read_yaml(path / "config.yaml") == {"epochs": [1, 2], "data": "a"}
+    run.record(0, {"loss": 1.0}, model=None)
+    with pytest.raises(ValueError, match=r"different: data.*--overwrite"):
+        RunFolder(path, {"epochs": [1, 2], "data": "b"})
+    run.finish({"done": True})
+    with pytest.raises(FileExistsError, match="finished run"):
+        RunFolder(path, {"epochs": [1, 2], "data": "a"})
+    again = RunFolder(path, {"epochs": [1, 2], "data": "b"}, overwrite=True)
+    assert again.epochs_done == 0 and not os.path.exists(path / "summary.json")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a run folder"):
+        RunFolder(other, {})
+
+
+def test_best_checkpoint_follows_the_monitor(tmp_path):
+    run = RunFolder(tmp_path / "run", {})
+    model = compiled()
+    for epoch, loss in enumerate([3.0, 1.0, 2.0]):
+        run.record(epoch, {"loss": loss, "accuracy": 1 / loss}, model, "loss")
+    assert run.state["best"] == {"monitor": "loss", "value": 1.0, "epoch": 2}
+    assert run.state["last_checkpoint"] == os.path.join(
+        "checkpoints", "last-epoch-3.keras"
+    )
+    # Only the newest last checkpoint is kept.
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == [
+        "best.keras",
+        "last-epoch-3.keras",
+    ]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["history"]["loss"] == [3.0, 1.0, 2.0]
+    run2 = RunFolder(tmp_path / "run2", {})
+    for epoch, accuracy in enumerate([0.5, 0.9, 0.7]):
+        run2.record(epoch, {"val_accuracy": accuracy}, model, "val_accuracy")
+    assert run2.state["best"]["epoch"] == 2  # higher is better
+
+
+def test_planned_learning_rates_follow_the_stages():
+    rates = keras_tl.recipes.planned_learning_rates(
+        (1, 2), 5, learning_rate=0.02
+    )
+    assert rates.shape == (15,)
+    first = schedules.values(schedules.SlantedTriangular(0.02, 5), 5)
+    second = schedules.values(schedules.SlantedTriangular(0.01, 10), 10)
+    np.testing.assert_allclose(rates, np.concatenate([first, second]))
+    assert rates.max() == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="Unknown schedule"):
+        keras_tl.recipes.planned_learning_rates(1, 5, schedule="cosine")
