@@ -100,6 +100,19 @@ def _read_texts(spec, labels_path, args, split):
     return texts, labels
 
 
+def _labelled_texts(args):
+    """{"train": (texts, labels), "validation": (texts, labels) or None}."""
+    validation = None
+    if args.validation:
+        validation = _read_texts(
+            args.validation, args.validation_labels, args, "test"
+        )
+    return {
+        "train": _read_texts(args.data, args.labels, args, "train"),
+        "validation": validation,
+    }
+
+
 def _image_size(args):
     from keras_tl.backbones.registry import get_backbone
 
@@ -140,7 +153,7 @@ def _images(spec, args, class_names=None, split="train", **options):
 class _Task:
     """What one classifier run trains on, and how its inputs are read."""
 
-    def __init__(self, args, encoder=None):
+    def __init__(self, args, encoder=None, texts=None):
         self.args = args
         self.kind = _data_kind(args.data)
         self.encoder = encoder or getattr(args, "encoder", None)
@@ -187,11 +200,10 @@ class _Task:
                 "--validation-split holds out part of an image folder; for "
                 "text files give --validation FILE."
             )
-        texts, labels = _read_texts(args.data, args.labels, args, "train")
-        self.train_texts = texts
+        texts = texts or _labelled_texts(args)
         from keras_tl.text import data as text_data
 
-        ids, self.label_names = text_data.encode_labels(labels)
+        _, self.label_names = text_data.encode_labels(texts["train"][1])
         if len(self.label_names) < 2:
             raise ValueError(
                 f"Only one label ({self.label_names}) in {args.data}: a "
@@ -212,14 +224,10 @@ class _Task:
                 language_model_config(self.encoder).get("backwards", False)
             )
             _, self.tokenizer = load_language_model(self.encoder)
-        self.train = self.text_dataset(texts, ids, shuffle=True)
+        self.train = self.text_dataset(*texts["train"], shuffle=True)
         self.validation = None
-        if args.validation:
-            self.validation = self.text_dataset(
-                *_read_texts(
-                    args.validation, args.validation_labels, args, "test"
-                )
-            )
+        if texts["validation"]:
+            self.validation = self.text_dataset(*texts["validation"])
 
     def _is_awd_lstm(self):
         return self.args.backbone == "awd_lstm"
@@ -516,12 +524,12 @@ def _train(args):
     from keras_tl.runs import RunFolder
 
     started = time.monotonic()
+    task = _Task(args)  # checks the data before anything is written
     run = RunFolder(
         args.run_dir or _default_run_dir(args, args.backbone, args.data),
         _config(args),
         overwrite=args.overwrite,
     )
-    task = _Task(args)
     _save_tokenizer(task, run)
     model, summary = _fit_classifier(args, task, run)
     _finish(args, run, summary, started, model, task)
@@ -539,12 +547,16 @@ def _save_tokenizer(task, run):
 
 def _ulmfit(args):
     from keras_tl.runs import RunFolder
+    from keras_tl.text.language_model import language_model_config
     from keras_tl.text.ulmfit import Ensemble, TextClassifier
 
     started = time.monotonic()
     encoders = [args.encoder] + (
         [args.ensemble_with] if args.ensemble_with else []
     )
+    texts = _labelled_texts(args)  # checks the data before anything is written
+    for encoder in encoders:
+        language_model_config(encoder)
     root = args.run_dir or _default_run_dir(args, args.encoder, args.data)
     top = RunFolder(root, _config(args), overwrite=args.overwrite)
     members, summaries = [], []
@@ -556,10 +568,12 @@ def _ulmfit(args):
             else RunFolder(path, {**_config(args), "member_encoder": encoder})
         )
         if args.lm_epochs and not run.state.get("language_model"):
-            run.state["language_model"] = _fine_tune_lm_for(args, encoder, run)
+            run.state["language_model"] = _fine_tune_lm_for(
+                args, texts, encoder, run
+            )
             run.save_state()
         tuned = run.state.get("language_model", {}).get("folder", encoder)
-        task = _Task(args, encoder=tuned)
+        task = _Task(args, encoder=tuned, texts=texts)
         _save_tokenizer(task, run)
         model, summary = _fit_classifier(args, task, run)
         summary["language_model"] = run.state.get("language_model")
@@ -595,20 +609,14 @@ def _ulmfit(args):
     _finish(args, top, summary, started)
 
 
-def _fine_tune_lm_for(args, encoder, run):
+def _fine_tune_lm_for(args, texts, encoder, run):
     """ULMFiT step (i) on the training texts, into the run folder."""
-    texts, _ = _read_texts(args.data, args.labels, args, "train")
-    validation = None
-    if args.validation:
-        validation, _ = _read_texts(
-            args.validation, args.validation_labels, args, "test"
-        )
     folder = run.file("language_model")
     info = _fine_tune_lm(
         encoder,
-        texts,
+        texts["train"][0],
         folder,
-        validation=validation,
+        validation=texts["validation"][0] if texts["validation"] else None,
         epochs=args.lm_epochs,
         learning_rate=None,
         batch_size=args.lm_batch_size,
@@ -757,12 +765,12 @@ def _lr_find(args):
     from keras_tl.runs import RunFolder
 
     started = time.monotonic()
+    task = _Task(args)
     run = RunFolder(
         args.run_dir or _default_run_dir(args, args.backbone, args.data),
         _config(args),
         overwrite=True,  # quick and exploratory: always start again
     )
-    task = _Task(args)
     result = lr_find(
         task.build(),
         task.train,
@@ -925,6 +933,7 @@ def _evaluate(args):
         from keras_tl.plots import plot_confusion_matrix
 
         plot_confusion_matrix(matrix, names, args.plot)
+    scores = {k: round(v, 6) for k, v in scores.items()}
     print(json.dumps({**scores, "confusion_matrix": matrix.tolist()}))
 
 
@@ -1451,7 +1460,12 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(_apply_config(parser, argv))
+        args, extra = parser.parse_known_args(_apply_config(parser, argv))
+        if extra:  # said by the command's own parser, with its --help
+            words = (args.command, getattr(args, "lm_command", None))
+            parser.commands[tuple(w for w in words if w)].error(
+                f"unrecognized arguments: {' '.join(extra)}"
+            )
     except SystemExit as exit:  # argparse: --help (0) or a usage error (2)
         return exit.code
     except (FileNotFoundError, ValueError) as error:

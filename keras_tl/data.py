@@ -200,13 +200,21 @@ def tfds_examples(
             "See tfds.list_builders() for the names, or give a local folder "
             f"or file instead. Received: name={name!r}"
         ) from None
-    if not _tfds_prepared(builder):
+    if builder.info.supervised_keys is None:
+        raise ValueError(
+            f"The TFDS dataset {name!r} has no (input, label) pairs "
+            "(supervised_keys), so it cannot train a classifier. Received: "
+            f"name={name!r}"
+        )
+    try:
+        dataset = builder.as_dataset(split=split, as_supervised=True)
+    except AssertionError:  # tfds' way of saying "not prepared"
         if not download:
             raise FileNotFoundError(
                 f"The TFDS dataset {name!r} is not prepared in "
                 f"{builder.data_dir}. Allow downloading, or point data_dir "
                 f"at a folder where it was prepared. Received: name={name!r}"
-            )
+            ) from None
         from keras_tl.backbones.hub import _host_reachable
 
         if not _host_reachable(*_TFDS_HOST, timeout):
@@ -217,26 +225,12 @@ def tfds_examples(
                 "with internet and copy the folder here (then pass its "
                 "data_dir), or give a local image folder or text file. "
                 f"Received: name={name!r}"
-            )
+            ) from None
         builder.download_and_prepare()
-    if builder.info.supervised_keys is None:
-        raise ValueError(
-            f"The TFDS dataset {name!r} has no (input, label) pairs "
-            "(supervised_keys), so it cannot train a classifier. Received: "
-            f"name={name!r}"
-        )
-    dataset = builder.as_dataset(split=split, as_supervised=True)
+        dataset = builder.as_dataset(split=split, as_supervised=True)
     label_key = builder.info.supervised_keys[1]
     names = getattr(builder.info.features[label_key], "names", None)
     return dataset, names
-
-
-def _tfds_prepared(builder):
-    import tensorflow as tf
-
-    return tf.io.gfile.exists(
-        os.path.join(builder.data_dir, "dataset_info.json")
-    )
 
 
 def read_text(path: str, encoding: str = "utf-8") -> str:
@@ -377,7 +371,7 @@ def read_labelled(
         if labels_path is None:
             raise ValueError(
                 f"{path} holds texts only: also give the labels file (one "
-                "label a line), e.g. --train-labels labels.txt"
+                "label a line), e.g. --labels labels.txt"
             )
         if not os.path.exists(labels_path):
             raise FileNotFoundError(f"Labels file not found: {labels_path}")

@@ -124,6 +124,7 @@ class RunFolder:
                 self._resume()
         os.makedirs(os.path.join(self.path, "checkpoints"), exist_ok=True)
         write_yaml(self.file(CONFIG), self.config)
+        self.save_state()
 
     def _resume(self):
         if not os.path.exists(self.file(STATE)):

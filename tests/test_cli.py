@@ -1,15 +1,428 @@
+import csv
 import gzip
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 from conftest import pretrain_tiny_lm
 
-from keras_tl import cli
+from keras_tl import cli, data
 
 SPANISH = "¿Qué tal, señor Núñez? El niño come piña en Cádiz.\n" * 40
 
 
-def test_pretrain_lm_command_writes_the_folder(tmp_path, capsys):
+def write_images(folder, classes=("cats", "dogs"), n=6, size=36, seed=0):
+    """PNG images whose dominant colour gives their class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for index, name in enumerate(classes):
+        os.makedirs(folder / name, exist_ok=True)
+        for i in range(n):
+            pixels = rng.uniform(0, 100, (size, size, 3))
+            pixels[..., 2 * index] += 150
+            Image.fromarray(pixels.astype("uint8")).save(
+                folder / name / f"{i}.png"
+            )
+    return str(folder)
+
+
+def last_json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def assert_real_png(path, min_size=(200, 150)):
+    """A PNG of at least `min_size` with more than one colour in it."""
+    from PIL import Image
+
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape[1] >= min_size[0] and image.shape[0] >= min_size[1]
+    assert image.std() > 5, f"{path} is blank"
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 10
+
+
+# --- list-backbones, parsing and configs ----------------------------------
+
+
+def test_list_backbones(capsys):
+    assert cli.main(["list-backbones", "mobilenet_v2*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "mobilenet_v2",
+        "mobilenet_v2_035",
+        "mobilenet_v2_050",
+        "mobilenet_v2_075",
+        "mobilenet_v2_130",
+        "mobilenet_v2_140",
+    ]
+    assert "224 px" in lines[0] and "1280 features" in lines[0]
+    assert cli.main(["list-backbones", "resnot*"]) == 2
+    assert "No backbone matches 'resnot*'" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2_and_say_how_to_fix(capsys):
+    assert cli.main(["trian"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'trian'" in err and "--help" in err
+    assert cli.main(["train", "--data", "x", "--backbone", "y", "--lr"]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --lr" in err
+    assert "keras-tl train --help" in err
+    assert cli.main(["train", "--backbone", "y"]) == 2
+    assert "the following arguments are required: --data" in (
+        capsys.readouterr().err
+    )
+    assert cli.main(["--help"]) == 0
+    assert "lr-find" in capsys.readouterr().out
+
+
+def test_config_file_gives_options_and_the_command_line_wins(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "data: photos\nbackbone: mobilenet_v2\nepochs: [1, 3]\n"
+        "batch-size: 8\ntrain_bn: true\nlearning_rate: 0.01\n"
+    )
+    parser = cli.build_parser()
+    argv = cli._apply_config(
+        parser, ["train", "--config", str(config), "--batch-size", "4"]
+    )
+    args = parser.parse_args(argv)
+    assert args.data == "photos" and args.backbone == "mobilenet_v2"
+    assert args.epochs == [1, 3] and args.learning_rate == [0.01]
+    assert args.train_bn is True
+    assert args.batch_size == 4  # the command line wins
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("epochs: [1, 2\n", "is not valid YAML"),
+        ("- 1\n- 2\n", "must hold a mapping"),
+        (
+            "data: x\nbackbone: y\nlearnin_rate: 0.1\n",
+            "unknown option 'learnin_rate'.*Known options:.*learning_rate",
+        ),
+        ("data: x\nbackbone: y\ntrain_bn: 3\n", "'train_bn' is a switch"),
+        ("data: x\nbackbone: y\nepochs: true\n", "'epochs' takes a value"),
+        ("data: x\nbackbone: y\nepochs: [one]\n", "invalid int value"),
+    ],
+)
+def test_malformed_configs_exit_2(tmp_path, capsys, text, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    assert cli.main(["train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert cli.main(["train", "--config", str(tmp_path / "no.yaml")]) == 2
+    assert "Config file not found" in capsys.readouterr().err
+
+
+# --- data inputs -------------------------------------------------------------
+
+
+def test_bad_image_data_exits_2_before_writing_anything(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--backbone", "mobilenet_v2_035", "--weights", "none"]
+    assert cli.main(args + ["--data", "missing"]) == 2
+    assert "Data not found: missing" in capsys.readouterr().err
+    write_images(tmp_path / "photos", n=2)
+    (tmp_path / "photos" / "birds").mkdir()
+    (tmp_path / "photos" / "birds" / "notes.txt").write_text("no images")
+    assert cli.main(args + ["--data", "photos"]) == 2
+    err = capsys.readouterr().err
+    assert "photos/birds has no images" in err and ".png" in err
+    write_images(tmp_path / "valid", classes=("cats", "horses"), n=1)
+    (tmp_path / "photos" / "birds" / "notes.txt").unlink()
+    (tmp_path / "photos" / "birds").rmdir()
+    assert cli.main(args + ["--data", "photos", "--validation", "valid"]) == 2
+    assert "the subfolders must be the same" in capsys.readouterr().err
+    assert not os.path.exists("runs")
+
+
+def test_image_folder_loader(tmp_path):
+    with pytest.raises(ValueError, match="at least two"):
+        data.image_class_folders(write_images(tmp_path / "a", ("one",), 1))
+    folder = write_images(tmp_path / "b", n=3, size=40)
+    dataset, names = data.image_folder(
+        folder, image_size=24, batch_size=4, shuffle=False
+    )
+    assert names == ["cats", "dogs"]
+    pixels, labels = next(iter(dataset))
+    assert pixels.shape == (4, 24, 24, 3) and pixels.dtype == "float32"
+    assert labels.numpy().tolist() == [0, 0, 0, 1]
+    assert 100 < float(pixels.numpy().max()) <= 255  # raw pixels, not [0, 1]
+
+
+def test_tfds_loader_offline_and_mocked():
+    import tensorflow_datasets as tfds
+
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="cannot be reached"):
+        data.tfds_examples("tf_flowers", timeout=1.0)
+    assert time.monotonic() - started < 5
+    with pytest.raises(ValueError, match="Unknown TFDS dataset"):
+        data.tfds_examples("no_such_dataset")
+    with tfds.testing.mock_data(num_examples=3):
+        flowers, names = data.tfds_examples("tf_flowers")
+        image, label = next(iter(flowers))
+        assert image.dtype == "uint8" and image.shape[-1] == 3
+        assert len(names) == 5 and 0 <= int(label) < 5
+        reviews, names = data.tfds_examples("imdb_reviews", "test")
+        text, _ = next(iter(reviews))
+        assert text.dtype == "string" and names == ["neg", "pos"]
+
+
+def test_read_labelled_formats_and_errors(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text('frase,clase\n"¡Hola, qué tal!",pos\nadiós,neg\n')
+    assert data.read_labelled(str(table), None, "frase", "clase") == (
+        ["¡Hola, qué tal!", "adiós"],
+        ["pos", "neg"],
+    )
+    rows = tmp_path / "r.jsonl.gz"
+    with gzip.open(rows, "wt", encoding="utf-8") as f:
+        f.write('{"text": "piña", "label": 2}\n\n{"text": "ñu", "label": 0}\n')
+    assert data.read_labelled(str(rows)) == (["piña", "ñu"], ["2", "0"])
+    empty = tmp_path / "e.csv"
+    empty.write_text("text,label\n")
+    with pytest.raises(ValueError, match="has no rows"):
+        data.read_labelled(str(empty))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"text,label\ncaf\xe9,x\n")
+    with pytest.raises(ValueError, match="not valid utf-8"):
+        data.read_labelled(str(latin))
+    xml = tmp_path / "x.xml"
+    xml.write_text("<rows/>")
+    with pytest.raises(ValueError, match="Unknown data format"):
+        data.read_labelled(str(xml))
+
+
+def test_gutenberg_markers_are_stripped(tmp_path):
+    book = tmp_path / "book.txt"
+    book.write_text(
+        "licence\n*** START OF X ***\nEn un lugar\n"
+        "*** END OF X ***\nmore licence\n",
+        encoding="utf-8",
+    )
+    assert data.read_corpus([str(book)]) == ["En un lugar"]
+
+
+# --- train, evaluate, predict, export, lr-find -------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, image_module_path):
+    """One `keras-tl train` run on a tiny hub image model."""
+    root = tmp_path_factory.mktemp("train")
+    train = write_images(root / "train", n=8)
+    valid = write_images(root / "valid", n=4, seed=1)
+    code = cli.main(
+        [
+            "train",
+            "--data", train,
+            "--validation", valid,
+            "--test", valid,
+            "--backbone", f"hub:{image_module_path}",
+            "--image-size", "32",
+            "--epochs", "1", "2",
+            "--learning-rate", "0.05",
+            "--batch-size", "4",
+            "--run-dir", str(root / "run"),
+            "--export", str(root / "served"),
+            "--verbose", "0",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    return root
+
+
+def test_train_writes_the_run_folder(trained):
+    run = trained / "run"
+    for name in (
+        "config.yaml",
+        "state.json",
+        "history.csv",
+        "summary.json",
+        "checkpoints/best.keras",
+        "checkpoints/last-epoch-3.keras",
+    ):
+        assert (run / name).exists(), name
+    assert os.listdir(run / "logs")  # TensorBoard
+    rows = list(csv.DictReader(open(run / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert {"loss", "accuracy", "val_loss", "learning_rate"} <= set(rows[0])
+    config = data_yaml(run / "config.yaml")
+    assert config["epochs"] == [1, 2] and config["learning_rate"] == [0.05]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["labels"] == ["cats", "dogs"] and summary["epochs"] == 3
+    matrix = np.array(summary["validation"]["confusion_matrix"])
+    assert matrix.sum() == 8 and matrix.shape == (2, 2)
+    assert summary["validation"]["accuracy"] == pytest.approx(
+        np.trace(matrix) / 8
+    )
+    card = json.loads((trained / "served" / "model_card.json").read_text())
+    assert card["labels"] == ["cats", "dogs"]
+    assert card["metrics"]["accuracy"] == summary["test"]["accuracy"]
+
+
+def data_yaml(path):
+    from keras_tl.runs import read_yaml
+
+    return read_yaml(path)
+
+
+def test_train_plots_are_real_pngs(trained):
+    for name in ("history.png", "learning_rate.png", "confusion_matrix.png"):
+        assert_real_png(trained / "run" / name)
+
+
+def test_evaluate_predict_and_export_agree(trained, capsys):
+    summary = json.loads((trained / "run" / "summary.json").read_text())
+    valid = str(trained / "valid")
+    assert cli.main(["evaluate", "--model", str(trained / "run"),
+                     "--data", valid]) == 0  # fmt: skip
+    from_run = last_json(capsys)
+    assert from_run["accuracy"] == pytest.approx(
+        summary["validation"]["accuracy"]
+    )
+    assert (
+        from_run["confusion_matrix"]
+        == (summary["validation"]["confusion_matrix"])
+    )
+    exported = str(trained / "exported")
+    assert cli.main(["export", "--model", str(trained / "run"),
+                     "--output", exported]) == 0  # fmt: skip
+    capsys.readouterr()
+    plot = trained / "cm.png"
+    assert cli.main(["evaluate", "--model", exported, "--data", valid,
+                     "--plot", str(plot)]) == 0  # fmt: skip
+    from_export = last_json(capsys)
+    assert from_export["confusion_matrix"] == from_run["confusion_matrix"]
+    assert_real_png(plot)
+    images = sorted((trained / "valid" / "dogs").iterdir())[:2]
+    assert cli.main(["predict", "--model", exported,
+                     *map(str, images)]) == 0  # fmt: skip
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["input"] for x in lines] == list(map(str, images))
+    assert all(x["label"] in ("cats", "dogs") for x in lines)
+    assert all(0.5 <= x["probability"] <= 1 for x in lines)
+    # The run folder answers the same as its export.
+    assert cli.main(["predict", "--model", str(trained / "run"),
+                     *map(str, images)]) == 0  # fmt: skip
+    again = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["label"] for x in again] == [x["label"] for x in lines]
+    assert [x["probability"] for x in again] == pytest.approx(
+        [x["probability"] for x in lines], abs=1e-3
+    )
+    # Refusals.
+    assert cli.main(["export", "--model", str(trained / "run"),
+                     "--output", exported]) == 2  # fmt: skip
+    assert "already exists" in capsys.readouterr().err
+    assert cli.main(["predict", "--model", exported, "--text", "hola"]) == 2
+    assert "classifies images" in capsys.readouterr().err
+    assert cli.main(["predict", "--model", str(trained)]) == 2
+    assert "neither a run folder" in capsys.readouterr().err
+
+
+def test_a_finished_run_is_not_rerun(trained, image_module_path, capsys):
+    config = data_yaml(trained / "run" / "config.yaml")
+    argv = [
+        "train",
+        "--data", config["data"],
+        "--backbone", f"hub:{image_module_path}",
+        "--run-dir", str(trained / "run"),
+    ]  # fmt: skip
+    assert cli.main(argv + ["--validation", config["validation"]]) == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_lr_find_command(tmp_path, image_module_path, capsys):
+    images = write_images(tmp_path / "photos", n=8)
+    code = cli.main(
+        [
+            "lr-find",
+            "--data", images,
+            "--backbone", f"hub:{image_module_path}",
+            "--image-size", "32",
+            "--batch-size", "2",
+            "--num-steps", "12",
+            "--run-dir", str(tmp_path / "lr"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((tmp_path / "lr" / "summary.json").read_text())
+    assert 1e-7 <= summary["valley"] <= 10
+    assert_real_png(tmp_path / "lr" / "lr_find.png")
+    assert "valley" in capsys.readouterr().out
+
+
+def test_train_resumes_a_killed_run(tmp_path):
+    """A training process killed after its first checkpoint is rerun with
+    the same command and finishes with every epoch in its history."""
+    images = write_images(tmp_path / "photos", n=8, size=32)
+    argv = [
+        "train",
+        "--data", images,
+        "--backbone", "mobilenet_v2_035",
+        "--weights", "none",
+        "--image-size", "32",
+        "--epochs", "1", "2",
+        "--batch-size", "4",
+        "--run-dir", str(tmp_path / "run"),
+        "--verbose", "2",
+    ]  # fmt: skip
+    state = tmp_path / "run" / "state.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_tl", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if state.exists() and json.loads(state.read_text())["epochs_done"]:
+                break
+            time.sleep(0.02)
+        assert process.poll() is None, "training ended before the kill"
+        process.kill()  # SIGKILL: no cleanup runs
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    killed = json.loads(state.read_text())
+    assert killed["epochs_done"] == 1 and not killed["complete"]
+    first = killed["history"]["loss"][0]
+
+    assert cli.main(argv) == 0
+    final = json.loads(state.read_text())
+    assert final["complete"] and final["epochs_done"] == 3
+    assert len(final["history"]["loss"]) == 3
+    assert final["history"]["loss"][0] == first  # not trained again
+    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    # Stage 2 (epochs 2-3, peak 5e-4, 2 steps an epoch) ended its slanted
+    # triangle where an uninterrupted run ends it.
+    from keras_tl import schedules
+
+    assert float(rows[2]["learning_rate"]) == pytest.approx(
+        float(schedules.SlantedTriangular(5e-4, 8)(8)), rel=1e-5
+    )
+
+
+# --- language models and ULMFiT ----------------------------------------------
+
+
+def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     novels = tmp_path / "novels.jsonl.gz"
     with gzip.open(novels, "wt", encoding="utf-8") as f:
         f.write(json.dumps({"id": 1, "text": SPANISH}) + "\n")
@@ -21,95 +434,80 @@ def test_pretrain_lm_command_writes_the_folder(tmp_path, capsys):
         encoding="utf-8",
     )
     out = tmp_path / "saved_models" / "es"
+    sizes = ["--batch-size", "4", "--sequence-length", "8", "--verbose", "0"]
     code = cli.main(
         [
-            "pretrain-lm",
-            "--corpus",
-            str(novels),
-            str(book),
-            "--output",
-            str(out),
-            "--vocabulary-size",
-            "33",
-            "--embedding-dim",
-            "8",
-            "--hidden-dim",
-            "12",
-            "--num-layers",
-            "2",
-            "--batch-size",
-            "4",
-            "--sequence-length",
-            "8",
-            "--language",
-            "es",
+            "lm", "pretrain",
+            "--corpus", str(novels), str(book),
+            "--output", str(out),
+            "--vocabulary-size", "33",
+            "--embedding-dim", "8",
+            "--hidden-dim", "12",
+            "--num-layers", "2",
+            "--language", "es",
+            "--run-dir", str(tmp_path / "runs" / "pretrain"),
+            *sizes,
         ]
-    )
+    )  # fmt: skip
     assert code == 0
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert printed["output"] == str(out)
+    assert "validation perplexity" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["language"] == "es"
     assert config["model"]["hidden_dim"] == 12
+    run = tmp_path / "runs" / "pretrain"
+    assert (run / "config.yaml").exists() and (run / "history.csv").exists()
+    assert_real_png(run / "history.png", (150, 100))
 
-
-def test_gutenberg_markers_are_stripped(tmp_path):
-    book = tmp_path / "book.txt"
-    book.write_text(
-        "licence\n*** START OF X ***\nEn un lugar\n"
-        "*** END OF X ***\nmore licence\n",
-        encoding="utf-8",
-    )
-    assert cli.read_corpus([str(book)]) == ["En un lugar"]
-
-
-def test_user_errors_exit_with_code_2(tmp_path, capsys):
+    target = tmp_path / "tweets.txt"
+    target.write_text("¡Qué calor hace en Sevilla!\n" * 30, encoding="utf-8")
+    tuned = tmp_path / "saved_models" / "es_tweets"
     code = cli.main(
         [
-            "pretrain-lm",
-            "--corpus",
-            str(tmp_path / "no.txt"),
-            "--output",
-            str(tmp_path / "out"),
+            "lm", "finetune",
+            "--encoder", str(out),
+            "--corpus", str(target),
+            "--validation", str(target),
+            "--output", str(tuned),
+            "--epochs", "1", "1",
+            "--run-dir", str(tmp_path / "runs" / "finetune"),
+            *sizes,
         ]
+    )  # fmt: skip
+    assert code == 0
+    config = json.loads((tuned / "config.json").read_text())
+    assert config["fine_tuning"]["data"] == "tweets.txt"
+    # Fine-tuning on the validation text itself must lower its perplexity.
+    assert (
+        config["fine_tuning"]["perplexity_after"]
+        < config["fine_tuning"]["perplexity_before"]
     )
-    assert code == 2
+    from keras_tl.text.language_model import load_language_model
+
+    model, tokenizer = load_language_model(str(tuned))
+    assert tokenizer.vocabulary_size == 33
+    # The alias of older scripts still works.
+    assert cli.main(["pretrain-lm", "--help"]) == 0
+
+
+def test_lm_user_errors_exit_with_code_2(tmp_path, capsys):
+    out = ["--output", str(tmp_path / "out")]
+    assert cli.main(["lm", "pretrain", "--corpus", "no.txt", *out]) == 2
     assert "Corpus file not found" in capsys.readouterr().err
     latin = tmp_path / "latin.txt"
     latin.write_bytes(b"caf\xe9 con leche\n")
-    code = cli.main(
-        [
-            "pretrain-lm",
-            "--corpus",
-            str(latin),
-            "--output",
-            str(tmp_path / "out"),
-        ]
-    )
-    assert code == 2
+    assert cli.main(["lm", "pretrain", "--corpus", str(latin), *out]) == 2
     assert "not valid utf-8" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-
-
-def test_bad_jsonl_line_names_the_file_and_line(tmp_path, capsys):
-    path = tmp_path / "bad.jsonl"
-    path.write_text('{"text": "hola"}\n\n{"title": "x"}\n', encoding="utf-8")
-    code = cli.main(
-        [
-            "pretrain-lm",
-            "--corpus",
-            str(path),
-            "--output",
-            str(tmp_path / "out"),
-        ]
-    )
-    assert code == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hola"}\n\n{"title": "x"}\n', encoding="utf-8")
+    assert cli.main(["lm", "pretrain", "--corpus", str(bad), *out]) == 2
     assert "bad.jsonl, line 3" in capsys.readouterr().err
+    assert cli.main(["lm", "finetune", "--encoder", str(tmp_path),
+                     "--corpus", str(bad), *out]) == 2  # fmt: skip
+    assert "line 3" in capsys.readouterr().err
 
 
-def test_ulmfit_command_trains_scores_and_exports(tmp_path, capsys):
-    import csv
-
+def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     import tensorflow as tf
 
     rows = [
@@ -136,37 +534,30 @@ def test_ulmfit_command_trains_scores_and_exports(tmp_path, capsys):
         tmp_path / "lm", [r["frase"] for r in rows], vocabulary_size=60
     )
     export = tmp_path / "served"
-    code = cli.main(
-        [
-            "ulmfit",
-            "--train",
-            str(train),
-            "--test",
-            str(test),
-            "--text-column",
-            "frase",
-            "--label-column",
-            "etiqueta",
-            "--encoder",
-            str(tmp_path / "lm"),
-            "--lm-epochs",
-            "1",
-            "--epochs",
-            "1",
-            "1",
-            "--learning-rate",
-            "1e-2",
-            "--batch-size",
-            "16",
-            "--bptt",
-            "8",
-            "--export",
-            str(export),
-        ]
+    argv = [
+        "ulmfit",
+        "--data", str(train),
+        "--test", str(test),
+        "--text-column", "frase",
+        "--label-column", "etiqueta",
+        "--encoder", str(tmp_path / "lm"),
+        "--lm-epochs", "1",
+        "--epochs", "1", "1",
+        "--learning-rate", "1e-2",
+        "--batch-size", "16",
+        "--bptt", "8",
+        "--export", str(export),
+        "--run-dir", str(tmp_path / "run"),
+        "--verbose", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("keras-tl ulmfit: done in") and "test accuracy" in (
+        line
     )
-    assert code == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["labels"] == ["neg", "pos"]
+    assert (tmp_path / "run" / "language_model" / "config.json").exists()
     served = tf.saved_model.load(str(export)).signatures["serving_default"]
     out = served(texts=tf.constant([r["frase"] for r in rows[:8]]))
     assert out["probabilities"].shape == (8, 2)
@@ -176,26 +567,53 @@ def test_ulmfit_command_trains_scores_and_exports(tmp_path, capsys):
     assert summary["test"]["accuracy"] == pytest.approx(sum(hits) / 8)
     card = json.loads((export / "model_card.json").read_text())
     assert card["training_data"] == "train.csv"
+    # evaluate / predict read the run folder's tokenizer and labels.
+    assert cli.main(["evaluate", "--model", str(tmp_path / "run"),
+                     "--data", str(test), "--text-column", "frase",
+                     "--label-column", "etiqueta"]) == 0  # fmt: skip
+    assert last_json(capsys)["accuracy"] == pytest.approx(
+        summary["test"]["accuracy"]
+    )
+    assert cli.main(["predict", "--model", str(export),
+                     "--text", rows[0]["frase"]]) == 0  # fmt: skip
+    assert last_json(capsys)["label"] == labels[0]
+
+    # Killed while exporting: the rerun trains nothing again (neither the
+    # language model nor the classifier) and writes the export.
+    state_path = tmp_path / "run" / "state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "complete": False}))
+    lm_config = tmp_path / "run" / "language_model" / "config.json"
+    written = lm_config.stat().st_mtime_ns
+    checkpoint = tmp_path / "run" / state["last_checkpoint"]
+    saved = checkpoint.stat().st_mtime_ns
+    shutil.rmtree(export)
+    assert cli.main(argv) == 0
+    assert lm_config.stat().st_mtime_ns == written
+    assert checkpoint.stat().st_mtime_ns == saved
+    assert (export / "saved_model.pb").exists()
+    assert json.loads(state_path.read_text())["complete"]
 
 
 def test_ulmfit_command_bad_data(tmp_path, capsys):
     texts = tmp_path / "texts.txt"
     texts.write_text("hola\nadiós\n", encoding="utf-8")
-    args = ["ulmfit", "--encoder", str(tmp_path / "lm"), "--train"]
+    args = ["ulmfit", "--encoder", str(tmp_path / "lm"), "--data"]
     assert cli.main(args + [str(texts)]) == 2
     assert "also give the labels file" in capsys.readouterr().err
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\nc\n", encoding="utf-8")
-    assert cli.main(args + [str(texts), "--train-labels", str(labels)]) == 2
+    assert cli.main(args + [str(texts), "--labels", str(labels)]) == 2
     assert "line-aligned" in capsys.readouterr().err
     table = tmp_path / "t.tsv"
     table.write_text("text\tclass\nhola\ta\n", encoding="utf-8")
     assert cli.main(args + [str(table)]) == 2
     assert "no column 'label'" in capsys.readouterr().err
     labels.write_text("not sure\nb\n", encoding="utf-8")  # one a line
-    assert cli.main(args + [str(texts), "--train-labels", str(labels)]) == 2
+    assert cli.main(args + [str(texts), "--labels", str(labels)]) == 2
     assert "No language model" in capsys.readouterr().err
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n')
     assert cli.main(args + [str(rows)]) == 2
     assert "row 2: no 'text' or 'label' field" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "runs")

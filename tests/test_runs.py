@@ -106,7 +106,9 @@ def test_fine_tune_resumed_from_a_checkpoint_equals_one_run(tmp_path):
     run = RunFolder(tmp_path / "run", {"epochs": [1, 2]})
     with pytest.raises(Killed):  # killed in the middle of stage 2
         keras_tl.fine_tune(
-            model, data(), callbacks=[*run.callbacks(), KillAfter(2)],
+            model,
+            data(),
+            callbacks=[*run.callbacks(), KillAfter(2)],
             **options,
         )
     assert run.epochs_done == 2
@@ -114,7 +116,10 @@ def test_fine_tune_resumed_from_a_checkpoint_equals_one_run(tmp_path):
     assert resumed.epochs_done == 2
     model = resumed.load_last()
     history = keras_tl.fine_tune(
-        model, data(), callbacks=resumed.callbacks(), initial_epoch=2,
+        model,
+        data(),
+        callbacks=resumed.callbacks(),
+        initial_epoch=2,
         **options,
     )
     assert history.epoch == [0]  # one epoch was left

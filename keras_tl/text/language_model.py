@@ -300,6 +300,7 @@ def pretrain_language_model(
         data,
         epochs=epochs,
         verbose=verbose,
+        shuffle=False,  # the stream's order carries the state
         callbacks=[
             ResetStateEachEpoch(),
             OneCycleScheduler(learning_rate, momentum=(0.8, 0.7)),
