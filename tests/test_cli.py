@@ -617,3 +617,56 @@ def test_ulmfit_command_bad_data(tmp_path, capsys):
     assert cli.main(args + [str(rows)]) == 2
     assert "row 2: no 'text' or 'label' field" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "runs")
+
+
+def test_train_on_a_tfds_name_and_on_texts_with_a_hub_module(
+    tmp_path, image_module_path, text_module_path, capsys
+):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=8):
+        code = cli.main(
+            [
+                "train",
+                "--data", "tfds:tf_flowers:train",
+                "--backbone", f"hub:{image_module_path}",
+                "--image-size", "32",
+                "--epochs", "1",
+                "--batch-size", "4",
+                "--run-dir", str(tmp_path / "flowers"),
+                "--verbose", "0",
+            ]
+        )  # fmt: skip
+    assert code == 0
+    summary = json.loads((tmp_path / "flowers" / "summary.json").read_text())
+    assert summary["labels"][:2] == ["dandelion", "daisy"]
+    assert summary["epochs"] == 1
+    table = tmp_path / "reviews.tsv"
+    table.write_text(
+        "review\tstars\n"
+        + "".join(f"muy buena {i}\t5\nmuy mala {i}\t1\n" for i in range(8)),
+        encoding="utf-8",
+    )
+    argv = [
+        "train",
+        "--data", str(table),
+        "--validation", str(table),
+        "--text-column", "review",
+        "--label-column", "stars",
+        "--backbone", f"hub:{text_module_path}",
+        "--epochs", "1", "1",
+        "--batch-size", "4",
+        "--run-dir", str(tmp_path / "reviews"),
+        "--verbose", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    summary = json.loads((tmp_path / "reviews" / "summary.json").read_text())
+    assert summary["labels"] == ["1", "5"]
+    assert sum(map(sum, summary["validation"]["confusion_matrix"])) == 16
+    capsys.readouterr()
+    assert cli.main(["predict", "--model", str(tmp_path / "reviews"),
+                     "--text", "muy buena"]) == 0  # fmt: skip
+    assert last_json(capsys)["label"] in ("1", "5")
+    bad = [a if a != "review" else "texto" for a in argv]
+    assert cli.main(bad + ["--overwrite"]) == 2
+    assert "no column 'texto'" in capsys.readouterr().err

@@ -62,3 +62,46 @@ def test_missing_matplotlib_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match="pip install matplotlib"):
         keras_tl.plot_history({"loss": [1.0]})
+
+
+def test_plot_planned_rates_from_an_array(tmp_path):
+    rates = keras_tl.recipes.planned_learning_rates((1, 1), 10)
+    figure = keras_tl.plot_schedule(rates, path=tmp_path / "planned.png")
+    line = figure.axes[0].lines[0]
+    assert list(line.get_ydata()) == pytest.approx(list(rates))
+    assert (tmp_path / "planned.png").read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match="one per step"):
+        keras_tl.plot_schedule([])
+
+
+def test_confusion_matrix_numbers_and_plot(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    truth = [0, 0, 1, 1, 1, 2]
+    probabilities = np.eye(3)[[0, 1, 1, 1, 2, 2]]
+    matrix = keras_tl.metrics.confusion_matrix(truth, probabilities)
+    assert matrix.tolist() == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
+    scores = keras_tl.metrics.classification_metrics(truth, probabilities)
+    assert scores["accuracy"] == pytest.approx(4 / 6)
+    # F1 per class: 2/3, 2/3, 2/3.
+    assert scores["macro_f1"] == pytest.approx(2 / 3)
+    path = tmp_path / "confusion.png"
+    figure = keras_tl.plot_confusion_matrix(
+        matrix, ["gato", "perro", "pájaro"], path
+    )
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "gato",
+        "perro",
+        "pájaro",
+    ]
+    assert [t.get_text() for t in ax.texts] == list("110021001")
+    image = np.asarray(Image.open(path).convert("L"), dtype="float32")
+    assert image.shape[0] > 200 and image.std() > 20  # drawn, not blank
+    with pytest.raises(ValueError, match="square"):
+        keras_tl.plot_confusion_matrix([[1, 2]])
+    with pytest.raises(ValueError, match="label names"):
+        keras_tl.plot_confusion_matrix(matrix, ["a", "b"])
+    with pytest.raises(ValueError, match="one prediction per example"):
+        keras_tl.metrics.confusion_matrix([0, 1], [0])

@@ -50,6 +50,25 @@ def test_word_tokenizer_vocabulary_and_round_trip():
     assert tokenizer.decode(ids) == ["el niño come <unk>"]
 
 
+def test_tokenizer_training_and_encoding_show_progress(capsys):
+    corpus = "\n".join((SPANISH + ENGLISH) * 20)
+    tokenizer = SubwordTokenizer.from_corpus(
+        corpus, vocabulary_size=60, verbose=True
+    )
+    out = capsys.readouterr().out
+    assert "Training a SentencePiece unigram tokenizer (60 pieces) on 100" in (
+        out
+    )
+    assert "100/100" in out and "lines read" in out
+    assert "Tokenizer trained in" in out
+    quiet = encode_corpus(corpus, tokenizer, batch_size=30)
+    assert capsys.readouterr().out == ""
+    ids = encode_corpus(corpus, tokenizer, batch_size=30, verbose=True)
+    out = capsys.readouterr().out
+    assert "4/4" in out and "x 30 lines encoded" in out
+    np.testing.assert_array_equal(ids, quiet)
+
+
 @pytest.mark.parametrize("texts", [SPANISH, ENGLISH], ids=["es", "en"])
 def test_subword_tokenizer_round_trips_text(texts, tmp_path):
     tokenizer = SubwordTokenizer.from_corpus(
