@@ -379,19 +379,22 @@ def _verbose(args):
 
 def _fit_classifier(args, task, run):
     """Builds (or restores) the classifier, fine-tunes it, scores it."""
-    from keras_tl import plots
+    from keras_tl import distribute, plots
     from keras_tl.recipes import fine_tune, planned_learning_rates
 
     run.state["label_names"] = task.label_names
-    if run.epochs_done:
-        print(
-            f"Resuming {run.path} after epoch {run.epochs_done} of "
-            f"{sum(args.epochs)}",
-            flush=True,
-        )
-        model = run.load_last()
-    else:
-        model = task.build()
+    strategy = distribute.get_strategy(args.tpu, verbose=_verbose(args) > 0)
+    distribute.set_precision(strategy, _PRECISIONS[args.precision])
+    with strategy.scope():
+        if run.epochs_done:
+            print(
+                f"Resuming {run.path} after epoch {run.epochs_done} of "
+                f"{sum(args.epochs)}",
+                flush=True,
+            )
+            model = run.load_last()
+        else:
+            model = task.build()
     rates = _rates(args)
     if run.epochs_done < sum(args.epochs):
         fine_tune(
@@ -446,6 +449,9 @@ def _fit_classifier(args, task, run):
             )
         summary["test"] = _scores(model, data, task.label_names)
     return model, summary
+
+
+_PRECISIONS = {"auto": "auto", "float32": False, "mixed": True}
 
 
 def _rates(args):
@@ -1162,6 +1168,19 @@ def _add_training_options(parser, epochs):
     parser.add_argument(
         "--monitor",
         help="the value that picks best.keras (default: val_loss, or loss)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=sorted(_PRECISIONS),
+        default="auto",
+        help="auto: bfloat16 on TPUs, float16 on GPUs, float32 on CPUs; "
+        "mixed: also bfloat16 on CPUs",
+    )
+    parser.add_argument(
+        "--tpu",
+        help="use this TPU (`local` on Colab and TPU VMs); default: one "
+        "the environment advertises, else several GPUs (MirroredStrategy), "
+        "else one device",
     )
     parser.add_argument(
         "--export", help="write a SavedModel taking raw inputs here"

@@ -155,7 +155,9 @@ def _tpu_strategy(tpu):
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, tf.errors.OpError) as error:
+    # A named TPU is looked up on the GCE metadata server: off Google
+    # Cloud that fails with a URLError (an OSError).
+    except (ValueError, OSError, tf.errors.OpError) as error:
         raise ValueError(
             f"No TPU found for tpu={tpu!r}: {error}. On Colab pick a TPU "
             "runtime and `pip install tensorflow-tpu`; elsewhere pass the "

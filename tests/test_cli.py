@@ -670,3 +670,20 @@ def test_train_on_a_tfds_name_and_on_texts_with_a_hub_module(
     bad = [a if a != "review" else "texto" for a in argv]
     assert cli.main(bad + ["--overwrite"]) == 2
     assert "no column 'texto'" in capsys.readouterr().err
+
+
+def test_asking_for_a_tpu_that_is_not_there_exits_2(
+    tmp_path, image_module_path, capsys
+):
+    images = write_images(tmp_path / "photos", n=2)
+    code = cli.main(
+        [
+            "train",
+            "--data", images,
+            "--backbone", f"hub:{image_module_path}",
+            "--tpu", "no-such-tpu",
+            "--run-dir", str(tmp_path / "run"),
+        ]
+    )  # fmt: skip
+    assert code == 2
+    assert "No TPU found for tpu='no-such-tpu'" in capsys.readouterr().err
