@@ -33,7 +33,9 @@ import time
 
 # Options that change how a run is shown or stored, not what it computes:
 # left out of the configuration a resumed run must match.
-_NOT_CONFIG = {"config", "overwrite", "verbose", "run", "run_dir", "handler"}
+_NOT_CONFIG = {"config", "overwrite", "verbose", "run", "run_dir"}
+# What is done after training: may change when a run is resumed.
+_AFTER_TRAINING = ("export", "tflite", "test", "test_labels")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,15 +52,21 @@ class _Parser(argparse.ArgumentParser):
 # Data
 
 
-def _tfds_spec(spec, default_split):
-    """`tfds:NAME[:SPLIT]` -> (name, split), or None for a path."""
+def _tfds_spec(spec, default_split="train"):
+    """`tfds:NAME[:SPLIT]` -> (name, split), or None for a path.
+
+    Training data defaults to the "train" split; validation and test
+    sources (`default_split=None`) must name theirs, since datasets differ
+    (tf_flowers has only "train").
+    """
     if not isinstance(spec, str) or not spec.startswith("tfds:"):
         return None
     parts = spec.split(":", 2)
-    if not parts[1]:
+    if not parts[1] or (len(parts) < 3 and default_split is None):
         raise ValueError(
-            f"A TFDS source is written tfds:NAME or tfds:NAME:SPLIT, like "
-            f"tfds:tf_flowers:train[:80%]. Received: {spec!r}"
+            "A TFDS source is written tfds:NAME[:SPLIT]; validation and "
+            "test sources need the split, like tfds:tf_flowers:train[80%:]. "
+            f"Received: {spec!r}"
         )
     return parts[1], parts[2] if len(parts) > 2 else default_split
 
@@ -67,9 +75,9 @@ def _data_kind(spec):
     """ "images" or "text" for a data source."""
     from keras_tl import data
 
-    tfds = _tfds_spec(spec, "train")
+    tfds = _tfds_spec(spec)
     if tfds is not None:
-        dataset, _ = data.tfds_examples(tfds[0], tfds[1])
+        dataset, _ = data.tfds_examples(*tfds)
         first = dataset.element_spec[0]
         return "text" if first.dtype.name == "string" else "images"
     if os.path.isdir(spec):
@@ -83,7 +91,7 @@ def _data_kind(spec):
     return "text"
 
 
-def _read_texts(spec, labels_path, args, split):
+def _read_texts(spec, labels_path, args, split=None):
     """(texts, labels) from a text file or a TFDS text dataset."""
     from keras_tl import data
 
@@ -104,9 +112,7 @@ def _labelled_texts(args):
     """{"train": (texts, labels), "validation": (texts, labels) or None}."""
     validation = None
     if args.validation:
-        validation = _read_texts(
-            args.validation, args.validation_labels, args, "test"
-        )
+        validation = _read_texts(args.validation, args.validation_labels, args)
     return {
         "train": _read_texts(args.data, args.labels, args, "train"),
         "validation": validation,
@@ -123,14 +129,20 @@ def _image_size(args):
     return get_backbone(args.backbone).default_input_size
 
 
-def _images(spec, args, class_names=None, split="train", **options):
+def _images(spec, args, size, class_names=None, split=None, **options):
     """(batched dataset, class names) from a folder or TFDS images."""
     import tensorflow as tf
 
     from keras_tl import data
 
-    size = _image_size(args)
     tfds = _tfds_spec(spec, split)
+    if tfds is not None and options.get("validation_split"):
+        raise ValueError(
+            "--validation-split holds out part of an image folder. For a "
+            "TFDS source, slice its split instead: --data "
+            "tfds:NAME:train[:80%] --validation tfds:NAME:train[80%:]. "
+            f"Received: --data {spec}"
+        )
     if tfds is None:
         return data.image_folder(
             spec,
@@ -165,9 +177,12 @@ class _Task:
                     "--encoder is for text data (--backbone awd_lstm). "
                     f"Received: --data {args.data} (images)"
                 )
+            size = _image_size(args)
             self.train, self.label_names = _images(
                 args.data,
                 args,
+                size,
+                split="train",
                 **(
                     dict(
                         validation_split=args.validation_split,
@@ -180,19 +195,15 @@ class _Task:
             self.validation = None
             if args.validation:
                 self.validation, _ = _images(
-                    args.validation,
-                    args,
-                    self.label_names,
-                    split="validation",
-                    shuffle=False,
+                    args.validation, args, size, self.label_names, shuffle=False
                 )
             elif args.validation_split:
                 self.validation, _ = _images(
                     args.data,
                     args,
+                    size,
                     validation_split=args.validation_split,
                     subset="validation",
-                    shuffle=False,
                 )
             return
         if args.validation_split:
@@ -210,10 +221,8 @@ class _Task:
                 "classifier needs at least two classes."
             )
         if self._is_awd_lstm():
-            from keras_tl.text.language_model import (
-                language_model_config,
-                load_language_model,
-            )
+            from keras_tl.text.language_model import language_model_config
+            from keras_tl.text.tokenizers import load_tokenizer
 
             if not self.encoder:
                 raise ValueError(
@@ -223,7 +232,7 @@ class _Task:
             self.backwards = bool(
                 language_model_config(self.encoder).get("backwards", False)
             )
-            _, self.tokenizer = load_language_model(self.encoder)
+            self.tokenizer = load_tokenizer(self.encoder)
         self.train = self.text_dataset(*texts["train"], shuffle=True)
         self.validation = None
         if texts["validation"]:
@@ -244,7 +253,10 @@ class _Task:
                 dataset = dataset.shuffle(len(ids), seed=self.args.seed)
             return dataset.batch(self.args.batch_size)
         documents = text_data.encode_documents(
-            list(texts), self.tokenizer, backwards=self.backwards
+            list(texts),
+            self.tokenizer,
+            backwards=self.backwards,
+            verbose=_verbose(self.args) > 0,
         )
         return text_data.classification_dataset(
             documents,
@@ -323,35 +335,37 @@ class _Task:
         )
 
 
-def _labelled_arrays(model, dataset):
-    """(true class ids, probabilities) over a labelled dataset."""
+def _labelled_arrays(predict, dataset):
+    """(true class ids, probabilities) of `predict(inputs)` over a dataset."""
     import numpy as np
+
+    from keras_tl.metrics import class_probabilities
 
     truth, probabilities = [], []
     for inputs, labels in dataset:
-        probabilities.append(model.predict_on_batch(inputs))
+        probabilities.append(class_probabilities(predict(inputs)))
         truth.append(np.asarray(labels))
-    probabilities = np.concatenate(probabilities)
-    if probabilities.shape[-1] == 1:
-        probabilities = np.concatenate(
-            [1 - probabilities, probabilities], axis=-1
-        )
-    return np.concatenate(truth).astype("int64"), probabilities
+    return np.concatenate(truth).astype("int64"), np.concatenate(probabilities)
 
 
-def _scores(model, dataset, label_names, plot_path=None):
+def _report(truth, probabilities, label_names, plot_path=None):
     """Accuracy, error rate, macro-F1 and the confusion matrix."""
-    from keras_tl.metrics import classification_metrics, confusion_matrix
+    from keras_tl import metrics
 
-    truth, probabilities = _labelled_arrays(model, dataset)
-    scores = classification_metrics(truth, probabilities, len(label_names))
-    matrix = confusion_matrix(truth, probabilities, len(label_names))
-    scores["confusion_matrix"] = matrix.tolist()
+    matrix = metrics.confusion_matrix(truth, probabilities, len(label_names))
     if plot_path:
         from keras_tl.plots import plot_confusion_matrix
 
         plot_confusion_matrix(matrix, label_names, plot_path)
-    return scores
+    return {
+        **{k: round(v, 6) for k, v in metrics.scores(matrix).items()},
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def _scores(model, dataset, label_names, plot_path=None):
+    truth, probabilities = _labelled_arrays(model.predict_on_batch, dataset)
+    return _report(truth, probabilities, label_names, plot_path)
 
 
 # ---------------------------------------------------------------------------
@@ -441,12 +455,10 @@ def _fit_classifier(args, task, run):
     if test:
         if task.kind == "images":
             data, _ = _images(
-                test, args, task.label_names, split="test", shuffle=False
+                test, args, _image_size(args), task.label_names, shuffle=False
             )
         else:
-            data = task.text_dataset(
-                *_read_texts(test, args.test_labels, args, "test")
-            )
+            data = task.text_dataset(*_read_texts(test, args.test_labels, args))
         summary["test"] = _scores(model, data, task.label_names)
     return model, summary
 
@@ -492,6 +504,14 @@ def _finish(args, run, summary, started, model=None, task=None):
     print("; ".join(parts), flush=True)
 
 
+def _no_tflite_for_text(args):
+    if getattr(args, "tflite", False):
+        raise ValueError(
+            "--tflite converts image models; text classifiers read strings "
+            "through ops TFLite lacks. Leave out --tflite."
+        )
+
+
 def _card_metrics(scores):
     if not scores:
         return None
@@ -531,14 +551,39 @@ def _train(args):
 
     started = time.monotonic()
     task = _Task(args)  # checks the data before anything is written
+    _check_options(args, task.kind == "text")
     run = RunFolder(
         args.run_dir or _default_run_dir(args, args.backbone, args.data),
         _config(args),
         overwrite=args.overwrite,
+        ignore=_AFTER_TRAINING,
     )
     _save_tokenizer(task, run)
     model, summary = _fit_classifier(args, task, run)
     _finish(args, run, summary, started, model, task)
+
+
+def _check_options(args, text):
+    """Refuses, before anything is written, what would fail later."""
+    from keras_tl.recipes import _stage_rates
+
+    _stage_rates(_rates(args), len(args.epochs))
+    if text:
+        _no_tflite_for_text(args)
+    if args.export and os.path.exists(args.export) and not args.overwrite:
+        raise FileExistsError(
+            f"--export {args.export} already exists. Choose another --export "
+            "(an unfinished run resumes with a new one), or pass --overwrite "
+            "to replace it and train again."
+        )
+
+
+def _check_output(args):
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(
+            f"--output {args.output} already exists. Choose another folder, "
+            "or pass --overwrite to replace it."
+        )
 
 
 def _save_tokenizer(task, run):
@@ -563,15 +608,24 @@ def _ulmfit(args):
     texts = _labelled_texts(args)  # checks the data before anything is written
     for encoder in encoders:
         language_model_config(encoder)
+    _check_options(args, text=True)
     root = args.run_dir or _default_run_dir(args, args.encoder, args.data)
-    top = RunFolder(root, _config(args), overwrite=args.overwrite)
+    top = RunFolder(
+        root, _config(args), overwrite=args.overwrite, ignore=_AFTER_TRAINING
+    )
     members, summaries = [], []
     for index, encoder in enumerate(encoders):
         path = root if len(encoders) == 1 else top.file(f"member-{index + 1}")
         run = (
             top
             if path == root
-            else RunFolder(path, {**_config(args), "member_encoder": encoder})
+            # A member finished before a kill is reopened, not retrained.
+            else RunFolder(
+                path,
+                {**_config(args), "member_encoder": encoder},
+                ignore=_AFTER_TRAINING,
+                reopen_finished=True,
+            )
         )
         if args.lm_epochs and not run.state.get("language_model"):
             run.state["language_model"] = _fine_tune_lm_for(
@@ -602,7 +656,7 @@ def _ulmfit(args):
     }
     if args.test:
         summary["test"] = ensemble.evaluate(
-            *_read_texts(args.test, args.test_labels, args, "test")
+            *_read_texts(args.test, args.test_labels, args)
         )
     if args.export:
         ensemble.export(
@@ -691,14 +745,15 @@ def _lm_pretrain(args):
     from keras_tl.text.language_model import pretrain_language_model
 
     started = time.monotonic()
+    _check_output(args)
+    texts = read_corpus(args.corpus, args.max_words)
+    validation = (
+        "\n".join(read_corpus(args.validation)) if args.validation else None
+    )
     run = RunFolder(
         args.run_dir or _default_run_dir(args, args.output),
         _config(args),
         overwrite=True,  # a pretraining run does not resume
-    )
-    texts = read_corpus(args.corpus, args.max_words)
-    validation = (
-        "\n".join(read_corpus(args.validation)) if args.validation else None
     )
     result = pretrain_language_model(
         "\n".join(texts),
@@ -742,18 +797,23 @@ def _lm_finish(args, run, started, perplexity):
 def _lm_finetune(args):
     from keras_tl.data import read_corpus
     from keras_tl.runs import RunFolder
+    from keras_tl.text.language_model import language_model_config
 
     started = time.monotonic()
+    _check_output(args)
+    language_model_config(args.encoder)
+    texts = read_corpus(args.corpus, args.max_words)
+    validation = read_corpus(args.validation) if args.validation else None
     run = RunFolder(
         args.run_dir or _default_run_dir(args, args.output),
         _config(args),
-        overwrite=True,
+        overwrite=True,  # fine-tuning a language model does not resume
     )
     info = _fine_tune_lm(
         args.encoder,
-        read_corpus(args.corpus, args.max_words),
+        texts,
         args.output,
-        validation=read_corpus(args.validation) if args.validation else None,
+        validation=validation,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
@@ -815,7 +875,7 @@ class _Loaded:
                 self.card = json.load(f)
             self.label_names = self.card.get("labels")
             self.served = tf.saved_model.load(path)
-            self.config = None
+            self.config = self.tokenizer = None
             return
         from keras_tl.runs import BEST, STATE, read_yaml
 
@@ -837,15 +897,23 @@ class _Loaded:
             state = json.load(f)
         self.state = state
         self.label_names = state.get("label_names")
-        file = (
-            os.path.join(path, BEST)
-            if checkpoint == "best"
-            else os.path.join(path, state["last_checkpoint"] or "")
-        )
-        if not os.path.exists(file):
+        if os.path.isdir(os.path.join(path, "member-1")):
+            raise ValueError(
+                f"{path} is an ensemble's run folder: give one of its "
+                "member-N folders, or the exported ensemble (--export)."
+            )
+        if checkpoint == "best":
+            file = os.path.join(path, BEST)
+            missing = (
+                "the run has not finished an epoch yet, or its monitor "
+                "was never logged"
+            )
+        else:
+            file = os.path.join(path, state["last_checkpoint"] or BEST)
+            missing = "the run has not finished an epoch yet"
+        if not state["last_checkpoint"] or not os.path.exists(file):
             raise FileNotFoundError(
-                f"No {checkpoint} checkpoint in {path}: the run has not "
-                "finished an epoch yet."
+                f"No {checkpoint} checkpoint in {path}: {missing}."
             )
         import keras_tl.text  # noqa: F401 (registers the text layers)
 
@@ -882,65 +950,57 @@ class _Loaded:
             self.state.get("backwards", False),
         )
 
-    def probabilities_of_texts(self, texts):
+    def probabilities_of_texts(self, texts, batch_size=32):
+        """Class probabilities, `batch_size` texts at a time."""
         import numpy as np
         import tensorflow as tf
 
-        if self.served is not None:
-            out = self.served.signatures["serving_default"](
-                texts=tf.constant(texts, tf.string)
+        from keras_tl.metrics import class_probabilities
+
+        if self.tokenizer is not None and self.served is None:
+            return class_probabilities(
+                self.classifier().predict_proba(texts, batch_size)
             )
-            return out["probabilities"].numpy()
-        if self.tokenizer is not None:
-            return self.classifier().predict_proba(texts)
-        return np.asarray(self.model.predict(tf.constant(texts), verbose=0))
+        pieces = []
+        for start in range(0, len(texts), batch_size):
+            batch = tf.constant(texts[start : start + batch_size], tf.string)
+            if self.served is not None:
+                out = self.served.signatures["serving_default"](texts=batch)
+                pieces.append(out["probabilities"].numpy())
+            else:
+                pieces.append(np.asarray(self.model.predict_on_batch(batch)))
+        return class_probabilities(np.concatenate(pieces))
 
     def probabilities_of_pixels(self, pixels):
-        import numpy as np
         import tensorflow as tf
+
+        from keras_tl.metrics import class_probabilities
 
         if self.served is not None:
             out = self.served.signatures["serving_default"](
                 pixels=tf.cast(tf.clip_by_value(pixels, 0, 255), tf.uint8)
             )
-            return out["probabilities"].numpy()
-        return np.asarray(self.model.predict_on_batch(pixels))
+            return class_probabilities(out["probabilities"].numpy())
+        return class_probabilities(self.model.predict_on_batch(pixels))
 
 
 def _evaluate(args):
-    import numpy as np
-
-    from keras_tl.metrics import classification_metrics, confusion_matrix
-
     loaded = _Loaded(args.model, args.checkpoint)
     names = loaded.label_names
     if loaded.takes_text:
-        texts, labels = _read_texts(args.data, args.labels, args, "test")
         from keras_tl.text import data as text_data
 
+        texts, labels = _read_texts(args.data, args.labels, args)
         truth, _ = text_data.encode_labels(labels, names)
-        probabilities = loaded.probabilities_of_texts(texts)
+        probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
     else:
-        args.image_size, args.backbone = loaded.image_size(), ""
-        dataset, _ = _images(args.data, args, names, "test", shuffle=False)
-        truth, probabilities = [], []
-        for pixels, labels in dataset:
-            probabilities.append(loaded.probabilities_of_pixels(pixels))
-            truth.append(labels.numpy())
-        truth, probabilities = (
-            np.concatenate(truth),
-            np.concatenate(probabilities),
+        dataset, _ = _images(
+            args.data, args, loaded.image_size(), names, shuffle=False
         )
-    if probabilities.shape[-1] == 1:
-        probabilities = np.concatenate([1 - probabilities, probabilities], -1)
-    scores = classification_metrics(truth, probabilities, len(names))
-    matrix = confusion_matrix(truth, probabilities, len(names))
-    if args.plot:
-        from keras_tl.plots import plot_confusion_matrix
-
-        plot_confusion_matrix(matrix, names, args.plot)
-    scores = {k: round(v, 6) for k, v in scores.items()}
-    print(json.dumps({**scores, "confusion_matrix": matrix.tolist()}))
+        truth, probabilities = _labelled_arrays(
+            loaded.probabilities_of_pixels, dataset
+        )
+    print(json.dumps(_report(truth, probabilities, names, args.plot)))
 
 
 def _predict(args):
@@ -962,7 +1022,8 @@ def _predict(args):
                 'Nothing to predict: give --text "..." or text files with '
                 "one text a line."
             )
-        names, probabilities = texts, loaded.probabilities_of_texts(texts)
+        names = texts
+        probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
     else:
         if args.text:
             raise ValueError(
@@ -986,8 +1047,6 @@ def _predict(args):
             pixels.append(tf.image.resize(image, (size, size)))
         names = inputs
         probabilities = loaded.probabilities_of_pixels(tf.stack(pixels))
-    if probabilities.shape[-1] == 1:
-        probabilities = np.concatenate([1 - probabilities, probabilities], -1)
     for name, row in zip(names, probabilities, strict=True):
         best = int(np.argmax(row))
         print(
@@ -1016,11 +1075,9 @@ def _export(args):
     if os.path.exists(summary_path):
         with open(summary_path, encoding="utf-8") as f:
             summary = json.load(f)
-        scores = summary.get("test") or summary.get("validation")
-        if scores:
-            metrics = {
-                k: v for k, v in scores.items() if k != "confusion_matrix"
-            }
+        metrics = _card_metrics(
+            summary.get("test") or summary.get("validation")
+        )
     card = dict(
         overwrite=args.overwrite,
         training_data=os.path.basename(
@@ -1029,6 +1086,7 @@ def _export(args):
         metrics=metrics,
     )
     if loaded.tokenizer is not None:
+        _no_tflite_for_text(args)
         loaded.classifier().export(args.output, **card)
     else:
         keras_tl.export(
@@ -1057,7 +1115,8 @@ def _add_run_options(parser, resumes=True):
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing run folder and --export folder",
+        help="replace an existing run folder, and the --export or "
+        "--output folder",
     )
     parser.add_argument(
         "--verbose",
@@ -1346,7 +1405,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(ulmfit, [1, 1, 1, 2])
     _add_run_options(ulmfit)
     ulmfit.set_defaults(
-        backbone="awd_lstm", train_bn=False, validation_split=None
+        backbone="awd_lstm",
+        train_bn=False,
+        validation_split=None,
+        batch_size=64,  # fastai's for text classifiers
     )
 
     finder = command(
@@ -1399,6 +1461,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs", nargs="*", help="image files, or text files (one a line)"
     )
     predict.add_argument("--text", action="append", help="a text to classify")
+    predict.add_argument("--batch-size", type=int, default=32)
     export = parser.commands[("export",)]
     export.add_argument("--output", required=True, help="the SavedModel folder")
     export.add_argument("--tflite", action="store_true")

@@ -101,7 +101,8 @@ def image_folder(
         path: a folder with one subfolder of images per class.
         image_size: an int (square) or `(height, width)`.
         batch_size: images per batch.
-        shuffle: shuffle the files (each epoch).
+        shuffle: shuffle the files (each epoch); always on with
+            `validation_split`, so the two subsets do not overlap.
         seed: the shuffling and `validation_split` seed.
         validation_split: hold out this fraction of the files; pick the
             part with `subset` ("training" or "validation").
@@ -134,6 +135,10 @@ def image_folder(
         )
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
+    if validation_split:
+        # Keras shuffles the files (with `seed`) before it splits them:
+        # both subsets must see the same order, or they overlap.
+        shuffle = True
     dataset = keras.utils.image_dataset_from_directory(
         path,
         image_size=tuple(image_size),
@@ -287,7 +292,8 @@ def read_corpus(
 def _jsonl_rows(path, *required):
     opener = gzip.open if path.endswith(".gz") else open
     rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
+    # utf-8-sig: a byte-order mark (as Windows tools write) is not text.
+    with opener(path, "rt", encoding="utf-8-sig") as f:
         for number, line in enumerate(_decoded_lines(f, path), 1):
             if not line.strip():
                 continue
@@ -389,7 +395,7 @@ def read_labelled(
     if path.endswith((".jsonl", ".jsonl.gz")):
         rows = _jsonl_rows(path)
     elif path.endswith((".csv", ".tsv")):
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(
                 csv.DictReader(
                     _decoded_lines(f, path),

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 
 import keras
 
@@ -92,11 +93,18 @@ class RunFolder:
         config: the run's resolved configuration (a JSON-able dict). A
             folder that holds an unfinished run with the same configuration
             is resumed; with another configuration it is refused.
-        overwrite: delete whatever is at `path` and start again.
+        overwrite: delete the run folder at `path` and start again (a
+            folder that is not a run folder is never deleted).
+        ignore: configuration keys that may change between a run and its
+            resumption (what is done after training, such as where to
+            export); their new values are saved.
+        reopen_finished: open a finished run (for its checkpoints and
+            scores) instead of refusing it.
 
     Raises:
-        FileExistsError: `path` holds a finished run, or something that is
-            not a run folder, and `overwrite` is False.
+        FileExistsError: `path` holds something that is not a run folder,
+            or a finished run and neither `overwrite` nor
+            `reopen_finished` is set.
         ValueError: `path` holds an unfinished run with another
             configuration.
 
@@ -107,9 +115,18 @@ class RunFolder:
     ...           callbacks=run.callbacks())  # doctest: +SKIP
     """
 
-    def __init__(self, path, config, *, overwrite=False):
+    def __init__(
+        self,
+        path,
+        config,
+        *,
+        overwrite=False,
+        ignore=(),
+        reopen_finished=False,
+    ):
         self.path = os.fspath(path)
         self.config = _plain(config)
+        self.ignore = set(ignore)
         self.state = {
             "epochs_done": 0,
             "history": {},
@@ -118,28 +135,47 @@ class RunFolder:
             "complete": False,
         }
         if os.path.exists(self.path) and os.listdir(self.path):
-            if overwrite:
+            if not os.path.exists(self.file(STATE)):
+                raise FileExistsError(
+                    f"{self.path} exists and is not a run folder (no "
+                    f"{STATE}), so it is left alone. Choose another run "
+                    f"folder. Received: run_dir={self.path!r}"
+                )
+            with open(self.file(STATE), encoding="utf-8") as f:
+                saved = json.load(f)
+            # A run that stopped before its first epoch (and before any
+            # other step it records, such as ULMFiT's language model) has
+            # nothing to lose: it starts again, whatever its options were.
+            fresh = not (
+                saved["epochs_done"]
+                or saved["complete"]
+                or saved.get("language_model")
+            )
+            if overwrite or fresh:
                 shutil.rmtree(self.path)
             else:
-                self._resume()
+                self._resume(saved, reopen_finished)
         os.makedirs(os.path.join(self.path, "checkpoints"), exist_ok=True)
+        for name in os.listdir(self.file("checkpoints")):
+            if name.startswith(_PARTIAL):  # left by a kill mid-save
+                os.remove(os.path.join(self.file("checkpoints"), name))
         write_yaml(self.file(CONFIG), self.config)
         self.save_state()
 
-    def _resume(self):
-        if not os.path.exists(self.file(STATE)):
+    def _resume(self, state, reopen_finished):
+        if state["complete"] and not reopen_finished:
             raise FileExistsError(
-                f"{self.path} exists and is not a run folder (no {STATE}). "
-                "Choose another run folder, or pass --overwrite to replace "
-                f"it. Received: run_dir={self.path!r}"
+                f"{self.path} holds a finished run. Pass --overwrite to run "
+                "it again, or choose another run folder. Received: "
+                f"run_dir={self.path!r}"
             )
         saved = read_yaml(self.file(CONFIG))
-        if saved != self.config:
-            changed = sorted(
-                key
-                for key in set(saved) | set(self.config)
-                if saved.get(key) != self.config.get(key)
-            )
+        changed = sorted(
+            key
+            for key in set(saved) | set(self.config)
+            if saved.get(key) != self.config.get(key) and key not in self.ignore
+        )
+        if changed:
             raise ValueError(
                 f"{self.path} holds an unfinished run with another "
                 f"configuration (different: {', '.join(changed)}). Run the "
@@ -147,14 +183,7 @@ class RunFolder:
                 f"again, or choose another run folder. Received: "
                 f"{ {k: self.config.get(k) for k in changed} }"
             )
-        with open(self.file(STATE), encoding="utf-8") as f:
-            self.state = json.load(f)
-        if self.state["complete"]:
-            raise FileExistsError(
-                f"{self.path} holds a finished run. Pass --overwrite to run "
-                "it again, or choose another run folder. Received: "
-                f"run_dir={self.path!r}"
-            )
+        self.state = state
 
     def file(self, name):
         return os.path.join(self.path, name)
@@ -213,15 +242,18 @@ class RunFolder:
         _save_model(model, self.file(last))
         value = (logs or {}).get(monitor)
         best = self.state["best"]
-        if value is not None and (
+        improved = value is not None and (
             best is None
             or (
                 value < best["value"]
                 if _lower_is_better(monitor)
                 else value > best["value"]
             )
-        ):
-            _save_model(model, self.file(BEST))
+        )
+        if improved:
+            # Written under a partial name and moved in once the state
+            # that describes it is saved.
+            model.save(self.file(_partial(BEST)))
             self.state["best"] = {
                 "monitor": monitor,
                 "value": float(value),
@@ -230,6 +262,8 @@ class RunFolder:
         previous = self.state["last_checkpoint"]
         self.state["last_checkpoint"] = last
         self.save_state()
+        if improved:
+            os.replace(self.file(_partial(BEST)), self.file(BEST))
         if previous and previous != last:
             os.remove(self.file(previous))
         self._write_history()
@@ -269,16 +303,26 @@ class RunFolder:
 
 
 def _lower_is_better(monitor):
-    return "loss" in monitor or "error" in monitor or "perplexity" in monitor
+    # As Keras' "auto" mode: scores that grow with quality are maximised,
+    # everything else (losses, errors, perplexity, mae...) minimised.
+    name = monitor.lower()
+    return not any(
+        word in name for word in ("acc", "auc", "f1", "precision", "recall")
+    )
+
+
+_PARTIAL = "partial-"
+
+
+def _partial(path):
+    # Keras insists on the .keras suffix, so the temporary name keeps it.
+    folder, name = os.path.split(path)
+    return os.path.join(folder, _PARTIAL + name)
 
 
 def _save_model(model, path):
-    # Keras insists on the .keras suffix, so the temporary name keeps it.
-    temporary = os.path.join(
-        os.path.dirname(path), "partial-" + os.path.basename(path)
-    )
-    model.save(temporary)
-    os.replace(temporary, path)
+    model.save(_partial(path))
+    os.replace(_partial(path), path)
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -297,10 +341,18 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.run = run
         self.monitor = monitor
         self.checkpoints = checkpoints
+        self._warned = False
 
     def on_epoch_end(self, epoch, logs=None):
-        monitor = self.monitor or (
-            "val_loss" if logs and "val_loss" in logs else "loss"
-        )
+        logs = logs or {}
+        monitor = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
+        if self.checkpoints and monitor not in logs and not self._warned:
+            warnings.warn(
+                f"The monitor {monitor!r} is not among the logged values "
+                f"{sorted(logs)}, so no best checkpoint is written. Pick one "
+                "of them (e.g. --monitor val_accuracy).",
+                stacklevel=2,
+            )
+            self._warned = True
         model = self.model if self.checkpoints else None
         self.run.record(epoch, logs, model, monitor)

@@ -147,6 +147,42 @@ def test_bad_image_data_exits_2_before_writing_anything(
     assert not os.path.exists("runs")
 
 
+def test_validation_split_holds_out_other_files_of_every_class(tmp_path):
+    folder = write_images(tmp_path / "photos", n=10, size=8)
+    options = dict(image_size=8, batch_size=100, validation_split=0.2, seed=3)
+    train, _ = data.image_folder(folder, subset="training", **options)
+    valid, _ = data.image_folder(
+        folder, subset="validation", shuffle=False, **options
+    )
+    seen = [
+        {tuple(x.numpy().ravel()[:12]) for x in next(iter(d))[0]}
+        for d in (train, valid)
+    ]
+    assert len(seen[0]) == 16 and len(seen[1]) == 4
+    assert not seen[0] & seen[1]
+    valid_labels = next(iter(valid))[1].numpy()
+    assert sorted(set(valid_labels)) == [0, 1]  # not one class's files
+
+
+def test_tfds_sources_need_a_split_and_no_validation_split(
+    tmp_path, image_module_path, capsys
+):
+    import tensorflow_datasets as tfds
+
+    argv = [
+        "train",
+        "--data", "tfds:tf_flowers",
+        "--backbone", f"hub:{image_module_path}",
+        "--run-dir", str(tmp_path / "run"),
+    ]  # fmt: skip
+    with tfds.testing.mock_data(num_examples=4):
+        assert cli.main(argv + ["--validation", "tfds:tf_flowers"]) == 2
+        assert "need the split" in capsys.readouterr().err
+        assert cli.main(argv + ["--validation-split", "0.2"]) == 2
+        assert "tfds:NAME:train[80%:]" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_image_folder_loader(tmp_path):
     with pytest.raises(ValueError, match="at least two"):
         data.image_class_folders(write_images(tmp_path / "a", ("one",), 1))
@@ -191,6 +227,9 @@ def test_read_labelled_formats_and_errors(tmp_path):
     with gzip.open(rows, "wt", encoding="utf-8") as f:
         f.write('{"text": "piña", "label": 2}\n\n{"text": "ñu", "label": 0}\n')
     assert data.read_labelled(str(rows)) == (["piña", "ñu"], ["2", "0"])
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("text,label\n¿sí?,1\n".encode("utf-8-sig"))
+    assert data.read_labelled(str(bom)) == (["¿sí?"], ["1"])
     empty = tmp_path / "e.csv"
     empty.write_text("text,label\n")
     with pytest.raises(ValueError, match="has no rows"):
@@ -341,7 +380,7 @@ def test_a_finished_run_is_not_rerun(trained, image_module_path, capsys):
         "--run-dir", str(trained / "run"),
     ]  # fmt: skip
     assert cli.main(argv + ["--validation", config["validation"]]) == 2
-    assert "another configuration" in capsys.readouterr().err
+    assert "holds a finished run" in capsys.readouterr().err
 
 
 def test_lr_find_command(tmp_path, image_module_path, capsys):
@@ -489,7 +528,8 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     assert cli.main(["pretrain-lm", "--help"]) == 0
 
 
-def test_lm_user_errors_exit_with_code_2(tmp_path, capsys):
+def test_lm_user_errors_exit_with_code_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     out = ["--output", str(tmp_path / "out")]
     assert cli.main(["lm", "pretrain", "--corpus", "no.txt", *out]) == 2
     assert "Corpus file not found" in capsys.readouterr().err
@@ -504,7 +544,20 @@ def test_lm_user_errors_exit_with_code_2(tmp_path, capsys):
     assert "bad.jsonl, line 3" in capsys.readouterr().err
     assert cli.main(["lm", "finetune", "--encoder", str(tmp_path),
                      "--corpus", str(bad), *out]) == 2  # fmt: skip
-    assert "line 3" in capsys.readouterr().err
+    assert "No language model in" in capsys.readouterr().err
+    (tmp_path / "out").mkdir()
+    good = tmp_path / "good.txt"
+    good.write_text("hola\n")
+    assert cli.main(["lm", "pretrain", "--corpus", str(good), *out]) == 2
+    assert "--output" in capsys.readouterr().err and "--overwrite" in err_of(
+        capsys, ["lm", "pretrain", "--corpus", str(good), *out]
+    )
+    assert not os.path.exists(tmp_path / "runs")  # nothing was written
+
+
+def err_of(capsys, argv):
+    assert cli.main(argv) == 2
+    return capsys.readouterr().err
 
 
 def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
@@ -595,7 +648,8 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     assert json.loads(state_path.read_text())["complete"]
 
 
-def test_ulmfit_command_bad_data(tmp_path, capsys):
+def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     texts = tmp_path / "texts.txt"
     texts.write_text("hola\nadiós\n", encoding="utf-8")
     args = ["ulmfit", "--encoder", str(tmp_path / "lm"), "--data"]
@@ -616,7 +670,7 @@ def test_ulmfit_command_bad_data(tmp_path, capsys):
     rows.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n')
     assert cli.main(args + [str(rows)]) == 2
     assert "row 2: no 'text' or 'label' field" in capsys.readouterr().err
-    assert not os.path.exists(tmp_path / "runs")
+    assert not os.path.exists(tmp_path / "runs")  # nothing was written
 
 
 def test_train_on_a_tfds_name_and_on_texts_with_a_hub_module(
@@ -687,3 +741,27 @@ def test_asking_for_a_tpu_that_is_not_there_exits_2(
     )  # fmt: skip
     assert code == 2
     assert "No TPU found for tpu='no-such-tpu'" in capsys.readouterr().err
+
+
+def test_an_existing_export_is_refused_before_training(
+    tmp_path, image_module_path, capsys
+):
+    images = write_images(tmp_path / "photos", n=2)
+    (tmp_path / "served").mkdir()
+    argv = [
+        "train",
+        "--data", images,
+        "--backbone", f"hub:{image_module_path}",
+        "--run-dir", str(tmp_path / "run"),
+        "--export", str(tmp_path / "served"),
+    ]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--export" in err and "already exists" in err and "--overwrite" in err
+    )
+    assert not os.path.exists(tmp_path / "run")
+    assert cli.main([*argv[:-2], "--epochs", "1", "1",
+                     "--learning-rate", "0.1", "0.2", "0.3"]) == 2  # fmt: skip
+    assert "one learning rate per stage" in capsys.readouterr().err.lower()
+    assert not os.path.exists(tmp_path / "run")

@@ -105,3 +105,11 @@ def test_confusion_matrix_numbers_and_plot(tmp_path):
         keras_tl.plot_confusion_matrix(matrix, ["a", "b"])
     with pytest.raises(ValueError, match="one prediction per example"):
         keras_tl.metrics.confusion_matrix([0, 1], [0])
+
+
+def test_a_single_sigmoid_column_is_two_classes():
+    probabilities = [[0.9], [0.1], [0.8]]
+    matrix = keras_tl.metrics.confusion_matrix([1, 0, 1], probabilities)
+    assert matrix.tolist() == [[1, 0], [0, 2]]
+    scores = keras_tl.metrics.classification_metrics([1, 0, 1], probabilities)
+    assert scores["accuracy"] == 1.0

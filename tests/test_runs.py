@@ -188,3 +188,66 @@ def test_planned_learning_rates_follow_the_stages():
     assert rates.max() == pytest.approx(0.02)
     with pytest.raises(ValueError, match="Unknown schedule"):
         keras_tl.recipes.planned_learning_rates(1, 5, schedule="cosine")
+
+
+def test_run_folder_never_deletes_what_is_not_a_run(tmp_path):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="left alone"):
+        RunFolder(mine, {}, overwrite=True)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_run_that_never_finished_an_epoch_starts_again(tmp_path):
+    RunFolder(tmp_path / "run", {"learning_rate": [0.1, 0.2, 0.3]})
+    # A corrected command (other options) takes the folder over.
+    run = RunFolder(tmp_path / "run", {"learning_rate": [0.1, 0.2]})
+    assert read_yaml(tmp_path / "run" / "config.yaml") == {
+        "learning_rate": [0.1, 0.2]
+    }
+    # ...but not once a step it records (ULMFiT's LM) is done.
+    run.state["language_model"] = {"folder": "lm"}
+    run.save_state()
+    with pytest.raises(ValueError, match="another configuration"):
+        RunFolder(tmp_path / "run", {"learning_rate": [0.5]})
+
+
+def test_options_after_training_may_change_on_resume(tmp_path):
+    run = RunFolder(tmp_path / "run", {"epochs": [2], "export": "a"})
+    run.record(0, {"loss": 1.0}, compiled())
+    (tmp_path / "run" / "checkpoints" / "partial-best.keras").write_text("")
+    resumed = RunFolder(
+        tmp_path / "run", {"epochs": [2], "export": "b"}, ignore=("export",)
+    )
+    assert resumed.epochs_done == 1
+    assert read_yaml(tmp_path / "run" / "config.yaml")["export"] == "b"
+    # A save interrupted by a kill leaves no partial file behind.
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == [
+        "best.keras",
+        "last-epoch-1.keras",
+    ]
+    resumed.finish({})
+    reopened = RunFolder(
+        tmp_path / "run", {"epochs": [2], "export": "b"}, reopen_finished=True
+    )
+    assert reopened.state["complete"] and reopened.epochs_done == 1
+
+
+def test_monitor_direction_and_a_monitor_that_is_not_logged(tmp_path):
+    from keras_tl.runs import _lower_is_better
+
+    for name in ("loss", "val_mae", "val_mean_squared_error", "error_rate"):
+        assert _lower_is_better(name), name
+    for name in ("val_accuracy", "binary_accuracy", "auc", "macro_f1"):
+        assert not _lower_is_better(name), name
+    model = compiled()
+    run = RunFolder(tmp_path / "run", {})
+    with pytest.warns(UserWarning, match="'val_acc' is not among"):
+        model.fit(
+            data(),
+            epochs=2,
+            verbose=0,
+            callbacks=run.callbacks("val_acc", tensorboard=False),
+        )
+    assert run.state["best"] is None and run.epochs_done == 2

@@ -188,11 +188,19 @@ def _reverse_rows(ragged):
     return ragged.with_values(values)
 
 
-def encode_documents(texts, tokenizer, *, backwards=False, batch_size=2048):
-    """`document_ids` for a list of texts, as a list of int32 arrays."""
+def encode_documents(
+    texts, tokenizer, *, backwards=False, batch_size=2048, verbose=False
+):
+    """`document_ids` for a list of texts, as a list of int32 arrays.
+
+    `verbose` shows a progress bar (batches of documents encoded).
+    """
     texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
     documents = []
-    for start in range(0, len(texts), batch_size):
+    starts = range(0, len(texts), batch_size)
+    if verbose:
+        starts = progress(starts, f"x {batch_size} documents encoded", every=1)
+    for start in starts:
         batch = texts[start : start + batch_size]
         ids = document_ids(tf.constant(batch), tokenizer, backwards=backwards)
         splits = ids.row_splits.numpy()

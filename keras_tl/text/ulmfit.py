@@ -219,7 +219,9 @@ def fine_tune_language_model(
     from keras_tl.text.language_model import _copy, evaluate_perplexity
 
     def stream(documents):
-        ids = data_lib.encode_corpus(documents, tokenizer)
+        ids = data_lib.encode_corpus(
+            documents, tokenizer, verbose=bool(verbose)
+        )
         return ids[::-1].copy() if backwards else ids
 
     epochs = (epochs,) if isinstance(epochs, int) else tuple(epochs)
