@@ -89,7 +89,7 @@ def test_config_file_gives_options_and_the_command_line_wins(tmp_path):
         "batch-size: 8\ntrain_bn: true\nlearning_rate: 0.01\n"
     )
     parser = cli.build_parser()
-    argv = cli._apply_config(
+    argv = cli.apply_config(
         parser, ["train", "--config", str(config), "--batch-size", "4"]
     )
     args = parser.parse_args(argv)

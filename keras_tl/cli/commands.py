@@ -1,0 +1,619 @@
+"""What each `keras-tl` command does (the parser is in `parser.py`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from keras_tl.cli.inputs import (
+    Loaded,
+    Task,
+    image_size_of,
+    images,
+    labelled_arrays,
+    labelled_texts,
+    read_texts,
+    report,
+    scores,
+    verbosity,
+)
+
+# Options that change how a run is shown or stored, not what it computes:
+# left out of the configuration a resumed run must match.
+_NOT_CONFIG = {"config", "overwrite", "verbose", "run", "run_dir"}
+# What is done after training: may change when a run is resumed.
+_AFTER_TRAINING = ("export", "tflite", "test", "test_labels")
+
+
+def _config(args):
+    return {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+
+
+def _default_run_dir(args, *parts):
+    name = "-".join(
+        os.path.basename(os.path.normpath(str(p))).replace(":", "_")
+        for p in parts
+        if p
+    )
+    return os.path.join("runs", f"{args.command}-{name}")
+
+
+def _fit_classifier(args, task, run):
+    """Builds (or restores) the classifier, fine-tunes it, scores it."""
+    from keras_tl import distribute, plots
+    from keras_tl.recipes import fine_tune, planned_learning_rates
+
+    run.state["label_names"] = task.label_names
+    strategy = distribute.get_strategy(args.tpu, verbose=verbosity(args) > 0)
+    distribute.set_precision(strategy, PRECISIONS[args.precision])
+    with strategy.scope():
+        if run.epochs_done:
+            print(
+                f"Resuming {run.path} after epoch {run.epochs_done} of "
+                f"{sum(args.epochs)}",
+                flush=True,
+            )
+            model = run.load_last()
+        else:
+            model = task.build()
+    rates = _rates(args)
+    if run.epochs_done < sum(args.epochs):
+        fine_tune(
+            model,
+            task.train,
+            epochs=tuple(args.epochs),
+            learning_rate=rates,
+            factor=args.factor,
+            schedule=args.schedule,
+            train_bn=args.train_bn,
+            freeze_bn=args.freeze_bn,
+            validation_data=task.validation,
+            callbacks=run.callbacks(args.monitor),
+            initial_epoch=run.epochs_done,
+            verbose=verbosity(args),
+            shuffle=False,  # the datasets shuffle themselves
+        )
+    plots.plot_history(run.history, run.file("history.png"))
+    steps = int(task.train.cardinality())
+    if steps > 0:
+        plots.plot_schedule(
+            planned_learning_rates(
+                tuple(args.epochs),
+                steps,
+                learning_rate=rates,
+                schedule=args.schedule,
+            ),
+            path=run.file("learning_rate.png"),
+        )
+    summary = {
+        "run_dir": run.path,
+        "epochs": run.epochs_done,
+        "labels": task.label_names,
+        "best": run.state["best"],
+    }
+    if task.validation is not None:
+        summary["validation"] = scores(
+            model,
+            task.validation,
+            task.label_names,
+            run.file("confusion_matrix.png"),
+        )
+    test = getattr(args, "test", None)
+    if test:
+        if task.kind == "images":
+            data, _ = images(
+                test, args, image_size_of(args), task.label_names, shuffle=False
+            )
+        else:
+            data = task.text_dataset(*read_texts(test, args.test_labels, args))
+        summary["test"] = scores(model, data, task.label_names)
+    return model, summary
+
+
+PRECISIONS = {"auto": "auto", "float32": False, "mixed": True}
+
+
+def _rates(args):
+    if args.learning_rate is None:
+        if args.backbone == "awd_lstm":
+            from keras_tl.text.ulmfit import default_rates
+
+            return default_rates("classifier", len(args.epochs))
+        return 1e-3
+    if len(args.learning_rate) == 1:
+        return args.learning_rate[0]
+    return list(args.learning_rate)
+
+
+def _finish(args, run, summary, started, model=None, task=None):
+    if getattr(args, "export", None) and task is not None:
+        metrics = _card_metrics(
+            summary.get("test") or summary.get("validation")
+        )
+        task.export(model, args.export, metrics, overwrite=args.overwrite)
+        summary["export"] = args.export
+    run.finish(summary)
+    parts = [f"keras-tl {args.command}: done in {_duration(started)}"]
+    if "epochs" in summary:
+        parts.append(f"{summary['epochs']} epochs")
+    best = summary.get("best")
+    if best:
+        parts.append(
+            f"best {best['monitor']} {best['value']:.4g} "
+            f"(epoch {best['epoch']})"
+        )
+    for name in ("validation", "test"):
+        if summary.get(name):
+            parts.append(f"{name} accuracy {summary[name]['accuracy']:.4f}")
+    parts.append(f"run folder {run.path}")
+    if summary.get("export"):
+        parts.append(f"exported to {summary['export']}")
+    print("; ".join(parts), flush=True)
+
+
+def _no_tflite_for_text(args):
+    if getattr(args, "tflite", False):
+        raise ValueError(
+            "--tflite converts image models; text classifiers read strings "
+            "through ops TFLite lacks. Leave out --tflite."
+        )
+
+
+def _card_metrics(scores):
+    if not scores:
+        return None
+    return {k: v for k, v in scores.items() if k != "confusion_matrix"}
+
+
+def _duration(started):
+    seconds = time.monotonic() - started
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
+def list_backbones_command(args):
+    from keras_tl.backbones.registry import get_backbone, list_backbones
+
+    names = list_backbones(args.pattern)
+    if not names:
+        raise ValueError(
+            f"No backbone matches {args.pattern!r}. Run `keras-tl "
+            "list-backbones` for all of them."
+        )
+    for name in names:
+        spec = get_backbone(name)
+        print(
+            f"{name:40s} {spec.default_input_size:4d} px  "
+            f"{spec.feature_dim:5d} features  {spec.family}"
+        )
+
+
+def train_command(args):
+    from keras_tl.runs import RunFolder
+
+    started = time.monotonic()
+    task = Task(args)  # checks the data before anything is written
+    _check_options(args, task.kind == "text")
+    run = RunFolder(
+        args.run_dir or _default_run_dir(args, args.backbone, args.data),
+        _config(args),
+        overwrite=args.overwrite,
+        ignore=_AFTER_TRAINING,
+    )
+    _save_tokenizer(task, run)
+    model, summary = _fit_classifier(args, task, run)
+    _finish(args, run, summary, started, model, task)
+
+
+def _check_options(args, text):
+    """Refuses, before anything is written, what would fail later."""
+    from keras_tl.recipes import _stage_rates
+
+    _stage_rates(_rates(args), len(args.epochs))
+    if text:
+        _no_tflite_for_text(args)
+    if args.export and os.path.exists(args.export) and not args.overwrite:
+        raise FileExistsError(
+            f"--export {args.export} already exists. Choose another --export "
+            "(an unfinished run resumes with a new one), or pass --overwrite "
+            "to replace it and train again."
+        )
+
+
+def _check_output(args):
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(
+            f"--output {args.output} already exists. Choose another folder, "
+            "or pass --overwrite to replace it."
+        )
+
+
+def _save_tokenizer(task, run):
+    if task.tokenizer is not None:
+        from keras_tl.text.tokenizers import save_tokenizer
+
+        folder = run.file("tokenizer")
+        os.makedirs(folder, exist_ok=True)
+        save_tokenizer(task.tokenizer, folder)
+        run.state["backwards"] = task.backwards
+
+
+def ulmfit_command(args):
+    from keras_tl.runs import RunFolder
+    from keras_tl.text.language_model import language_model_config
+    from keras_tl.text.ulmfit import Ensemble, TextClassifier
+
+    started = time.monotonic()
+    encoders = [args.encoder] + (
+        [args.ensemble_with] if args.ensemble_with else []
+    )
+    texts = labelled_texts(args)  # checks the data before anything is written
+    for encoder in encoders:
+        language_model_config(encoder)
+    _check_options(args, text=True)
+    root = args.run_dir or _default_run_dir(args, args.encoder, args.data)
+    top = RunFolder(
+        root, _config(args), overwrite=args.overwrite, ignore=_AFTER_TRAINING
+    )
+    members, summaries = [], []
+    for index, encoder in enumerate(encoders):
+        path = root if len(encoders) == 1 else top.file(f"member-{index + 1}")
+        run = (
+            top
+            if path == root
+            # A member finished before a kill is reopened, not retrained.
+            else RunFolder(
+                path,
+                {**_config(args), "member_encoder": encoder},
+                ignore=_AFTER_TRAINING,
+                reopen_finished=True,
+            )
+        )
+        if args.lm_epochs and not run.state.get("language_model"):
+            run.state["language_model"] = _fine_tune_lm_for(
+                args, texts, encoder, run
+            )
+            run.save_state()
+        tuned = run.state.get("language_model", {}).get("folder", encoder)
+        task = Task(args, encoder=tuned, texts=texts)
+        _save_tokenizer(task, run)
+        model, summary = _fit_classifier(args, task, run)
+        summary["language_model"] = run.state.get("language_model")
+        if run is not top:
+            run.finish(summary)
+        members.append(
+            TextClassifier(
+                model, task.tokenizer, task.label_names, task.backwards
+            )
+        )
+        summaries.append(summary)
+    if len(members) == 1:
+        _finish(args, top, summaries[0], started, model, task)
+        return
+    ensemble = Ensemble(members)
+    summary = {
+        "run_dir": root,
+        "members": summaries,
+        "labels": task.label_names,
+    }
+    if args.test:
+        summary["test"] = ensemble.evaluate(
+            *read_texts(args.test, args.test_labels, args)
+        )
+    if args.export:
+        ensemble.export(
+            args.export,
+            overwrite=args.overwrite,
+            training_data=os.path.basename(args.data),
+            metrics=summary.get("test"),
+        )
+        summary["export"] = args.export
+    _finish(args, top, summary, started)
+
+
+def _fine_tune_lm_for(args, texts, encoder, run):
+    """ULMFiT step (i) on the training texts, into the run folder."""
+    folder = run.file("language_model")
+    info = _fine_tune_lm(
+        encoder,
+        texts["train"][0],
+        folder,
+        validation=texts["validation"][0] if texts["validation"] else None,
+        epochs=args.lm_epochs,
+        learning_rate=None,
+        batch_size=args.lm_batch_size,
+        sequence_length=args.bptt,
+        verbose=verbosity(args),
+        training_data=os.path.basename(args.data),
+    )
+    return {"folder": folder, **info}
+
+
+def _fine_tune_lm(
+    encoder,
+    texts,
+    output,
+    *,
+    validation,
+    epochs,
+    learning_rate,
+    batch_size,
+    sequence_length,
+    verbose,
+    training_data,
+    callbacks=None,
+):
+    from keras_tl.text.language_model import (
+        language_model_config,
+        load_language_model,
+        save_language_model,
+    )
+    from keras_tl.text.ulmfit import fine_tune_language_model
+
+    config = language_model_config(encoder)
+    language_model, tokenizer = load_language_model(encoder)
+    tuned, info = fine_tune_language_model(
+        language_model,
+        tokenizer,
+        texts,
+        epochs=tuple(epochs),
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        sequence_length=sequence_length,
+        validation_texts=validation,
+        backwards=config.get("backwards", False),
+        verbose=verbose,
+        callbacks=callbacks,
+    )
+    history = info.pop("history")
+    config["fine_tuning"] = {
+        "from": os.fspath(encoder),
+        "data": training_data,
+        "epochs": list(epochs),
+        **{k: float(v) if isinstance(v, float) else v for k, v in info.items()},
+    }
+    if "perplexity_after" in info:
+        config["validation_perplexity"] = round(info["perplexity_after"], 2)
+    config["train_history"] = {
+        k: [float(v) for v in vs] for k, vs in history.items()
+    }
+    save_language_model(tuned, tokenizer, output, config)
+    return info
+
+
+def lm_pretrain_command(args):
+    from keras_tl.data import read_corpus
+    from keras_tl.runs import RunFolder
+    from keras_tl.text.language_model import pretrain_language_model
+
+    started = time.monotonic()
+    _check_output(args)
+    texts = read_corpus(args.corpus, args.max_words)
+    validation = (
+        "\n".join(read_corpus(args.validation)) if args.validation else None
+    )
+    run = RunFolder(
+        args.run_dir or _default_run_dir(args, args.output),
+        _config(args),
+        overwrite=True,  # a pretraining run does not resume
+    )
+    result = pretrain_language_model(
+        "\n".join(texts),
+        args.output,
+        validation=validation,
+        tokenizer=args.tokenizer,
+        vocabulary_size=args.vocabulary_size,
+        embedding_dim=args.embedding_dim,
+        hidden_dim=args.hidden_dim,
+        num_layers=args.num_layers,
+        drop_mult=args.drop_mult,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        sequence_length=args.sequence_length,
+        learning_rate=args.learning_rate,
+        language=args.language,
+        backwards=args.backwards,
+        verbose=verbosity(args),
+        callbacks=run.callbacks(checkpoints=False),
+    )
+    _lm_finish(args, run, started, result["validation_perplexity"])
+
+
+def _lm_finish(args, run, started, perplexity):
+    from keras_tl import plots
+
+    plots.plot_history(run.history, run.file("history.png"))
+    summary = {
+        "output": args.output,
+        "validation_perplexity": round(perplexity, 2),
+    }
+    run.finish(summary)
+    print(
+        f"keras-tl {args.command}: done in {_duration(started)}; validation "
+        f"perplexity {perplexity:.2f}; language model in {args.output}; run "
+        f"folder {run.path}",
+        flush=True,
+    )
+
+
+def lm_finetune_command(args):
+    from keras_tl.data import read_corpus
+    from keras_tl.runs import RunFolder
+    from keras_tl.text.language_model import language_model_config
+
+    started = time.monotonic()
+    _check_output(args)
+    language_model_config(args.encoder)
+    texts = read_corpus(args.corpus, args.max_words)
+    validation = read_corpus(args.validation) if args.validation else None
+    run = RunFolder(
+        args.run_dir or _default_run_dir(args, args.output),
+        _config(args),
+        overwrite=True,  # fine-tuning a language model does not resume
+    )
+    info = _fine_tune_lm(
+        args.encoder,
+        texts,
+        args.output,
+        validation=validation,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        sequence_length=args.sequence_length,
+        verbose=verbosity(args),
+        training_data=", ".join(os.path.basename(p) for p in args.corpus),
+        callbacks=run.callbacks(checkpoints=False),
+    )
+    _lm_finish(args, run, started, info.get("perplexity_after", float("nan")))
+
+
+def lr_find_command(args):
+    from keras_tl.lr_finder import lr_find
+    from keras_tl.plots import plot_lr_find
+    from keras_tl.runs import RunFolder
+
+    started = time.monotonic()
+    task = Task(args)
+    run = RunFolder(
+        args.run_dir or _default_run_dir(args, args.backbone, args.data),
+        _config(args),
+        overwrite=True,  # quick and exploratory: always start again
+    )
+    result = lr_find(
+        task.build(),
+        task.train,
+        min_learning_rate=args.min_learning_rate,
+        max_learning_rate=args.max_learning_rate,
+        num_steps=args.num_steps,
+    )
+    plot_lr_find(result, run.file("lr_find.png"))
+    summary = {
+        "valley": result.valley,
+        "steepest": result.steepest,
+        "minimum": result.minimum,
+        "plot": run.file("lr_find.png"),
+    }
+    run.finish(summary)
+    print(
+        f"keras-tl lr-find: done in {_duration(started)}; valley "
+        f"{result.valley:.2g}, steepest {result.steepest:.2g}; plot "
+        f"{summary['plot']}",
+        flush=True,
+    )
+
+
+def evaluate_command(args):
+    loaded = Loaded(args.model, args.checkpoint)
+    names = loaded.label_names
+    if loaded.takes_text:
+        from keras_tl.text import data as text_data
+
+        texts, labels = read_texts(args.data, args.labels, args)
+        truth, _ = text_data.encode_labels(labels, names)
+        probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
+    else:
+        dataset, _ = images(
+            args.data, args, loaded.image_size(), names, shuffle=False
+        )
+        truth, probabilities = labelled_arrays(
+            loaded.probabilities_of_pixels, dataset
+        )
+    print(json.dumps(report(truth, probabilities, names, args.plot)))
+
+
+def predict_command(args):
+    import numpy as np
+    import tensorflow as tf
+
+    loaded = Loaded(args.model, args.checkpoint)
+    inputs = list(args.inputs)
+    if loaded.takes_text:
+        texts = list(args.text or [])
+        for path in inputs:
+            from keras_tl.data import read_text
+
+            texts.extend(
+                line for line in read_text(path).split("\n") if line.strip()
+            )
+        if not texts:
+            raise ValueError(
+                'Nothing to predict: give --text "..." or text files with '
+                "one text a line."
+            )
+        names = texts
+        probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
+    else:
+        if args.text:
+            raise ValueError(
+                f"{args.model} classifies images: give image files, not --text."
+            )
+        if not inputs:
+            raise ValueError("Nothing to predict: give image files.")
+        size = loaded.image_size()
+        pixels = []
+        for path in inputs:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"Image not found: {path}")
+            try:
+                image = tf.io.decode_image(
+                    tf.io.read_file(path), channels=3, expand_animations=False
+                )
+            except tf.errors.InvalidArgumentError:
+                raise ValueError(
+                    f"{path} is not a JPEG, PNG, BMP or GIF image."
+                ) from None
+            pixels.append(tf.image.resize(image, (size, size)))
+        names = inputs
+        probabilities = loaded.probabilities_of_pixels(tf.stack(pixels))
+    for name, row in zip(names, probabilities, strict=True):
+        best = int(np.argmax(row))
+        print(
+            json.dumps(
+                {
+                    "input": name,
+                    "label": loaded.label_names[best],
+                    "probability": round(float(row[best]), 6),
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+def export_command(args):
+    import keras_tl
+
+    loaded = Loaded(args.model, args.checkpoint)
+    if loaded.served is not None:
+        raise ValueError(
+            f"{args.model} is already an exported model. Give the run folder "
+            "that `keras-tl train` wrote."
+        )
+    summary_path = os.path.join(args.model, "summary.json")
+    metrics = None
+    if os.path.exists(summary_path):
+        with open(summary_path, encoding="utf-8") as f:
+            summary = json.load(f)
+        metrics = _card_metrics(
+            summary.get("test") or summary.get("validation")
+        )
+    card = dict(
+        overwrite=args.overwrite,
+        training_data=os.path.basename(
+            os.path.normpath(loaded.config.get("data", ""))
+        ),
+        metrics=metrics,
+    )
+    if loaded.tokenizer is not None:
+        _no_tflite_for_text(args)
+        loaded.classifier().export(args.output, **card)
+    else:
+        keras_tl.export(
+            loaded.model,
+            args.output,
+            labels=loaded.label_names,
+            tflite=args.tflite,
+            **card,
+        )
+    print(f"keras-tl export: wrote {args.output}", flush=True)

@@ -1,0 +1,458 @@
+"""What the `keras-tl` commands read.
+
+Data sources (an image folder, a text file, `tfds:NAME[:SPLIT]`), the task
+they make (`Task`: datasets, labels, the model to build, how to export it)
+and trained models (`Loaded`: a run folder or an exported SavedModel).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def tfds_spec(spec, default_split="train"):
+    """`tfds:NAME[:SPLIT]` -> (name, split), or None for a path.
+
+    Training data defaults to the "train" split; validation and test
+    sources (`default_split=None`) must name theirs, since datasets differ
+    (tf_flowers has only "train").
+    """
+    if not isinstance(spec, str) or not spec.startswith("tfds:"):
+        return None
+    parts = spec.split(":", 2)
+    if not parts[1] or (len(parts) < 3 and default_split is None):
+        raise ValueError(
+            "A TFDS source is written tfds:NAME[:SPLIT]; validation and "
+            "test sources need the split, like tfds:tf_flowers:train[80%:]. "
+            f"Received: {spec!r}"
+        )
+    return parts[1], parts[2] if len(parts) > 2 else default_split
+
+
+def data_kind(spec):
+    """ "images" or "text" for a data source."""
+    from keras_tl import data
+
+    tfds = tfds_spec(spec)
+    if tfds is not None:
+        dataset, _ = data.tfds_examples(*tfds)
+        first = dataset.element_spec[0]
+        return "text" if first.dtype.name == "string" else "images"
+    if os.path.isdir(spec):
+        return "images"
+    if not os.path.exists(spec):
+        raise FileNotFoundError(
+            f"Data not found: {spec}. Give an image folder (one subfolder "
+            "per class), a .csv / .tsv / .jsonl(.gz) / .txt file, or "
+            f"tfds:NAME. Received: {spec!r}"
+        )
+    return "text"
+
+
+def read_texts(spec, labels_path, args, split=None):
+    """(texts, labels) from a text file or a TFDS text dataset."""
+    from keras_tl import data
+
+    tfds = tfds_spec(spec, split)
+    if tfds is None:
+        return data.read_labelled(
+            spec, labels_path, args.text_column, args.label_column
+        )
+    dataset, names = data.tfds_examples(*tfds)
+    texts, labels = [], []
+    for text, label in dataset.as_numpy_iterator():
+        texts.append(text.decode("utf-8"))
+        labels.append(names[int(label)] if names else str(label))
+    return texts, labels
+
+
+def labelled_texts(args):
+    """{"train": (texts, labels), "validation": (texts, labels) or None}."""
+    validation = None
+    if args.validation:
+        validation = read_texts(args.validation, args.validation_labels, args)
+    return {
+        "train": read_texts(args.data, args.labels, args, "train"),
+        "validation": validation,
+    }
+
+
+def image_size_of(args):
+    from keras_tl.backbones.registry import get_backbone
+
+    if args.image_size:
+        return args.image_size
+    if args.backbone.startswith("hub:"):
+        return 224
+    return get_backbone(args.backbone).default_input_size
+
+
+def images(spec, args, size, class_names=None, split=None, **options):
+    """(batched dataset, class names) from a folder or TFDS images."""
+    import tensorflow as tf
+
+    from keras_tl import data
+
+    tfds = tfds_spec(spec, split)
+    if tfds is not None and options.get("validation_split"):
+        raise ValueError(
+            "--validation-split holds out part of an image folder. For a "
+            "TFDS source, slice its split instead: --data "
+            "tfds:NAME:train[:80%] --validation tfds:NAME:train[80%:]. "
+            f"Received: --data {spec}"
+        )
+    if tfds is None:
+        return data.image_folder(
+            spec,
+            image_size=size,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            class_names=class_names,
+            **options,
+        )
+    dataset, names = data.tfds_examples(*tfds)
+    if options.get("shuffle", True):
+        dataset = dataset.shuffle(4096, seed=args.seed)
+    dataset = dataset.map(
+        lambda image, label: (tf.image.resize(image, (size, size)), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.batch(args.batch_size).prefetch(tf.data.AUTOTUNE), names
+
+
+class Task:
+    """What one classifier run trains on, and how its inputs are read."""
+
+    def __init__(self, args, encoder=None, texts=None):
+        self.args = args
+        self.kind = data_kind(args.data)
+        self.encoder = encoder or getattr(args, "encoder", None)
+        self.tokenizer = None
+        self.backwards = False
+        if self.kind == "images":
+            if self.encoder:
+                raise ValueError(
+                    "--encoder is for text data (--backbone awd_lstm). "
+                    f"Received: --data {args.data} (images)"
+                )
+            size = image_size_of(args)
+            self.train, self.label_names = images(
+                args.data,
+                args,
+                size,
+                split="train",
+                **(
+                    dict(
+                        validation_split=args.validation_split,
+                        subset="training",
+                    )
+                    if args.validation_split
+                    else {}
+                ),
+            )
+            self.validation = None
+            if args.validation:
+                self.validation, _ = images(
+                    args.validation, args, size, self.label_names, shuffle=False
+                )
+            elif args.validation_split:
+                self.validation, _ = images(
+                    args.data,
+                    args,
+                    size,
+                    validation_split=args.validation_split,
+                    subset="validation",
+                )
+            return
+        if args.validation_split:
+            raise ValueError(
+                "--validation-split holds out part of an image folder; for "
+                "text files give --validation FILE."
+            )
+        texts = texts or labelled_texts(args)
+        from keras_tl.text import data as text_data
+
+        _, self.label_names = text_data.encode_labels(texts["train"][1])
+        if len(self.label_names) < 2:
+            raise ValueError(
+                f"Only one label ({self.label_names}) in {args.data}: a "
+                "classifier needs at least two classes."
+            )
+        if self._is_awd_lstm():
+            from keras_tl.text.language_model import language_model_config
+            from keras_tl.text.tokenizers import load_tokenizer
+
+            if not self.encoder:
+                raise ValueError(
+                    "--backbone awd_lstm needs --encoder: a language-model "
+                    "folder written by `keras-tl lm pretrain`."
+                )
+            self.backwards = bool(
+                language_model_config(self.encoder).get("backwards", False)
+            )
+            self.tokenizer = load_tokenizer(self.encoder)
+        self.train = self.text_dataset(*texts["train"], shuffle=True)
+        self.validation = None
+        if texts["validation"]:
+            self.validation = self.text_dataset(*texts["validation"])
+
+    def _is_awd_lstm(self):
+        return self.args.backbone == "awd_lstm"
+
+    def text_dataset(self, texts, labels, shuffle=False):
+        import tensorflow as tf
+
+        from keras_tl.text import data as text_data
+
+        ids, _ = text_data.encode_labels(labels, self.label_names)
+        if self.tokenizer is None:  # a string model (hub text module)
+            dataset = tf.data.Dataset.from_tensor_slices((list(texts), ids))
+            if shuffle:
+                dataset = dataset.shuffle(len(ids), seed=self.args.seed)
+            return dataset.batch(self.args.batch_size)
+        documents = text_data.encode_documents(
+            list(texts),
+            self.tokenizer,
+            backwards=self.backwards,
+            verbose=verbosity(self.args) > 0,
+        )
+        return text_data.classification_dataset(
+            documents,
+            ids,
+            batch_size=self.args.batch_size,
+            shuffle=shuffle,
+            seed=self.args.seed,
+        )
+
+    def build(self):
+        import keras_tl
+
+        args = self.args
+        if self.kind == "text" and not (
+            self._is_awd_lstm() or args.backbone.startswith("hub:")
+        ):
+            raise ValueError(
+                "Text data trains an AWD-LSTM classifier (--backbone "
+                "awd_lstm --encoder FOLDER) or a hub text module (--backbone "
+                f"hub:HANDLE). Received: --backbone {args.backbone}"
+            )
+        if self._is_awd_lstm():
+            if self.kind != "text":
+                raise ValueError(
+                    "--backbone awd_lstm reads text: give a .csv / .tsv / "
+                    f".jsonl / .txt file as --data. Received: {args.data}"
+                )
+            return keras_tl.build(
+                "awd_lstm",
+                len(self.label_names),
+                encoder=self.encoder,
+                drop_mult=args.drop_mult,
+                bptt=args.bptt,
+                max_len=args.max_len,
+                seed=args.seed,
+            )
+        options = {}
+        if self.kind == "images":
+            size = image_size_of(args)
+            options["input_shape"] = (size, size, 3)
+        weights = None if args.weights in ("none", "None", "") else args.weights
+        return keras_tl.build(
+            args.backbone,
+            len(self.label_names),
+            weights=weights,
+            pooling=args.pooling,
+            dropout=args.dropout,
+            train_bn=args.train_bn,
+            **options,
+        )
+
+    def export(self, model, path, metrics=None, overwrite=False):
+        import keras_tl
+
+        training = os.path.basename(os.path.normpath(self.args.data))
+        if self.tokenizer is not None:
+            from keras_tl.text import TextClassifier
+
+            TextClassifier(
+                model, self.tokenizer, self.label_names, self.backwards
+            ).export(
+                path,
+                overwrite=overwrite,
+                training_data=training,
+                metrics=metrics,
+            )
+            return
+        keras_tl.export(
+            model,
+            path,
+            labels=self.label_names,
+            overwrite=overwrite,
+            training_data=training,
+            metrics=metrics,
+            tflite=getattr(self.args, "tflite", False),
+        )
+
+
+def labelled_arrays(predict, dataset):
+    """(true class ids, probabilities) of `predict(inputs)` over a dataset."""
+    import numpy as np
+
+    from keras_tl.metrics import class_probabilities
+
+    truth, probabilities = [], []
+    for inputs, labels in dataset:
+        probabilities.append(class_probabilities(predict(inputs)))
+        truth.append(np.asarray(labels))
+    return np.concatenate(truth).astype("int64"), np.concatenate(probabilities)
+
+
+def report(truth, probabilities, label_names, plot_path=None):
+    """Accuracy, error rate, macro-F1 and the confusion matrix."""
+    from keras_tl import metrics
+
+    matrix = metrics.confusion_matrix(truth, probabilities, len(label_names))
+    if plot_path:
+        from keras_tl.plots import plot_confusion_matrix
+
+        plot_confusion_matrix(matrix, label_names, plot_path)
+    return {
+        **{k: round(v, 6) for k, v in metrics.scores(matrix).items()},
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def scores(model, dataset, label_names, plot_path=None):
+    truth, probabilities = labelled_arrays(model.predict_on_batch, dataset)
+    return report(truth, probabilities, label_names, plot_path)
+
+
+class Loaded:
+    """A trained classifier from a run folder or an exported SavedModel."""
+
+    def __init__(self, path, checkpoint="last"):
+        import keras
+
+        self.path = path
+        card = os.path.join(path, "model_card.json")
+        if os.path.exists(card):
+            import tensorflow as tf
+
+            with open(card, encoding="utf-8") as f:
+                self.card = json.load(f)
+            self.label_names = self.card.get("labels")
+            self.served = tf.saved_model.load(path)
+            self.config = self.tokenizer = None
+            return
+        from keras_tl.runs import BEST, STATE, read_yaml
+
+        self.served = None
+        if path.endswith(".keras"):
+            raise ValueError(
+                f"Give the run folder the checkpoint belongs to (it knows the "
+                f"labels and how inputs are read), not the file. Received: "
+                f"{path}"
+            )
+        if not os.path.exists(os.path.join(path, STATE)):
+            raise FileNotFoundError(
+                f"{path} is neither a run folder (no {STATE}) nor an "
+                "exported model (no model_card.json). Give the folder that "
+                "`keras-tl train` or `keras-tl export` wrote."
+            )
+        self.config = read_yaml(os.path.join(path, "config.yaml"))
+        with open(os.path.join(path, STATE), encoding="utf-8") as f:
+            state = json.load(f)
+        self.state = state
+        self.label_names = state.get("label_names")
+        if os.path.isdir(os.path.join(path, "member-1")):
+            raise ValueError(
+                f"{path} is an ensemble's run folder: give one of its "
+                "member-N folders, or the exported ensemble (--export)."
+            )
+        if checkpoint == "best":
+            file = os.path.join(path, BEST)
+            missing = (
+                "the run has not finished an epoch yet, or its monitor "
+                "was never logged"
+            )
+        else:
+            file = os.path.join(path, state["last_checkpoint"] or BEST)
+            missing = "the run has not finished an epoch yet"
+        if not state["last_checkpoint"] or not os.path.exists(file):
+            raise FileNotFoundError(
+                f"No {checkpoint} checkpoint in {path}: {missing}."
+            )
+        import keras_tl.text  # noqa: F401 (registers the text layers)
+
+        self.model = keras.saving.load_model(file, compile=False)
+        self.tokenizer = None
+        if os.path.exists(os.path.join(path, "tokenizer")):
+            from keras_tl.text.tokenizers import load_tokenizer
+
+            self.tokenizer = load_tokenizer(os.path.join(path, "tokenizer"))
+
+    @property
+    def takes_text(self):
+        if self.served is not None:
+            return "texts" in json.dumps(self.card.get("signatures", {}))
+        return self.tokenizer is not None or (
+            self.model.inputs[0].dtype == "string"
+        )
+
+    def image_size(self):
+        if self.served is not None:
+            spec = self.served.signatures[
+                "serving_default"
+            ].structured_input_signature
+            return int(spec[1]["pixels"].shape[1])
+        return int(self.model.inputs[0].shape[1])
+
+    def classifier(self):
+        from keras_tl.text import TextClassifier
+
+        return TextClassifier(
+            self.model,
+            self.tokenizer,
+            self.label_names,
+            self.state.get("backwards", False),
+        )
+
+    def probabilities_of_texts(self, texts, batch_size=32):
+        """Class probabilities, `batch_size` texts at a time."""
+        import numpy as np
+        import tensorflow as tf
+
+        from keras_tl.metrics import class_probabilities
+
+        if self.tokenizer is not None and self.served is None:
+            return class_probabilities(
+                self.classifier().predict_proba(texts, batch_size)
+            )
+        pieces = []
+        for start in range(0, len(texts), batch_size):
+            batch = tf.constant(texts[start : start + batch_size], tf.string)
+            if self.served is not None:
+                out = self.served.signatures["serving_default"](texts=batch)
+                pieces.append(out["probabilities"].numpy())
+            else:
+                pieces.append(np.asarray(self.model.predict_on_batch(batch)))
+        return class_probabilities(np.concatenate(pieces))
+
+    def probabilities_of_pixels(self, pixels):
+        import tensorflow as tf
+
+        from keras_tl.metrics import class_probabilities
+
+        if self.served is not None:
+            out = self.served.signatures["serving_default"](
+                pixels=tf.cast(tf.clip_by_value(pixels, 0, 255), tf.uint8)
+            )
+            return class_probabilities(out["probabilities"].numpy())
+        return class_probabilities(self.model.predict_on_batch(pixels))
+
+
+def verbosity(args):
+    if args.verbose is not None:
+        return args.verbose
+    return 1 if sys.stdout.isatty() else 2

@@ -1,0 +1,499 @@
+"""The `keras-tl` argument parser, YAML configs and `main`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from keras_tl.cli import commands as actions
+from keras_tl.cli.commands import PRECISIONS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(
+            2,
+            f"{self.prog}: error: {message}\nRun `{self.prog} --help` for "
+            "the options.\n",
+        )
+
+
+def _add_run_options(parser, resumes=True):
+    parser.add_argument(
+        "--config", help="a YAML file of options (the command line wins)"
+    )
+    parser.add_argument(
+        "--run-dir",
+        help="the run folder (default: runs/<command>-<names>)"
+        + ("; an unfinished run there is resumed" if resumes else ""),
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run folder, and the --export or "
+        "--output folder",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=[0, 1, 2],
+        help="0 silent, 1 progress bars, 2 one line per epoch (default: 1 "
+        "in a terminal, else 2)",
+    )
+
+
+def _add_data_options(parser, validation=True):
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="an image folder (one subfolder per class), a .csv / .tsv / "
+        ".jsonl(.gz) / .txt text file, or tfds:NAME[:SPLIT]",
+    )
+    parser.add_argument("--labels", help="labels of a .txt --data, one a line")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    if validation:
+        parser.add_argument(
+            "--validation", help="validation data, same kinds as --data"
+        )
+        parser.add_argument("--validation-labels")
+        parser.add_argument(
+            "--validation-split",
+            type=float,
+            help="hold out this fraction of an image folder for validation",
+        )
+        parser.add_argument("--test", help="scored once at the end")
+        parser.add_argument("--test-labels")
+
+
+def _add_model_options(parser, backbone_required=True):
+    if backbone_required:
+        parser.add_argument(
+            "--backbone",
+            required=True,
+            help="a name from `keras-tl list-backbones`, hub:HANDLE (TF-Hub "
+            "/ Kaggle URL or local SavedModel), or awd_lstm (text; needs "
+            "--encoder)",
+        )
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        help="imagenet, none, or a .weights.h5 file of the backbone without "
+        "its top",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="side of the square input (default: the backbone's)",
+    )
+    parser.add_argument(
+        "--pooling", choices=["avg", "max", "avgmax"], default="avg"
+    )
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument(
+        "--train-bn",
+        action="store_true",
+        help="keep BatchNorm training in frozen groups (fastai)",
+    )
+    parser.add_argument(
+        "--encoder", help="a language-model folder, for --backbone awd_lstm"
+    )
+    parser.add_argument("--bptt", type=int, default=70)
+    parser.add_argument("--max-len", type=int, default=1440)
+    parser.add_argument("--drop-mult", type=float, default=0.5)
+
+
+def _add_training_options(parser, epochs):
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        nargs="+",
+        default=epochs,
+        help="epochs of each stage: stage 1 trains the head, each later "
+        "stage unfreezes one more layer group, the last trains everything "
+        f"(default: {' '.join(map(str, epochs))})",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        nargs="+",
+        help="peak rate of the first stage (halved each later stage), or "
+        "one per stage (default: 1e-3; ULMFiT's for awd_lstm)",
+    )
+    parser.add_argument(
+        "--factor",
+        type=float,
+        default=2.6,
+        help="discriminative rates: each group's rate is the one above / "
+        "factor",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=["slanted_triangular", "one_cycle", "warmup_cosine"],
+        default="slanted_triangular",
+    )
+    parser.add_argument(
+        "--freeze-bn",
+        action="store_true",
+        help="keep every BatchNorm frozen (pretrained statistics)",
+    )
+    parser.add_argument(
+        "--monitor",
+        help="the value that picks best.keras (default: val_loss, or loss)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=sorted(PRECISIONS),
+        default="auto",
+        help="auto: bfloat16 on TPUs, float16 on GPUs, float32 on CPUs; "
+        "mixed: also bfloat16 on CPUs",
+    )
+    parser.add_argument(
+        "--tpu",
+        help="use this TPU (`local` on Colab and TPU VMs); default: one "
+        "the environment advertises, else several GPUs (MirroredStrategy), "
+        "else one device",
+    )
+    parser.add_argument(
+        "--export", help="write a SavedModel taking raw inputs here"
+    )
+    parser.add_argument(
+        "--tflite", action="store_true", help="also write model.tflite"
+    )
+
+
+def _add_lm_options(parser):
+    parser.add_argument(
+        "--corpus",
+        nargs="+",
+        required=True,
+        help=".txt or .jsonl(.gz) files with a 'text' field",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="folder to write, e.g. saved_models/es_awd_lstm",
+    )
+    parser.add_argument(
+        "--validation",
+        nargs="+",
+        help="validation files (default: the corpus's tail)",
+    )
+    parser.add_argument(
+        "--max-words",
+        type=int,
+        help="use only the first documents, up to this many words",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--sequence-length", type=int, default=70)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `keras-tl` argument parser.
+
+    Its `commands` attribute maps each command's words (`("lm",
+    "pretrain")`) to its subparser.
+    """
+    parser = _Parser(
+        prog="keras-tl",
+        description="Transfer learning for Keras 3: fine-tune pretrained "
+        "image and text models, the fastai / ULMFiT way.",
+    )
+    parser.commands = {}
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    def command(words, subparsers, help, run):
+        sub = subparsers.add_parser(words[-1], help=help, description=help)
+        sub.set_defaults(run=run)
+        parser.commands[tuple(words)] = sub
+        return sub
+
+    listing = command(
+        ["list-backbones"],
+        commands,
+        "list the registered backbones (name, input size, features)",
+        actions.list_backbones_command,
+    )
+    listing.add_argument(
+        "pattern", nargs="?", default="*", help='e.g. "efficientnet*"'
+    )
+
+    train = command(
+        ["train"],
+        commands,
+        "fine-tune an image or text classifier in stages and write a run "
+        "folder",
+        actions.train_command,
+    )
+    _add_data_options(train)
+    _add_model_options(train)
+    _add_training_options(train, [1, 2])
+    _add_run_options(train)
+
+    lm = command(["lm"], commands, "language models", None)
+    lm_commands = lm.add_subparsers(
+        dest="lm_command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=_Parser,
+    )
+    for words, subparsers in (
+        (["lm", "pretrain"], lm_commands),
+        (["pretrain-lm"], commands),
+    ):
+        pretrain = command(
+            words,
+            subparsers,
+            "pretrain an AWD-LSTM language model on a text corpus"
+            + (" (same as `lm pretrain`)" if len(words) == 1 else ""),
+            actions.lm_pretrain_command,
+        )
+        _add_lm_options(pretrain)
+        pretrain.add_argument(
+            "--tokenizer", choices=["subword", "word"], default="subword"
+        )
+        pretrain.add_argument("--vocabulary-size", type=int, default=8000)
+        pretrain.add_argument("--embedding-dim", type=int, default=400)
+        pretrain.add_argument("--hidden-dim", type=int, default=1152)
+        pretrain.add_argument("--num-layers", type=int, default=3)
+        pretrain.add_argument("--drop-mult", type=float, default=1.0)
+        pretrain.add_argument("--epochs", type=int, default=1)
+        pretrain.add_argument("--learning-rate", type=float, default=2e-3)
+        pretrain.add_argument("--language", help="recorded in the model card")
+        pretrain.add_argument(
+            "--backwards",
+            action="store_true",
+            help="train a backward LM (ULMFiT's second model)",
+        )
+        _add_run_options(pretrain, resumes=False)
+    finetune = command(
+        ["lm", "finetune"],
+        lm_commands,
+        "fine-tune a pretrained language model on a target corpus (ULMFiT "
+        "step i) and write a new language-model folder",
+        actions.lm_finetune_command,
+    )
+    finetune.add_argument(
+        "--encoder", required=True, help="the pretrained language-model folder"
+    )
+    _add_lm_options(finetune)
+    finetune.add_argument("--epochs", type=int, nargs="+", default=[1, 1])
+    finetune.add_argument(
+        "--learning-rate",
+        type=float,
+        nargs="+",
+        help="peak rate of each stage (default: 2e-2 then 2e-3)",
+    )
+    _add_run_options(finetune, resumes=False)
+
+    ulmfit = command(
+        ["ulmfit"],
+        commands,
+        "the whole ULMFiT recipe: fine-tune the language model on the "
+        "labelled texts, then train, score and export the classifier",
+        actions.ulmfit_command,
+    )
+    _add_data_options(ulmfit)
+    ulmfit.add_argument(
+        "--encoder", required=True, help="folder written by `lm pretrain`"
+    )
+    ulmfit.add_argument(
+        "--ensemble-with",
+        help="a second encoder folder (e.g. a backward LM): train a second "
+        "classifier on it and export the average of the two",
+    )
+    ulmfit.add_argument(
+        "--lm-epochs",
+        type=int,
+        nargs="*",
+        default=[1, 1],
+        help="epochs of the LM fine-tuning stages; none to skip",
+    )
+    ulmfit.add_argument("--lm-batch-size", type=int, default=32)
+    ulmfit.add_argument("--bptt", type=int, default=70)
+    ulmfit.add_argument("--max-len", type=int, default=1440)
+    ulmfit.add_argument("--drop-mult", type=float, default=0.5)
+    _add_training_options(ulmfit, [1, 1, 1, 2])
+    _add_run_options(ulmfit)
+    ulmfit.set_defaults(
+        backbone="awd_lstm",
+        train_bn=False,
+        validation_split=None,
+        batch_size=64,  # fastai's for text classifiers
+    )
+
+    finder = command(
+        ["lr-find"],
+        commands,
+        "run the learning-rate range test on a freshly built model and plot it",
+        actions.lr_find_command,
+    )
+    _add_data_options(finder, validation=False)
+    _add_model_options(finder)
+    finder.add_argument("--min-learning-rate", type=float, default=1e-7)
+    finder.add_argument("--max-learning-rate", type=float, default=10.0)
+    finder.add_argument("--num-steps", type=int, default=100)
+    _add_run_options(finder, resumes=False)
+    finder.set_defaults(validation=None, validation_split=None)
+
+    for words, help, run in (
+        (
+            ["evaluate"],
+            "score a trained model on labelled data",
+            actions.evaluate_command,
+        ),
+        (["predict"], "classify image files or texts", actions.predict_command),
+        (
+            ["export"],
+            "export a run's model as a SavedModel",
+            actions.export_command,
+        ),
+    ):
+        sub = command(words, commands, help, run)
+        sub.add_argument(
+            "--model",
+            required=True,
+            help="a run folder"
+            + (
+                ", or a SavedModel from `keras-tl export`"
+                if run != actions.export_command
+                else ""
+            ),
+        )
+        sub.add_argument(
+            "--checkpoint",
+            choices=["last", "best"],
+            default="last",
+            help="which checkpoint of a run folder",
+        )
+        sub.add_argument("--config", help=argparse.SUPPRESS)
+    evaluate = parser.commands[("evaluate",)]
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--labels")
+    evaluate.add_argument("--text-column", default="text")
+    evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.set_defaults(seed=0)
+    evaluate.add_argument("--plot", help="write the confusion matrix here")
+    predict = parser.commands[("predict",)]
+    predict.add_argument(
+        "inputs", nargs="*", help="image files, or text files (one a line)"
+    )
+    predict.add_argument("--text", action="append", help="a text to classify")
+    predict.add_argument("--batch-size", type=int, default=32)
+    export = parser.commands[("export",)]
+    export.add_argument("--output", required=True, help="the SavedModel folder")
+    export.add_argument("--tflite", action="store_true")
+    export.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+def apply_config(parser, argv):
+    """Puts a `--config` file's options before the command line's own."""
+    path = None
+    rest = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--config" and index + 1 < len(argv):
+            path = argv[index + 1]
+            index += 2
+            continue
+        if token.startswith("--config="):
+            path = token.split("=", 1)[1]
+        else:
+            rest.append(token)
+        index += 1
+    if path is None:
+        return argv
+    from keras_tl.runs import read_yaml
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Config file not found: {path}")
+    words = []
+    for token in rest:
+        if token.startswith("-"):
+            break
+        words.append(token)
+    subparser = parser.commands.get(tuple(words))
+    if subparser is None:
+        raise ValueError(
+            "Put --config after a command, e.g. `keras-tl train --config "
+            f"run.yaml`. Received: {' '.join(argv)}"
+        )
+    options = subparser._option_string_actions
+    tokens = []
+    for key, value in read_yaml(path).items():
+        flag = "--" + str(key).replace("_", "-")
+        action = options.get(flag)
+        if action is None or flag in ("--help", "--config"):
+            known = sorted(
+                o[2:].replace("-", "_")
+                for o in options
+                if o.startswith("--") and o not in ("--help", "--config")
+            )
+            raise ValueError(
+                f"{path}: unknown option {key!r} for `keras-tl "
+                f"{' '.join(words)}`. Known options: {', '.join(known)}."
+            )
+        if value is None or value is False:
+            continue
+        if value is True:
+            if action.nargs != 0:
+                raise ValueError(
+                    f"{path}: {key!r} takes a value, not true. Received: "
+                    f"{key}: {value}"
+                )
+            tokens.append(flag)
+            continue
+        if action.nargs == 0:
+            raise ValueError(
+                f"{path}: {key!r} is a switch: write `{key}: true`. "
+                f"Received: {key}: {value!r}"
+            )
+        values = value if isinstance(value, list) else [value]
+        tokens.extend([flag, *(str(v) for v in values)])
+    return words + tokens + rest[len(words) :]
+
+
+def main(argv=None) -> int:
+    """Runs the command; returns the exit code (2 for user errors)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(apply_config(parser, argv))
+        if extra:  # said by the command's own parser, with its --help
+            words = (args.command, getattr(args, "lm_command", None))
+            parser.commands[tuple(w for w in words if w)].error(
+                f"unrecognized arguments: {' '.join(extra)}"
+            )
+    except SystemExit as exit:  # argparse: --help (0) or a usage error (2)
+        return exit.code
+    except (FileNotFoundError, ValueError) as error:
+        print(f"keras-tl: error: {error}", file=sys.stderr)
+        return 2
+    name = " ".join(
+        w for w in (args.command, getattr(args, "lm_command", None)) if w
+    )
+    try:
+        args.run(args)
+    except (
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        ConnectionError,
+        ImportError,
+    ) as error:
+        print(f"keras-tl {name}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
