@@ -38,6 +38,31 @@ HEAVY = {
     "resnet152_v2",
 }
 
+# Further widths of a family whose other members stay in the default run:
+# the same constructor with another `alpha`, or the next EfficientNet size
+# above b0. They also run with `pytest -m slow`. Kept by default: one
+# member per family, plus one per code path inside a family (MobileNetV2
+# below and above alpha 1, whose feature size differs; MobileNetV3 small
+# and large, and a minimalistic one, without squeeze-and-excitation).
+VARIANTS = {
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_v2_b1",
+    "efficientnet_v2_b2",
+    "mobilenet",
+    "mobilenet_050",
+    "mobilenet_075",
+    "mobilenet_v2",
+    "mobilenet_v2_050",
+    "mobilenet_v2_075",
+    "mobilenet_v2_130",
+    "mobilenet_v3_large_075",
+    "mobilenet_v3_large_075_minimalistic",
+    "mobilenet_v3_large_minimalistic",
+    "mobilenet_v3_small_075",
+    "mobilenet_v3_small_075_minimalistic",
+}
+
 
 def test_every_keras_application_is_registered():
     functions = {name for name in dir(keras.applications) if name[0].isupper()}
@@ -91,7 +116,7 @@ def test_preprocessing_layer_rejects_unknown_mode():
 
 def _contract_params():
     for name in keras_tl.list_backbones():
-        marks = [pytest.mark.slow] if name in HEAVY else []
+        marks = [pytest.mark.slow] if name in HEAVY | VARIANTS else []
         yield pytest.param(name, marks=marks, id=name)
 
 
