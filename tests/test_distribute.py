@@ -263,3 +263,69 @@ def test_text_classifier_trains_in_a_mirrored_scope(mirrored_strategy):
     after = model.get_layer("predictions").get_weights()[0]
     assert not np.array_equal(before, after)
     assert np.isfinite(model.evaluate(data, verbose=0)[0])
+
+
+def _stateful_lm_run(strategy):
+    from keras_tl.text import AWDLSTMLanguageModel
+    from keras_tl.text.awd_lstm import ResetStateEachEpoch
+    from keras_tl.text.data import language_model_dataset
+
+    ids = np.random.default_rng(0).integers(4, 50, 2000).astype("int32")
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        lm = AWDLSTMLanguageModel(
+            50,
+            embedding_dim=8,
+            hidden_dim=12,
+            num_layers=2,
+            drop_mult=0.0,
+            stateful=True,
+        )
+        lm.build((8, 10))  # the global batch
+        lm.compile(
+            keras.optimizers.SGD(0.5),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    history = lm.fit(
+        language_model_dataset(ids, 8, 10),
+        epochs=2,
+        callbacks=[ResetStateEachEpoch()],
+        verbose=0,
+        shuffle=False,
+    )
+    return lm, history.history["loss"]
+
+
+def test_stateful_language_model_carries_each_replicas_rows(
+    mirrored_strategy,
+):
+    """Each replica carries the state of its slice of the stream, so two
+    replicas train exactly as one device does (state reset each epoch)."""
+    two, two_losses = _stateful_lm_run(mirrored_strategy)
+    one, one_losses = _stateful_lm_run(tf.distribute.get_strategy())
+    assert two_losses == pytest.approx(one_losses, rel=1e-5)
+    for a, b in zip(one.trainable_weights, two.trainable_weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    # Each replica holds 4 of the 8 rows: together, the one-device state.
+    lstm = two.encoder.lstms[0]
+    halves = [
+        v.numpy()
+        for v in mirrored_strategy.experimental_local_results(
+            lstm.states[0].value
+        )
+    ]
+    assert [h.shape for h in halves] == [(4, 12), (4, 12)]
+    np.testing.assert_allclose(
+        np.concatenate(halves),
+        one.encoder.lstms[0].states[0].numpy(),
+        atol=1e-5,
+    )
+    two.reset_state()
+    for v in mirrored_strategy.experimental_local_results(lstm.states[0].value):
+        assert not v.numpy().any()
+    with mirrored_strategy.scope():
+        from keras_tl.text import AWDLSTMLanguageModel
+
+        odd = AWDLSTMLanguageModel(50, 8, 12, 2, stateful=True)
+        with pytest.raises(ValueError, match="multiple of 2"):
+            odd.build((7, 10))

@@ -219,6 +219,42 @@ class WeightDropLSTM(keras.layers.LSTM):
             return_all_outputs=self.return_sequences,
         )
 
+    def build(self, sequences_shape, initial_state_shape=None):
+        super().build(sequences_shape, initial_state_shape)
+        if self.stateful and self.states is not None:
+            # Under a strategy the state holds one replica's rows.
+            self._expected_batch_size = int(self.states[0].shape[0])
+
+    @keras.src.utils.tracking.no_automatic_dependency_tracking
+    def _create_state_variables(self, batch_size):
+        # Keras makes one mirrored state for all replicas, which cannot
+        # hold different rows on each. Under a strategy with several
+        # replicas each gets its own state (a sync-on-read variable, as
+        # Keras metrics use) for its slice of the global batch; the slices
+        # keep their order from batch to batch, so the state carries over.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas == 1:
+            return super()._create_state_variables(batch_size)
+        if batch_size % replicas:
+            raise ValueError(
+                f"A stateful layer splits the batch over {replicas} "
+                f"replicas, so the batch size must be a multiple of "
+                f"{replicas}. Received: batch_size={batch_size}"
+            )
+        with keras.src.backend.name_scope(self.name, caller=self):
+            self.states = [
+                keras.Variable(
+                    value,
+                    trainable=False,
+                    dtype=self.variable_dtype,
+                    name="rnn_state",
+                    synchronization="on_read",
+                    # Saving and inspecting read the first replica's rows.
+                    aggregation="only_first_replica",
+                )
+                for value in self.get_initial_state(batch_size // replicas)
+            ]
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -246,7 +282,10 @@ class AWDLSTMEncoder(keras.layers.Layer):
             `drop_mult`.
         drop_mult: multiplies every dropout (fastai's knob).
         stateful: carry the hidden state from one batch to the next (needs
-            a fixed batch size); reset it with `reset_state()`.
+            a fixed batch size); reset it with `reset_state()`. Under a
+            `tf.distribute` strategy, build the model in its scope with the
+            global batch (`model.build((batch_size, sequence_length))`):
+            each replica then carries the state of its rows.
         seed: random seed of the embedding and weight dropouts.
 
     Example:
