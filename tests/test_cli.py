@@ -508,6 +508,7 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
             "--validation", str(target),
             "--output", str(tuned),
             "--epochs", "1", "1",
+            "--learning-rate", "0.02",  # one peak for two stages
             "--run-dir", str(tmp_path / "runs" / "finetune"),
             *sizes,
         ]

@@ -114,13 +114,14 @@ def _fit_classifier(args, task, run):
 PRECISIONS = {"auto": "auto", "float32": False, "mixed": True}
 
 
-def _rates(args):
+def _rates(args, default=1e-3):
+    """`--learning-rate`: one peak (halved each stage) or one per stage."""
     if args.learning_rate is None:
-        if args.backbone == "awd_lstm":
+        if getattr(args, "backbone", None) == "awd_lstm":
             from keras_tl.text.ulmfit import default_rates
 
             return default_rates("classifier", len(args.epochs))
-        return 1e-3
+        return default
     if len(args.learning_rate) == 1:
         return args.learning_rate[0]
     return list(args.learning_rate)
@@ -459,7 +460,8 @@ def lm_finetune_command(args):
         args.output,
         validation=validation,
         epochs=args.epochs,
-        learning_rate=args.learning_rate,
+        # One rate is the first stage's peak, as for `train`.
+        learning_rate=_rates(args, default=None),
         batch_size=args.batch_size,
         sequence_length=args.sequence_length,
         verbose=verbosity(args),
