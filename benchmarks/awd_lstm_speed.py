@@ -47,6 +47,7 @@ def language_model(args, size, vocabulary_size, metrics=()):
     import keras
 
     from keras_tl.text import AWDLSTMLanguageModel
+    from keras_tl.text.language_model import compile_language_model
 
     keras.utils.set_random_seed(0)
     model = AWDLSTMLanguageModel(
@@ -56,14 +57,8 @@ def language_model(args, size, vocabulary_size, metrics=()):
         num_layers=size["layers"],
         stateful=True,
     )
-    model.compile(
-        keras.optimizers.Adam(
-            args.lr, beta_1=0.8, beta_2=0.99, global_clipnorm=0.1
-        ),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=list(metrics),
-    )
-    return model
+    # As pretrain_language_model compiles it (no metric: the peer has none).
+    return compile_language_model(model, args.lr, metrics=metrics)
 
 
 def run_ours(args, size, ids, vocabulary_size):

@@ -143,6 +143,10 @@ def test_language_model_windows_continue_row_by_row():
     np.testing.assert_array_equal(x1[:, 0], x0[:, -1] + 1)  # continues
     spec = language_model_dataset(ids, 4, 10).element_spec[0]
     assert spec.shape == (4, 10)  # static, for TPUs
+    # No autotuning: deleting an autotuned iterator at the end of each
+    # `fit` waited seconds for the tuner's thread.
+    options = language_model_dataset(ids, 4, 10).repeat().options()
+    assert options.autotune.enabled is False
 
 
 def test_random_length_windows_cover_the_stream():
@@ -370,6 +374,37 @@ def test_perplexity_metric_is_exp_of_cross_entropy():
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     nll = -np.take_along_axis(log_probs, targets[..., None], -1).mean()
     assert float(metric.result()) == pytest.approx(np.exp(nll), rel=1e-5)
+
+
+def test_token_cross_entropy_matches_keras_loss_and_gradient():
+    # The language model's loss (its softmax compiled with XLA) gives
+    # Keras' sparse cross-entropy and its gradient, also in a model.
+    from keras_tl.text import TokenCrossEntropy
+
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(3, 4, 11)).astype("float32"))
+    targets = tf.constant(rng.integers(0, 11, size=(3, 4)))
+    ours, keras_loss = (
+        TokenCrossEntropy(),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    results = []
+    for loss in (ours, keras_loss):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            value = loss(targets, logits)
+        results.append((value, tape.gradient(value, logits)))
+    (value, grad), (expected, expected_grad) = results
+    assert float(value) == pytest.approx(float(expected), rel=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
+    lm = tiny_lm(drop_mult=0.0)
+    lm.compile("sgd", TokenCrossEntropy())
+    ids = rng.integers(4, 30, size=(2, 6))
+    logs = lm.evaluate(ids[:, :-1], ids[:, 1:], verbose=0, return_dict=True)
+    expected = keras_loss(ids[:, 1:], lm(ids[:, :-1]))
+    assert logs["loss"] == pytest.approx(float(expected), rel=1e-5)
+    saved = keras.losses.deserialize(keras.losses.serialize(ours))
+    assert isinstance(saved, TokenCrossEntropy)
 
 
 @pytest.mark.parametrize(

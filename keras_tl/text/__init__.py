@@ -6,6 +6,7 @@ from keras_tl.text.awd_lstm import (
     EmbeddingDropout,
     Perplexity,
     ResetStateEachEpoch,
+    TokenCrossEntropy,
     WeightDropLSTM,
 )
 from keras_tl.text.classifier import (
@@ -57,6 +58,7 @@ __all__ = [
     "Ensemble",
     "Perplexity",
     "ResetStateEachEpoch",
+    "TokenCrossEntropy",
     "SPECIAL_TOKENS",
     "SubwordTokenizer",
     "WeightDropLSTM",

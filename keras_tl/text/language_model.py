@@ -20,6 +20,7 @@ from keras_tl.text.awd_lstm import (
     AWDLSTMLanguageModel,
     Perplexity,
     ResetStateEachEpoch,
+    TokenCrossEntropy,
     cudnn_off,
 )
 from keras_tl.text.data import encode_corpus, language_model_dataset
@@ -63,6 +64,35 @@ def _copy(model, stateful, batch_size=1):
     for source, target in zip(sources, targets, strict=True):
         target.assign(source)
     return copy
+
+
+def compile_language_model(model, learning_rate=2e-3, metrics=None):
+    """Compiles a language model the way fastai's LMLearner trains it.
+
+    Adam with betas (0.8, 0.99), global gradient clipping at 0.1,
+    `TokenCrossEntropy` (sparse cross-entropy on the logits, its softmax
+    compiled with XLA) and `Perplexity`.
+
+    Args:
+        model: an `AWDLSTMLanguageModel`.
+        learning_rate: Adam's rate (schedulers override it per step).
+        metrics: default `[Perplexity()]`.
+
+    Returns:
+        The model.
+
+    Example:
+
+    >>> compile_language_model(lm, 2e-3)  # doctest: +SKIP
+    """
+    model.compile(
+        keras.optimizers.Adam(
+            learning_rate, beta_1=0.8, beta_2=0.99, global_clipnorm=0.1
+        ),
+        TokenCrossEntropy(),
+        metrics=[Perplexity()] if metrics is None else list(metrics),
+    )
+    return model
 
 
 def evaluate_perplexity(model, ids, batch_size=10, sequence_length=70):
@@ -287,13 +317,7 @@ def pretrain_language_model(
         drop_mult=drop_mult,
         stateful=True,
     )
-    model.compile(
-        keras.optimizers.Adam(
-            learning_rate, beta_1=0.8, beta_2=0.99, global_clipnorm=0.1
-        ),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[Perplexity()],
-    )
+    compile_language_model(model, learning_rate)
     from keras_tl.callbacks import OneCycleScheduler
 
     history = model.fit(

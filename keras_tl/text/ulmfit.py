@@ -18,7 +18,6 @@ from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import (
     AWDLSTMLanguageModel,
-    Perplexity,
     ResetStateEachEpoch,
     cudnn_off,
 )
@@ -216,7 +215,11 @@ def fine_tune_language_model(
         history and validation perplexities.
     """
     from keras_tl.recipes import fine_tune
-    from keras_tl.text.language_model import _copy, evaluate_perplexity
+    from keras_tl.text.language_model import (
+        _copy,
+        compile_language_model,
+        evaluate_perplexity,
+    )
 
     def stream(documents):
         ids = data_lib.encode_corpus(
@@ -238,15 +241,8 @@ def fine_tune_language_model(
         train_ids, batch_size, sequence_length
     )
     model = _copy(language_model, stateful=True, batch_size=batch_size)
-    model.compile(
-        keras.optimizers.Adam(
-            learning_rate[0] if np.ndim(learning_rate) else learning_rate,
-            beta_1=0.8,
-            beta_2=0.99,
-            global_clipnorm=0.1,
-        ),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[Perplexity()],
+    compile_language_model(
+        model, learning_rate[0] if np.ndim(learning_rate) else learning_rate
     )
     history = fine_tune(
         model,
