@@ -107,6 +107,29 @@ class LayerwiseOptimizer:
         finally:
             setattr(self, name, constant)
 
+    def _clip_gradients(self, grads):
+        # Keras clips each replica's share of the gradient before summing
+        # the shares, so under a strategy with several replicas
+        # `global_clipnorm=0.1` let through up to 0.1 per replica, and
+        # training differed from one device. Here the shares are summed
+        # first, the sum is clipped, and each replica passes on its 1/n of
+        # the clipped sum, which Keras' own sum then puts back together.
+        context = tf.distribute.get_replica_context()
+        clips = self.clipnorm or self.global_clipnorm or self.clipvalue
+        if not clips or context is None or context.num_replicas_in_sync == 1:
+            return super()._clip_gradients(grads)
+        present = [i for i, g in enumerate(grads) if g is not None]
+        summed = context.all_reduce(
+            tf.distribute.ReduceOp.SUM,
+            [tf.convert_to_tensor(grads[i]) for i in present],
+        )
+        clipped = super()._clip_gradients(summed)
+        share = 1.0 / context.num_replicas_in_sync
+        grads = list(grads)
+        for i, g in zip(present, clipped, strict=True):
+            grads[i] = g * share
+        return grads
+
     def _apply_weight_decay(self, variables):
         # Decoupled weight decay is lr * wd * w: it follows each group's rate
         # (as in fastai and PyTorch parameter groups). The factor is passed

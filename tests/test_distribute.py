@@ -329,3 +329,101 @@ def test_stateful_language_model_carries_each_replicas_rows(
         odd = AWDLSTMLanguageModel(50, 8, 12, 2, stateful=True)
         with pytest.raises(ValueError, match="multiple of 2"):
             odd.build((7, 10))
+
+
+def _language_model_recipe(strategy, tmp_path, name):
+    """Pretrain, fine-tune and evaluate a tiny LM inside `strategy`."""
+    from keras_tl.text.data import encode_corpus
+    from keras_tl.text.language_model import (
+        evaluate_perplexity,
+        load_language_model,
+        pretrain_language_model,
+    )
+    from keras_tl.text.ulmfit import fine_tune_language_model
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    corpus = [" ".join(rng.choice(words, 12)) for _ in range(120)]
+    target = [" ".join(rng.choice(words[:20], 12)) for _ in range(60)]
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        pretrained = pretrain_language_model(
+            corpus,
+            str(tmp_path / name),
+            validation="\n".join(corpus[:10]),
+            tokenizer="word",
+            embedding_dim=8,
+            hidden_dim=12,
+            num_layers=2,
+            drop_mult=0.0,
+            batch_size=8,
+            sequence_length=10,
+            verbose=0,
+        )
+        lm, tokenizer = load_language_model(str(tmp_path / name))
+        tuned, info = fine_tune_language_model(
+            lm,
+            tokenizer,
+            target[10:],
+            epochs=(1, 1),
+            batch_size=8,
+            sequence_length=10,
+            validation_texts=target[:10],
+            verbose=0,
+        )
+        ids = encode_corpus(target[:10], tokenizer)
+        scores = evaluate_perplexity(
+            tuned, ids, batch_size=7, sequence_length=6
+        )
+    return pretrained, info, tuned, scores, ids
+
+
+def test_language_model_recipe_in_a_mirrored_scope(mirrored_strategy, tmp_path):
+    """pretrain_language_model, fine_tune_language_model and
+    evaluate_perplexity train and read the stream on two replicas as on
+    one device (each replica carries the state of its rows)."""
+    one = _language_model_recipe(tf.distribute.get_strategy(), tmp_path, "one")
+    two = _language_model_recipe(mirrored_strategy, tmp_path, "two")
+    pretrained, info, tuned, _, ids = one
+    pretrained2, info2, tuned2, scores2, _ = two
+    assert pretrained2["validation_perplexity"] == pytest.approx(
+        pretrained["validation_perplexity"], rel=1e-5
+    )
+    for key in ("perplexity_before", "perplexity_after"):
+        assert info2[key] == pytest.approx(info[key], rel=1e-5)
+    assert info["perplexity_after"] < info["perplexity_before"]
+    # Gradient clipping at 0.1 is on: the replicas' gradients are summed
+    # before clipping (Keras alone clips each share: 1e-3 apart here).
+    for a, b in zip(tuned.weights, tuned2.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    # Asked for 7 rows, two replicas read 3 each: as one device reading 6.
+    from keras_tl.text.language_model import evaluate_perplexity
+
+    six = evaluate_perplexity(tuned, ids, batch_size=6, sequence_length=6)
+    assert scores2["tokens"] == six["tokens"]
+    assert scores2["perplexity"] == pytest.approx(six["perplexity"], rel=1e-5)
+    with mirrored_strategy.scope():
+        with pytest.raises(ValueError, match="at least 3 tokens"):
+            evaluate_perplexity(tuned2, [5, 6])
+
+
+def _clipped_run(strategy):
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [3.0]], "float32")
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(keras.optimizers.SGD(0.1, global_clipnorm=0.05), "mse")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    keras_tl.fine_tune(model, data, epochs=(2,), verbose=0)
+    return model.get_weights()
+
+
+def test_gradients_are_clipped_after_the_replicas_sum(mirrored_strategy):
+    """global_clipnorm bounds the whole gradient under a strategy, as on
+    one device (Keras clips each replica's share: up to twice the norm
+    with two replicas)."""
+    one = _clipped_run(tf.distribute.get_strategy())
+    two = _clipped_run(mirrored_strategy)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -13,6 +13,7 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
@@ -22,6 +23,7 @@ from keras_tl.text.awd_lstm import (
     ResetStateEachEpoch,
     TokenCrossEntropy,
     cudnn_off,
+    token_cross_entropy,
 )
 from keras_tl.text.data import encode_corpus, language_model_dataset
 
@@ -58,7 +60,10 @@ def _copy(model, stateful, batch_size=1):
     """A new model from `model`'s config and weights (states excluded)."""
     config = {**model.get_config(), "stateful": stateful}
     copy = type(model).from_config(config)
-    copy(np.zeros((batch_size, 1), "int32"))
+    # Built, not called: under a strategy with several replicas a stateful
+    # copy holds each replica's rows, and an eager call on the whole
+    # batch would not fit them.
+    copy.build((batch_size, None))
     sources = [v for v in model.weights if not _is_state(v)]
     targets = [v for v in copy.weights if not _is_state(v)]
     for source, target in zip(sources, targets, strict=True):
@@ -100,7 +105,9 @@ def evaluate_perplexity(model, ids, batch_size=10, sequence_length=70):
 
     The number papers report: the stream is cut into `batch_size` rows and
     read in windows, each row's state carried from one window to the next,
-    every token (but the first of each row) predicted once.
+    every token (but the first of each row) predicted once. Inside a
+    `tf.distribute` strategy's scope the rows are shared out among the
+    replicas (`batch_size` is rounded down to a multiple of their number).
 
     Args:
         model: an `AWDLSTMLanguageModel`.
@@ -117,31 +124,47 @@ def evaluate_perplexity(model, ids, batch_size=10, sequence_length=70):
     >>> evaluate_perplexity(lm, valid_ids)["perplexity"]  # doctest: +SKIP
     """
     ids = np.asarray(ids).astype("int32").reshape(-1)
-    if len(ids) < 2:
+    strategy = tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if len(ids) < replicas + 1:
         raise ValueError(
-            "Perplexity needs at least 2 tokens (one to predict from, one to "
-            f"predict). Received: {len(ids)} tokens"
+            f"Perplexity needs at least {replicas + 1} tokens (one row to "
+            f"predict for each of {replicas} replica(s)). Received: "
+            f"{len(ids)} tokens"
         )
     batch_size = min(batch_size, len(ids) - 1)  # short files: fewer rows
+    batch_size -= batch_size % replicas  # each replica reads its rows
     reader = stateful_copy(model, batch_size)
     x, y = data_lib.rows(ids, batch_size)
-    metric = Perplexity()
+    per_replica = batch_size // replicas
+
+    def distribute(array):
+        # Replica r always reads the same rows, so its state carries over.
+        def rows_of(context):
+            first = context.replica_id_in_sync_group * per_replica
+            return array[first : first + per_replica]
+
+        return strategy.experimental_distribute_values_from_function(rows_of)
+
+    def replica_loss(x, y):
+        return ops.sum(token_cross_entropy(y, reader(x, training=False)))
 
     @tf.function(autograph=False)  # plain Python, nothing to convert
-    def step(x, y):
-        metric.update_state(y, reader(x, training=False))
+    def window(x, y):
+        losses = strategy.run(replica_loss, args=(x, y))
+        return strategy.reduce("SUM", losses, axis=None)
 
-    full = (x.shape[1] // sequence_length) * sequence_length
-    for start in range(0, full, sequence_length):
-        end = start + sequence_length
-        step(x[:, start:end], y[:, start:end])
-    if full < x.shape[1]:  # the last, shorter window of each row
-        metric.update_state(y[:, full:], reader(x[:, full:], training=False))
-    loss = float(metric.total.numpy() / metric.count.numpy())
+    total = 0.0
+    for start in range(0, x.shape[1], sequence_length):
+        end = start + sequence_length  # the last window may be shorter
+        total += float(
+            window(distribute(x[:, start:end]), distribute(y[:, start:end]))
+        )
+    loss = total / y.size
     return {
         "perplexity": math.exp(loss),
         "loss": loss,
-        "tokens": int(metric.count.numpy()),
+        "tokens": int(y.size),
     }
 
 
@@ -253,7 +276,9 @@ def pretrain_language_model(
 
     Training follows fastai's language-model recipe: Adam (betas 0.8,
     0.99), gradient clipping at 0.1, one-cycle rates, state carried across
-    windows and reset at each epoch.
+    windows and reset at each epoch. Called inside a `tf.distribute`
+    strategy's scope, it trains there (`batch_size` must be a multiple of
+    the number of replicas).
 
     Args:
         corpus: the training text (a string) or a list of documents.
@@ -317,6 +342,8 @@ def pretrain_language_model(
         drop_mult=drop_mult,
         stateful=True,
     )
+    # Under a strategy, each replica's state is sized from this batch.
+    model.build((batch_size, sequence_length))
     compile_language_model(model, learning_rate)
     from keras_tl.callbacks import OneCycleScheduler
 

@@ -195,7 +195,9 @@ def fine_tune_language_model(
 
     The first stage trains only the top group (embedding and tied decoder),
     the next ones unfreeze the rest, each with slanted triangular rates and
-    discriminative rates (`keras_tl.fine_tune`).
+    discriminative rates (`keras_tl.fine_tune`). Called inside a
+    `tf.distribute` strategy's scope, it trains and evaluates there
+    (`batch_size` must be a multiple of the number of replicas).
 
     Args:
         language_model: an `AWDLSTMLanguageModel` (weights are read from it;
