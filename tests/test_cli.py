@@ -529,6 +529,56 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     assert cli.main(["pretrain-lm", "--help"]) == 0
 
 
+def test_lm_commands_train_in_the_strategy(
+    tmp_path, monkeypatch, mirrored_strategy
+):
+    # Where get_strategy picks several replicas (GPUs, a TPU), the language
+    # model trains and is evaluated there; two logical CPUs stand in.
+    import tensorflow as tf
+
+    from keras_tl import distribute
+    from keras_tl.cli import commands
+    from keras_tl.text import language_model, ulmfit
+
+    monkeypatch.setattr(commands, "_STRATEGIES", {})
+    monkeypatch.setattr(
+        distribute,
+        "get_strategy",
+        lambda tpu=None, verbose=True: mirrored_strategy,
+    )
+    seen = []
+    for module, name in (
+        (language_model, "pretrain_language_model"),
+        (ulmfit, "fine_tune_language_model"),
+    ):
+        original = getattr(module, name)
+
+        def spy(*args, _original=original, **kwargs):
+            seen.append(tf.distribute.get_strategy())
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(SPANISH, encoding="utf-8")
+    out, tuned = tmp_path / "lm", tmp_path / "tuned"
+    sizes = ["--batch-size", "4", "--sequence-length", "8", "--verbose", "0"]
+    model = ["--embedding-dim", "8", "--hidden-dim", "12", "--num-layers", "2"]
+    pretrain = [
+        "lm", "pretrain", "--corpus", str(corpus), "--output", str(out),
+        "--tokenizer", "word", "--run-dir", str(tmp_path / "r1"),
+    ]  # fmt: skip
+    assert cli.main([*pretrain, *model, *sizes]) == 0
+    finetune = [
+        "lm", "finetune", "--encoder", str(out), "--corpus", str(corpus),
+        "--validation", str(corpus), "--output", str(tuned), "--epochs", "1",
+        "--run-dir", str(tmp_path / "r2"),
+    ]  # fmt: skip
+    assert cli.main([*finetune, *sizes]) == 0
+    assert seen == [mirrored_strategy, mirrored_strategy]
+    config = json.loads((tuned / "config.json").read_text())
+    assert np.isfinite(config["fine_tuning"]["perplexity_after"])
+
+
 def test_lm_user_errors_exit_with_code_2(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = ["--output", str(tmp_path / "out")]
@@ -554,6 +604,16 @@ def test_lm_user_errors_exit_with_code_2(tmp_path, capsys, monkeypatch):
         capsys, ["lm", "pretrain", "--corpus", str(good), *out]
     )
     assert not os.path.exists(tmp_path / "runs")  # nothing was written
+    # The language-model commands pick their device like `train`.
+    new = ["--output", str(tmp_path / "new")]
+    for command in (
+        ["lm", "pretrain", "--corpus", str(good)],
+        ["lm", "finetune", "--encoder", str(tmp_path), "--corpus", str(good)],
+    ):
+        argv = [*command, *new, "--tpu", "no-such-tpu"]
+        assert "No TPU found for tpu='no-such-tpu'" in err_of(capsys, argv)
+    assert not os.path.exists(tmp_path / "runs")
+    assert not os.path.exists(tmp_path / "new")
 
 
 def err_of(capsys, argv):

@@ -39,15 +39,34 @@ def _default_run_dir(args, *parts):
     return os.path.join("runs", f"{args.command}-{name}")
 
 
+_STRATEGIES = {}
+
+
+def _strategy(args):
+    """The strategy for `--tpu`, with `--precision` set; one per process.
+
+    `ulmfit` trains its language model and its classifier in the same
+    strategy: two MirroredStrategy objects in one process would number
+    their collective ops alike and clash.
+    """
+    from keras_tl import distribute
+
+    if args.tpu not in _STRATEGIES:
+        _STRATEGIES[args.tpu] = distribute.get_strategy(
+            args.tpu, verbose=verbosity(args) > 0
+        )
+    strategy = _STRATEGIES[args.tpu]
+    distribute.set_precision(strategy, PRECISIONS[args.precision])
+    return strategy
+
+
 def _fit_classifier(args, task, run):
     """Builds (or restores) the classifier, fine-tunes it, scores it."""
-    from keras_tl import distribute, plots
+    from keras_tl import plots
     from keras_tl.recipes import fine_tune, planned_learning_rates
 
     run.state["label_names"] = task.label_names
-    strategy = distribute.get_strategy(args.tpu, verbose=verbosity(args) > 0)
-    distribute.set_precision(strategy, PRECISIONS[args.precision])
-    with strategy.scope():
+    with _strategy(args).scope():
         if run.epochs_done:
             print(
                 f"Resuming {run.path} after epoch {run.epochs_done} of "
@@ -318,6 +337,7 @@ def _fine_tune_lm_for(args, texts, encoder, run):
     """ULMFiT step (i) on the training texts, into the run folder."""
     folder = run.file("language_model")
     info = _fine_tune_lm(
+        _strategy(args),
         encoder,
         texts["train"][0],
         folder,
@@ -333,6 +353,7 @@ def _fine_tune_lm_for(args, texts, encoder, run):
 
 
 def _fine_tune_lm(
+    strategy,
     encoder,
     texts,
     output,
@@ -354,20 +375,21 @@ def _fine_tune_lm(
     from keras_tl.text.ulmfit import fine_tune_language_model
 
     config = language_model_config(encoder)
-    language_model, tokenizer = load_language_model(encoder)
-    tuned, info = fine_tune_language_model(
-        language_model,
-        tokenizer,
-        texts,
-        epochs=tuple(epochs),
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        sequence_length=sequence_length,
-        validation_texts=validation,
-        backwards=config.get("backwards", False),
-        verbose=verbose,
-        callbacks=callbacks,
-    )
+    with strategy.scope():
+        language_model, tokenizer = load_language_model(encoder)
+        tuned, info = fine_tune_language_model(
+            language_model,
+            tokenizer,
+            texts,
+            epochs=tuple(epochs),
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            sequence_length=sequence_length,
+            validation_texts=validation,
+            backwards=config.get("backwards", False),
+            verbose=verbose,
+            callbacks=callbacks,
+        )
     history = info.pop("history")
     config["fine_tuning"] = {
         "from": os.fspath(encoder),
@@ -391,6 +413,7 @@ def lm_pretrain_command(args):
 
     started = time.monotonic()
     _check_output(args)
+    strategy = _strategy(args)  # a missing TPU fails before any writing
     texts = read_corpus(args.corpus, args.max_words)
     validation = (
         "\n".join(read_corpus(args.validation)) if args.validation else None
@@ -400,25 +423,26 @@ def lm_pretrain_command(args):
         _config(args),
         overwrite=True,  # a pretraining run does not resume
     )
-    result = pretrain_language_model(
-        "\n".join(texts),
-        args.output,
-        validation=validation,
-        tokenizer=args.tokenizer,
-        vocabulary_size=args.vocabulary_size,
-        embedding_dim=args.embedding_dim,
-        hidden_dim=args.hidden_dim,
-        num_layers=args.num_layers,
-        drop_mult=args.drop_mult,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        sequence_length=args.sequence_length,
-        learning_rate=args.learning_rate,
-        language=args.language,
-        backwards=args.backwards,
-        verbose=verbosity(args),
-        callbacks=run.callbacks(checkpoints=False),
-    )
+    with strategy.scope():
+        result = pretrain_language_model(
+            "\n".join(texts),
+            args.output,
+            validation=validation,
+            tokenizer=args.tokenizer,
+            vocabulary_size=args.vocabulary_size,
+            embedding_dim=args.embedding_dim,
+            hidden_dim=args.hidden_dim,
+            num_layers=args.num_layers,
+            drop_mult=args.drop_mult,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            sequence_length=args.sequence_length,
+            learning_rate=args.learning_rate,
+            language=args.language,
+            backwards=args.backwards,
+            verbose=verbosity(args),
+            callbacks=run.callbacks(checkpoints=False),
+        )
     _lm_finish(args, run, started, result["validation_perplexity"])
 
 
@@ -446,6 +470,7 @@ def lm_finetune_command(args):
 
     started = time.monotonic()
     _check_output(args)
+    strategy = _strategy(args)  # a missing TPU fails before any writing
     language_model_config(args.encoder)
     texts = read_corpus(args.corpus, args.max_words)
     validation = read_corpus(args.validation) if args.validation else None
@@ -455,6 +480,7 @@ def lm_finetune_command(args):
         overwrite=True,  # fine-tuning a language model does not resume
     )
     info = _fine_tune_lm(
+        strategy,
         args.encoder,
         texts,
         args.output,

@@ -145,6 +145,16 @@ def _add_training_options(parser, epochs):
         "--monitor",
         help="the value that picks best.keras (default: val_loss, or loss)",
     )
+    _add_device_options(parser)
+    parser.add_argument(
+        "--export", help="write a SavedModel taking raw inputs here"
+    )
+    parser.add_argument(
+        "--tflite", action="store_true", help="also write model.tflite"
+    )
+
+
+def _add_device_options(parser):
     parser.add_argument(
         "--precision",
         choices=sorted(PRECISIONS),
@@ -157,12 +167,6 @@ def _add_training_options(parser, epochs):
         help="use this TPU (`local` on Colab and TPU VMs); default: one "
         "the environment advertises, else several GPUs (MirroredStrategy), "
         "else one device",
-    )
-    parser.add_argument(
-        "--export", help="write a SavedModel taking raw inputs here"
-    )
-    parser.add_argument(
-        "--tflite", action="store_true", help="also write model.tflite"
     )
 
 
@@ -190,6 +194,7 @@ def _add_lm_options(parser):
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sequence-length", type=int, default=70)
+    _add_device_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
