@@ -107,28 +107,35 @@ class LayerwiseOptimizer:
         finally:
             setattr(self, name, constant)
 
-    def _clip_gradients(self, grads):
+    def _sums_before_clipping(self):
         # Keras clips each replica's share of the gradient before summing
         # the shares, so under a strategy with several replicas
         # `global_clipnorm=0.1` let through up to 0.1 per replica, and
-        # training differed from one device. Here the shares are summed
-        # first, the sum is clipped, and each replica passes on its 1/n of
-        # the clipped sum, which Keras' own sum then puts back together.
+        # training differed from one device. With clipping on, the shares
+        # are summed first (`_clip_gradients`), the sum is clipped, and
+        # Keras' own sum is skipped (`_all_reduce_sum_gradients`).
         context = tf.distribute.get_replica_context()
         clips = self.clipnorm or self.global_clipnorm or self.clipvalue
-        if not clips or context is None or context.num_replicas_in_sync == 1:
+        return bool(
+            clips and context is not None and context.num_replicas_in_sync > 1
+        )
+
+    def _clip_gradients(self, grads):
+        if not self._sums_before_clipping():
             return super()._clip_gradients(grads)
         present = [i for i, g in enumerate(grads) if g is not None]
-        summed = context.all_reduce(
-            tf.distribute.ReduceOp.SUM,
-            [tf.convert_to_tensor(grads[i]) for i in present],
+        summed = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, [grads[i] for i in present]
         )
-        clipped = super()._clip_gradients(summed)
-        share = 1.0 / context.num_replicas_in_sync
         grads = list(grads)
-        for i, g in zip(present, clipped, strict=True):
-            grads[i] = g * share
-        return grads
+        for i, g in zip(present, summed, strict=True):
+            grads[i] = g
+        return super()._clip_gradients(grads)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        if self._sums_before_clipping():
+            return list(grads_and_vars)  # summed before clipping
+        return super()._all_reduce_sum_gradients(grads_and_vars)
 
     def _apply_weight_decay(self, variables):
         # Decoupled weight decay is lr * wd * w: it follows each group's rate

@@ -530,7 +530,7 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
 
 
 def test_lm_commands_train_in_the_strategy(
-    tmp_path, monkeypatch, mirrored_strategy
+    tmp_path, monkeypatch, mirrored_strategy, capsys
 ):
     # Where get_strategy picks several replicas (GPUs, a TPU), the language
     # model trains and is evaluated there; two logical CPUs stand in.
@@ -575,6 +575,10 @@ def test_lm_commands_train_in_the_strategy(
     ]  # fmt: skip
     assert cli.main([*finetune, *sizes]) == 0
     assert seen == [mirrored_strategy, mirrored_strategy]
+    odd = ["--batch-size", "3", "--output", str(tmp_path / "odd")]
+    error = err_of(capsys, ["lm", "pretrain", "--corpus", str(corpus), *odd])
+    assert "must be a multiple of 2. Received: 3" in error
+    assert not (tmp_path / "odd").exists()
     config = json.loads((tuned / "config.json").read_text())
     assert np.isfinite(config["fine_tuning"]["perplexity_after"])
 

@@ -403,27 +403,45 @@ def test_language_model_recipe_in_a_mirrored_scope(mirrored_strategy, tmp_path):
     assert scores2["tokens"] == six["tokens"]
     assert scores2["perplexity"] == pytest.approx(six["perplexity"], rel=1e-5)
     with mirrored_strategy.scope():
+        # One row asked for: each replica still reads one.
+        rows = evaluate_perplexity(tuned2, ids, batch_size=1, sequence_length=6)
+        two_rows = evaluate_perplexity(
+            tuned, ids, batch_size=2, sequence_length=6
+        )
+        assert rows["perplexity"] == pytest.approx(
+            two_rows["perplexity"], rel=1e-5
+        )
         with pytest.raises(ValueError, match="at least 3 tokens"):
             evaluate_perplexity(tuned2, [5, 6])
 
 
-def _clipped_run(strategy):
+def _clipped_run(strategy, recipe):
     x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
     y = x @ np.array([[1.0], [-2.0], [3.0]], "float32")
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-        model.compile(keras.optimizers.SGD(0.1, global_clipnorm=0.05), "mse")
+        if recipe:  # fine_tune makes a Keras optimizer a keras_tl one
+            optimizer = keras.optimizers.SGD(0.1, global_clipnorm=0.05)
+        else:
+            optimizer = keras_tl.optimizers.SGD(0.1, global_clipnorm=0.05)
+        model.compile(optimizer, "mse")
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-    keras_tl.fine_tune(model, data, epochs=(2,), verbose=0)
+    if recipe:
+        keras_tl.fine_tune(model, data, epochs=(2,), verbose=0)
+    else:
+        model.fit(data, epochs=2, verbose=0)
     return model.get_weights()
 
 
-def test_gradients_are_clipped_after_the_replicas_sum(mirrored_strategy):
+@pytest.mark.parametrize("recipe", [True, False])
+def test_gradients_are_clipped_after_the_replicas_sum(
+    mirrored_strategy, recipe
+):
     """global_clipnorm bounds the whole gradient under a strategy, as on
     one device (Keras clips each replica's share: up to twice the norm
     with two replicas)."""
-    one = _clipped_run(tf.distribute.get_strategy())
-    two = _clipped_run(mirrored_strategy)
+    one = _clipped_run(tf.distribute.get_strategy(), recipe)
+    two = _clipped_run(mirrored_strategy, recipe)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

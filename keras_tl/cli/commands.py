@@ -60,6 +60,19 @@ def _strategy(args):
     return strategy
 
 
+def _lm_strategy(args, batch_size):
+    """`_strategy`, checked against a language model's batch size."""
+    strategy = _strategy(args)
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(
+            f"A language model splits each batch's rows over the {replicas} "
+            f"replicas, so its batch size must be a multiple of {replicas}. "
+            f"Received: {batch_size}"
+        )
+    return strategy
+
+
 def _fit_classifier(args, task, run):
     """Builds (or restores) the classifier, fine-tunes it, scores it."""
     from keras_tl import plots
@@ -337,7 +350,7 @@ def _fine_tune_lm_for(args, texts, encoder, run):
     """ULMFiT step (i) on the training texts, into the run folder."""
     folder = run.file("language_model")
     info = _fine_tune_lm(
-        _strategy(args),
+        _lm_strategy(args, args.lm_batch_size),
         encoder,
         texts["train"][0],
         folder,
@@ -413,7 +426,8 @@ def lm_pretrain_command(args):
 
     started = time.monotonic()
     _check_output(args)
-    strategy = _strategy(args)  # a missing TPU fails before any writing
+    # A missing TPU or a batch the replicas cannot share fails first.
+    strategy = _lm_strategy(args, args.batch_size)
     texts = read_corpus(args.corpus, args.max_words)
     validation = (
         "\n".join(read_corpus(args.validation)) if args.validation else None
@@ -470,7 +484,8 @@ def lm_finetune_command(args):
 
     started = time.monotonic()
     _check_output(args)
-    strategy = _strategy(args)  # a missing TPU fails before any writing
+    # A missing TPU or a batch the replicas cannot share fails first.
+    strategy = _lm_strategy(args, args.batch_size)
     language_model_config(args.encoder)
     texts = read_corpus(args.corpus, args.max_words)
     validation = read_corpus(args.validation) if args.validation else None

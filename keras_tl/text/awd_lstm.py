@@ -285,6 +285,7 @@ class WeightDropLSTM(keras.layers.LSTM):
             (shape[0], shape[1], cell.kernel.shape[-1]),
         )
         if training and self._fused_gradient_applies(mask):
+            # CPUs only: on TPUs XLA compiles Keras' loop.
             outputs, h, c = _lstm_sequence(
                 ops.transpose(projected, (1, 0, 2)),
                 *initial_state,
@@ -315,9 +316,12 @@ class WeightDropLSTM(keras.layers.LSTM):
         )
 
     def _fused_gradient_applies(self, mask):
+        from keras_tl.distribute import device_kind
+
         cell = self.cell
         return (
-            mask is None
+            device_kind() == "cpu"
+            and mask is None
             and not self.go_backwards
             and not self.unroll
             and cell.activation is keras.activations.tanh
@@ -697,8 +701,12 @@ def token_cross_entropy(labels, logits):
     compiled; the model around it keeps TensorFlow's kernels (XLA's CPU
     matrix products are slower at AWD-LSTM size).
     """
+    labels = tf.cast(labels, "int32")
+    rank = labels.shape.rank
+    if rank is not None and rank == logits.shape.rank:  # (batch, time, 1)
+        labels = tf.squeeze(labels, axis=-1)
     return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        tf.cast(labels, "int32"), tf.cast(logits, "float32")
+        labels, tf.cast(logits, "float32")
     )
 
 

@@ -90,8 +90,12 @@ def compile_language_model(model, learning_rate=2e-3, metrics=None):
 
     >>> compile_language_model(lm, 2e-3)  # doctest: +SKIP
     """
+    from keras_tl import optimizers
+
     model.compile(
-        keras.optimizers.Adam(
+        # Keras' Adam, but clipping the replicas' summed gradient under a
+        # strategy (as on one device).
+        optimizers.Adam(
             learning_rate, beta_1=0.8, beta_2=0.99, global_clipnorm=0.1
         ),
         TokenCrossEntropy(),
@@ -133,7 +137,9 @@ def evaluate_perplexity(model, ids, batch_size=10, sequence_length=70):
             f"{len(ids)} tokens"
         )
     batch_size = min(batch_size, len(ids) - 1)  # short files: fewer rows
-    batch_size -= batch_size % replicas  # each replica reads its rows
+    # Each replica reads its own rows: a multiple of the replicas, at least
+    # one row each (the check above leaves enough tokens for that).
+    batch_size = max(replicas, batch_size - batch_size % replicas)
     reader = stateful_copy(model, batch_size)
     x, y = data_lib.rows(ids, batch_size)
     per_replica = batch_size // replicas
@@ -328,9 +334,12 @@ def pretrain_language_model(
     valid_ids = encode_corpus(validation, tokenizer)
     if backwards:
         train_ids, valid_ids = train_ids[::-1].copy(), valid_ids[::-1].copy()
-    if len(valid_ids) < 2:  # fail before training, not after
+    # Fail before training, not after: evaluation reads at least one row
+    # of 2 tokens on each replica.
+    needed = tf.distribute.get_strategy().num_replicas_in_sync + 1
+    if len(valid_ids) < needed:
         raise ValueError(
-            "The validation text has fewer than 2 tokens: pass more "
+            f"The validation text has fewer than {needed} tokens: pass more "
             "`validation` text or a larger `validation_fraction`."
         )
     data = language_model_dataset(train_ids, batch_size, sequence_length)
