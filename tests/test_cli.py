@@ -312,6 +312,50 @@ def test_train_writes_the_run_folder(trained):
     assert card["metrics"]["accuracy"] == summary["test"]["accuracy"]
 
 
+def test_train_takes_several_steps_per_call_where_the_device_wants_it(
+    trained, tmp_path, image_module_path, monkeypatch
+):
+    # TPUs run `steps_per_execution` steps per call; no TPU here, so the
+    # device's choice is stood in for. The schedules stay exact per step.
+    from keras_tl import distribute, recipes
+
+    monkeypatch.setattr(distribute, "steps_per_execution", lambda s=None: 2)
+    seen = []
+    original = recipes.fine_tune
+
+    def spy(model, *args, **kwargs):
+        seen.append(model.steps_per_execution)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(recipes, "fine_tune", spy)
+    train = write_images(tmp_path / "train", n=8)
+    valid = write_images(tmp_path / "valid", n=4, seed=1)
+    code = cli.main(
+        [
+            "train",
+            "--data", train,
+            "--validation", valid,
+            "--backbone", f"hub:{image_module_path}",
+            "--image-size", "32",
+            "--epochs", "1", "2",
+            "--learning-rate", "0.05",
+            "--batch-size", "4",
+            "--run-dir", str(tmp_path / "run"),
+            "--verbose", "0",
+        ]
+    )  # fmt: skip
+    assert code == 0 and seen == [2]
+    rates = [
+        float(row["learning_rate"])
+        for row in csv.DictReader(open(tmp_path / "run" / "history.csv"))
+    ]
+    expected = [
+        float(row["learning_rate"])
+        for row in csv.DictReader(open(trained / "run" / "history.csv"))
+    ]
+    assert rates == pytest.approx(expected, rel=1e-6)
+
+
 def data_yaml(path):
     from keras_tl.runs import read_yaml
 

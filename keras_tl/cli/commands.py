@@ -75,11 +75,12 @@ def _lm_strategy(args, batch_size):
 
 def _fit_classifier(args, task, run):
     """Builds (or restores) the classifier, fine-tunes it, scores it."""
-    from keras_tl import plots
+    from keras_tl import distribute, plots
     from keras_tl.recipes import fine_tune, planned_learning_rates
 
     run.state["label_names"] = task.label_names
-    with _strategy(args).scope():
+    strategy = _strategy(args)
+    with strategy.scope():
         if run.epochs_done:
             print(
                 f"Resuming {run.path} after epoch {run.epochs_done} of "
@@ -89,6 +90,9 @@ def _fit_classifier(args, task, run):
             model = run.load_last()
         else:
             model = task.build()
+    # Several steps per call on TPUs (1 elsewhere). Set, not recompiled:
+    # compiling again would drop a resumed run's optimizer state.
+    model.steps_per_execution = distribute.steps_per_execution(strategy)
     rates = _rates(args)
     if run.epochs_done < sum(args.epochs):
         fine_tune(
