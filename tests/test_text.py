@@ -460,6 +460,39 @@ def test_generate_continues_the_prompt():
         generate(lm, tokenizer, "uno", temperature=-1)
 
 
+def _lm_trained_with_steps_per_call(monkeypatch, steps):
+    from keras_tl import distribute
+    from keras_tl.callbacks import OneCycleScheduler
+    from keras_tl.text.awd_lstm import ResetStateEachEpoch
+    from keras_tl.text.language_model import compile_language_model
+
+    monkeypatch.setattr(distribute, "steps_per_execution", lambda s=None: steps)
+    keras.utils.set_random_seed(0)
+    lm = tiny_lm(drop_mult=0.0, stateful=True)
+    lm.build((4, 5))
+    compile_language_model(lm, 1e-2)
+    assert lm.steps_per_execution == steps
+    ids = np.random.default_rng(0).integers(4, 30, 4 * 5 * 7 + 1)
+    history = lm.fit(
+        language_model_dataset(ids, 4, 5),  # 7 windows an epoch
+        epochs=2,
+        callbacks=[ResetStateEachEpoch(), OneCycleScheduler(1e-2)],
+        shuffle=False,
+        verbose=0,
+    )
+    return lm, history.history["loss"]
+
+
+def test_language_model_trains_several_steps_per_call(monkeypatch):
+    # As on a TPU: 3 steps per call over 7-window epochs, state carried
+    # and reset, rates per step; the same training as one step per call.
+    one, one_losses = _lm_trained_with_steps_per_call(monkeypatch, 1)
+    three, three_losses = _lm_trained_with_steps_per_call(monkeypatch, 3)
+    assert three_losses == pytest.approx(one_losses, rel=1e-5)
+    for a, b in zip(one.weights, three.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_pretrain_writes_a_complete_folder(tmp_path):
     from keras_tl.text.language_model import (
         load_language_model,

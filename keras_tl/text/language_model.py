@@ -76,7 +76,8 @@ def compile_language_model(model, learning_rate=2e-3, metrics=None):
 
     Adam with betas (0.8, 0.99), global gradient clipping at 0.1,
     `TokenCrossEntropy` (sparse cross-entropy on the logits, its softmax
-    compiled with XLA) and `Perplexity`.
+    compiled with XLA) and `Perplexity`; several steps per call on TPUs
+    (`keras_tl.distribute.steps_per_execution`).
 
     Args:
         model: an `AWDLSTMLanguageModel`.
@@ -90,7 +91,7 @@ def compile_language_model(model, learning_rate=2e-3, metrics=None):
 
     >>> compile_language_model(lm, 2e-3)  # doctest: +SKIP
     """
-    from keras_tl import optimizers
+    from keras_tl import distribute, optimizers
 
     model.compile(
         # Keras' Adam, but clipping the replicas' summed gradient under a
@@ -100,6 +101,8 @@ def compile_language_model(model, learning_rate=2e-3, metrics=None):
         ),
         TokenCrossEntropy(),
         metrics=[Perplexity()] if metrics is None else list(metrics),
+        # Several steps per call on TPUs, 1 elsewhere.
+        steps_per_execution=distribute.steps_per_execution(),
     )
     return model
 
