@@ -257,29 +257,33 @@ def test_gutenberg_markers_are_stripped(tmp_path):
 # --- train, evaluate, predict, export, lr-find -------------------------------
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, image_module_path):
-    """One `keras-tl train` run on a tiny hub image model."""
-    root = tmp_path_factory.mktemp("train")
+def tiny_train(root, image_module_path, *extra):
+    """`keras-tl train` on 8 + 4 images and a tiny hub model; its code."""
     train = write_images(root / "train", n=8)
     valid = write_images(root / "valid", n=4, seed=1)
-    code = cli.main(
+    return cli.main(
         [
             "train",
             "--data", train,
             "--validation", valid,
-            "--test", valid,
             "--backbone", f"hub:{image_module_path}",
             "--image-size", "32",
             "--epochs", "1", "2",
             "--learning-rate", "0.05",
             "--batch-size", "4",
             "--run-dir", str(root / "run"),
-            "--export", str(root / "served"),
             "--verbose", "0",
+            *extra,
         ]
     )  # fmt: skip
-    assert code == 0
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, image_module_path):
+    """One `keras-tl train` run on a tiny hub image model."""
+    root = tmp_path_factory.mktemp("train")
+    export = ["--test", str(root / "valid"), "--export", str(root / "served")]
+    assert tiny_train(root, image_module_path, *export) == 0
     return root
 
 
@@ -328,22 +332,7 @@ def test_train_takes_several_steps_per_call_where_the_device_wants_it(
         return original(model, *args, **kwargs)
 
     monkeypatch.setattr(recipes, "fine_tune", spy)
-    train = write_images(tmp_path / "train", n=8)
-    valid = write_images(tmp_path / "valid", n=4, seed=1)
-    code = cli.main(
-        [
-            "train",
-            "--data", train,
-            "--validation", valid,
-            "--backbone", f"hub:{image_module_path}",
-            "--image-size", "32",
-            "--epochs", "1", "2",
-            "--learning-rate", "0.05",
-            "--batch-size", "4",
-            "--run-dir", str(tmp_path / "run"),
-            "--verbose", "0",
-        ]
-    )  # fmt: skip
+    code = tiny_train(tmp_path, image_module_path)
     assert code == 0 and seen == [2]
     rates = [
         float(row["learning_rate"])

@@ -163,13 +163,14 @@ def evaluate_perplexity(model, ids, batch_size=10, sequence_length=70):
         losses = strategy.run(replica_loss, args=(x, y))
         return strategy.reduce("SUM", losses, axis=None)
 
-    total = 0.0
+    # Read back once at the end: a read per window would wait for each.
+    totals = []
     for start in range(0, x.shape[1], sequence_length):
         end = start + sequence_length  # the last window may be shorter
-        total += float(
+        totals.append(
             window(distribute(x[:, start:end]), distribute(y[:, start:end]))
         )
-    loss = total / y.size
+    loss = float(np.sum([t.numpy() for t in totals], dtype="float64")) / y.size
     return {
         "perplexity": math.exp(loss),
         "loss": loss,
