@@ -106,7 +106,9 @@ def test_tokenizers_run_in_the_graph_and_add_specials(tmp_path):
         (lambda: WordTokenizer.from_corpus(["  ", ""]), "empty"),
         (lambda: WordTokenizer.from_corpus([b"caf\xe9"]), "not valid UTF-8"),
         (
-            lambda: SubwordTokenizer.from_corpus(["abc"], vocabulary_size=500),
+            lambda: SubwordTokenizer.from_corpus(
+                ["abc"], vocabulary_size=4, byte_fallback=True
+            ),
             "Pick a `vocabulary_size`",
         ),
         (lambda: load_tokenizer("/nonexistent/folder"), "No tokenizer"),
@@ -115,6 +117,13 @@ def test_tokenizers_run_in_the_graph_and_add_specials(tmp_path):
 def test_tokenizer_bad_input(make, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         make()
+
+
+def test_a_small_corpus_gives_fewer_pieces_with_a_warning():
+    with pytest.warns(UserWarning, match="fewer than the 500 asked for"):
+        tokenizer = SubwordTokenizer.from_corpus(["abc"], vocabulary_size=500)
+    assert tokenizer.vocabulary_size < 500
+    assert tokenizer.encode(["abc"])[0]
 
 
 def test_read_text_names_undecodable_bytes(tmp_path):

@@ -22,13 +22,21 @@ import io
 import json
 import os
 import time
+import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from keras_tl.text import normalization as normalization_lib
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
+
+_REQUIRED_CHARACTERS = "".join(chr(c) for c in range(33, 127)) + (
+    "¡¿áéíóúüñÁÉÍÓÚÜÑ«»“”‘’…—–€°"
+)
 
 # Punctuation split off words for raw text, Spanish marks included.
 _PUNCTUATION = r"""([¿¡?!.,;:()\[\]{}"«»“”…—–])"""
@@ -243,6 +251,11 @@ class SubwordTokenizer(_Tokenizer):
     Args:
         model: the serialized SentencePiece model (bytes), or the path of a
             `.model` file.
+        normalization: rules applied to the text before SentencePiece, in
+            the graph: "ulmfit" (see `keras_tl.text.normalization`: HTML
+            fixed, NFKC, repeats cut, case as `xxmaj` / `xxup` markers) or
+            None (the text as it is). Must be what the model was trained
+            on; `from_corpus` sets it.
         add_bos, add_eos: put `<bos>` / `<eos>` around each text.
 
     Example:
@@ -252,8 +265,16 @@ class SubwordTokenizer(_Tokenizer):
     ['¿Qué tal, señor Núñez?']
     """
 
-    def __init__(self, model, add_bos=False, add_eos=False, **kwargs):
+    def __init__(
+        self,
+        model,
+        normalization=None,
+        add_bos=False,
+        add_eos=False,
+        **kwargs,
+    ):
         super().__init__(add_bos=add_bos, add_eos=add_eos, **kwargs)
+        self.normalization = normalization_lib.check_rules(normalization)
         if isinstance(model, str):
             if os.path.exists(model):
                 with open(model, "rb") as f:
@@ -281,7 +302,9 @@ class SubwordTokenizer(_Tokenizer):
         texts,
         vocabulary_size=8000,
         model_type="unigram",
-        character_coverage=1.0,
+        character_coverage=0.9999,
+        normalization="ulmfit",
+        byte_fallback=None,
         max_sentences=2_000_000,
         verbose=False,
         **kwargs,
@@ -291,10 +314,19 @@ class SubwordTokenizer(_Tokenizer):
         Args:
             texts: an iterable of strings (or UTF-8 bytes); long texts are
                 split into lines.
-            vocabulary_size: pieces in the model, special tokens included.
+            vocabulary_size: pieces in the model, special tokens included
+                (a small corpus may give fewer).
             model_type: "unigram" (ULMFiT / fastai's default) or "bpe".
-            character_coverage: 1.0 keeps every character (right for
-                Spanish and other alphabetic languages).
+            character_coverage: the share of the corpus's characters that
+                get pieces of their own; the rarest others are spelled
+                as UTF-8 bytes (`byte_fallback`).
+            normalization: "ulmfit" (fastai's rules, see
+                `keras_tl.text.normalization`) or None: applied to the
+                corpus here and to every text the tokenizer reads.
+            byte_fallback: spell characters outside the vocabulary as
+                their UTF-8 bytes (256 byte pieces) instead of `<unk>`:
+                emoji and rare scripts keep their identity. Default: on
+                when `vocabulary_size` has room for it (at least 1,000).
             max_sentences: cap on the lines used for training.
             verbose: show a progress bar while the lines are read, and the
                 training time.
@@ -311,12 +343,28 @@ class SubwordTokenizer(_Tokenizer):
                 "`model_type` must be 'unigram' or 'bpe'. Received: "
                 f"model_type={model_type!r}"
             )
+        normalization_lib.check_rules(normalization)
         lines = [
             line
             for text in _check_texts(texts)
             for line in text.splitlines()
             if line.strip()
         ]
+        if len(lines) > max_sentences:  # SentencePiece samples them anyway
+            order = np.random.default_rng(0).permutation(len(lines))
+            lines = [lines[i] for i in np.sort(order[:max_sentences])]
+        if normalization is not None:
+            lines = [
+                line.decode("utf-8")
+                for start in range(0, len(lines), 10000)
+                for line in normalization_lib.normalize(
+                    tf.constant(lines[start : start + 10000]), normalization
+                ).numpy()
+            ]
+        if byte_fallback is None:
+            byte_fallback = vocabulary_size >= 1000
+        seen = set().union(*map(set, lines[:100_000]))
+        required = "".join(c for c in _REQUIRED_CHARACTERS if c in seen)
         buffer = io.BytesIO()
         sentences = iter(lines)
         if verbose:
@@ -339,6 +387,17 @@ class SubwordTokenizer(_Tokenizer):
                 unk_id=UNK_ID,
                 bos_id=BOS_ID,
                 eos_id=EOS_ID,
+                byte_fallback=byte_fallback,
+                # A small corpus may give fewer pieces than asked for.
+                hard_vocab_limit=False,
+                # Printable ASCII (@, #, quotes, brackets) and the Spanish
+                # letters always get pieces, however rare in the corpus.
+                required_chars=required if byte_fallback else "",
+                user_defined_symbols=[
+                    "\u2581" + m for m in normalization_lib.MARKERS
+                ]
+                if normalization
+                else [],
                 # Keep the text as it is (no NFKC): "ﬁ" stays, accents stay.
                 normalization_rule_name="identity",
                 minloglevel=2,
@@ -352,13 +411,33 @@ class SubwordTokenizer(_Tokenizer):
             ) from None
         if verbose:
             print(f"Tokenizer trained in {time.monotonic() - started:.1f} s")
-        return cls(buffer.getvalue(), **kwargs)
+        tokenizer = cls(
+            buffer.getvalue(), normalization=normalization, **kwargs
+        )
+        if tokenizer.vocabulary_size < vocabulary_size:
+            warnings.warn(
+                f"The corpus gave {tokenizer.vocabulary_size} pieces, fewer "
+                f"than the {vocabulary_size} asked for: it is too small for "
+                "a vocabulary that large (a model trained on it will see "
+                "few examples of each piece).",
+                stacklevel=2,
+            )
+        return tokenizer
 
     def tokenize(self, texts):
-        return self._tokenizer.tokenize(tf.convert_to_tensor(texts, tf.string))
+        texts = tf.convert_to_tensor(texts, tf.string)
+        if self.normalization is not None:
+            texts = normalization_lib.normalize(texts, self.normalization)
+        return self._tokenizer.tokenize(texts)
 
     def detokenize(self, ids):
         return self._tokenizer.detokenize(tf.cast(ids, tf.int32))
+
+    def decode(self, ids):
+        texts = super().decode(ids)
+        if self.normalization is None:
+            return texts
+        return [normalization_lib.denormalize(t) for t in texts]
 
     def save_files(self, folder):
         with open(os.path.join(folder, "sentencepiece.model"), "wb") as f:
@@ -366,6 +445,7 @@ class SubwordTokenizer(_Tokenizer):
 
     def get_config(self):
         config = super().get_config()
+        config["normalization"] = self.normalization
         config["model"] = base64.b64encode(self.model).decode("ascii")
         return config
 
@@ -404,12 +484,17 @@ def save_tokenizer(tokenizer, folder):
 
 
 def load_tokenizer(folder):
-    """Reads a tokenizer written by `save_tokenizer`.
+    """Reads a tokenizer written by `save_tokenizer` (a folder, or the
+    name of a shipped encoder preset such as "es").
 
     Example:
 
-    >>> tokenizer = load_tokenizer("saved_models/es_lm")  # doctest: +SKIP
+    >>> tokenizer = load_tokenizer("es")  # doctest: +SKIP
     """
+    from keras_tl.text.presets import resolve_encoder
+
+    if not os.path.exists(folder) and os.sep not in os.fspath(folder):
+        folder = resolve_encoder(folder)  # a preset name
     path = os.path.join(folder, "tokenizer.json")
     if not os.path.exists(path):
         raise FileNotFoundError(
