@@ -27,6 +27,7 @@ import shutil
 import warnings
 
 import keras
+import numpy as np
 
 CONFIG = "config.yaml"
 STATE = "state.json"
@@ -199,12 +200,19 @@ class RunFolder:
         return self.state["history"]
 
     def load_last(self) -> keras.Model:
-        """The model (and optimizer state) of the last checkpoint."""
+        """The model (and optimizer state) of the last checkpoint, with its
+        dropout seeds where they were saved, so training goes on as if it
+        had never stopped."""
         from keras_tl.groups import load_model
 
-        return load_model(self.file(self.state["last_checkpoint"]))
+        path = self.file(self.state["last_checkpoint"])
+        model = load_model(path)
+        _restore_seeds(model, _seeds_file(path))
+        return model
 
-    def callbacks(self, monitor=None, tensorboard=True, checkpoints=True):
+    def callbacks(
+        self, monitor=None, tensorboard=True, checkpoints=True, best=True
+    ):
         """Callbacks for every `fit` of the run.
 
         Args:
@@ -213,8 +221,11 @@ class RunFolder:
             tensorboard: also write TensorBoard logs under `logs/`.
             checkpoints: save the model after every epoch; without, only
                 the history is kept (for runs that do not resume).
+            best: also keep `best.keras`, the best epoch by `monitor`
+                (off for runs whose epochs are only checkpoint intervals,
+                such as pretraining).
         """
-        callbacks = [RunCheckpoint(self, monitor, checkpoints)]
+        callbacks = [RunCheckpoint(self, monitor, checkpoints, best)]
         if tensorboard:
             callbacks.append(
                 keras.callbacks.TensorBoard(
@@ -223,7 +234,7 @@ class RunFolder:
             )
         return callbacks
 
-    def record(self, epoch, logs, model=None, monitor="loss"):
+    def record(self, epoch, logs, model=None, monitor="loss", best=True):
         """Saves the checkpoints and the state after `epoch` ended.
 
         `epoch` counts from 0 over the whole run; without a `model` only
@@ -240,7 +251,8 @@ class RunFolder:
             return
         last = os.path.join("checkpoints", f"last-epoch-{epoch + 1}.keras")
         _save_model(model, self.file(last))
-        value = (logs or {}).get(monitor)
+        _save_seeds(model, _seeds_file(self.file(last)))
+        value = (logs or {}).get(monitor) if best else None
         best = self.state["best"]
         improved = value is not None and (
             best is None
@@ -266,6 +278,8 @@ class RunFolder:
             os.replace(self.file(_partial(BEST)), self.file(BEST))
         if previous and previous != last:
             os.remove(self.file(previous))
+            if os.path.exists(_seeds_file(self.file(previous))):
+                os.remove(_seeds_file(self.file(previous)))
         self._write_history()
 
     def save_state(self):
@@ -320,6 +334,48 @@ def _partial(path):
     return os.path.join(folder, _PARTIAL + name)
 
 
+def _seeds_file(checkpoint):
+    return checkpoint[: -len(".keras")] + ".seeds.npz"
+
+
+def _seed_variables(model):
+    # `.keras` files keep weights, not the random generators' states; the
+    # dropout masks of a resumed run depend on them.
+    return [v for v in model.variables if "seed_generator" in v.path]
+
+
+def _save_seeds(model, path):
+    # By position: generators are named from a process-wide counter, so
+    # their paths differ from one process to the next.
+    arrays = {
+        f"seed_{i}": keras.ops.convert_to_numpy(v)
+        for i, v in enumerate(_seed_variables(model))
+    }
+    if not arrays:  # nothing random to carry on
+        return
+    temporary = path[: -len(".npz")] + ".tmp.npz"
+    np.savez(temporary, **arrays)
+    os.replace(temporary, path)
+
+
+def _restore_seeds(model, path):
+    if not os.path.exists(path):
+        return
+    with np.load(path) as saved:
+        arrays = [saved[f"seed_{i}"] for i in range(len(saved.files))]
+    variables = _seed_variables(model)
+    if [a.shape for a in arrays] != [tuple(v.shape) for v in variables]:
+        warnings.warn(
+            f"{path} does not match the model's random generators, so "
+            "dropout continues with new seeds (training resumes, but not "
+            "bit for bit).",
+            stacklevel=3,
+        )
+        return
+    for variable, array in zip(variables, arrays, strict=True):
+        variable.assign(array)
+
+
 def _save_model(model, path):
     model.save(_partial(path))
     os.replace(_partial(path), path)
@@ -333,20 +389,26 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     Args:
         run: the `RunFolder`.
-        monitor, checkpoints: see `RunFolder.callbacks`.
+        monitor, checkpoints, best: see `RunFolder.callbacks`.
     """
 
-    def __init__(self, run, monitor=None, checkpoints=True):
+    def __init__(self, run, monitor=None, checkpoints=True, best=True):
         super().__init__()
         self.run = run
         self.monitor = monitor
         self.checkpoints = checkpoints
+        self.best = best
         self._warned = False
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         monitor = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
-        if self.checkpoints and monitor not in logs and not self._warned:
+        if (
+            self.checkpoints
+            and self.best
+            and monitor not in logs
+            and not self._warned
+        ):
             warnings.warn(
                 f"The monitor {monitor!r} is not among the logged values "
                 f"{sorted(logs)}, so no best checkpoint is written. Pick one "
@@ -355,4 +417,4 @@ class RunCheckpoint(keras.callbacks.Callback):
             )
             self._warned = True
         model = self.model if self.checkpoints else None
-        self.run.record(epoch, logs, model, monitor)
+        self.run.record(epoch, logs, model, monitor, self.best)

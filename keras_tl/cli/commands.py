@@ -211,10 +211,21 @@ def _duration(started):
 
 
 def list_backbones_command(args):
+    import fnmatch
+
     from keras_tl.backbones.registry import get_backbone, list_backbones
+    from keras_tl.text.presets import list_encoder_presets
 
     names = list_backbones(args.pattern)
-    if not names:
+    presets = [
+        p
+        for p in list_encoder_presets()
+        if any(
+            fnmatch.fnmatch(n, args.pattern)
+            for n in ("awd_lstm", p.name, *p.aliases)
+        )
+    ]
+    if not names and not presets:
         raise ValueError(
             f"No backbone matches {args.pattern!r}. Run `keras-tl "
             "list-backbones` for all of them."
@@ -225,6 +236,32 @@ def list_backbones_command(args):
             f"{name:40s} {spec.default_input_size:4d} px  "
             f"{spec.feature_dim:5d} features  {spec.family}"
         )
+    if presets:
+        print(
+            "\nText encoders: --backbone awd_lstm --encoder NAME (or a "
+            "folder from `keras-tl lm pretrain`)"
+        )
+    for preset in presets:
+        print(f"{preset.name:4s} {_describe_preset(preset)}")
+
+
+def _describe_preset(preset):
+    from keras_tl.text.language_model import language_model_config
+    from keras_tl.text.presets import preset_folder
+
+    try:
+        config = language_model_config(preset_folder(preset))
+    except FileNotFoundError:
+        return f"language {preset.language}  (files not found)"
+    model = config["model"]
+    perplexity = config.get("validation_perplexity")
+    return (
+        f"language {preset.language}  AWD-LSTM {model['num_layers']} x "
+        f"{model['hidden_dim']}, embedding {model['embedding_dim']}, "
+        f"vocabulary {config['vocabulary_size']:,}"
+        + (f", validation perplexity {perplexity}" if perplexity else "")
+        + f"  ({preset.description})"
+    )
 
 
 def train_command(args):
@@ -308,7 +345,13 @@ def ulmfit_command(args):
                 reopen_finished=True,
             )
         )
-        if args.lm_epochs and not run.state.get("language_model"):
+        # The scratch baseline (--weights none) has no language model to
+        # fine-tune.
+        if (
+            args.lm_epochs
+            and args.weights != "none"
+            and not run.state.get("language_model")
+        ):
             run.state["language_model"] = _fine_tune_lm_for(
                 args, texts, encoder, run
             )
@@ -429,18 +472,27 @@ def lm_pretrain_command(args):
     from keras_tl.text.language_model import pretrain_language_model
 
     started = time.monotonic()
-    _check_output(args)
+    run_dir = args.run_dir or _default_run_dir(args, args.output)
+    resuming = _unfinished_run(run_dir) and not args.overwrite
+    if not resuming:
+        _check_output(args)
     # A missing TPU or a batch the replicas cannot share fails first.
     strategy = _lm_strategy(args, args.batch_size)
     texts = read_corpus(args.corpus, args.max_words)
     validation = (
         "\n".join(read_corpus(args.validation)) if args.validation else None
     )
+    # A stopped pretraining run resumes from its last checkpoint (the
+    # tokenizer, weights, optimizer, schedule and stream position).
     run = RunFolder(
-        args.run_dir or _default_run_dir(args, args.output),
-        _config(args),
-        overwrite=True,  # a pretraining run does not resume
+        run_dir, _config(args), overwrite=args.overwrite, ignore=("verbose",)
     )
+    if run.epochs_done:
+        print(
+            f"keras-tl {args.command}: resuming {run.path} after "
+            f"{run.epochs_done} checkpoint(s)",
+            flush=True,
+        )
     with strategy.scope():
         result = pretrain_language_model(
             "\n".join(texts),
@@ -456,12 +508,26 @@ def lm_pretrain_command(args):
             batch_size=args.batch_size,
             sequence_length=args.sequence_length,
             learning_rate=args.learning_rate,
+            validation_fraction=args.validation_fraction,
             language=args.language,
             backwards=args.backwards,
+            run=run,
+            checkpoint_every=args.checkpoint_every,
+            weights_dtype=args.weights_dtype,
             verbose=verbosity(args),
-            callbacks=run.callbacks(checkpoints=False),
         )
     _lm_finish(args, run, started, result["validation_perplexity"])
+
+
+def _unfinished_run(path):
+    import json
+
+    state = os.path.join(path, "state.json")
+    if not os.path.exists(state):
+        return False
+    with open(state, encoding="utf-8") as f:
+        saved = json.load(f)
+    return bool(saved.get("epochs_done")) and not saved.get("complete")
 
 
 def _lm_finish(args, run, started, perplexity):

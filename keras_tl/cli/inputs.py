@@ -186,7 +186,8 @@ class Task:
 
             if not self.encoder:
                 raise ValueError(
-                    "--backbone awd_lstm needs --encoder: a language-model "
+                    "--backbone awd_lstm needs --encoder: a preset (en, es; "
+                    "see `keras-tl list-backbones`) or a language-model "
                     "folder written by `keras-tl lm pretrain`."
                 )
             self.backwards = bool(
@@ -244,10 +245,26 @@ class Task:
                     "--backbone awd_lstm reads text: give a .csv / .tsv / "
                     f".jsonl / .txt file as --data. Received: {args.data}"
                 )
+            encoder = self.encoder
+            if args.weights == "none":
+                # The scratch baseline: the encoder's tokenizer and sizes,
+                # random weights.
+                from keras_tl.text.language_model import language_model_config
+
+                model = language_model_config(self.encoder)["model"]
+                encoder = {
+                    key: model[key]
+                    for key in (
+                        "vocabulary_size",
+                        "embedding_dim",
+                        "hidden_dim",
+                        "num_layers",
+                    )
+                }
             return keras_tl.build(
                 "awd_lstm",
                 len(self.label_names),
-                encoder=self.encoder,
+                encoder=encoder,
                 drop_mult=args.drop_mult,
                 bptt=args.bptt,
                 max_len=args.max_len,

@@ -79,32 +79,112 @@ def _add_model_options(parser, backbone_required=True):
             "/ Kaggle URL or local SavedModel), or awd_lstm (text; needs "
             "--encoder)",
         )
-    parser.add_argument(
-        "--weights",
-        default="imagenet",
-        help="imagenet, none, or a .weights.h5 file of the backbone without "
-        "its top",
-    )
+    _add_weights_option(parser)
     parser.add_argument(
         "--image-size",
         type=int,
-        help="side of the square input (default: the backbone's)",
+        help="images: side of the square input (default: the backbone's)",
     )
     parser.add_argument(
-        "--pooling", choices=["avg", "max", "avgmax"], default="avg"
+        "--pooling",
+        choices=["avg", "max", "avgmax"],
+        help="images: how the feature map is pooled (default: avg)",
     )
-    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        help="images: dropout before the head (default: 0.2)",
+    )
     parser.add_argument(
         "--train-bn",
         action="store_true",
-        help="keep BatchNorm training in frozen groups (fastai)",
+        default=None,
+        help="images: keep BatchNorm training in frozen groups (fastai)",
     )
     parser.add_argument(
-        "--encoder", help="a language-model folder, for --backbone awd_lstm"
+        "--encoder",
+        help="awd_lstm: a language-model preset (en, es; see "
+        "list-backbones) or a folder written by `keras-tl lm pretrain`",
     )
-    parser.add_argument("--bptt", type=int, default=70)
-    parser.add_argument("--max-len", type=int, default=1440)
-    parser.add_argument("--drop-mult", type=float, default=0.5)
+    _add_text_model_options(parser)
+
+
+def _add_weights_option(parser):
+    parser.add_argument(
+        "--weights",
+        help="images: imagenet (default), none, or a .weights.h5 file of "
+        "the backbone without its top; awd_lstm: none trains the same "
+        "classifier from a random encoder (default: the encoder's weights)",
+    )
+
+
+def _add_text_model_options(parser):
+    parser.add_argument(
+        "--bptt",
+        type=int,
+        help="awd_lstm: tokens read per chunk (default: 70)",
+    )
+    parser.add_argument(
+        "--max-len",
+        type=int,
+        help="awd_lstm: the last tokens of a document that are pooled and "
+        "trained through (default: 1440)",
+    )
+    parser.add_argument(
+        "--drop-mult",
+        type=float,
+        help="awd_lstm: scales every dropout of the classifier (default: 0.5)",
+    )
+
+
+# Options that only some backbones take, with their defaults: given for
+# another backbone they are refused, not silently ignored.
+IMAGE_OPTIONS = {
+    "image_size": None,
+    "pooling": "avg",
+    "dropout": 0.2,
+    "train_bn": False,
+}
+TEXT_OPTIONS = {"bptt": 70, "max_len": 1440, "drop_mult": 0.5}
+
+
+def resolve_model_options(args):
+    """Refuses options that do not apply to the backbone; fills defaults."""
+    backbone = getattr(args, "backbone", None)
+    if backbone is None or not hasattr(args, "weights"):
+        return args
+    text = backbone == "awd_lstm"
+    wrong = IMAGE_OPTIONS if text else TEXT_OPTIONS
+    given = [
+        name
+        for name in wrong
+        if getattr(args, name, None) not in (None, wrong[name])
+        and name in vars(args)
+    ]
+    if getattr(args, "encoder", None) and not text:
+        given.append("encoder")
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        kind = (
+            "image and hub backbones" if text else "--backbone awd_lstm (text)"
+        )
+        raise ValueError(
+            f"{flags} only apply to {kind}, so they would be ignored here. "
+            f"Leave them out. Received: --backbone {backbone}"
+        )
+    if text and args.weights not in (None, "none"):
+        raise ValueError(
+            "--weights for --backbone awd_lstm is `none` (the same "
+            "classifier from a random encoder, the scratch baseline) or "
+            "left out (the encoder's pretrained weights). Received: "
+            f"--weights {args.weights}"
+        )
+    if not text and args.weights is None:
+        args.weights = "imagenet"
+    for name, default in {**IMAGE_OPTIONS, **TEXT_OPTIONS}.items():
+        if name in vars(args) and getattr(args, name) is None:
+            setattr(args, name, default)
+    return args
 
 
 def _add_training_options(parser, epochs):
@@ -175,7 +255,7 @@ def _add_lm_options(parser):
         "--corpus",
         nargs="+",
         required=True,
-        help=".txt or .jsonl(.gz) files with a 'text' field",
+        help=".txt(.gz) files, or .jsonl(.gz) files with a 'text' field",
     )
     parser.add_argument(
         "--output",
@@ -268,15 +348,42 @@ def build_parser() -> argparse.ArgumentParser:
         pretrain.add_argument("--hidden-dim", type=int, default=1152)
         pretrain.add_argument("--num-layers", type=int, default=3)
         pretrain.add_argument("--drop-mult", type=float, default=1.0)
-        pretrain.add_argument("--epochs", type=int, default=1)
+        pretrain.add_argument(
+            "--epochs",
+            type=float,
+            default=1.0,
+            help="passes over the corpus (0.5: half of it); one one-cycle "
+            "schedule spans them",
+        )
         pretrain.add_argument("--learning-rate", type=float, default=2e-3)
+        pretrain.add_argument(
+            "--validation-fraction",
+            type=float,
+            default=0.05,
+            help="without --validation: the share of the corpus's last "
+            "lines held out",
+        )
+        pretrain.add_argument(
+            "--checkpoint-every",
+            type=int,
+            default=500,
+            help="steps between checkpoints in the run folder; a stopped "
+            "run started again with the same command resumes from the "
+            "last one",
+        )
+        pretrain.add_argument(
+            "--weights-dtype",
+            choices=["float32", "float16"],
+            default="float32",
+            help="how --output stores the weights (float16: half the size)",
+        )
         pretrain.add_argument("--language", help="recorded in the model card")
         pretrain.add_argument(
             "--backwards",
             action="store_true",
             help="train a backward LM (ULMFiT's second model)",
         )
-        _add_run_options(pretrain, resumes=False)
+        _add_run_options(pretrain)
     finetune = command(
         ["lm", "finetune"],
         lm_commands,
@@ -285,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
         actions.lm_finetune_command,
     )
     finetune.add_argument(
-        "--encoder", required=True, help="the pretrained language-model folder"
+        "--encoder",
+        required=True,
+        help="the pretrained language model: a preset (en, es) or a folder",
     )
     _add_lm_options(finetune)
     finetune.add_argument("--epochs", type=int, nargs="+", default=[1, 1])
@@ -306,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_options(ulmfit)
     ulmfit.add_argument(
-        "--encoder", required=True, help="folder written by `lm pretrain`"
+        "--encoder",
+        required=True,
+        help="a language-model preset (en, es) or a folder written by "
+        "`lm pretrain`",
     )
     ulmfit.add_argument(
         "--ensemble-with",
@@ -321,9 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs of the LM fine-tuning stages; none to skip",
     )
     ulmfit.add_argument("--lm-batch-size", type=int, default=32)
-    ulmfit.add_argument("--bptt", type=int, default=70)
-    ulmfit.add_argument("--max-len", type=int, default=1440)
-    ulmfit.add_argument("--drop-mult", type=float, default=0.5)
+    _add_weights_option(ulmfit)
+    _add_text_model_options(ulmfit)
     _add_training_options(ulmfit, [1, 1, 1, 2])
     _add_run_options(ulmfit)
     ulmfit.set_defaults(
@@ -478,6 +589,7 @@ def main(argv=None) -> int:
             parser.commands[tuple(w for w in words if w)].error(
                 f"unrecognized arguments: {' '.join(extra)}"
             )
+        resolve_model_options(args)
     except SystemExit as exit:  # argparse: --help (0) or a usage error (2)
         return exit.code
     except (FileNotFoundError, ValueError) as error:

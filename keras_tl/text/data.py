@@ -7,6 +7,8 @@ state from one batch to the next (fastai's LM loader, Merity et al. 2017).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -17,13 +19,17 @@ from keras_tl.text.tokenizers import BOS_ID, EOS_ID, _check_texts, progress
 def read_text(path, encoding="utf-8"):
     """Reads a text file, with a clear error for undecodable bytes.
 
-    A UTF-8 byte-order mark is dropped and line ends are normalised.
+    A UTF-8 byte-order mark is dropped and line ends are normalised; a
+    `.gz` file is decompressed.
 
     Example:
 
     >>> text = read_text("quijote.txt")  # doctest: +SKIP
     """
-    with open(path, "rb") as f:
+    import gzip
+
+    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
         raw = f.read()
     try:
         text = raw.decode(encoding)
@@ -76,6 +82,8 @@ def language_model_dataset(
     *,
     random_length=False,
     seed=0,
+    start=0,
+    steps=None,
 ):
     """(inputs, next-token targets) windows of a token stream, in order.
 
@@ -87,6 +95,10 @@ def language_model_dataset(
             `sequence_length`, sometimes half, plus noise). Gives dynamic
             shapes: leave off for TPUs, which need static ones.
         seed: for `random_length`.
+        start: the window to begin at (a resumed run passes the windows
+            it has read); past the last window the stream starts again.
+        steps: windows to yield (default: up to the end of the stream);
+            more than the stream holds read it again from the start.
 
     Returns:
         A `tf.data.Dataset` of `(x, y)`, each `(batch_size, length)` int32,
@@ -121,6 +133,17 @@ def language_model_dataset(
         count = row_length // sequence_length
         starts = np.arange(count) * sequence_length
         lengths = np.full(count, sequence_length)
+    if start or steps is not None:
+        if steps is not None:
+            check_positive_int("steps", steps)
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(
+                f"`start` must be an integer >= 0. Received: start={start!r}"
+            )
+        if steps is None:
+            steps = max(len(starts) - start % len(starts), 0)
+        order = (start + np.arange(steps)) % len(starts)
+        starts, lengths = starts[order], lengths[order]
     x, y = tf.constant(x), tf.constant(y)
 
     def window(start, length):

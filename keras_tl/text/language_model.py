@@ -26,6 +26,7 @@ from keras_tl.text.awd_lstm import (
     token_cross_entropy,
 )
 from keras_tl.text.data import encode_corpus, language_model_dataset
+from keras_tl.text.presets import resolve_encoder
 
 _STATE_VARIABLES = ("rnn_state", "seed_generator_state")
 WEIGHTS = "language_model.weights.h5"
@@ -254,6 +255,28 @@ def _split_lines(text, validation_fraction):
     return "\n".join(lines[:cut]), "\n".join(lines[cut:])
 
 
+def _encode_split(text, tokenizer, backwards, verbose):
+    ids = encode_corpus(text, tokenizer, verbose=verbose)
+    return ids[::-1].copy() if backwards else ids
+
+
+def _make_tokenizer(tokenizer, text, vocabulary_size, verbose):
+    if not isinstance(tokenizer, str):
+        return tokenizer
+    if tokenizer == "subword":
+        return tokenizers_lib.SubwordTokenizer.from_corpus(
+            text, vocabulary_size=vocabulary_size, verbose=verbose
+        )
+    if tokenizer == "word":
+        return tokenizers_lib.WordTokenizer.from_corpus(
+            text.split("\n"), max_tokens=vocabulary_size
+        )
+    raise ValueError(
+        "`tokenizer` must be 'subword', 'word' or a tokenizer. "
+        f"Received: tokenizer={tokenizer!r}"
+    )
+
+
 def pretrain_language_model(
     corpus,
     output_dir,
@@ -272,6 +295,9 @@ def pretrain_language_model(
     validation_fraction=0.05,
     language=None,
     backwards=False,
+    run=None,
+    checkpoint_every=500,
+    weights_dtype="float32",
     verbose="auto",
     callbacks=None,
 ):
@@ -285,29 +311,46 @@ def pretrain_language_model(
     and moved into place only when complete.
 
     Training follows fastai's language-model recipe: Adam (betas 0.8,
-    0.99), gradient clipping at 0.1, one-cycle rates, state carried across
-    windows and reset at each epoch. Called inside a `tf.distribute`
+    0.99), gradient clipping at 0.1, one-cycle rates over the whole run,
+    state carried across windows. Called inside a `tf.distribute`
     strategy's scope, it trains there (`batch_size` must be a multiple of
     the number of replicas).
+
+    With a `run` folder (`keras_tl.runs.RunFolder`) the run can be stopped
+    at any moment and resumed exactly: every `checkpoint_every` steps the
+    model, its optimizer state (moments, step count, and so the position
+    in the one-cycle schedule), the dropout seeds and the position in the
+    token stream are saved; calling again with the same arguments and run
+    folder continues from the last checkpoint and ends with the weights an
+    uninterrupted run would have. The tokenizer is trained once and kept
+    in the run folder.
 
     Args:
         corpus: the training text (a string) or a list of documents.
         output_dir: the folder to write (replaced if it exists).
         validation: validation text; default: the last
             `validation_fraction` of the corpus's lines.
-        tokenizer: "subword" (SentencePiece, for raw text), "word" (for
-            pre-tokenised text like WikiText) or a tokenizer object.
+        tokenizer: "subword" (SentencePiece over fastai-style normalised
+            text, for raw text), "word" (for pre-tokenised text like
+            WikiText) or a tokenizer object.
         vocabulary_size: tokenizer vocabulary size.
         embedding_dim, hidden_dim, num_layers, drop_mult: model size and
             regularisation (see `AWDLSTMLanguageModel`).
-        epochs, batch_size, sequence_length, learning_rate: training.
+        epochs: passes over the corpus; a fraction (0.5) trains on part
+            of it. The one-cycle schedule spans them all.
+        batch_size, sequence_length, learning_rate: training.
         language: recorded in the model card (e.g. "es").
         backwards: learn to predict the previous token (the stream is
             reversed), for ULMFiT's backward model; recorded in the config,
             so a classifier on this encoder reads documents backwards too.
+        run: a `RunFolder` to checkpoint into and resume from.
+        checkpoint_every: steps between checkpoints (with `run`).
+        weights_dtype: "float32" or "float16": how the weights are stored
+            in `output_dir` (float16 halves the file; they load as
+            float32).
         verbose: as `fit`; also progress bars for the tokenizer and the
             corpus encoding (0 for silence).
-        callbacks: more callbacks for `fit` (e.g. a run folder's).
+        callbacks: more callbacks for `fit`.
 
     Returns:
         A dict with the validation perplexity and the training history.
@@ -317,27 +360,37 @@ def pretrain_language_model(
     >>> pretrain_language_model(text, "saved_models/es_lm",
     ...                         language="es")  # doctest: +SKIP
     """
+    from keras_tl.callbacks import OneCycleScheduler
+    from keras_tl.schedules import _check_positive, _check_positive_int
+
+    _check_positive("epochs", epochs)
+    _check_positive_int("checkpoint_every", checkpoint_every)
+    if weights_dtype not in ("float32", "float16"):
+        raise ValueError(
+            "`weights_dtype` must be 'float32' or 'float16'. Received: "
+            f"weights_dtype={weights_dtype!r}"
+        )
     text = corpus if isinstance(corpus, str) else "\n".join(corpus)
     if validation is None:
         text, validation = _split_lines(text, validation_fraction)
-    if isinstance(tokenizer, str):
-        if tokenizer == "subword":
-            tokenizer = tokenizers_lib.SubwordTokenizer.from_corpus(
-                text, vocabulary_size=vocabulary_size, verbose=bool(verbose)
+    tokenizer_folder = run.file("tokenizer") if run is not None else None
+    if tokenizer_folder and os.path.exists(
+        os.path.join(tokenizer_folder, "tokenizer.json")
+    ):
+        tokenizer = tokenizers_lib.load_tokenizer(tokenizer_folder)
+    else:
+        tokenizer = _make_tokenizer(
+            tokenizer, text, vocabulary_size, bool(verbose)
+        )
+        if tokenizer_folder:
+            write_folder(
+                tokenizer_folder,
+                lambda staging: tokenizers_lib.save_tokenizer(
+                    tokenizer, staging
+                ),
             )
-        elif tokenizer == "word":
-            tokenizer = tokenizers_lib.WordTokenizer.from_corpus(
-                text.split("\n"), max_tokens=vocabulary_size
-            )
-        else:
-            raise ValueError(
-                "`tokenizer` must be 'subword', 'word' or a tokenizer. "
-                f"Received: tokenizer={tokenizer!r}"
-            )
-    train_ids = encode_corpus(text, tokenizer, verbose=bool(verbose))
-    valid_ids = encode_corpus(validation, tokenizer)
-    if backwards:
-        train_ids, valid_ids = train_ids[::-1].copy(), valid_ids[::-1].copy()
+    train_ids = _encode_split(text, tokenizer, backwards, bool(verbose))
+    valid_ids = _encode_split(validation, tokenizer, backwards, False)
     # Fail before training, not after: evaluation reads at least one row
     # of 2 tokens on each replica.
     needed = tf.distribute.get_strategy().num_replicas_in_sync + 1
@@ -346,31 +399,57 @@ def pretrain_language_model(
             f"The validation text has fewer than {needed} tokens: pass more "
             "`validation` text or a larger `validation_fraction`."
         )
-    data = language_model_dataset(train_ids, batch_size, sequence_length)
-    model = AWDLSTMLanguageModel(
-        tokenizer.vocabulary_size,
-        embedding_dim=embedding_dim,
-        hidden_dim=hidden_dim,
-        num_layers=num_layers,
-        drop_mult=drop_mult,
-        stateful=True,
-    )
-    # Under a strategy, each replica's state is sized from this batch.
-    model.build((batch_size, sequence_length))
-    compile_language_model(model, learning_rate)
-    from keras_tl.callbacks import OneCycleScheduler
-
+    # Validates the sizes against the corpus.
+    language_model_dataset(train_ids, batch_size, sequence_length)
+    windows = (len(train_ids) - 1) // batch_size // sequence_length
+    total = max(1, math.ceil(epochs * windows))
+    # Keras epochs are checkpoint intervals; the schedule spans them all.
+    chunk = min(checkpoint_every, total) if run is not None else total
+    chunks = math.ceil(total / chunk)
+    total = chunks * chunk
+    done = run.epochs_done if run is not None else 0
+    if done:
+        model = run.load_last()
+    else:
+        model = AWDLSTMLanguageModel(
+            tokenizer.vocabulary_size,
+            embedding_dim=embedding_dim,
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            drop_mult=drop_mult,
+            stateful=True,
+        )
+        # Under a strategy, each replica's state is sized from this batch.
+        model.build((batch_size, sequence_length))
+        compile_language_model(model, learning_rate)
     history = model.fit(
-        data,
-        epochs=epochs,
+        language_model_dataset(
+            train_ids,
+            batch_size,
+            sequence_length,
+            start=done * chunk,
+            steps=total - done * chunk,
+        ),
+        epochs=chunks,
+        initial_epoch=done,
+        steps_per_epoch=chunk,
         verbose=verbose,
         shuffle=False,  # the stream's order carries the state
         callbacks=[
+            # Each interval starts from a zero state, resumed or not.
             ResetStateEachEpoch(),
-            OneCycleScheduler(learning_rate, momentum=(0.8, 0.7)),
+            OneCycleScheduler(
+                learning_rate,
+                momentum=(0.8, 0.7),
+                total_steps=total,
+                first_epoch=0,
+            ),
+            *(run.callbacks(best=False) if run is not None else []),
             *(callbacks or []),
         ],
-    )
+    ).history
+    if run is not None:
+        history = run.history
     scores = evaluate_perplexity(
         model,
         valid_ids,
@@ -383,11 +462,14 @@ def pretrain_language_model(
         "backwards": bool(backwards),
         "vocabulary_size": tokenizer.vocabulary_size,
         "tokenizer": type(tokenizer).__name__,
+        "normalization": getattr(tokenizer, "normalization", None),
         "model": model.get_config(),
         "training": {
             "train_tokens": int(len(train_ids)),
             "validation_tokens": int(len(valid_ids)),
             "epochs": epochs,
+            "steps": total,
+            "tokens_seen": total * batch_size * sequence_length,
             "batch_size": batch_size,
             "sequence_length": sequence_length,
             "learning_rate": learning_rate,
@@ -395,24 +477,29 @@ def pretrain_language_model(
         },
         "validation_perplexity": round(scores["perplexity"], 2),
         "train_history": {
-            k: [float(v) for v in vs] for k, vs in history.history.items()
+            k: [float(v) for v in vs] for k, vs in history.items()
         },
         "date": datetime.date.today().isoformat(),
     }
 
-    save_language_model(model, tokenizer, output_dir, config)
+    save_language_model(
+        model, tokenizer, output_dir, config, weights_dtype=weights_dtype
+    )
     return {
         "validation_perplexity": scores["perplexity"],
-        "history": history.history,
+        "history": history,
     }
 
 
-def save_language_model(model, tokenizer, folder, config):
+def save_language_model(
+    model, tokenizer, folder, config, weights_dtype="float32"
+):
     """Writes a language-model folder that `load_language_model` reads.
 
     Holds the weights without optimizer state (as a non-stateful model),
-    the tokenizer, `config.json` and `MODEL_CARD.md`, written to a temporary
-    folder and moved into place when complete.
+    the tokenizer, `config.json` (with the weights' sha256, checked on
+    load) and `MODEL_CARD.md`, written to a temporary folder and moved
+    into place when complete.
 
     Args:
         model: an `AWDLSTMLanguageModel`.
@@ -420,21 +507,63 @@ def save_language_model(model, tokenizer, folder, config):
         folder: the folder to write (replaced if it exists).
         config: what `config.json` records; its `"model"` entry is the
             model's config.
+        weights_dtype: "float32", or "float16" to store the weights in
+            half the space (they load as float32).
     """
 
     def write(staging):
-        _copy(model, stateful=False).save_weights(
-            os.path.join(staging, WEIGHTS)
-        )
+        weights = os.path.join(staging, WEIGHTS)
+        _copy(model, stateful=False).save_weights(weights)
+        if weights_dtype == "float16":
+            _store_half(weights)
         tokenizers_lib.save_tokenizer(tokenizer, staging)
+        card = {
+            **config,
+            "weights_dtype": weights_dtype,
+            "weights_sha256": sha256(weights),
+        }
         with open(os.path.join(staging, "config.json"), "w") as f:
-            json.dump(config, f, indent=2, ensure_ascii=False)
+            json.dump(card, f, indent=2, ensure_ascii=False)
         with open(
             os.path.join(staging, "MODEL_CARD.md"), "w", encoding="utf-8"
         ) as f:
-            f.write(_model_card(config))
+            f.write(_model_card(card))
 
     write_folder(folder, write)
+
+
+def _store_half(path):
+    """Rewrites a Keras `.weights.h5` file with its float32 arrays as
+    float16 (a new file: HDF5 does not give back deleted space)."""
+    import h5py
+
+    def copy(source, target):
+        target.attrs.update(source.attrs)
+        for name, item in source.items():
+            if isinstance(item, h5py.Group):
+                copy(item, target.create_group(name))
+                continue
+            values = item[()]
+            if getattr(values, "dtype", None) == np.float32:
+                values = values.astype(np.float16)
+            target.create_dataset(name, data=values)
+            target[name].attrs.update(item.attrs)
+
+    half = path + ".half"
+    with h5py.File(path, "r") as source, h5py.File(half, "w") as target:
+        copy(source, target)
+    os.replace(half, path)
+
+
+def sha256(path):
+    """The hex sha256 of a file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_folder(path, write):
@@ -491,7 +620,8 @@ and the tokenizer.
 
 
 def language_model_config(folder):
-    """The `config.json` of a language-model folder, as a dict."""
+    """The `config.json` of a language-model folder (or preset), as a dict."""
+    folder = resolve_encoder(folder)
     path = os.path.join(folder, "config.json")
     if not os.path.exists(path):
         raise FileNotFoundError(
@@ -503,7 +633,11 @@ def language_model_config(folder):
 
 
 def load_language_model(folder):
-    """Reads a folder written by `pretrain_language_model`.
+    """Reads a folder written by `pretrain_language_model`, or a preset.
+
+    Args:
+        folder: the folder, or a preset name ("en", "es": the encoders
+            shipped in `saved_models/`, see `keras_tl.text.presets`).
 
     Returns:
         `(model, tokenizer)`.
@@ -514,15 +648,27 @@ def load_language_model(folder):
 
     Example:
 
-    >>> lm, tokenizer = load_language_model("saved_models/es")  # doctest: +SKIP
+    >>> lm, tokenizer = load_language_model("es")  # doctest: +SKIP
     """
+    folder = resolve_encoder(folder)
     weights = os.path.join(folder, WEIGHTS)
     if not os.path.exists(weights):
         raise FileNotFoundError(
             f"No language model in {folder}: expected {weights}, as written "
             "by keras_tl.text.pretrain_language_model."
         )
-    config = language_model_config(folder)["model"]
+    card = language_model_config(folder)
+    expected = card.get("weights_sha256")
+    if expected is not None and sha256(weights) != expected:
+        raise ValueError(
+            f"{weights} is not the file this language model was saved with "
+            f"(its sha256 is {sha256(weights)}, config.json expects "
+            f"{expected}): it is corrupt, truncated, or from another "
+            "training. Restore the folder as it was saved (in a git "
+            "checkout: `git checkout -- " + folder + "`; with Git LFS, "
+            "`git lfs pull`)."
+        )
+    config = card["model"]
     tokenizer = tokenizers_lib.load_tokenizer(folder)
     if tokenizer.vocabulary_size != config["vocabulary_size"]:
         raise ValueError(

@@ -1,0 +1,205 @@
+"""Shipped text encoders by name, the scratch arm, and refused options."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import pretrain_tiny_lm
+
+import keras_tl
+from keras_tl import cli
+from keras_tl.text import load_tokenizer
+from keras_tl.text.language_model import load_language_model
+from keras_tl.text.presets import (
+    MODELS_DIR_VARIABLE,
+    list_encoder_presets,
+    preset_folder,
+    resolve_encoder,
+)
+
+TEXTS = [f"es {'bueno' if i % 2 else 'malo'} y muy {i % 5}" for i in range(64)]
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    """A models folder holding a tiny "es" preset."""
+    pretrain_tiny_lm(tmp_path / "models" / "awd_lstm_es", TEXTS)
+    monkeypatch.setenv(MODELS_DIR_VARIABLE, str(tmp_path / "models"))
+    return tmp_path / "models"
+
+
+def test_a_preset_name_loads_like_its_folder(models_dir):
+    folder = str(models_dir / "awd_lstm_es")
+    assert resolve_encoder("es") == folder
+    assert resolve_encoder("awd_lstm_es") == folder  # the alias
+    by_name, tokenizer = load_language_model("es")
+    by_folder, _ = load_language_model(folder)
+    for a, b in zip(by_name.weights, by_folder.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert load_tokenizer("es").get_config() == tokenizer.get_config()
+    model = keras_tl.build("awd_lstm", num_classes=3, encoder="es")
+    assert model.output_shape == (None, 3)
+    # The classifier starts from the preset's embedding.
+    np.testing.assert_array_equal(
+        model.get_layer("sentence_encoder").encoder.embedding.embeddings,
+        by_name.encoder.embedding.embeddings,
+    )
+
+
+def test_an_existing_folder_wins_over_a_preset_name(models_dir, tmp_path):
+    os.chdir(tmp_path)
+    pretrain_tiny_lm(tmp_path / "es", TEXTS[:40])
+    assert resolve_encoder("es") == "es"
+
+
+def test_unknown_and_missing_presets_say_what_to_do(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="Did you mean: es"):
+        resolve_encoder("ess")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_encoder(str(tmp_path / "no" / "lm"))
+    monkeypatch.setenv(MODELS_DIR_VARIABLE, str(tmp_path))
+    preset = list_encoder_presets()[0]
+    # The repository's own copy is found after the variable's folder.
+    found = os.path.exists(
+        os.path.join(
+            os.path.dirname(keras_tl.__file__),
+            "..",
+            "saved_models",
+            preset.folder,
+            "config.json",
+        )
+    )
+    if found:
+        assert preset_folder(preset).endswith(preset.folder)
+    else:
+        with pytest.raises(FileNotFoundError, match=MODELS_DIR_VARIABLE):
+            preset_folder(preset)
+
+
+def test_shipped_presets_are_listed_with_their_language(capsys):
+    assert cli.main(["list-backbones", "awd*"]) == 0
+    out = capsys.readouterr().out
+    for preset in list_encoder_presets():
+        assert f"\n{preset.name} " in out
+        assert f"language {preset.language}" in out
+    assert "mobilenet" not in out
+
+
+def _labelled(tmp_path):
+    path = tmp_path / "train.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for i, text in enumerate(TEXTS):
+            writer.writerow([text, "pos" if i % 2 else "neg"])
+    return str(path)
+
+
+def test_weights_none_trains_the_same_classifier_from_scratch(
+    models_dir, tmp_path
+):
+    data = _labelled(tmp_path)
+    common = ["--data", data, "--encoder", "es", "--epochs", "1",
+              "--batch-size", "16", "--bptt", "8",
+              "--verbose", "0"]  # fmt: skip
+    assert cli.main(["train", "--backbone", "awd_lstm", *common,
+                     "--weights", "none",
+                     "--run-dir", str(tmp_path / "scratch")]) == 0  # fmt: skip
+    assert cli.main(["ulmfit", *common, "--weights", "none",
+                     "--run-dir", str(tmp_path / "ulmfit")]) == 0  # fmt: skip
+    pretrained, _ = load_language_model("es")
+    expected = pretrained.encoder.embedding.embeddings.numpy()
+    for run in ("scratch", "ulmfit"):
+        state = json.loads((tmp_path / run / "state.json").read_text())
+        model = keras_tl.load_model(
+            str(tmp_path / run / state["last_checkpoint"])
+        )
+        encoder = model.get_layer("sentence_encoder").encoder
+        # Same sizes as the preset, but not its weights.
+        assert encoder.embedding.embeddings.shape == expected.shape
+        assert not np.allclose(encoder.embedding.embeddings.numpy(), expected)
+    # The scratch baseline has no language model to fine-tune.
+    assert not (tmp_path / "ulmfit" / "language_model").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--backbone", "awd_lstm", "--pooling", "max"],
+            "--pooling only apply",
+        ),
+        (
+            ["--backbone", "awd_lstm", "--dropout", "0.5"],
+            "--dropout only apply",
+        ),
+        (["--backbone", "awd_lstm", "--train-bn"], "--train-bn only apply"),
+        (["--backbone", "awd_lstm", "--image-size", "64"], "--image-size"),
+        (["--backbone", "awd_lstm", "--weights", "imagenet"], "--weights for"),
+        (["--backbone", "mobilenet_v2_035", "--drop-mult", "0.1"], "awd_lstm"),
+        (["--backbone", "mobilenet_v2_035", "--bptt", "10"], "--bptt only"),
+        (["--backbone", "mobilenet_v2_035", "--encoder", "es"], "--encoder"),
+    ],
+)
+def test_options_that_do_not_apply_are_refused(
+    tmp_path, capsys, monkeypatch, extra, message
+):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--data", _labelled(tmp_path), *extra]
+    if "awd_lstm" in extra:
+        argv += ["--encoder", "es"]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_lm_pretrain_resumes_a_killed_run(tmp_path):
+    """A pretraining process killed after a checkpoint is started again
+    with the same command and finishes from where it stopped."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(TEXTS * 6), encoding="utf-8")
+    argv = [
+        "lm", "pretrain",
+        "--corpus", str(corpus),
+        "--output", str(tmp_path / "lm"),
+        "--tokenizer", "word",
+        "--embedding-dim", "8", "--hidden-dim", "12", "--num-layers", "2",
+        "--batch-size", "4", "--sequence-length", "8",
+        "--epochs", "1", "--checkpoint-every", "10",
+        "--run-dir", str(tmp_path / "run"),
+        "--verbose", "2",
+    ]  # fmt: skip
+    state = tmp_path / "run" / "state.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_tl", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if state.exists() and json.loads(state.read_text())["epochs_done"]:
+                break
+            time.sleep(0.02)
+        assert process.poll() is None, "pretraining ended before the kill"
+        process.kill()
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    killed = json.loads(state.read_text())
+    assert 1 <= killed["epochs_done"] and not killed["complete"]
+    assert not (tmp_path / "lm").exists()
+    first = killed["history"]["loss"][0]
+    assert cli.main(argv) == 0
+    final = json.loads(state.read_text())
+    assert final["complete"]
+    assert final["history"]["loss"][0] == first  # not trained again
+    config = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert len(final["history"]["loss"]) == config["training"]["steps"] // 10

@@ -1,0 +1,165 @@
+"""Pretraining a language model: exact resume, compact and checked weights."""
+
+import json
+import random
+
+import keras
+import numpy as np
+import pytest
+
+from keras_tl.runs import RunFolder
+from keras_tl.text.language_model import (
+    load_language_model,
+    pretrain_language_model,
+    sha256,
+)
+
+_WORDS = "el gato come pescado y la niña lee un libro mientras llueve".split()
+_RANDOM = random.Random(0)
+CORPUS = "\n".join(
+    " ".join(_RANDOM.choice(_WORDS) for _ in range(12)) for _ in range(300)
+)
+SIZES = dict(
+    vocabulary_size=36,
+    embedding_dim=8,
+    hidden_dim=12,
+    num_layers=2,
+    batch_size=4,
+    sequence_length=8,
+    verbose=0,
+)
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAfter(keras.callbacks.Callback):
+    """Stops the process's training as a kill would, after `epochs`."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise _Killed
+
+
+def _weights(folder):
+    model, _ = load_language_model(str(folder))
+    return [v.numpy() for v in model.weights]
+
+
+def test_a_stopped_pretraining_resumes_exactly(tmp_path):
+    settings = dict(SIZES, epochs=0.6, checkpoint_every=20)
+    keras.utils.set_random_seed(0)
+    whole = pretrain_language_model(
+        CORPUS,
+        str(tmp_path / "whole"),
+        run=RunFolder(tmp_path / "run_whole", {"run": 1}),
+        **settings,
+    )
+    keras.utils.set_random_seed(0)
+    with pytest.raises(_Killed):
+        pretrain_language_model(
+            CORPUS,
+            str(tmp_path / "resumed"),
+            run=RunFolder(tmp_path / "run_resumed", {"run": 1}),
+            callbacks=[_KillAfter(2)],
+            **settings,
+        )
+    assert not (tmp_path / "resumed").exists()  # nothing half-written
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(123)  # the run's own state, not this seed
+    run = RunFolder(tmp_path / "run_resumed", {"run": 1})
+    assert run.epochs_done == 2
+    resumed = pretrain_language_model(
+        CORPUS, str(tmp_path / "resumed"), run=run, **settings
+    )
+    # Same tokenizer, weights, losses and perplexity as without the stop.
+    assert (tmp_path / "run_resumed" / "tokenizer" / "tokenizer.json").exists()
+    assert resumed["history"]["loss"] == whole["history"]["loss"]
+    assert resumed["validation_perplexity"] == whole["validation_perplexity"]
+    for a, b in zip(
+        _weights(tmp_path / "whole"),
+        _weights(tmp_path / "resumed"),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    # 0.6 of the stream's windows, rounded up to whole checkpoints.
+    config = json.loads((tmp_path / "whole" / "config.json").read_text())
+    training = config["training"]
+    windows = (training["train_tokens"] - 1) // 4 // 8
+    steps = training["steps"]
+    assert steps % 20 == 0 and 0.6 * windows <= steps < 0.6 * windows + 20
+    assert len(whole["history"]["loss"]) == steps // 20 > 2
+    assert training["tokens_seen"] == steps * 4 * 8
+    # The one-cycle schedule spans the whole run: its end, not a restart.
+    assert resumed["history"]["learning_rate"][-1] < 1e-5
+
+
+def test_resume_without_seeds_warns_and_goes_on(tmp_path):
+    settings = dict(SIZES, epochs=0.5, checkpoint_every=20)
+    with pytest.raises(_Killed):
+        pretrain_language_model(
+            CORPUS,
+            str(tmp_path / "lm"),
+            run=RunFolder(tmp_path / "run", {"run": 1}),
+            callbacks=[_KillAfter(1)],
+            **settings,
+        )
+    seeds = tmp_path / "run" / "checkpoints" / "last-epoch-1.seeds.npz"
+    assert seeds.exists()
+    np.savez(seeds, seed_0=np.zeros(3))  # not this model's generators
+    with pytest.warns(UserWarning, match="new seeds"):
+        pretrain_language_model(
+            CORPUS,
+            str(tmp_path / "lm"),
+            run=RunFolder(tmp_path / "run", {"run": 1}),
+            **settings,
+        )
+    assert (tmp_path / "lm" / "config.json").exists()
+
+
+def test_float16_weights_are_half_the_size_and_checked(tmp_path):
+    for dtype in ("float32", "float16"):
+        keras.utils.set_random_seed(0)
+        pretrain_language_model(
+            CORPUS,
+            str(tmp_path / dtype),
+            epochs=0.2,
+            weights_dtype=dtype,
+            **SIZES,
+        )
+    weights = "language_model.weights.h5"
+    full = (tmp_path / "float32" / weights).stat().st_size
+    half = (tmp_path / "float16" / weights).stat().st_size
+    parameters = sum(w.size for w in _weights(tmp_path / "float32"))
+    assert full - half >= 2 * parameters  # two bytes saved a weight
+    for a, b in zip(
+        _weights(tmp_path / "float32"),
+        _weights(tmp_path / "float16"),
+        strict=True,
+    ):
+        assert b.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+    config = json.loads((tmp_path / "float16" / "config.json").read_text())
+    assert config["weights_dtype"] == "float16"
+    assert config["weights_sha256"] == sha256(tmp_path / "float16" / weights)
+    # A changed file is refused with the way to restore it.
+    data = bytearray((tmp_path / "float16" / weights).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "float16" / weights).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256.*git checkout"):
+        load_language_model(str(tmp_path / "float16"))
+
+
+def test_pretraining_arguments_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="weights_dtype"):
+        pretrain_language_model(
+            CORPUS, str(tmp_path / "x"), weights_dtype="int8", **SIZES
+        )
+    with pytest.raises(ValueError, match="epochs"):
+        pretrain_language_model(CORPUS, str(tmp_path / "x"), epochs=0, **SIZES)
+    assert not (tmp_path / "x").exists()
