@@ -1,12 +1,19 @@
-"""What the ULMFiT benchmarks share: the three arms, arguments, report.
+"""What the text-classification benchmarks share: the arms, the floor,
+standard errors, arguments and the report.
 
-Arms, as in the paper's ablations:
-- scratch: the same classifier, encoder initialised at random, every layer
-  trained from the first step (one stage);
-- pretrained: the pretrained encoder, the classifier recipe (gradual
-  unfreezing, discriminative rates, slanted triangular rates), no LM
-  fine-tuning;
+Arms, all scored on the same test set in the same run:
+- bow: the floor. TF-IDF over word 1-2 grams and character 2-5 grams,
+  logistic regression (C=10), scikit-learn (`pip install scikit-learn`).
+- scratch: the same classifier as the ULMFiT arms (same tokenizer, same
+  sizes), its encoder initialised at random, every layer trained from
+  the first step.
+- pretrained: the shipped encoder and the classifier recipe (gradual
+  unfreezing, discriminative and slanted triangular rates), no LM
+  fine-tuning.
 - ulmfit: LM fine-tuning on the target texts first, then the recipe.
+
+Every accuracy comes with its standard error, sqrt(p (1 - p) / n) over
+the n test texts, and macro-F1 with a bootstrap standard error.
 """
 
 from __future__ import annotations
@@ -15,15 +22,18 @@ import argparse
 import json
 import time
 
+import numpy as np
 from _common import machine
+
+ARMS = ("bow", "scratch", "pretrained", "ulmfit")
 
 
 def parser(description, encoder):
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--encoder", default=encoder, help="pretrained LM folder")
     p.add_argument(
-        "--arms", nargs="+", default=["scratch", "pretrained", "ulmfit"]
+        "--encoder", default=encoder, help="pretrained LM: a name or folder"
     )
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--epochs", type=int, nargs="+", default=[1, 1, 1, 2])
     p.add_argument(
         "--learning-rate",
@@ -42,14 +52,60 @@ def parser(description, encoder):
     p.add_argument("--max-train", type=int, help="use the first N texts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export", help="export the ulmfit arm's model here")
+    p.add_argument(
+        "--output", help="also append each arm's JSON line to this file"
+    )
     return p
 
 
-def run_arms(args, train, test, validation=None, unlabelled=()):
-    """Trains each arm on `train` and scores it on `test` (texts, labels)."""
-    import keras
+def standard_errors(truth, predicted, num_classes, draws=1000, seed=0):
+    """Accuracy and macro-F1 with their standard errors."""
+    from keras_tl.metrics import confusion_matrix, scores
 
-    from keras_tl.text import load_tokenizer, train_ulmfit
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    n = len(truth)
+    result = scores(confusion_matrix(truth, predicted, num_classes))
+    accuracy = result["accuracy"]
+    rng = np.random.default_rng(seed)
+    f1s = []
+    for _ in range(draws):
+        pick = rng.integers(0, n, n)
+        f1s.append(
+            scores(confusion_matrix(truth[pick], predicted[pick], num_classes))[
+                "macro_f1"
+            ]
+        )
+    return {
+        "accuracy": accuracy,
+        "accuracy_se": float(np.sqrt(accuracy * (1 - accuracy) / n)),
+        "error_rate": 1 - accuracy,
+        "macro_f1": result["macro_f1"],
+        "macro_f1_se": float(np.std(f1s)),
+    }
+
+
+def bag_of_words(train, test, label_names):
+    """The floor: TF-IDF n-grams + logistic regression; predicted ids."""
+    try:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline, make_union
+    except ImportError as error:
+        raise ImportError(
+            "The bag-of-words floor needs scikit-learn: "
+            "`pip install scikit-learn` (or `pip install -e .[bench]`)."
+        ) from error
+    features = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
+        TfidfVectorizer(analyzer="char", ngram_range=(2, 5), sublinear_tf=True),
+    )
+    model = make_pipeline(features, LogisticRegression(C=10, max_iter=2000))
+    index = {name: i for i, name in enumerate(label_names)}
+    model.fit(train[0], [index[str(y)] for y in train[1]])
+    return model.predict(test[0])
+
+
+def _encoder(args):
     from keras_tl.text.language_model import load_language_model
 
     lm, tokenizer = load_language_model(args.encoder)
@@ -62,7 +118,18 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
             "num_layers",
         )
     }
+    return sizes, tokenizer
+
+
+def run_arms(args, train, test, validation=None, unlabelled=()):
+    """Trains each arm on `train` and scores it on `test` (texts, labels)."""
+    import keras
+
+    from keras_tl.text import train_ulmfit
+
     label_names = sorted(set(map(str, train[1])))
+    index = {name: i for i, name in enumerate(label_names)}
+    truth = [index[str(y)] for y in test[1]]
     common = dict(
         label_names=label_names,
         validation_texts=validation[0] if validation else None,
@@ -78,11 +145,15 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
     for arm in args.arms:
         keras.utils.set_random_seed(args.seed)
         start = time.perf_counter()
-        if arm == "scratch":
+        clf = None
+        if arm == "bow":
+            predicted = bag_of_words(train, test, label_names)
+        elif arm == "scratch":
+            sizes, tokenizer = _encoder(args)
             clf = train_ulmfit(
                 *train,
                 sizes,
-                tokenizer=load_tokenizer(args.encoder),
+                tokenizer=tokenizer,
                 epochs=(args.scratch_epochs,),
                 learning_rate=args.scratch_learning_rate,
                 **common,
@@ -99,26 +170,44 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
                 **common,
             )
         seconds = time.perf_counter() - start
-        scores = clf.evaluate(*test)
+        if clf is not None:
+            predicted = clf.predict_proba(test[0]).argmax(-1)
+        scores = standard_errors(truth, predicted, len(label_names))
         result = {
             "arm": arm,
             **{k: round(v, 4) for k, v in scores.items()},
             "train_seconds": round(seconds, 1),
         }
-        if "val_accuracy" in clf.history["classifier"]:
-            result["val_accuracy"] = [
-                round(a, 4) for a in clf.history["classifier"]["val_accuracy"]
-            ]
-        lm_info = clf.info.get("language_model")
+        history = clf.history["classifier"] if clf is not None else {}
+        for key in ("accuracy", "val_accuracy"):
+            if key in history:
+                result[key + "_per_epoch"] = [round(a, 4) for a in history[key]]
+        lm_info = clf.info.get("language_model") if clf is not None else None
         if lm_info:
             result["lm_perplexity"] = {
                 k: round(v, 2) for k, v in lm_info.items() if "perplexity" in k
             }
-        print(json.dumps(result), flush=True)
+        line = json.dumps(result)
+        print(line, flush=True)
+        if args.output:
+            with open(args.output, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
         results.append(result)
         if arm == "ulmfit" and args.export:
             clf.export(args.export, metrics=scores)
+    _table(results)
     return results
+
+
+def _table(results):
+    print("| arm | accuracy | macro-F1 | train seconds |")
+    print("|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['arm']} | {r['accuracy']:.3f} +- {r['accuracy_se']:.3f} "
+            f"| {r['macro_f1']:.3f} +- {r['macro_f1_se']:.3f} "
+            f"| {r['train_seconds']} |"
+        )
 
 
 def report(benchmark, args, data, results):
