@@ -12,6 +12,7 @@ from keras_tl.backbones.hub import HubLayer
 from keras_tl.backbones.preprocessing import ImagePreprocessing
 from keras_tl.backbones.registry import BackboneSpec, get_backbone
 from keras_tl.heads import classification_head
+from keras_tl.schedules import _check_positive
 
 HUB_PREFIX = "hub:"
 
@@ -85,6 +86,9 @@ def build(
     >>> model.output_shape
     (None, 2)
     """
+    if learning_rate is not None:
+        # A negative or zero rate trains backwards or not at all.
+        _check_positive("learning_rate", learning_rate)
     if backbone == "awd_lstm":
         return _awd_lstm(
             task,

@@ -395,6 +395,9 @@ def read_labelled(
     if path.endswith((".jsonl", ".jsonl.gz")):
         rows = _jsonl_rows(path)
     elif path.endswith((".csv", ".tsv")):
+        # Documents run longer than the csv module's 131,072-character
+        # default field limit (whole reviews, articles).
+        csv.field_size_limit(2**31 - 1)
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(
                 csv.DictReader(
@@ -430,4 +433,12 @@ def read_labelled(
 def _non_empty(path, texts, labels):
     if not texts:
         raise ValueError(f"{path} has no rows: nothing to train or score on.")
+    empty = [i for i, text in enumerate(texts, 1) if not text.strip()]
+    if empty:
+        shown = ", ".join(map(str, empty[:5])) + (", ..." if empty[5:] else "")
+        raise ValueError(
+            f"{path}: {len(empty)} of {len(texts)} texts are empty (rows "
+            f"{shown}, counting from 1 after any header): a classifier "
+            "cannot learn or be scored on no text. Remove those rows."
+        )
     return texts, labels

@@ -110,7 +110,12 @@ def test_config_file_gives_options_and_the_command_line_wins(tmp_path):
         ),
         ("data: x\nbackbone: y\ntrain_bn: 3\n", "'train_bn' is a switch"),
         ("data: x\nbackbone: y\nepochs: true\n", "'epochs' takes a value"),
-        ("data: x\nbackbone: y\nepochs: [one]\n", "invalid int value"),
+        # Reported against the file, not as if typed on the command line.
+        (
+            "data: x\nbackbone: y\nepochs: [one]\n",
+            "bad.yaml: 'epochs' must be an integer >= 1. Received: 'one'",
+        ),
+        ("data: x\nbackbone: y\npooling: mean\n", "'pooling' must be one of"),
     ],
 )
 def test_malformed_configs_exit_2(tmp_path, capsys, text, message):
@@ -121,6 +126,37 @@ def test_malformed_configs_exit_2(tmp_path, capsys, text, message):
     assert re.search(message, err), err
     assert cli.main(["train", "--config", str(tmp_path / "no.yaml")]) == 2
     assert "Config file not found" in capsys.readouterr().err
+
+
+def test_a_bad_config_value_the_command_line_overrides_is_not_used(
+    tmp_path, capsys
+):
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: [one]\nbatch_size: 0\n")
+    argv = ["train", "--config", str(config),
+            "--data", str(tmp_path / "x"), "--backbone", "y",
+            "--epochs", "2", "--batch-size", "4"]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" not in err and "Data not found" in err
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--epochs", "0"),
+        ("--image-size", "-5"),
+        ("--batch-size", "0"),
+        ("--learning-rate", "-0.01"),
+        ("--dropout", "1.5"),
+        ("--factor", "nan"),
+    ],
+)
+def test_numeric_options_are_checked_when_read(tmp_path, capsys, option, value):
+    argv = ["train", "--data", str(tmp_path), "--backbone", "y", option, value]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: must be" in err and f"Received: {value}" in err
 
 
 # --- data inputs -------------------------------------------------------------

@@ -21,7 +21,7 @@ from keras_tl.cli.inputs import (
 
 # Options that change how a run is shown or stored, not what it computes:
 # left out of the configuration a resumed run must match.
-_NOT_CONFIG = {"config", "overwrite", "verbose", "run", "run_dir"}
+_NOT_CONFIG = {"config", "overwrite", "verbose", "run", "run_dir", "argv"}
 # What is done after training: may change when a run is resumed.
 _AFTER_TRAINING = ("export", "tflite", "test", "test_labels")
 
@@ -268,6 +268,9 @@ def train_command(args):
     from keras_tl.runs import RunFolder
 
     started = time.monotonic()
+    # Multi-worker strategies (TF_CONFIG) must exist before any TensorFlow
+    # op runs, so the strategy comes before the data is read.
+    _strategy(args)
     task = Task(args)  # checks the data before anything is written
     _check_options(args, task.kind == "text")
     run = RunFolder(
@@ -320,6 +323,7 @@ def ulmfit_command(args):
     from keras_tl.text.ulmfit import Ensemble, TextClassifier
 
     started = time.monotonic()
+    _strategy(args)  # before any TensorFlow op (see train_command)
     encoders = [args.encoder] + (
         [args.ensemble_with] if args.ensemble_with else []
     )
@@ -469,7 +473,10 @@ def _fine_tune_lm(
 def lm_pretrain_command(args):
     from keras_tl.data import read_corpus
     from keras_tl.runs import RunFolder
-    from keras_tl.text.language_model import pretrain_language_model
+    from keras_tl.text.language_model import (
+        pretrain_language_model,
+        write_model_card,
+    )
 
     started = time.monotonic()
     run_dir = args.run_dir or _default_run_dir(args, args.output)
@@ -516,7 +523,18 @@ def lm_pretrain_command(args):
             weights_dtype=args.weights_dtype,
             verbose=verbosity(args),
         )
+    write_model_card(
+        args.output,
+        command=_command_line(args),
+        data=[os.path.basename(path) for path in args.corpus],
+    )
     _lm_finish(args, run, started, result["validation_perplexity"])
+
+
+def _command_line(args):
+    import shlex
+
+    return "keras-tl " + " ".join(shlex.quote(a) for a in args.argv)
 
 
 def _unfinished_run(path):

@@ -507,7 +507,74 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", required=True, help="the SavedModel folder")
     export.add_argument("--tflite", action="store_true")
     export.add_argument("--overwrite", action="store_true")
+    _check_numbers(parser)
     return parser
+
+
+# Value checks for numeric options, by destination: found when the command
+# line is read, not as an obscure failure later ("Dimension -5 must be >= 0",
+# "The history is empty").
+_POSITIVE_INTEGERS = {
+    "epochs",
+    "lm_epochs",
+    "batch_size",
+    "lm_batch_size",
+    "image_size",
+    "bptt",
+    "max_len",
+    "sequence_length",
+    "vocabulary_size",
+    "embedding_dim",
+    "hidden_dim",
+    "num_layers",
+    "checkpoint_every",
+    "num_steps",
+}
+_POSITIVE_NUMBERS = {
+    "learning_rate",
+    "min_learning_rate",
+    "max_learning_rate",
+    "factor",
+}
+_FRACTIONS = {"dropout", "validation_split", "validation_fraction"}
+
+
+def _number(kind, check, description):
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be {description}. Received: {text!r}"
+            ) from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(
+                f"must be {description}. Received: {text}"
+            )
+        return value
+
+    convert.__name__ = description
+    return convert
+
+
+def _check_numbers(parser):
+    for sub in parser.commands.values():
+        for action in sub._actions:
+            dest, kind = action.dest, action.type
+            if dest in _POSITIVE_INTEGERS and kind is int:
+                action.type = _number(int, lambda v: v > 0, "an integer >= 1")
+            elif dest in _POSITIVE_INTEGERS | _POSITIVE_NUMBERS and (
+                kind is float
+            ):
+                action.type = _number(
+                    float, lambda v: 0 < v < float("inf"), "a number > 0"
+                )
+            elif dest in _FRACTIONS and kind is float:
+                action.type = _number(
+                    float, lambda v: 0 <= v < 1, "a fraction from 0 to < 1"
+                )
+            elif dest == "drop_mult" and kind is float:
+                action.type = _number(float, lambda v: v >= 0, "a number >= 0")
 
 
 def apply_config(parser, argv):
@@ -544,6 +611,11 @@ def apply_config(parser, argv):
             f"run.yaml`. Received: {' '.join(argv)}"
         )
     options = subparser._option_string_actions
+    given = {
+        options[t.split("=", 1)[0]].dest
+        for t in rest
+        if t.split("=", 1)[0] in options
+    }
     tokens = []
     for key, value in read_yaml(path).items():
         flag = "--" + str(key).replace("_", "-")
@@ -558,8 +630,8 @@ def apply_config(parser, argv):
                 f"{path}: unknown option {key!r} for `keras-tl "
                 f"{' '.join(words)}`. Known options: {', '.join(known)}."
             )
-        if value is None or value is False:
-            continue
+        if value is None or value is False or action.dest in given:
+            continue  # the command line wins
         if value is True:
             if action.nargs != 0:
                 raise ValueError(
@@ -574,8 +646,26 @@ def apply_config(parser, argv):
                 f"Received: {key}: {value!r}"
             )
         values = value if isinstance(value, list) else [value]
+        for item in values:
+            _check_config_value(path, key, action, item)
         tokens.extend([flag, *(str(v) for v in values)])
     return words + tokens + rest[len(words) :]
+
+
+def _check_config_value(path, key, action, value):
+    """A config value argparse would reject, reported against the file."""
+    try:
+        if action.type is not None:
+            action.type(str(value))
+    except (argparse.ArgumentTypeError, ValueError) as error:
+        raise ValueError(f"{path}: {key!r} {error}") from None
+    if action.choices is not None and str(value) not in map(
+        str, action.choices
+    ):
+        raise ValueError(
+            f"{path}: {key!r} must be one of "
+            f"{', '.join(map(str, action.choices))}. Received: {value!r}"
+        )
 
 
 def main(argv=None) -> int:
@@ -590,6 +680,7 @@ def main(argv=None) -> int:
                 f"unrecognized arguments: {' '.join(extra)}"
             )
         resolve_model_options(args)
+        args.argv = argv
     except SystemExit as exit:  # argparse: --help (0) or a usage error (2)
         return exit.code
     except (FileNotFoundError, ValueError) as error:

@@ -599,24 +599,101 @@ def write_folder(path, write):
 def _model_card(config):
     training = config["training"]
     model = config["model"]
-    return f"""# AWD-LSTM language model
+    lines = [
+        "# AWD-LSTM language model",
+        "",
+        f"- Language: {config.get('language') or 'unspecified'}",
+        f"- Direction: {'backward' if config.get('backwards') else 'forward'}",
+        f"- Tokenizer: {config['tokenizer']}, {config['vocabulary_size']:,} "
+        "tokens"
+        + (
+            f", normalisation rules `{config['normalization']}` (see "
+            "`keras_tl.text.normalization`)"
+            if config.get("normalization")
+            else ""
+        ),
+        f"- Model: {model['num_layers']} LSTM layers, embedding "
+        f"{model['embedding_dim']}, hidden {model['hidden_dim']}, drop_mult "
+        f"{model['drop_mult']}",
+    ]
+    seen = training.get("tokens_seen")
+    lines.append(
+        f"- Training: {training['train_tokens']:,} tokens in the corpus, "
+        + (
+            f"{seen:,} seen in {training['steps']:,} steps "
+            f"({training['epochs']} epochs)"
+            if seen
+            else f"{training['epochs']} epochs"
+        )
+        + f", batch {training['batch_size']} x "
+        f"{training['sequence_length']}, peak rate "
+        f"{training['learning_rate']}, {training['schedule']}"
+    )
+    if config.get("training_time"):
+        lines.append(f"- Training time: {config['training_time']}")
+    lines.append(
+        f"- Held-out perplexity: {config['validation_perplexity']} over "
+        f"{training['validation_tokens']:,} tokens"
+        + (
+            f" ({config['validation_data']})"
+            if "validation_data" in config
+            else ""
+        )
+    )
+    if config.get("weights_sha256"):
+        lines.append(
+            f"- Weights: `{WEIGHTS}`, {config.get('weights_dtype', 'float32')}"
+            f", sha256 `{config['weights_sha256']}` (checked on load)"
+        )
+    lines.append(f"- Date: {config['date']}")
+    if config.get("data"):
+        lines += ["", "## Data", ""]
+        lines += [f"- {entry}" for entry in config["data"]]
+    if config.get("command"):
+        lines += [
+            "",
+            "## How it was made",
+            "",
+            "```bash",
+            config["command"],
+            "```",
+        ]
+    if config.get("notes"):
+        lines += ["", "## Notes", "", config["notes"]]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "`keras_tl.text.language_model.load_language_model(folder)` returns "
+        "the model (its `.encoder` is the part a classifier reuses) and the "
+        "tokenizer.",
+        "",
+    ]
+    return "\n".join(lines)
 
-- Language: {config["language"] or "unspecified"}
-- Direction: {"backward" if config.get("backwards") else "forward"}
-- Tokenizer: {config["tokenizer"]}, {config["vocabulary_size"]} tokens
-- Model: {model["num_layers"]} LSTM layers, embedding {model["embedding_dim"]},
-  hidden {model["hidden_dim"]}, drop_mult {model["drop_mult"]}
-- Trained on {training["train_tokens"]:,} tokens for {training["epochs"]}
-  epochs (batch {training["batch_size"]} x {training["sequence_length"]},
-  peak rate {training["learning_rate"]}, {training["schedule"]})
-- Validation perplexity: {config["validation_perplexity"]} over
-  {training["validation_tokens"]:,} tokens
-- Date: {config["date"]}
 
-Load with `keras_tl.text.language_model.load_language_model(folder)`,
-which returns the model (its `.encoder` is the part a classifier reuses)
-and the tokenizer.
-"""
+def write_model_card(folder, **entries):
+    """Adds entries to a language-model folder's `config.json` and writes
+    its `MODEL_CARD.md` again (both atomically).
+
+    Entries the card shows: `command` (how the model was made), `data` (a
+    list of lines: sources and licences), `validation_data`,
+    `training_time`, `notes`.
+
+    Example:
+
+    >>> write_model_card("saved_models/awd_lstm_es",
+    ...                  training_time="1 h 40 min")  # doctest: +SKIP
+    """
+    from keras_tl.runs import _atomic_write
+
+    config = {**language_model_config(folder), **entries}
+    _atomic_write(
+        os.path.join(folder, "config.json"),
+        json.dumps(config, indent=2, ensure_ascii=False),
+    )
+    _atomic_write(os.path.join(folder, "MODEL_CARD.md"), _model_card(config))
+    return config
 
 
 def language_model_config(folder):

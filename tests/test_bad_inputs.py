@@ -1,0 +1,109 @@
+"""Bad input, one table: each case exits 2 with a message that names what
+was wrong and how to fix it, and writes nothing."""
+
+import csv
+import os
+
+import pytest
+from conftest import pretrain_tiny_lm
+
+from keras_tl import cli
+
+
+def _csv(path, rows, header=("text", "label")):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def _empty_texts(root):
+    return _csv(root / "empty.csv", [["   ", "a"], ["", "b"]] * 4)
+
+
+def _some_empty(root):
+    rows = [["bueno" if i % 2 else "malo", "ab"[i % 2]] for i in range(8)]
+    rows[2][0] = " "
+    return _csv(root / "some_empty.csv", rows)
+
+
+@pytest.fixture
+def lm(tmp_path):
+    return pretrain_tiny_lm(
+        tmp_path / "lm", ["es bueno", "es malo", "muy bueno"] * 30
+    )
+
+
+CASES = {
+    "train: all texts empty": (
+        lambda root, lm: ["train", "--data", _empty_texts(root),
+                          "--backbone", "awd_lstm", "--encoder", lm],
+        "8 of 8 texts are empty (rows 1, 2, 3, 4, 5, ...",
+    ),
+    "ulmfit: all texts empty": (
+        lambda root, lm: ["ulmfit", "--data", _empty_texts(root),
+                          "--encoder", lm],
+        "8 of 8 texts are empty",
+    ),
+    "ulmfit: one empty text": (
+        lambda root, lm: ["ulmfit", "--data", _some_empty(root),
+                          "--encoder", lm],
+        "some_empty.csv: 1 of 8 texts are empty (rows 3,",
+    ),
+    "ulmfit: empty validation text": (
+        lambda root, lm: ["ulmfit", "--data", _csv(root / "t.csv",
+                          [["bueno", "a"], ["malo", "b"]] * 4),
+                          "--validation", _some_empty(root), "--encoder", lm],
+        "some_empty.csv: 1 of 8 texts are empty",
+    ),
+    "train: --epochs 0": (
+        lambda root, lm: ["train", "--data", str(root), "--backbone",
+                          "mobilenet_v2_035", "--epochs", "0"],
+        "argument --epochs: must be an integer >= 1. Received: 0",
+    ),
+    "train: --image-size -5": (
+        lambda root, lm: ["train", "--data", str(root), "--backbone",
+                          "mobilenet_v2_035", "--image-size", "-5"],
+        "argument --image-size: must be an integer >= 1. Received: -5",
+    ),
+    "train: awd_lstm with --pooling": (
+        lambda root, lm: ["train", "--data", _some_empty(root), "--backbone",
+                          "awd_lstm", "--encoder", lm, "--pooling", "max"],
+        "--pooling only apply to image and hub backbones",
+    ),
+    "ulmfit: unknown encoder preset": (
+        lambda root, lm: ["ulmfit", "--data", _csv(root / "t.csv",
+                          [["bueno", "a"], ["malo", "b"]] * 4),
+                          "--encoder", "esp"],
+        "'esp' is neither a language-model folder nor an encoder preset",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_exits_2_and_writes_nothing(
+    case, tmp_path, lm, capsys, monkeypatch
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    make, message = CASES[case]
+    argv = make(work, lm)
+    before = set(os.listdir(work))
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    # A line or two (after argparse's usage lines, for option errors).
+    line = next(x for x in err.splitlines() if message in x)
+    assert len(line) < 400, line
+    assert set(os.listdir(work)) == before  # no run folder, no output
+
+
+def test_a_csv_field_longer_than_the_csv_module_default_is_read(tmp_path):
+    from keras_tl.data import read_labelled
+
+    long = "palabra " * 25_000  # 200,000 characters
+    path = _csv(tmp_path / "long.csv", [[long, "a"], ["corto", "b"]])
+    texts, labels = read_labelled(path)
+    assert texts[0] == long and labels == ["a", "b"]
