@@ -78,7 +78,38 @@ def image_class_folders(path: str) -> list[str]:
                 f"{'/'.join(IMAGE_EXTENSIONS)} files in it, or remove it. "
                 f"Received: class={name!r}"
             )
+    _check_image_files(path)
     return classes
+
+
+# The first bytes of each format TensorFlow's decode_image reads.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+
+
+def _check_image_files(path):
+    """Finds empty and non-image files before any training (a cheap scan
+    of each file's first bytes); TensorFlow would fail mid-epoch naming
+    no file."""
+    bad = []
+    for root, _, files in sorted(os.walk(path)):
+        for file in sorted(files):
+            if not file.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            full = os.path.join(root, file)
+            with open(full, "rb") as f:
+                head = f.read(8)
+            if not head:
+                bad.append(f"{full} (empty, 0 bytes)")
+            elif not head.startswith(_SIGNATURES):
+                bad.append(f"{full} (not a JPEG, PNG, GIF or BMP image)")
+    if bad:
+        shown = "; ".join(bad[:3]) + (
+            f"; and {len(bad) - 3} more" if bad[3:] else ""
+        )
+        raise ValueError(
+            f"{len(bad)} file(s) in {path} cannot be read as images: "
+            f"{shown}. Delete or replace them."
+        )
 
 
 def image_folder(

@@ -28,6 +28,20 @@ def _some_empty(root):
     return _csv(root / "some_empty.csv", rows)
 
 
+def _images(root, classes=("cats", "dogs"), broken=None):
+    from test_cli import write_images
+
+    folder = write_images(root / "_".join(classes), classes, n=3, size=32)
+    if broken:
+        name, content = broken
+        (root / "_".join(classes) / classes[0] / name).write_bytes(content)
+    return folder
+
+
+def _labelled(root, name, labels):
+    return _csv(root / name, [[f"texto {i}", y] for i, y in enumerate(labels)])
+
+
 @pytest.fixture
 def lm(tmp_path):
     return pretrain_tiny_lm(
@@ -77,6 +91,34 @@ CASES = {
                           [["bueno", "a"], ["malo", "b"]] * 4),
                           "--encoder", "esp"],
         "'esp' is neither a language-model folder nor an encoder preset",
+    ),
+    "train: a zero-byte .jpg": (
+        lambda root, lm: ["train", "--data",
+                          _images(root, broken=("empty.jpg", b"")),
+                          "--backbone", "mobilenet_v2_035", "--weights",
+                          "none"],
+        "empty.jpg (empty, 0 bytes)",
+    ),
+    "train: a text file named .jpg": (
+        lambda root, lm: ["train", "--data",
+                          _images(root, broken=("notes.jpg", b"hola")),
+                          "--backbone", "mobilenet_v2_035", "--weights",
+                          "none"],
+        "notes.jpg (not a JPEG, PNG, GIF or BMP image). Delete or replace",
+    ),
+    "train: --test images of another class": (
+        lambda root, lm: ["train", "--data", _images(root),
+                          "--test", _images(root, ("cats", "birds")),
+                          "--backbone", "mobilenet_v2_035", "--weights",
+                          "none"],
+        "has the classes ['birds', 'cats'], but the training folder has",
+    ),
+    "ulmfit: --test labels training never has": (
+        lambda root, lm: ["ulmfit", "--data",
+                          _labelled(root, "t.csv", "ab" * 4),
+                          "--test", _labelled(root, "test.csv", "abc"),
+                          "--encoder", lm],
+        "test.csv has labels the training data",
     ),
 }  # fmt: skip
 

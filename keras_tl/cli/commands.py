@@ -9,6 +9,7 @@ import time
 from keras_tl.cli.inputs import (
     Loaded,
     Task,
+    check_labels,
     image_size_of,
     images,
     labelled_arrays,
@@ -142,7 +143,7 @@ def _fit_classifier(args, task, run):
                 test, args, image_size_of(args), task.label_names, shuffle=False
             )
         else:
-            data = task.text_dataset(*read_texts(test, args.test_labels, args))
+            data = task.text_dataset(*task.test_texts)
         summary["test"] = scores(model, data, task.label_names)
     return model, summary
 
@@ -328,6 +329,12 @@ def ulmfit_command(args):
         [args.ensemble_with] if args.ensemble_with else []
     )
     texts = labelled_texts(args)  # checks the data before anything is written
+    if args.test:  # a label training never saw fails before training
+        from keras_tl.text.data import encode_labels
+
+        _, names = encode_labels(texts["train"][1])
+        test_labels = read_texts(args.test, args.test_labels, args)[1]
+        check_labels(args.test, test_labels, names, args.data)
     for encoder in encoders:
         language_model_config(encoder)
     _check_options(args, text=True)

@@ -122,6 +122,17 @@ def images(spec, args, size, class_names=None, split=None, **options):
     return dataset.batch(args.batch_size).prefetch(tf.data.AUTOTUNE), names
 
 
+def check_labels(source, labels, label_names, data):
+    """Refuses labels of `source` that the training data never has."""
+    unknown = sorted(set(map(str, labels)) - set(label_names))
+    if unknown:
+        raise ValueError(
+            f"{source} has labels the training data ({data}) never has: "
+            f"{unknown[:10]}. A classifier can only predict the training "
+            f"labels {label_names[:20]}: fix or drop those rows."
+        )
+
+
 class Task:
     """What one classifier run trains on, and how its inputs are read."""
 
@@ -152,6 +163,18 @@ class Task:
                     else {}
                 ),
             )
+            self.test_texts = None
+            test = getattr(args, "test", None)
+            if test and tfds_spec(test) is None:
+                from keras_tl.data import image_class_folders
+
+                found = image_class_folders(test)
+                if found != self.label_names:
+                    raise ValueError(
+                        f"--test {test} has the classes {found}, but the "
+                        f"training folder has {self.label_names}: the "
+                        "subfolders must be the same."
+                    )
             self.validation = None
             if args.validation:
                 self.validation, _ = images(
@@ -194,10 +217,19 @@ class Task:
                 language_model_config(self.encoder).get("backwards", False)
             )
             self.tokenizer = load_tokenizer(self.encoder)
+        self.test_texts = None
+        test = getattr(args, "test", None)
+        if test:  # read now: a label training never saw fails before it
+            self.test_texts = read_texts(test, args.test_labels, args)
+            self._check_labels(test, self.test_texts[1])
         self.train = self.text_dataset(*texts["train"], shuffle=True)
         self.validation = None
         if texts["validation"]:
+            self._check_labels(args.validation, texts["validation"][1])
             self.validation = self.text_dataset(*texts["validation"])
+
+    def _check_labels(self, source, labels):
+        check_labels(source, labels, self.label_names, self.args.data)
 
     def _is_awd_lstm(self):
         return self.args.backbone == "awd_lstm"
