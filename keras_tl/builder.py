@@ -63,9 +63,10 @@ def build(
         learning_rate: Adam's learning rate (default 1e-3; 1e-2 for
             `"awd_lstm"`).
         task: `"classifier"`; with `"awd_lstm"` also `"language_model"`.
-        encoder: for `"awd_lstm"`: a pretrained language-model folder (from
-            `saved_models/` or `pretrain_language_model`), a language
-            model, an encoder, or a dict of sizes to start from scratch.
+        encoder: for `"awd_lstm"`: a shipped preset (`"en"`, `"es"`), a
+            pretrained language-model folder (`pretrain_language_model`),
+            a language model, an encoder, or a dict of sizes to start from
+            scratch.
         **text_options: for `"awd_lstm"` classifiers, the options of
             `keras_tl.text.text_classifier` (`drop_mult`, `bptt`, `max_len`,
             `hidden_units`, ...).
@@ -149,8 +150,8 @@ def _awd_lstm(
 
     if encoder is None:
         raise ValueError(
-            "backbone='awd_lstm' needs `encoder`: a pretrained language-model "
-            "folder (e.g. 'saved_models/es_awd_lstm_small'), or a dict of "
+            "backbone='awd_lstm' needs `encoder`: a shipped preset ('en', "
+            "'es'), a pretrained language-model folder, or a dict of "
             "sizes such as {'vocabulary_size': 8000, 'embedding_dim': 400, "
             "'hidden_dim': 1152, 'num_layers': 3} to train from scratch."
         )

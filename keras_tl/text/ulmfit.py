@@ -302,9 +302,10 @@ def train_ulmfit(
 
     Args:
         texts, labels: the labelled training texts (labels: names or ids).
-        encoder: a folder written by `pretrain_language_model` (or by this
-            recipe), a `(language_model, tokenizer)` pair, or a dict of
-            sizes to train from scratch (needs `tokenizer`; no step (i)).
+        encoder: a shipped preset ("en", "es"), a folder written by
+            `pretrain_language_model` (or by this recipe), a
+            `(language_model, tokenizer)` pair, or a dict of sizes to
+            train from scratch (needs `tokenizer`; no step (i)).
         tokenizer: the tokenizer, when `encoder` is not a folder.
         label_names: the label set in class order (default: sorted labels).
         validation_texts, validation_labels: reported after every epoch.
@@ -326,8 +327,7 @@ def train_ulmfit(
 
     Example:
 
-    >>> clf = train_ulmfit(train_texts, train_labels,
-    ...                    "saved_models/es_awd_lstm_small")  # doctest: +SKIP
+    >>> clf = train_ulmfit(train_texts, train_labels, "es")  # doctest: +SKIP
     >>> clf.evaluate(test_texts, test_labels)  # doctest: +SKIP
     """
     from keras_tl.recipes import fine_tune
