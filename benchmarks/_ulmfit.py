@@ -43,6 +43,10 @@ def parser(description, encoder):
     )
     p.add_argument("--scratch-epochs", type=int, default=5)
     p.add_argument("--scratch-learning-rate", type=float, default=5e-3)
+    # Random lower layers gain nothing from smaller rates (ablation in
+    # BENCHMARKS.md): the scratch arm trains every layer at one rate.
+    p.add_argument("--scratch-factor", type=float, default=1.0)
+    p.add_argument("--factor", type=float, default=2.6)
     p.add_argument("--lm-epochs", type=int, nargs="+", default=[1, 2])
     p.add_argument("--lm-batch-size", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
@@ -156,6 +160,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
                 tokenizer=tokenizer,
                 epochs=(args.scratch_epochs,),
                 learning_rate=args.scratch_learning_rate,
+                factor=args.scratch_factor,
                 **common,
             )
         else:
@@ -167,6 +172,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
                 language_model_texts=list(unlabelled),
                 epochs=tuple(args.epochs),
                 learning_rate=args.learning_rate,
+                factor=args.factor,
                 **common,
             )
         seconds = time.perf_counter() - start

@@ -23,8 +23,8 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_tl.files import check_replaceable, write_folder
 from keras_tl.text.awd_lstm import cudnn_off
-from keras_tl.text.language_model import write_folder
 from keras_tl.text.ulmfit import _versions
 
 
@@ -170,6 +170,7 @@ def export(
             f"{path} already exists. Pass overwrite=True to replace it, or "
             "choose another folder."
         )
+    check_replaceable(path, "saved_model.pb", "a SavedModel")
     if isinstance(model, TextClassifier):
         if labels is not None and [str(x) for x in labels] != model.label_names:
             raise ValueError(

@@ -148,6 +148,22 @@ def fine_tune(
             train_bn=train_bn,
             freeze_bn=freeze_bn,
         )
+        if fit_kwargs.get("verbose", "auto") != 0:
+            trained = (
+                f"all {num_groups} layer groups"
+                if last
+                else f"the head (1 of {num_groups} layer groups)"
+                if stage == 0
+                else f"the top {stage + 1} of {num_groups} layer groups"
+            )
+            first, end = max(done, initial_epoch) + 1, done + stage_epochs
+            print(
+                f"Stage {stage + 1} of {len(epochs)}: training {trained}, "
+                "epoch"
+                + (f"s {first}-{end}" if end > first else f" {end}")
+                + f", peak rate {rate:.3g}",
+                flush=True,
+            )
         history = model.fit(
             train_data,
             validation_data=validation_data,

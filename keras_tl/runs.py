@@ -29,6 +29,8 @@ import warnings
 import keras
 import numpy as np
 
+from keras_tl.files import atomic_write
+
 CONFIG = "config.yaml"
 STATE = "state.json"
 HISTORY = "history.csv"
@@ -48,7 +50,7 @@ def _yaml():
 
 def write_yaml(path, data):
     """Writes a dict as YAML, atomically."""
-    _atomic_write(
+    atomic_write(
         path,
         _yaml().safe_dump(data, sort_keys=False, allow_unicode=True),
     )
@@ -72,13 +74,6 @@ def read_yaml(path):
             f"`epochs: [1, 2]`). Received: {type(data).__name__}"
         )
     return data
-
-
-def _atomic_write(path, text):
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
 
 
 def _plain(value):
@@ -283,7 +278,7 @@ class RunFolder:
         self._write_history()
 
     def save_state(self):
-        _atomic_write(self.file(STATE), json.dumps(self.state, indent=1))
+        atomic_write(self.file(STATE), json.dumps(self.state, indent=1))
 
     def _write_history(self):
         keys = list(self.history)
@@ -307,7 +302,7 @@ class RunFolder:
     def finish(self, summary):
         """Marks the run complete and writes `summary.json`."""
         summary = _plain(summary)
-        _atomic_write(
+        atomic_write(
             self.file(SUMMARY),
             json.dumps(summary, indent=1, ensure_ascii=False),
         )

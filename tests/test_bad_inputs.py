@@ -120,7 +120,32 @@ CASES = {
                           "--encoder", lm],
         "test.csv has labels the training data",
     ),
+    "train: --overwrite on a folder that is not a SavedModel": (
+        lambda root, lm: ["train", "--data", _images(root),
+                          "--backbone", "mobilenet_v2_035", "--weights",
+                          "none", "--export", _own_folder(root),
+                          "--overwrite"],
+        "mine is a folder without saved_model.pb, not a SavedModel, so it "
+        "is not replaced even with --overwrite",
+    ),
+    "lm pretrain: --overwrite on a file": (
+        lambda root, lm: ["lm", "pretrain", "--corpus",
+                          _csv(root / "c.txt", []), "--output",
+                          _own_file(root), "--overwrite"],
+        "notes.txt is a file, not a language-model folder",
+    ),
 }  # fmt: skip
+
+
+def _own_folder(root):
+    (root / "mine").mkdir()
+    (root / "mine" / "thesis.tex").write_text("x")
+    return str(root / "mine")
+
+
+def _own_file(root):
+    (root / "notes.txt").write_text("x")
+    return str(root / "notes.txt")
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -899,3 +899,23 @@ def test_an_existing_export_is_refused_before_training(
                      "--learning-rate", "0.1", "0.2", "0.3"]) == 2  # fmt: skip
     assert "one learning rate per stage" in capsys.readouterr().err.lower()
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_summary_line_says_when_its_scores_are_not_the_best_epochs(
+    tmp_path, capsys
+):
+    import argparse
+
+    from keras_tl.cli.commands import _finish
+    from keras_tl.runs import RunFolder
+
+    args = argparse.Namespace(command="train", export=None)
+    best = {"monitor": "val_loss", "value": 0.17, "epoch": 1}
+    summary = {"epochs": 3, "best": best, "validation": {"accuracy": 0.9}}
+    _finish(args, RunFolder(tmp_path / "a", {}), summary, time.monotonic())
+    out = capsys.readouterr().out
+    assert "best val_loss 0.17 at epoch 1 (checkpoints/best.keras)" in out
+    assert "validation accuracy 0.9000 (last epoch, 3)" in out
+    summary = {**summary, "best": {**best, "epoch": 3}}
+    _finish(args, RunFolder(tmp_path / "b", {}), summary, time.monotonic())
+    assert "validation accuracy 0.9000;" in capsys.readouterr().out

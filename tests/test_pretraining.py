@@ -7,11 +7,11 @@ import keras
 import numpy as np
 import pytest
 
+from keras_tl.files import sha256
 from keras_tl.runs import RunFolder
 from keras_tl.text.language_model import (
     load_language_model,
     pretrain_language_model,
-    sha256,
 )
 
 _WORDS = "el gato come pescado y la niña lee un libro mientras llueve".split()

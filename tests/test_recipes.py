@@ -76,3 +76,27 @@ def test_bad_arguments(kwargs, error, message):
         keras_tl.fine_tune(
             compiled(), data(), verbose=0, **{"epochs": (1, 1), **kwargs}
         )
+
+
+def test_each_stage_is_named_before_its_epochs(capsys):
+    keras_tl.fine_tune(
+        compiled(), data(), epochs=(1, 1, 2), learning_rate=0.01, verbose=2
+    )
+    lines = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith(("Stage", "Epoch"))
+    ]
+    assert lines == [
+        "Stage 1 of 3: training the head (1 of 4 layer groups), epoch 1, "
+        "peak rate 0.01",  # (Keras prints no header for a 1-epoch fit)
+        "Stage 2 of 3: training the top 2 of 4 layer groups, epoch 2, peak "
+        "rate 0.005",
+        "Epoch 2/2",
+        "Stage 3 of 3: training all 4 layer groups, epochs 3-4, peak rate "
+        "0.0025",
+        "Epoch 3/4",
+        "Epoch 4/4",
+    ]
+    keras_tl.fine_tune(compiled(), data(), epochs=(1,), verbose=0)
+    assert "Stage" not in capsys.readouterr().out

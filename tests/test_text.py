@@ -20,6 +20,7 @@ from keras_tl.text.awd_lstm import (
 )
 from keras_tl.text.data import (
     encode_corpus,
+    encode_documents,
     language_model_dataset,
     read_text,
 )
@@ -65,8 +66,13 @@ def test_tokenizer_training_and_encoding_show_progress(capsys):
     assert capsys.readouterr().out == ""
     ids = encode_corpus(corpus, tokenizer, batch_size=30, verbose=True)
     out = capsys.readouterr().out
-    assert "4/4" in out and "x 30 lines encoded" in out
+    # 100 lines in batches of 30: the bar counts lines, not batches.
+    assert "100/100" in out and "lines encoded" in out and "4/4" not in out
     np.testing.assert_array_equal(ids, quiet)
+    encode_documents(["una", "dos"], tokenizer, batch_size=2048, verbose=True)
+    out = capsys.readouterr().out
+    assert "2/2" in out and "documents encoded" in out and "2048" not in out
+    assert "\x1b" not in out  # no terminal: plain lines, no escape codes
 
 
 @pytest.mark.parametrize("texts", [SPANISH, ENGLISH], ids=["es", "en"])

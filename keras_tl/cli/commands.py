@@ -19,6 +19,7 @@ from keras_tl.cli.inputs import (
     scores,
     verbosity,
 )
+from keras_tl.files import check_replaceable
 
 # Options that change how a run is shown or stored, not what it computes:
 # left out of the configuration a resumed run must match.
@@ -178,12 +179,20 @@ def _finish(args, run, summary, started, model=None, task=None):
     best = summary.get("best")
     if best:
         parts.append(
-            f"best {best['monitor']} {best['value']:.4g} "
-            f"(epoch {best['epoch']})"
+            f"best {best['monitor']} {best['value']:.4g} at epoch "
+            f"{best['epoch']} (checkpoints/best.keras)"
         )
+    # The scores are the final model's: say so when the best was earlier.
+    last = (
+        f" (last epoch, {summary['epochs']})"
+        if best and summary.get("epochs") and best["epoch"] != summary["epochs"]
+        else ""
+    )
     for name in ("validation", "test"):
         if summary.get(name):
-            parts.append(f"{name} accuracy {summary[name]['accuracy']:.4f}")
+            parts.append(
+                f"{name} accuracy {summary[name]['accuracy']:.4f}{last}"
+            )
     parts.append(f"run folder {run.path}")
     if summary.get("export"):
         parts.append(f"exported to {summary['export']}")
@@ -298,6 +307,10 @@ def _check_options(args, text):
             "(an unfinished run resumes with a new one), or pass --overwrite "
             "to replace it and train again."
         )
+    if args.export:
+        check_replaceable(
+            args.export, "saved_model.pb", "a SavedModel", "--overwrite"
+        )
 
 
 def _check_output(args):
@@ -306,6 +319,9 @@ def _check_output(args):
             f"--output {args.output} already exists. Choose another folder, "
             "or pass --overwrite to replace it."
         )
+    check_replaceable(
+        args.output, "config.json", "a language-model folder", "--overwrite"
+    )
 
 
 def _save_tokenizer(task, run):

@@ -65,7 +65,12 @@ def encode_corpus(
     pieces = []
     starts = range(0, len(lines), batch_size)
     if verbose:
-        starts = progress(starts, f"x {batch_size} lines encoded", every=1)
+        starts = progress(
+            starts,
+            "lines encoded",
+            every=1,
+            sizes=[min(batch_size, len(lines) - s) for s in starts],
+        )
     for start in starts:
         ids = tokenizer(tf.constant(lines[start : start + batch_size]))
         if eos_per_line:
@@ -227,7 +232,12 @@ def encode_documents(
     documents = []
     starts = range(0, len(texts), batch_size)
     if verbose:
-        starts = progress(starts, f"x {batch_size} documents encoded", every=1)
+        starts = progress(
+            starts,
+            "documents encoded",
+            every=1,
+            sizes=[min(batch_size, len(texts) - s) for s in starts],
+        )
     for start in starts:
         batch = texts[start : start + batch_size]
         ids = document_ids(tf.constant(batch), tokenizer, backwards=backwards)

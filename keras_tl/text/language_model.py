@@ -7,14 +7,13 @@ import datetime
 import json
 import math
 import os
-import shutil
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_tl.files import atomic_write, sha256, write_folder
 from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import (
@@ -555,47 +554,6 @@ def _store_half(path):
     os.replace(half, path)
 
 
-def sha256(path):
-    """The hex sha256 of a file."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_folder(path, write):
-    """Runs `write(staging)` on a temporary folder, then moves it to `path`.
-
-    A failure leaves no half-written output: the staging folder is removed
-    and `path` keeps what it had. An existing `path` is moved aside, the
-    new folder moved in, and only then the old one deleted.
-    """
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
-        os.chmod(staging, 0o755)  # mkdtemp makes it private to the user
-        write(staging)
-        old = None
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=".old-", dir=parent)
-            os.replace(path, os.path.join(old, "previous"))
-        try:
-            os.replace(staging, path)
-        except BaseException:
-            if old is not None:  # put the previous folder back
-                os.replace(os.path.join(old, "previous"), path)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 def _model_card(config):
     training = config["training"]
     model = config["model"]
@@ -685,14 +643,12 @@ def write_model_card(folder, **entries):
     >>> write_model_card("saved_models/awd_lstm_es",
     ...                  training_time="1 h 40 min")  # doctest: +SKIP
     """
-    from keras_tl.runs import _atomic_write
-
     config = {**language_model_config(folder), **entries}
-    _atomic_write(
+    atomic_write(
         os.path.join(folder, "config.json"),
         json.dumps(config, indent=2, ensure_ascii=False),
     )
-    _atomic_write(os.path.join(folder, "MODEL_CARD.md"), _model_card(config))
+    atomic_write(os.path.join(folder, "MODEL_CARD.md"), _model_card(config))
     return config
 
 

@@ -21,6 +21,7 @@ import collections
 import io
 import json
 import os
+import sys
 import time
 import warnings
 
@@ -450,21 +451,37 @@ class SubwordTokenizer(_Tokenizer):
         return config
 
 
-def progress(items, unit, every=None):
+def progress(items, unit, every=None, sizes=None):
     """Yields `items` while a Keras progress bar counts them.
 
     Args:
         items: a sized iterable.
         unit: what is counted, shown after the bar ("lines read").
         every: update the bar every this many items (default: 1 %).
+        sizes: how many units each item holds (a batch of lines), so the
+            bar counts lines, not batches; default 1 each.
     """
-    total = len(items)
-    bar = keras.utils.Progbar(total, unit_name=unit)
-    every = every or max(total // 100, 1)
-    for index, item in enumerate(items, 1):
+    sizes = [1] * len(items) if sizes is None else list(sizes)
+    total = sum(sizes)
+    # A bar redrawn in place for a terminal; in a log file (no terminal)
+    # plain lines at each quarter, without escape codes.
+    terminal = sys.stdout.isatty()
+    bar = keras.utils.Progbar(total, unit_name=unit) if terminal else None
+    every = every or max(len(sizes) // 100, 1)
+    done, shown, started = 0, 0, time.monotonic()
+    for index, (item, size) in enumerate(zip(items, sizes, strict=True), 1):
         yield item
-        if index % every == 0 or index == total:
-            bar.update(index)
+        done += size
+        if bar is not None:
+            if index % every == 0 or index == len(sizes):
+                bar.update(done)
+        elif done * 4 >= (shown + 1) * total:
+            shown = done * 4 // max(total, 1)
+            print(
+                f"{done:,}/{total:,} {unit} "
+                f"({time.monotonic() - started:.1f} s)",
+                flush=True,
+            )
 
 
 def save_tokenizer(tokenizer, folder):

@@ -515,7 +515,7 @@ def export_text_classifier(
 
     >>> export_text_classifier(clf, "saved_models/trec6")  # doctest: +SKIP
     """
-    from keras_tl.text.language_model import write_folder
+    from keras_tl.files import check_replaceable, write_folder
 
     if isinstance(classifiers, Ensemble):
         classifiers = classifiers.members
@@ -535,6 +535,7 @@ def export_text_classifier(
             f"{path} already exists. Pass overwrite=True to replace it, or "
             "choose another folder."
         )
+    check_replaceable(path, "saved_model.pb", "a SavedModel")
     served = _ServedClassifier(classifiers, labels)
     encoder = classifiers[0].model.get_layer("sentence_encoder").encoder
     card = {

@@ -1,0 +1,74 @@
+"""Atomic outputs: staging folders, stale leftovers, what may be replaced."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_tl.files import check_replaceable, write_folder
+
+
+def _write(text):
+    def write(staging):
+        with open(os.path.join(staging, "a.txt"), "w") as f:
+            f.write(text)
+
+    return write
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "out"
+    write_folder(target, _write("one"))
+    assert (target / "a.txt").read_text() == "one"
+
+    def fail(staging):
+        _write("two")(staging)
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_folder(target, fail)
+    assert (target / "a.txt").read_text() == "one"
+    assert sorted(os.listdir(tmp_path)) == ["out"]  # no staging left
+
+
+def test_staging_left_by_a_killed_process_is_removed(tmp_path):
+    target = tmp_path / "export"
+    # A process that dies (os._exit: no cleanup) while writing.
+    code = (
+        "import os, sys; from keras_tl.files import write_folder\n"
+        "write_folder(sys.argv[1], lambda staging: os._exit(9))\n"
+    )
+    process = subprocess.run([sys.executable, "-c", code, str(target)])
+    assert process.returncode == 9
+    left = [n for n in os.listdir(tmp_path) if n.startswith(".export.tmp-")]
+    assert len(left) == 1 and not target.exists()
+    # Another target's staging, and one whose process is alive, stay.
+    alive = tmp_path / ".export.tmp-alive"
+    alive.mkdir()
+    (alive / ".owner-pid").write_text(str(os.getpid()))
+    other = tmp_path / ".other.tmp-x"
+    other.mkdir()
+    write_folder(target, _write("new"))
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["export", ".export.tmp-alive", ".other.tmp-x"]
+    )
+
+
+@pytest.mark.parametrize(
+    "make, replaceable",
+    [
+        (lambda p: p.mkdir(), True),  # empty folder
+        (lambda p: (p.mkdir(), (p / "saved_model.pb").write_bytes(b"")), True),
+        (lambda p: (p.mkdir(), (p / "thesis.tex").write_text("x")), False),
+        (lambda p: p.write_text("notes"), False),
+    ],
+)
+def test_only_what_keras_tl_wrote_is_replaced(tmp_path, make, replaceable):
+    path = tmp_path / "target"
+    make(path)
+    if replaceable:
+        check_replaceable(path, "saved_model.pb", "a SavedModel")
+    else:
+        with pytest.raises(FileExistsError, match="not a SavedModel"):
+            check_replaceable(path, "saved_model.pb", "a SavedModel")
