@@ -121,6 +121,7 @@ class RunFolder:
         reopen_finished=False,
     ):
         self.path = os.fspath(path)
+        existed = os.path.exists(self.path)
         self.config = _plain(config)
         self.ignore = set(ignore)
         self.state = {
@@ -157,6 +158,8 @@ class RunFolder:
                 os.remove(os.path.join(self.file("checkpoints"), name))
         write_yaml(self.file(CONFIG), self.config)
         self.save_state()
+        if not existed:
+            _CREATED.append(self)
 
     def _resume(self, state, reopen_finished):
         if state["complete"] and not reopen_finished:
@@ -309,6 +312,27 @@ class RunFolder:
         self.state["complete"] = True
         self.save_state()
         return summary
+
+
+_CREATED = []
+
+
+def discard_unstarted_runs():
+    """Deletes the run folders this process created that hold nothing yet
+    (no epoch done): what a command that failed on bad input leaves."""
+    for run in _CREATED:
+        state = run.state
+        if not (
+            state["epochs_done"]
+            or state["complete"]
+            or state.get("language_model")
+        ):
+            shutil.rmtree(run.path, ignore_errors=True)
+            try:  # and `runs/`, if that was all it held
+                os.rmdir(os.path.dirname(os.path.abspath(run.path)))
+            except OSError:
+                pass
+    _CREATED.clear()
 
 
 def _lower_is_better(monitor):

@@ -120,6 +120,13 @@ CASES = {
                           "--encoder", lm],
         "test.csv has labels the training data",
     ),
+    # Found only once the run folder exists: the folder is removed.
+    "ulmfit: too little text for the language model's batches": (
+        lambda root, lm: ["ulmfit", "--data",
+                          _labelled(root, "t.csv", "ab" * 4),
+                          "--encoder", lm],
+        "fewer than one batch of windows needs",
+    ),
     "train: --overwrite on a folder that is not a SavedModel": (
         lambda root, lm: ["train", "--data", _images(root),
                           "--backbone", "mobilenet_v2_035", "--weights",

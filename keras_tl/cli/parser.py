@@ -698,6 +698,9 @@ def main(argv=None) -> int:
         ConnectionError,
         ImportError,
     ) as error:
+        from keras_tl.runs import discard_unstarted_runs
+
+        discard_unstarted_runs()  # nothing half-made is left behind
         print(f"keras-tl {name}: error: {error}", file=sys.stderr)
         return 2
     return 0
