@@ -919,3 +919,11 @@ def test_summary_line_says_when_its_scores_are_not_the_best_epochs(
     summary = {**summary, "best": {**best, "epoch": 3}}
     _finish(args, RunFolder(tmp_path / "b", {}), summary, time.monotonic())
     assert "validation accuracy 0.9000;" in capsys.readouterr().out
+
+
+def test_every_option_of_every_command_has_help():
+    parser = cli.build_parser()
+    for words, sub in parser.commands.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, (words, action.option_strings)

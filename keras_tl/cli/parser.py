@@ -508,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--tflite", action="store_true")
     export.add_argument("--overwrite", action="store_true")
     _check_numbers(parser)
+    _fill_help(parser)
     return parser
 
 
@@ -555,6 +556,58 @@ def _number(kind, check, description):
 
     convert.__name__ = description
     return convert
+
+
+# Help for options that several commands share, where a command's own
+# add_argument gives none.
+_HELP = {
+    "data": "the labelled data: an image folder, a .csv / .tsv / "
+    ".jsonl(.gz) / .txt file, or tfds:NAME[:SPLIT]",
+    "labels": "with a .txt --data: the labels file, one label a line, "
+    "line-aligned with the texts",
+    "text_column": "the column (or JSON key) holding the text",
+    "label_column": "the column (or JSON key) holding the label",
+    "validation_labels": "with a .txt --validation: its labels file",
+    "test_labels": "with a .txt --test: its labels file",
+    "batch_size": "examples a batch",
+    "lm_batch_size": "rows a batch while the language model is fine-tuned",
+    "seed": "the shuffling and dropout seed",
+    "schedule": "the learning-rate cycle of each stage",
+    "sequence_length": "tokens a window (BPTT length)",
+    "tokenizer": "subword: SentencePiece over normalised raw text; word: "
+    "one id a word, for pre-tokenised corpora like WikiText",
+    "vocabulary_size": "tokens in the vocabulary",
+    "embedding_dim": "size of the embedding (and the encoder's output)",
+    "hidden_dim": "units of the inner LSTM layers",
+    "num_layers": "LSTM layers",
+    "drop_mult": "scales every dropout of the language model",
+    "learning_rate": "peak learning rate",
+    "epochs": "epochs of each stage",
+    "min_learning_rate": "where the range test starts",
+    "max_learning_rate": "where the range test stops",
+    "num_steps": "steps of the range test",
+    "tflite": "also write model.tflite (image models)",
+    "overwrite": "replace an existing output folder written by keras-tl",
+}
+
+
+def _fill_help(parser):
+    for sub in parser.commands.values():
+        for action in sub._actions:
+            if action.help is None and action.dest in _HELP:
+                action.help = _HELP[action.dest]
+            default = action.default
+            if (
+                action.help
+                and default not in (None, False, argparse.SUPPRESS)
+                and "default" not in action.help
+            ):
+                shown = (
+                    " ".join(map(str, default))
+                    if isinstance(default, list)
+                    else default
+                )
+                action.help += f" (default: {shown})"
 
 
 def _check_numbers(parser):
