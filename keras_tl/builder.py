@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import keras
@@ -237,7 +238,18 @@ def load_backbone(spec: BackboneSpec, input_shape, weights="imagenet"):
                 f"the {expected}. Received: weights={weights!r}"
             )
     try:
-        return spec.constructor(input_shape=input_shape, weights=weights)
+        # A file of another architecture makes Keras warn once a layer
+        # (hundreds of lines) before it fails: keep them for one summary.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = spec.constructor(input_shape=input_shape, weights=weights)
+        if caught:
+            warnings.warn(
+                f"Loading {weights!r} into '{spec.name}' gave {len(caught)} "
+                f"warning(s); the first: {_first_line(caught[0].message)}",
+                stacklevel=2,
+            )
+        return model
     except Exception as error:
         if weights is None:
             raise
@@ -255,10 +267,15 @@ def load_backbone(spec: BackboneSpec, input_shape, weights="imagenet"):
             raise
         raise ValueError(
             f"The weights file '{weights}' does not fit backbone "
-            f"'{spec.name}' at input shape {tuple(input_shape)}. Expected the "
-            f"{expected}. Original error: {error}. "
-            f"Received: weights={weights!r}"
-        ) from error
+            f"'{spec.name}' at input shape {tuple(input_shape)}: it holds "
+            f"another network's weights. Expected the {expected}. Keras "
+            f"said: {_first_line(error)}"
+        ) from None
+
+
+def _first_line(message, limit=200):
+    line = str(message).strip().splitlines()[0] if str(message).strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _hub_backbone(handle, weights, input_shape):
