@@ -130,14 +130,22 @@ def test_unreachable_handle_fails_fast_with_advice(monkeypatch):
 
 
 def test_hanging_host_is_bounded_by_the_timeout(monkeypatch):
+    import threading
+
+    released = threading.Event()
+
     def hang(*args, **kwargs):
-        time.sleep(30)
+        released.wait(30)  # until the test ends, then time out as a socket
+        raise OSError("timed out")
 
     monkeypatch.setattr(socket, "create_connection", hang)
     start = time.time()
-    with pytest.raises(ConnectionError):
-        hub.load_module("https://www.kaggle.com/models/x/y", timeout=0.5)
-    assert time.time() - start < 3
+    try:
+        with pytest.raises(ConnectionError):
+            hub.load_module("https://www.kaggle.com/models/x/y", timeout=0.5)
+        assert time.time() - start < 3
+    finally:
+        released.set()  # the probe thread ends cleanly, not in a later test
 
 
 def test_local_path_that_is_not_a_saved_model(tmp_path):
