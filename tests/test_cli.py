@@ -927,3 +927,51 @@ def test_every_option_of_every_command_has_help():
         for action in sub._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, (words, action.option_strings)
+
+
+def _keras_tl(*argv):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "keras_tl", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def _imported(stderr):
+    return {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--help"], 0),
+        (["train", "--help"], 0),
+        (["train", "--data", "x", "--backbone", "y", "--epochs", "0"], 2),
+        (["nonsense"], 2),
+    ],
+)
+def test_help_and_option_errors_answer_without_tensorflow(argv, code):
+    process = _keras_tl(*argv)
+    assert process.returncode == code, process.stderr[-2000:]
+    imported = _imported(process.stderr)
+    assert "keras_tl" in imported
+    assert not {"tensorflow", "keras"} & imported
+
+
+def test_commands_start_tensorflow_quietly():
+    process = _keras_tl("list-backbones", "resnet5*")
+    assert process.returncode == 0
+    assert "resnet50 " in process.stdout
+    noise = [
+        line
+        for line in process.stderr.splitlines()
+        if not line.startswith("import time:")
+    ]
+    assert noise == []  # no CUDA probes, oneDNN notes or absl banners

@@ -9,6 +9,7 @@ import time
 from keras_tl.cli.inputs import (
     Loaded,
     Task,
+    check_exists,
     check_labels,
     image_size_of,
     images,
@@ -278,6 +279,8 @@ def train_command(args):
     from keras_tl.runs import RunFolder
 
     started = time.monotonic()
+    for path in (args.data, args.validation, args.test):
+        check_exists(path)  # cheap, before the strategy starts
     # Multi-worker strategies (TF_CONFIG) must exist before any TensorFlow
     # op runs, so the strategy comes before the data is read.
     _strategy(args)
@@ -340,6 +343,8 @@ def ulmfit_command(args):
     from keras_tl.text.ulmfit import Ensemble, TextClassifier
 
     started = time.monotonic()
+    for path in (args.data, args.validation, args.test):
+        check_exists(path)
     _strategy(args)  # before any TensorFlow op (see train_command)
     encoders = [args.encoder] + (
         [args.ensemble_with] if args.ensemble_with else []

@@ -42,13 +42,18 @@ def data_kind(spec):
         return "text" if first.dtype.name == "string" else "images"
     if os.path.isdir(spec):
         return "images"
-    if not os.path.exists(spec):
+    check_exists(spec)
+    return "text"
+
+
+def check_exists(spec):
+    """A missing data path, found before anything starts."""
+    if spec and not spec.startswith("tfds:") and not os.path.exists(spec):
         raise FileNotFoundError(
             f"Data not found: {spec}. Give an image folder (one subfolder "
             "per class), a .csv / .tsv / .jsonl(.gz) / .txt file, or "
             f"tfds:NAME. Received: {spec!r}"
         )
-    return "text"
 
 
 def read_texts(spec, labels_path, args, split=None):

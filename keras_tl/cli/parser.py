@@ -721,6 +721,30 @@ def _check_config_value(path, key, action, value):
         )
 
 
+def _import_quietly():
+    """Imports TensorFlow, Keras and keras_tl's layers for a command,
+    without the lines TensorFlow's C++ runtime prints while it starts
+    (CUDA probes, oneDNN notes). Set TF_CPP_MIN_LOG_LEVEL to see them."""
+    import keras_tl
+
+    if keras_tl._loaded:
+        return
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        keras_tl._import_all()
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        keras_tl._import_all()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def main(argv=None) -> int:
     """Runs the command; returns the exit code (2 for user errors)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -742,6 +766,7 @@ def main(argv=None) -> int:
     name = " ".join(
         w for w in (args.command, getattr(args, "lm_command", None)) if w
     )
+    _import_quietly()
     try:
         args.run(args)
     except (
