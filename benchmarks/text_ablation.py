@@ -41,9 +41,7 @@ VARIANTS = {
     # The old tokenizer and sizes (WikiText-2 words, 200 / 600).
     "scratch-wt2": {
         "kind": "scratch",
-        "encoder": os.path.join(
-            HERE, "..", "saved_models", "wt2_awd_lstm_small"
-        ),
+        "encoder": os.path.join(HERE, "legacy", "wt2_word_tokenizer"),
         **OLD_SCRATCH,
     },
     "scratch": {"kind": "scratch", **OLD_SCRATCH},
