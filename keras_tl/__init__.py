@@ -52,11 +52,13 @@ def _import_all():
     _loaded = True
     for name, module_name in _PUBLIC.items():
         module = _importlib.import_module(module_name)
-        globals()[name] = (
-            module
-            if module_name == f"keras_tl.{name}"
-            else getattr(module, name)
+        # `export` is a function of the module `keras_tl.export`; the
+        # other names that match their module are the modules.
+        attribute = getattr(module, name, None)
+        is_module = module_name == f"keras_tl.{name}" and not callable(
+            attribute
         )
+        globals()[name] = module if is_module else attribute
 
 
 def _started_as_command():

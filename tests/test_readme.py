@@ -7,6 +7,7 @@ minutes): `pytest -m slow tests/test_readme.py`.
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -60,3 +61,82 @@ def test_setup_and_main_command_on_a_fresh_clone(tmp_path):
     exported = checkout / "saved_models" / "cats_vs_dogs"
     assert (exported / "saved_model.pb").exists()
     assert (exported / "model_card.json").exists()
+
+
+def python_blocks():
+    """The README's Python blocks, in order."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return re.findall(r"```python\n(.*?)```", f.read(), re.S)
+
+
+def _tiny_shared(root):
+    """A stand-in for ../shared with tiny data: the README's paths, its
+    code unchanged but for data sizes."""
+    from conftest import pretrain_tiny_lm
+    from test_cli import write_images
+
+    photos = root / "data" / "images" / "cats_and_dogs_filtered"
+    for split in ("train", "validation"):
+        write_images(photos / split, n=4, size=32)
+    es = root / "data" / "es"
+    es.mkdir(parents=True)
+    sentences = [
+        "En un lugar de la Mancha, de cuyo nombre no quiero acordarme.",
+        "¡Qué película tan buena! Me encantó, señor Núñez.",
+        "No me gustó nada; fue aburrida y larga.",
+        "El presidente habló hoy en la conferencia.",
+    ]
+    (es / "quijote_pg2000.txt").write_text(
+        "\n".join(sentences * 600), encoding="utf-8"
+    )
+    tweets = es / "tweets_sentiment"
+    tweets.mkdir()
+    for split in ("train", "val", "test"):
+        (tweets / f"{split}_text.txt").write_text(
+            "\n".join(sentences[1:] * 120), encoding="utf-8"
+        )
+        (tweets / f"{split}_labels.txt").write_text(
+            "\n".join(["2", "0", "1"] * 120), encoding="utf-8"
+        )
+    models = root / "models"
+    for name in ("awd_lstm_es", "awd_lstm_en"):
+        pretrain_tiny_lm(models / name, sentences * 40)
+    return models
+
+
+# The only changes to the README's code: images shrink to 32 px (so the
+# models are built for 32 px), and nothing is downloaded.
+_SUBSTITUTIONS = (
+    ("image_size=(224, 224)", "image_size=(32, 32)"),
+    ("num_classes=2,", "num_classes=2, input_shape=(32, 32, 3),"),
+    (
+        'weights="../shared/weights/mobilenet_v2_0.35_224_no_top.weights.h5"',
+        "weights=None",
+    ),
+)
+
+
+def test_the_tour_runs_as_written(tmp_path, monkeypatch):
+    """Every Python block of the README, in order, in one namespace."""
+    work = tmp_path / "main"
+    work.mkdir()
+    models = _tiny_shared(tmp_path / "shared")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("KERAS_TL_MODELS_DIR", str(models))
+    namespace = {}
+    for index, block in enumerate(python_blocks()):
+        for old, new in _SUBSTITUTIONS:
+            block = block.replace(old, new)
+        started = time.monotonic()
+        try:
+            exec(compile(block, f"README block {index + 1}", "exec"), namespace)
+            print(
+                f"README block {index + 1}: {time.monotonic() - started:.1f} s"
+            )
+        except Exception as error:
+            raise AssertionError(
+                f"README block {index + 1} fails: {error!r}\n{block}"
+            ) from error
+    assert (work / "cats.keras").exists()
+    assert (work / "saved_models" / "cats" / "saved_model.pb").exists()
+    assert (work / "saved_models" / "es_tweets" / "saved_model.pb").exists()
