@@ -1,7 +1,8 @@
-"""The README's set-up and main commands, as written, on a fresh clone.
+"""The README as written: its set-up and main commands on a fresh clone,
+and its Python tour on tiny data.
 
-Slow (a fresh virtual environment and a real fine-tuning run, several
-minutes): `pytest -m slow tests/test_readme.py`.
+Slow (a fresh virtual environment and a real fine-tuning run; the tour's
+many compilations; several minutes): `pytest -m slow tests/test_readme.py`.
 """
 
 import os
@@ -116,8 +117,10 @@ _SUBSTITUTIONS = (
 )
 
 
+@pytest.mark.slow
 def test_the_tour_runs_as_written(tmp_path, monkeypatch):
-    """Every Python block of the README, in order, in one namespace."""
+    """Every Python block of the README, in order, in one namespace (slow:
+    about 20 XLA compilations of an image model, 2-5 minutes)."""
     work = tmp_path / "main"
     work.mkdir()
     models = _tiny_shared(tmp_path / "shared")
