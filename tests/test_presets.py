@@ -123,8 +123,13 @@ def test_weights_none_trains_the_same_classifier_from_scratch(
         # Same sizes as the preset, but not its weights.
         assert encoder.embedding.embeddings.shape == expected.shape
         assert not np.allclose(encoder.embedding.embeddings.numpy(), expected)
-    # The scratch baseline has no language model to fine-tune.
+    # The scratch baseline has no language model to fine-tune, and no
+    # pretrained layer to protect with smaller rates.
     assert not (tmp_path / "ulmfit" / "language_model").exists()
+    from keras_tl.runs import read_yaml
+
+    for run in ("scratch", "ulmfit"):
+        assert read_yaml(tmp_path / run / "config.yaml")["factor"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -181,6 +181,9 @@ def resolve_model_options(args):
         )
     if not text and args.weights is None:
         args.weights = "imagenet"
+    if "factor" in vars(args) and args.factor is None:
+        # Slower rates protect pretrained layers; random ones gain nothing.
+        args.factor = 1.0 if args.weights == "none" else 2.6
     for name, default in {**IMAGE_OPTIONS, **TEXT_OPTIONS}.items():
         if name in vars(args) and getattr(args, name) is None:
             setattr(args, name, default)
@@ -207,9 +210,9 @@ def _add_training_options(parser, epochs):
     parser.add_argument(
         "--factor",
         type=float,
-        default=2.6,
         help="discriminative rates: each group's rate is the one above / "
-        "factor",
+        "factor (default: 2.6; 1 with --weights none, where no layer is "
+        "pretrained)",
     )
     parser.add_argument(
         "--schedule",
