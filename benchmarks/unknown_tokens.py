@@ -1,7 +1,8 @@
 """Unknown-token rate of the shipped tokenizers on each benchmark's raw text.
 
     python benchmarks/unknown_tokens.py
-    python benchmarks/unknown_tokens.py --en benchmarks/legacy/wt2_word_tokenizer
+    python benchmarks/unknown_tokens.py \
+        --en benchmarks/legacy/wt2_word_tokenizer
 
 For each benchmark (TREC-6 and IMDb with the English encoder, the Spanish
 tweets with the Spanish one) prints the share of tokens that are `<unk>`,
