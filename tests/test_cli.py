@@ -975,3 +975,31 @@ def test_commands_start_tensorflow_quietly():
         if not line.startswith("import time:")
     ]
     assert noise == []  # no CUDA probes, oneDNN notes or absl banners
+
+
+@pytest.mark.slow
+def test_train_under_a_tf_config_cluster(tmp_path):
+    """A TF_CONFIG cluster (one worker on localhost) trains: the strategy
+    is made before any TensorFlow op runs ("Collective ops must be
+    configured at program startup" otherwise)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    cluster = {
+        "cluster": {"worker": [f"localhost:{port}"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    images = write_images(tmp_path / "photos", n=4, size=32)
+    process = subprocess.run(
+        [sys.executable, "-m", "keras_tl", "train", "--data", images,
+         "--backbone", "mobilenet_v2_035", "--weights", "none",
+         "--image-size", "32", "--epochs", "1", "--batch-size", "4",
+         "--run-dir", str(tmp_path / "run"), "--verbose", "2"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CONFIG": json.dumps(cluster)},
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "MultiWorkerMirroredStrategy, 1 workers" in process.stdout
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["complete"]
