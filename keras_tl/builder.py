@@ -265,11 +265,17 @@ def load_backbone(spec: BackboneSpec, input_shape, weights="imagenet"):
                     f"Original error: {error}"
                 ) from error
             raise
+        said = _first_line(error)
+        if isinstance(error, OSError) or "Unable to" in said:
+            raise ValueError(
+                f"The weights file '{weights}' cannot be read (truncated or "
+                f"damaged?): {said}. Copy it again; expected the {expected}."
+            ) from None
         raise ValueError(
             f"The weights file '{weights}' does not fit backbone "
             f"'{spec.name}' at input shape {tuple(input_shape)}: it holds "
             f"another network's weights. Expected the {expected}. Keras "
-            f"said: {_first_line(error)}"
+            f"said: {said}"
         ) from None
 
 

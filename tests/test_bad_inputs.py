@@ -127,6 +127,32 @@ CASES = {
         "does not fit backbone 'mobilenet_v2_035' at input shape (32, 32, "
         "3): it holds another network's weights",
     ),
+    # Handled before; kept in the table so they stay handled.
+    "train: a truncated weights file": (
+        lambda root, lm: ["train", "--data", _images(root),
+                          "--backbone", "mobilenet_v2_035", "--image-size",
+                          "32", "--weights", _truncated(root)],
+        "cannot be read (truncated or damaged?)",
+    ),
+    "train: a Latin-1 CSV": (
+        lambda root, lm: ["train", "--data", _latin1(root),
+                          "--backbone", "awd_lstm", "--encoder", lm],
+        "latin.csv is not valid utf-8",
+    ),
+    "train: a malformed config": (
+        lambda root, lm: ["train", "--config", _bad_yaml(root)],
+        "bad.yaml is not valid YAML",
+    ),
+    "train: an unknown backbone": (
+        lambda root, lm: ["train", "--data", _images(root),
+                          "--backbone", "mobilenet_v9"],
+        "Unknown backbone 'mobilenet_v9'. Did you mean: mobilenet_v2",
+    ),
+    "train: a malformed TF_CONFIG": (
+        lambda root, lm: ["train", "--data", _images(root),
+                          "--backbone", "mobilenet_v2_035"],
+        "TF_CONFIG is not valid JSON",
+    ),
     # Found only once the run folder exists: the folder is removed.
     "ulmfit: too little text for the language model's batches": (
         lambda root, lm: ["ulmfit", "--data",
@@ -161,6 +187,23 @@ def _other_weights(root):
     return str(root / "v1.weights.h5")
 
 
+def _truncated(root):
+    _other_weights(root)
+    data = (root / "v1.weights.h5").read_bytes()
+    (root / "cut.weights.h5").write_bytes(data[:1000])
+    return str(root / "cut.weights.h5")
+
+
+def _latin1(root):
+    (root / "latin.csv").write_bytes(b"text,label\ncaf\xe9,a\nb,b\n")
+    return str(root / "latin.csv")
+
+
+def _bad_yaml(root):
+    (root / "bad.yaml").write_text("epochs: [1, 2\n")
+    return str(root / "bad.yaml")
+
+
 def _own_folder(root):
     (root / "mine").mkdir()
     (root / "mine" / "thesis.tex").write_text("x")
@@ -176,6 +219,11 @@ def _own_file(root):
 def test_bad_input_exits_2_and_writes_nothing(
     case, tmp_path, lm, capsys, monkeypatch
 ):
+    if case.startswith("train: a malformed TF_CONFIG"):
+        from keras_tl.cli import commands
+
+        monkeypatch.setenv("TF_CONFIG", '{"cluster": ')
+        monkeypatch.setattr(commands, "_STRATEGIES", {})  # read it again
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
