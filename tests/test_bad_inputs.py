@@ -42,10 +42,11 @@ def _labelled(root, name, labels):
     return _csv(root / name, [[f"texto {i}", y] for i, y in enumerate(labels)])
 
 
-@pytest.fixture
-def lm(tmp_path):
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
     return pretrain_tiny_lm(
-        tmp_path / "lm", ["es bueno", "es malo", "muy bueno"] * 30
+        tmp_path_factory.mktemp("lm") / "lm",
+        ["es bueno", "es malo", "muy bueno"] * 30,
     )
 
 

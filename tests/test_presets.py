@@ -163,9 +163,11 @@ def test_options_that_do_not_apply_are_refused(
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_lm_pretrain_resumes_a_killed_run(tmp_path):
     """A pretraining process killed after a checkpoint is started again
-    with the same command and finishes from where it stopped."""
+    with the same command and finishes from where it stopped (slow: a
+    subprocess; test_pretraining checks the resume is exact in process)."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(TEXTS * 6), encoding="utf-8")
     argv = [
