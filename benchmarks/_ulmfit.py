@@ -110,19 +110,10 @@ def bag_of_words(train, test, label_names):
 
 
 def _encoder(args):
-    from keras_tl.text.language_model import load_language_model
+    from keras_tl.text import load_tokenizer
+    from keras_tl.text.language_model import encoder_sizes
 
-    lm, tokenizer = load_language_model(args.encoder)
-    sizes = {
-        key: getattr(lm.encoder, key)
-        for key in (
-            "vocabulary_size",
-            "embedding_dim",
-            "hidden_dim",
-            "num_layers",
-        )
-    }
-    return sizes, tokenizer
+    return encoder_sizes(args.encoder), load_tokenizer(args.encoder)
 
 
 def run_arms(args, train, test, validation=None, unlabelled=()):

@@ -107,8 +107,7 @@ def run_variant(name, spec, args, train, validation, test, label_names):
     import keras
 
     from keras_tl.text import load_tokenizer, train_ulmfit
-    from keras_tl.text.language_model import language_model_config
-    from keras_tl.text.presets import resolve_encoder
+    from keras_tl.text.language_model import encoder_sizes
 
     index = {n: i for i, n in enumerate(label_names)}
     truth = [index[str(y)] for y in test[1]]
@@ -122,17 +121,8 @@ def run_variant(name, spec, args, train, validation, test, label_names):
         source, tokenizer = encoder, None
         if spec["kind"] == "scratch":
             # The encoder's tokenizer and sizes only (no weights needed).
-            model = language_model_config(encoder)["model"]
-            source = {
-                key: model[key]
-                for key in (
-                    "vocabulary_size",
-                    "embedding_dim",
-                    "hidden_dim",
-                    "num_layers",
-                )
-            }
-            tokenizer = load_tokenizer(resolve_encoder(encoder))
+            source = encoder_sizes(encoder)
+            tokenizer = load_tokenizer(encoder)
         clf = train_ulmfit(
             *train,
             source,

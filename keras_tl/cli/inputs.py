@@ -286,18 +286,9 @@ class Task:
             if args.weights == "none":
                 # The scratch baseline: the encoder's tokenizer and sizes,
                 # random weights.
-                from keras_tl.text.language_model import language_model_config
+                from keras_tl.text.language_model import encoder_sizes
 
-                model = language_model_config(self.encoder)["model"]
-                encoder = {
-                    key: model[key]
-                    for key in (
-                        "vocabulary_size",
-                        "embedding_dim",
-                        "hidden_dim",
-                        "num_layers",
-                    )
-                }
+                encoder = encoder_sizes(self.encoder)
             return keras_tl.build(
                 "awd_lstm",
                 len(self.label_names),

@@ -665,6 +665,29 @@ def language_model_config(folder):
         return json.load(f)
 
 
+def encoder_sizes(folder):
+    """The sizes of a language model's encoder (a folder or preset), as
+    the dict `text_classifier` takes to build the same encoder from
+    scratch (the scratch baseline); no weights are read.
+
+    Example:
+
+    >>> encoder_sizes("es")  # doctest: +SKIP
+    {'vocabulary_size': 16000, 'embedding_dim': 256, 'hidden_dim': 768,
+     'num_layers': 3}
+    """
+    model = language_model_config(folder)["model"]
+    return {
+        key: model[key]
+        for key in (
+            "vocabulary_size",
+            "embedding_dim",
+            "hidden_dim",
+            "num_layers",
+        )
+    }
+
+
 def load_language_model(folder):
     """Reads a folder written by `pretrain_language_model`, or a preset.
 
