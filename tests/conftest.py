@@ -183,3 +183,33 @@ def pytest_runtest_teardown(item, nextitem):
         gc.collect()
     gc.freeze()
     return result
+
+
+def kill_after_first_checkpoint(argv, state, timeout=240):
+    """Runs `python -m keras_tl ARGV` and SIGKILLs it (no cleanup runs) as
+    soon as its run folder's `state` file records a finished epoch;
+    returns that state. Fails if the command ended before the kill."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_tl", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            if state.exists() and json.loads(state.read_text())["epochs_done"]:
+                break
+            time.sleep(0.02)
+        assert process.poll() is None, "the command ended before the kill"
+        process.kill()
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return json.loads(state.read_text())

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import pretrain_tiny_lm
+from conftest import kill_after_first_checkpoint, pretrain_tiny_lm
 
 from keras_tl import cli, data
 
@@ -488,26 +488,7 @@ def test_train_resumes_a_killed_run(tmp_path):
         "--verbose", "2",
     ]  # fmt: skip
     state = tmp_path / "run" / "state.json"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "keras_tl", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            if state.exists() and json.loads(state.read_text())["epochs_done"]:
-                break
-            time.sleep(0.02)
-        assert process.poll() is None, "training ended before the kill"
-        process.kill()  # SIGKILL: no cleanup runs
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
-    killed = json.loads(state.read_text())
+    killed = kill_after_first_checkpoint(argv, state)
     assert killed["epochs_done"] == 1 and not killed["complete"]
     first = killed["history"]["loss"][0]
 

@@ -3,13 +3,10 @@
 import csv
 import json
 import os
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
-from conftest import pretrain_tiny_lm
+from conftest import kill_after_first_checkpoint, pretrain_tiny_lm
 
 import keras_tl
 from keras_tl import cli
@@ -182,25 +179,7 @@ def test_lm_pretrain_resumes_a_killed_run(tmp_path):
         "--verbose", "2",
     ]  # fmt: skip
     state = tmp_path / "run" / "state.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "keras_tl", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            if state.exists() and json.loads(state.read_text())["epochs_done"]:
-                break
-            time.sleep(0.02)
-        assert process.poll() is None, "pretraining ended before the kill"
-        process.kill()
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
-    killed = json.loads(state.read_text())
+    killed = kill_after_first_checkpoint(argv, state)
     assert 1 <= killed["epochs_done"] and not killed["complete"]
     assert not (tmp_path / "lm").exists()
     first = killed["history"]["loss"][0]
