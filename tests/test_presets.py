@@ -189,3 +189,25 @@ def test_lm_pretrain_resumes_a_killed_run(tmp_path):
     assert final["history"]["loss"][0] == first  # not trained again
     config = json.loads((tmp_path / "lm" / "config.json").read_text())
     assert len(final["history"]["loss"]) == config["training"]["steps"] // 10
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("en", 'The IMF said: <br />"It\'s GREAT!!!!!" 😀'),
+        ("es", "¡HOLA, señor Núñez! ¿Qué tal? @user #México 😀"),
+    ],
+)
+def test_the_shipped_encoders_load_from_the_repository(name, monkeypatch, text):
+    """The weights are committed (sha256 checked on load): a fresh clone
+    has working encoders with no rebuild step."""
+    monkeypatch.delenv(MODELS_DIR_VARIABLE, raising=False)
+    model, tokenizer = load_language_model(name)
+    assert preset_folder(name).endswith(
+        os.path.join("saved_models", f"awd_lstm_{name}")
+    )
+    assert tokenizer.vocabulary_size == model.encoder.vocabulary_size == 16000
+    (ids,) = tokenizer.encode([text])
+    assert 1 not in ids  # no <unk>
+    logits = model(np.array([ids]))
+    assert logits.shape == (1, len(ids), 16000)
