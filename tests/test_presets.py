@@ -48,8 +48,10 @@ def test_a_preset_name_loads_like_its_folder(models_dir):
     )
 
 
-def test_an_existing_folder_wins_over_a_preset_name(models_dir, tmp_path):
-    os.chdir(tmp_path)
+def test_an_existing_folder_wins_over_a_preset_name(
+    models_dir, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
     pretrain_tiny_lm(tmp_path / "es", TEXTS[:40])
     assert resolve_encoder("es") == "es"
 

@@ -542,7 +542,7 @@ def test_pretrain_writes_a_complete_folder(tmp_path):
     lm, tokenizer = load_language_model(str(out))
     assert lm.encoder.vocabulary_size == tokenizer.vocabulary_size
     assert lm.encoder.hidden_dim == 12 and lm.encoder.num_layers == 2
-    assert "Validation perplexity" in (out / "MODEL_CARD.md").read_text()
+    assert "Held-out perplexity" in (out / "MODEL_CARD.md").read_text()
 
 
 def test_exported_language_model_takes_strings(tmp_path):
