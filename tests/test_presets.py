@@ -62,22 +62,20 @@ def test_unknown_and_missing_presets_say_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_encoder(str(tmp_path / "no" / "lm"))
     monkeypatch.setenv(MODELS_DIR_VARIABLE, str(tmp_path))
-    preset = list_encoder_presets()[0]
-    # The repository's own copy is found after the variable's folder.
-    found = os.path.exists(
-        os.path.join(
-            os.path.dirname(keras_tl.__file__),
-            "..",
-            "saved_models",
-            preset.folder,
-            "config.json",
+    # The shipped ones are found after the variable's folder, in the
+    # repository.
+    for preset in list_encoder_presets():
+        assert preset_folder(preset).endswith(
+            os.path.join("saved_models", preset.folder)
         )
-    )
-    if found:
-        assert preset_folder(preset).endswith(preset.folder)
-    else:
-        with pytest.raises(FileNotFoundError, match=MODELS_DIR_VARIABLE):
-            preset_folder(preset)
+    # A registered preset whose files are nowhere says where it looked.
+    from keras_tl.text import presets
+
+    missing = presets.EncoderPreset("xx", "awd_lstm_xx", "xx", "nothing")
+    monkeypatch.setitem(presets._PRESETS, "xx", missing)
+    with pytest.raises(FileNotFoundError, match=MODELS_DIR_VARIABLE) as info:
+        preset_folder("xx")
+    assert str(tmp_path / "awd_lstm_xx") in str(info.value)
 
 
 def test_shipped_presets_are_listed_with_their_language(capsys):

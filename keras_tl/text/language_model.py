@@ -398,8 +398,6 @@ def pretrain_language_model(
             f"The validation text has fewer than {needed} tokens: pass more "
             "`validation` text or a larger `validation_fraction`."
         )
-    # Validates the sizes against the corpus.
-    language_model_dataset(train_ids, batch_size, sequence_length)
     windows = (len(train_ids) - 1) // batch_size // sequence_length
     total = max(1, math.ceil(epochs * windows))
     # Keras epochs are checkpoint intervals; the schedule spans them all.
@@ -407,6 +405,15 @@ def pretrain_language_model(
     chunks = math.ceil(total / chunk)
     total = chunks * chunk
     done = run.epochs_done if run is not None else 0
+    # Built once (it also checks the sizes against the corpus), before
+    # the model: the stream is a constant as large as the corpus.
+    data = language_model_dataset(
+        train_ids,
+        batch_size,
+        sequence_length,
+        start=done * chunk,
+        steps=total - done * chunk,
+    )
     if done:
         model = run.load_last()
     else:
@@ -422,13 +429,7 @@ def pretrain_language_model(
         model.build((batch_size, sequence_length))
         compile_language_model(model, learning_rate)
     history = model.fit(
-        language_model_dataset(
-            train_ids,
-            batch_size,
-            sequence_length,
-            start=done * chunk,
-            steps=total - done * chunk,
-        ),
+        data,
         epochs=chunks,
         initial_epoch=done,
         steps_per_epoch=chunk,
