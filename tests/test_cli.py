@@ -547,6 +547,18 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     assert (run / "config.yaml").exists() and (run / "history.csv").exists()
     assert_real_png(run / "history.png", (150, 100))
 
+    # Pretraining continues from the model just written: sizes come from it.
+    more = tmp_path / "saved_models" / "es_more"
+    again = ["lm", "pretrain", "--from", str(out), "--corpus", str(book)]
+    again += ["--output", str(more), *sizes]
+    assert cli.main([*again, "--hidden-dim", "12"]) == 2
+    assert "--from " + str(out) in capsys.readouterr().err
+    assert not more.exists()
+    assert cli.main(again) == 0
+    config = json.loads((more / "config.json").read_text())
+    assert config["initial"]["name"] == str(out)
+    assert config["model"]["hidden_dim"] == 12
+
     target = tmp_path / "tweets.txt"
     target.write_text("¡Qué calor hace en Sevilla!\n" * 30, encoding="utf-8")
     tuned = tmp_path / "saved_models" / "es_tweets"

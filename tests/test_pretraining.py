@@ -163,3 +163,54 @@ def test_pretraining_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="epochs"):
         pretrain_language_model(CORPUS, str(tmp_path / "x"), epochs=0, **SIZES)
     assert not (tmp_path / "x").exists()
+
+
+def test_pretraining_continues_from_a_trained_model(tmp_path):
+    first = tmp_path / "first"
+    pretrain_language_model(CORPUS, str(first), epochs=0.5, **SIZES)
+    sizes = {k: SIZES[k] for k in ("batch_size", "sequence_length", "verbose")}
+    # A vanishing rate keeps the starting weights: the run starts from
+    # them, not from a random model.
+    pretrain_language_model(
+        CORPUS,
+        str(tmp_path / "second"),
+        initial=str(first),
+        epochs=0.2,
+        learning_rate=1e-12,
+        **sizes,
+    )
+    for a, b in zip(_weights(first), _weights(tmp_path / "second")):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    config = json.loads((tmp_path / "second" / "config.json").read_text())
+    start = json.loads((first / "config.json").read_text())
+    assert config["model"]["hidden_dim"] == SIZES["hidden_dim"]
+    assert config["initial"]["name"] == str(first)
+    assert config["initial"]["weights_sha256"] == start["weights_sha256"]
+    card = (tmp_path / "second" / "MODEL_CARD.md").read_text()
+    seen = start["training"]["tokens_seen"] + config["training"]["tokens_seen"]
+    assert f"{seen:,} in all" in card
+    # The same tokenizer: same pieces, same ids.
+    _, tokenizer = load_language_model(str(first))
+    _, continued = load_language_model(str(tmp_path / "second"))
+    text = "la niña come"
+    np.testing.assert_array_equal(
+        tokenizer.encode([text]), continued.encode([text])
+    )
+
+
+def test_continuing_refuses_sizes_and_another_direction(tmp_path):
+    first = tmp_path / "first"
+    pretrain_language_model(CORPUS, str(first), epochs=0.2, **SIZES)
+    with pytest.raises(ValueError, match="leave `hidden_dim` unset"):
+        pretrain_language_model(
+            CORPUS, str(tmp_path / "x"), initial=str(first), hidden_dim=16
+        )
+    with pytest.raises(ValueError, match="forward language model"):
+        pretrain_language_model(
+            CORPUS, str(tmp_path / "x"), initial=str(first), backwards=True
+        )
+    with pytest.raises(FileNotFoundError, match="No language model"):
+        pretrain_language_model(
+            CORPUS, str(tmp_path / "x"), initial=str(tmp_path / "missing")
+        )
+    assert not (tmp_path / "x").exists()

@@ -507,6 +507,8 @@ def lm_pretrain_command(args):
     )
 
     started = time.monotonic()
+    if args.initial is not None:
+        _check_initial(args)
     run_dir = args.run_dir or _default_run_dir(args, args.output)
     resuming = _unfinished_run(run_dir) and not args.overwrite
     if not resuming:
@@ -533,6 +535,7 @@ def lm_pretrain_command(args):
             "\n".join(texts),
             args.output,
             validation=validation,
+            initial=args.initial,
             tokenizer=args.tokenizer,
             vocabulary_size=args.vocabulary_size,
             embedding_dim=args.embedding_dim,
@@ -557,6 +560,30 @@ def lm_pretrain_command(args):
         data=[os.path.basename(path) for path in args.corpus],
     )
     _lm_finish(args, run, started, result["validation_perplexity"])
+
+
+def _check_initial(args):
+    """`--from` fixes the tokenizer and sizes; found before the corpus is
+    read (a missing model or preset fails here too)."""
+    from keras_tl.text.language_model import language_model_config
+
+    fixed = [
+        "--" + name.replace("_", "-")
+        for name in (
+            "tokenizer",
+            "vocabulary_size",
+            "embedding_dim",
+            "hidden_dim",
+            "num_layers",
+        )
+        if getattr(args, name) is not None
+    ]
+    if fixed:
+        raise ValueError(
+            f"--from {args.initial} fixes the tokenizer and the model's "
+            f"sizes: leave out {', '.join(fixed)}."
+        )
+    language_model_config(args.initial)
 
 
 def _command_line(args):

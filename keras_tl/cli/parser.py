@@ -344,12 +344,28 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _add_lm_options(pretrain)
         pretrain.add_argument(
-            "--tokenizer", choices=["subword", "word"], default="subword"
+            "--from",
+            dest="initial",
+            metavar="ENCODER",
+            help="continue pretraining a language model (a preset such as "
+            "en, or a folder): its tokenizer, sizes and weights are the "
+            "start, a new schedule runs over --corpus (best: text it has "
+            "not seen)",
         )
-        pretrain.add_argument("--vocabulary-size", type=int, default=8000)
-        pretrain.add_argument("--embedding-dim", type=int, default=400)
-        pretrain.add_argument("--hidden-dim", type=int, default=1152)
-        pretrain.add_argument("--num-layers", type=int, default=3)
+        for flag, default, extra in (
+            ("--tokenizer", "subword", {"choices": ["subword", "word"]}),
+            ("--vocabulary-size", 8000, {"type": int}),
+            ("--embedding-dim", 400, {"type": int}),
+            ("--hidden-dim", 1152, {"type": int}),
+            ("--num-layers", 3, {"type": int}),
+        ):
+            dest = flag[2:].replace("-", "_")
+            pretrain.add_argument(
+                flag,
+                help=f"{_HELP[dest]} (default: {default}; with --from: "
+                "the starting model's)",
+                **extra,
+            )
         pretrain.add_argument("--drop-mult", type=float, default=1.0)
         pretrain.add_argument(
             "--epochs",

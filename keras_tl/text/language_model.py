@@ -64,11 +64,49 @@ def _copy(model, stateful, batch_size=1):
     # copy holds each replica's rows, and an eager call on the whole
     # batch would not fit them.
     copy.build((batch_size, None))
-    sources = [v for v in model.weights if not _is_state(v)]
-    targets = [v for v in copy.weights if not _is_state(v)]
-    for source, target in zip(sources, targets, strict=True):
-        target.assign(source)
+    _assign_weights(model, copy)
     return copy
+
+
+def _assign_weights(source, target):
+    """Copies every weight but the carried states (`target` is built)."""
+    sources = [v for v in source.weights if not _is_state(v)]
+    targets = [v for v in target.weights if not _is_state(v)]
+    for a, b in zip(sources, targets, strict=True):
+        b.assign(a)
+
+
+def _initial_model(initial, tokenizer, sizes, backwards):
+    """The model a pretraining run continues from, with what it fixes."""
+    given = [name for name, value in sizes.items() if value is not None]
+    if tokenizer is not None:
+        given.insert(0, "tokenizer")
+    if given:
+        raise ValueError(
+            f"`initial={initial!r}` fixes the tokenizer and the model's "
+            f"sizes: leave {', '.join(f'`{n}`' for n in given)} unset (or "
+            "pass no `initial` to train a new model)."
+        )
+    config = language_model_config(initial)
+    if bool(config.get("backwards")) != bool(backwards):
+        direction = "backward" if config.get("backwards") else "forward"
+        raise ValueError(
+            f"`initial={initial!r}` is a {direction} language model: pass "
+            f"backwards={not backwards} to continue it."
+        )
+    model, tokenizer = load_language_model(initial)
+    training = config.get("training", {})
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "sizes": encoder_sizes(initial),
+        "record": {
+            "name": str(initial),
+            "tokens_seen": training.get("tokens_seen"),
+            "validation_perplexity": config.get("validation_perplexity"),
+            "weights_sha256": config.get("weights_sha256"),
+        },
+    }
 
 
 def compile_language_model(model, learning_rate=2e-3, metrics=None):
@@ -281,11 +319,12 @@ def pretrain_language_model(
     output_dir,
     *,
     validation=None,
-    tokenizer="subword",
-    vocabulary_size=8000,
-    embedding_dim=400,
-    hidden_dim=1152,
-    num_layers=3,
+    initial=None,
+    tokenizer=None,
+    vocabulary_size=None,
+    embedding_dim=None,
+    hidden_dim=None,
+    num_layers=None,
     drop_mult=1.0,
     epochs=1,
     batch_size=32,
@@ -329,12 +368,19 @@ def pretrain_language_model(
         output_dir: the folder to write (replaced if it exists).
         validation: validation text; default: the last
             `validation_fraction` of the corpus's lines.
-        tokenizer: "subword" (SentencePiece over fastai-style normalised
-            text, for raw text), "word" (for pre-tokenised text like
-            WikiText) or a tokenizer object.
-        vocabulary_size: tokenizer vocabulary size.
-        embedding_dim, hidden_dim, num_layers, drop_mult: model size and
-            regularisation (see `AWDLSTMLanguageModel`).
+        initial: continue from a trained language model (a folder or a
+            preset such as "en"): its tokenizer, sizes and weights are the
+            starting point and a new one-cycle schedule runs over
+            `corpus`, so a pretraining budget can grow run by run (best on
+            text the model has not seen yet). The tokenizer and size
+            arguments must then be left unset; `backwards` must match.
+        tokenizer: "subword" (default: SentencePiece over fastai-style
+            normalised text, for raw text), "word" (for pre-tokenised text
+            like WikiText) or a tokenizer object.
+        vocabulary_size: tokenizer vocabulary size (default 8000).
+        embedding_dim, hidden_dim, num_layers: model size (defaults 400,
+            1152, 3; see `AWDLSTMLanguageModel`).
+        drop_mult: scales every dropout (see `AWDLSTMLanguageModel`).
         epochs: passes over the corpus; a fraction (0.5) trains on part
             of it. The one-cycle schedule spans them all.
         batch_size, sequence_length, learning_rate: training.
@@ -369,17 +415,39 @@ def pretrain_language_model(
             "`weights_dtype` must be 'float32' or 'float16'. Received: "
             f"weights_dtype={weights_dtype!r}"
         )
+    sizes = {
+        "vocabulary_size": vocabulary_size,
+        "embedding_dim": embedding_dim,
+        "hidden_dim": hidden_dim,
+        "num_layers": num_layers,
+    }
+    start = None
+    if initial is not None:
+        start = _initial_model(initial, tokenizer, sizes, backwards)
+        tokenizer = start["tokenizer"]
+        sizes = start["sizes"]
+    else:
+        defaults = {
+            "vocabulary_size": 8000,
+            "embedding_dim": 400,
+            "hidden_dim": 1152,
+            "num_layers": 3,
+        }
+        sizes = {k: defaults[k] if v is None else v for k, v in sizes.items()}
+        tokenizer = "subword" if tokenizer is None else tokenizer
     text = corpus if isinstance(corpus, str) else "\n".join(corpus)
     if validation is None:
         text, validation = _split_lines(text, validation_fraction)
     tokenizer_folder = run.file("tokenizer") if run is not None else None
-    if tokenizer_folder and os.path.exists(
+    if start is not None:
+        pass  # the starting model's tokenizer
+    elif tokenizer_folder and os.path.exists(
         os.path.join(tokenizer_folder, "tokenizer.json")
     ):
         tokenizer = tokenizers_lib.load_tokenizer(tokenizer_folder)
     else:
         tokenizer = _make_tokenizer(
-            tokenizer, text, vocabulary_size, bool(verbose)
+            tokenizer, text, sizes["vocabulary_size"], bool(verbose)
         )
         if tokenizer_folder:
             write_folder(
@@ -419,14 +487,16 @@ def pretrain_language_model(
     else:
         model = AWDLSTMLanguageModel(
             tokenizer.vocabulary_size,
-            embedding_dim=embedding_dim,
-            hidden_dim=hidden_dim,
-            num_layers=num_layers,
+            embedding_dim=sizes["embedding_dim"],
+            hidden_dim=sizes["hidden_dim"],
+            num_layers=sizes["num_layers"],
             drop_mult=drop_mult,
             stateful=True,
         )
         # Under a strategy, each replica's state is sized from this batch.
         model.build((batch_size, sequence_length))
+        if start is not None:
+            _assign_weights(start["model"], model)
         compile_language_model(model, learning_rate)
     history = model.fit(
         data,
@@ -475,6 +545,7 @@ def pretrain_language_model(
             "learning_rate": learning_rate,
             "schedule": "one-cycle, Adam(0.8, 0.99), global clipnorm 0.1",
         },
+        **({"initial": start["record"]} if start is not None else {}),
         "validation_perplexity": round(scores["perplexity"], 2),
         "train_history": {
             k: [float(v) for v in vs] for k, vs in history.items()
@@ -588,6 +659,18 @@ def _model_card(config):
         f"{training['sequence_length']}, peak rate "
         f"{training['learning_rate']}, {training['schedule']}"
     )
+    if config.get("initial"):
+        start = config["initial"]
+        lines.append(
+            f"- Continued from: `{start['name']}` ("
+            + (
+                f"{start['tokens_seen']:,} tokens seen before, "
+                f"{start['tokens_seen'] + (seen or 0):,} in all; "
+                if start.get("tokens_seen")
+                else ""
+            )
+            + f"its held-out perplexity {start.get('validation_perplexity')})"
+        )
     if config.get("training_time"):
         lines.append(f"- Training time: {config['training_time']}")
     lines.append(
