@@ -10,14 +10,14 @@ from conftest import kill_after_first_checkpoint, pretrain_tiny_lm
 
 import keras_tl
 from keras_tl import cli
-from keras_tl.text import load_tokenizer
-from keras_tl.text.language_model import load_language_model
-from keras_tl.text.presets import (
+from keras_tl.presets import (
     MODELS_DIR_VARIABLE,
     list_encoder_presets,
     preset_folder,
     resolve_encoder,
 )
+from keras_tl.text import load_tokenizer
+from keras_tl.text.language_model import load_language_model
 
 TEXTS = [f"es {'bueno' if i % 2 else 'malo'} y muy {i % 5}" for i in range(64)]
 
@@ -69,7 +69,7 @@ def test_unknown_and_missing_presets_say_what_to_do(tmp_path, monkeypatch):
             os.path.join("saved_models", preset.folder)
         )
     # A registered preset whose files are nowhere says where it looked.
-    from keras_tl.text import presets
+    from keras_tl import presets
 
     missing = presets.EncoderPreset("xx", "awd_lstm_xx", "xx", "nothing")
     monkeypatch.setitem(presets._PRESETS, "xx", missing)

@@ -179,7 +179,9 @@ def test_pretraining_continues_from_a_trained_model(tmp_path):
         learning_rate=1e-12,
         **sizes,
     )
-    for a, b in zip(_weights(first), _weights(tmp_path / "second")):
+    for a, b in zip(
+        _weights(first), _weights(tmp_path / "second"), strict=True
+    ):
         np.testing.assert_allclose(a, b, atol=1e-6)
     config = json.loads((tmp_path / "second" / "config.json").read_text())
     start = json.loads((first / "config.json").read_text())

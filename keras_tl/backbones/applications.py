@@ -7,6 +7,7 @@ import math
 import keras
 
 from keras_tl.backbones.registry import BackboneSpec, register_backbone
+from keras_tl.catalog import APPLICATIONS, Application
 
 # Downsampling steps that start a new group: everything up to 1/4 resolution
 # is the stem, then 1/8, 1/16 and 1/32 (and coarser). These are the stage
@@ -106,162 +107,25 @@ def _constructor(function_name, **kwargs):
     return construct
 
 
-def _register(
-    name,
-    function_name,
-    family,
-    preprocessing,
-    size,
-    features,
-    min_size=32,
-    **kwargs,
-):
-    module = getattr(keras.applications, family)
+def _register(entry: Application):
     register_backbone(
         BackboneSpec(
-            name=name,
-            constructor=_constructor(function_name, **kwargs),
-            preprocessing=preprocessing,
-            default_input_size=size,
-            feature_dim=features,
-            min_input_size=min_size,
-            family=family,
+            name=entry.name,
+            constructor=_constructor(
+                entry.function_name, **dict(entry.options)
+            ),
+            preprocessing=entry.preprocessing,
+            default_input_size=entry.input_size,
+            feature_dim=entry.feature_dim,
+            min_input_size=entry.min_input_size,
+            family=entry.family,
             layer_groups=spatial_groups,
-            preprocess_input=module.preprocess_input,
+            preprocess_input=getattr(
+                keras.applications, entry.family
+            ).preprocess_input,
         )
     )
 
 
-def _register_all():
-    for depth in (50, 101, 152):
-        _register(
-            f"resnet{depth}", f"ResNet{depth}", "resnet", "caffe", 224, 2048
-        )
-        _register(
-            f"resnet{depth}_v2",
-            f"ResNet{depth}V2",
-            "resnet_v2",
-            "tf",
-            224,
-            2048,
-        )
-    for depth in (16, 19):
-        _register(
-            f"vgg{depth}", f"VGG{depth}", f"vgg{depth}", "caffe", 224, 512
-        )
-    for depth, features in ((121, 1024), (169, 1664), (201, 1920)):
-        _register(
-            f"densenet{depth}",
-            f"DenseNet{depth}",
-            "densenet",
-            "torch",
-            224,
-            features,
-        )
-    # MobileNet v1: the final width scales with alpha.
-    for alpha in (0.25, 0.5, 0.75, 1.0):
-        suffix = "" if alpha == 1.0 else f"_{round(alpha * 100):03d}"
-        _register(
-            f"mobilenet{suffix}",
-            "MobileNet",
-            "mobilenet",
-            "tf",
-            224,
-            int(1024 * alpha),
-            alpha=alpha,
-        )
-    # MobileNetV2 keeps its last 1280 channels for alpha <= 1.
-    for alpha in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4):
-        suffix = "" if alpha == 1.0 else f"_{round(alpha * 100):03d}"
-        _register(
-            f"mobilenet_v2{suffix}",
-            "MobileNetV2",
-            "mobilenet_v2",
-            "tf",
-            224,
-            int(1280 * max(alpha, 1.0)),
-            alpha=alpha,
-        )
-    for size, features in (("small", 576), ("large", 960)):
-        function_name = f"MobileNetV3{size.title()}"
-        for alpha in (0.75, 1.0):
-            suffix = "" if alpha == 1.0 else "_075"
-            for minimalistic in (False, True):
-                tail = "_minimalistic" if minimalistic else ""
-                _register(
-                    f"mobilenet_v3_{size}{suffix}{tail}",
-                    function_name,
-                    "mobilenet_v3",
-                    "none",
-                    224,
-                    int(features * alpha),
-                    alpha=alpha,
-                    minimalistic=minimalistic,
-                )
-    sizes = (224, 240, 260, 300, 380, 456, 528, 600)
-    features = (1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560)
-    for b, (size, dim) in enumerate(zip(sizes, features, strict=True)):
-        _register(
-            f"efficientnet_b{b}",
-            f"EfficientNetB{b}",
-            "efficientnet",
-            "none",
-            size,
-            dim,
-        )
-    for variant, size, dim in (
-        ("b0", 224, 1280),
-        ("b1", 240, 1280),
-        ("b2", 260, 1408),
-        ("b3", 300, 1536),
-        ("s", 384, 1280),
-        ("m", 480, 1280),
-        ("l", 480, 1280),
-    ):
-        _register(
-            f"efficientnet_v2_{variant}",
-            f"EfficientNetV2{variant.upper()}",
-            "efficientnet_v2",
-            "none",
-            size,
-            dim,
-        )
-    for variant, dim in (
-        ("Tiny", 768),
-        ("Small", 768),
-        ("Base", 1024),
-        ("Large", 1536),
-        ("XLarge", 2048),
-    ):
-        _register(
-            f"convnext_{variant.lower()}",
-            f"ConvNeXt{variant}",
-            "convnext",
-            "none",
-            224,
-            dim,
-        )
-    _register("xception", "Xception", "xception", "tf", 299, 2048, min_size=71)
-    _register(
-        "inception_v3",
-        "InceptionV3",
-        "inception_v3",
-        "tf",
-        299,
-        2048,
-        min_size=75,
-    )
-    _register(
-        "inception_resnet_v2",
-        "InceptionResNetV2",
-        "inception_resnet_v2",
-        "tf",
-        299,
-        1536,
-        min_size=75,
-    )
-    _register("nasnet_mobile", "NASNetMobile", "nasnet", "tf", 224, 1056)
-    _register("nasnet_large", "NASNetLarge", "nasnet", "tf", 331, 4032)
-
-
-_register_all()
+for _entry in APPLICATIONS:
+    _register(_entry)

@@ -224,10 +224,11 @@ def _duration(started):
 def list_backbones_command(args):
     import fnmatch
 
-    from keras_tl.backbones.registry import get_backbone, list_backbones
-    from keras_tl.text.presets import list_encoder_presets
+    # Plain tables: listing imports no TensorFlow.
+    from keras_tl.catalog import find_applications
+    from keras_tl.presets import list_encoder_presets
 
-    names = list_backbones(args.pattern)
+    applications = find_applications(args.pattern)
     presets = [
         p
         for p in list_encoder_presets()
@@ -236,16 +237,15 @@ def list_backbones_command(args):
             for n in ("awd_lstm", p.name, *p.aliases)
         )
     ]
-    if not names and not presets:
+    if not applications and not presets:
         raise ValueError(
             f"No backbone matches {args.pattern!r}. Run `keras-tl "
             "list-backbones` for all of them."
         )
-    for name in names:
-        spec = get_backbone(name)
+    for entry in applications:
         print(
-            f"{name:40s} {spec.default_input_size:4d} px  "
-            f"{spec.feature_dim:5d} features  {spec.family}"
+            f"{entry.name:40s} {entry.input_size:4d} px  "
+            f"{entry.feature_dim:5d} features  {entry.family}"
         )
     if presets:
         print(
@@ -257,8 +257,7 @@ def list_backbones_command(args):
 
 
 def _describe_preset(preset):
-    from keras_tl.text.language_model import language_model_config
-    from keras_tl.text.presets import preset_folder
+    from keras_tl.presets import language_model_config, preset_folder
 
     try:
         config = language_model_config(preset_folder(preset))
@@ -338,8 +337,8 @@ def _save_tokenizer(task, run):
 
 
 def ulmfit_command(args):
+    from keras_tl.presets import language_model_config
     from keras_tl.runs import RunFolder
-    from keras_tl.text.language_model import language_model_config
     from keras_tl.text.ulmfit import Ensemble, TextClassifier
 
     started = time.monotonic()
@@ -565,7 +564,7 @@ def lm_pretrain_command(args):
 def _check_initial(args):
     """`--from` fixes the tokenizer and sizes; found before the corpus is
     read (a missing model or preset fails here too)."""
-    from keras_tl.text.language_model import language_model_config
+    from keras_tl.presets import language_model_config
 
     fixed = [
         "--" + name.replace("_", "-")
@@ -622,8 +621,8 @@ def _lm_finish(args, run, started, perplexity):
 
 def lm_finetune_command(args):
     from keras_tl.data import read_corpus
+    from keras_tl.presets import language_model_config
     from keras_tl.runs import RunFolder
-    from keras_tl.text.language_model import language_model_config
 
     started = time.monotonic()
     _check_output(args)

@@ -209,7 +209,7 @@ class Task:
                 "classifier needs at least two classes."
             )
         if self._is_awd_lstm():
-            from keras_tl.text.language_model import language_model_config
+            from keras_tl.presets import language_model_config
             from keras_tl.text.tokenizers import load_tokenizer
 
             if not self.encoder:

@@ -311,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "pattern", nargs="?", default="*", help='e.g. "efficientnet*"'
     )
+    # It reads plain tables: an answer at once, without TensorFlow.
+    listing.set_defaults(needs_tensorflow=False)
 
     train = command(
         ["train"],
@@ -785,7 +787,8 @@ def main(argv=None) -> int:
     name = " ".join(
         w for w in (args.command, getattr(args, "lm_command", None)) if w
     )
-    _import_quietly()
+    if getattr(args, "needs_tensorflow", True):
+        _import_quietly()
     try:
         args.run(args)
     except (
@@ -795,9 +798,10 @@ def main(argv=None) -> int:
         ConnectionError,
         ImportError,
     ) as error:
-        from keras_tl.runs import discard_unstarted_runs
+        if "keras_tl.runs" in sys.modules:  # a command that made runs
+            from keras_tl.runs import discard_unstarted_runs
 
-        discard_unstarted_runs()  # nothing half-made is left behind
+            discard_unstarted_runs()  # nothing half-made is left behind
         print(f"keras-tl {name}: error: {error}", file=sys.stderr)
         return 2
     return 0

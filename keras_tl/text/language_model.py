@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_tl.files import atomic_write, sha256, write_folder
+from keras_tl.presets import language_model_config, resolve_encoder
 from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import (
@@ -25,7 +26,6 @@ from keras_tl.text.awd_lstm import (
     token_cross_entropy,
 )
 from keras_tl.text.data import encode_corpus, language_model_dataset
-from keras_tl.text.presets import resolve_encoder
 
 _STATE_VARIABLES = ("rnn_state", "seed_generator_state")
 WEIGHTS = "language_model.weights.h5"
@@ -736,19 +736,6 @@ def write_model_card(folder, **entries):
     return config
 
 
-def language_model_config(folder):
-    """The `config.json` of a language-model folder (or preset), as a dict."""
-    folder = resolve_encoder(folder)
-    path = os.path.join(folder, "config.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"No language model in {folder}: expected {path}, as written "
-            "by keras_tl.text.pretrain_language_model."
-        )
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def encoder_sizes(folder):
     """The sizes of a language model's encoder (a folder or preset), as
     the dict `text_classifier` takes to build the same encoder from
@@ -777,7 +764,7 @@ def load_language_model(folder):
 
     Args:
         folder: the folder, or a preset name ("en", "es": the encoders
-            shipped in `saved_models/`, see `keras_tl.text.presets`).
+            shipped in `saved_models/`, see `keras_tl.presets`).
 
     Returns:
         `(model, tokenizer)`.

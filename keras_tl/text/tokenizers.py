@@ -508,7 +508,7 @@ def load_tokenizer(folder):
 
     >>> tokenizer = load_tokenizer("es")  # doctest: +SKIP
     """
-    from keras_tl.text.presets import resolve_encoder
+    from keras_tl.presets import resolve_encoder
 
     if not os.path.exists(folder) and os.sep not in os.fspath(folder):
         folder = resolve_encoder(folder)  # a preset name

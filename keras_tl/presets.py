@@ -1,5 +1,7 @@
 """Pretrained text encoders by name, in the style of keras-hub presets.
 
+Plain Python (no TensorFlow), so `keras-tl list-backbones` answers at once.
+
 keras_tl ships an English and a Spanish AWD-LSTM language model in the
 repository's `saved_models/` folder (see each folder's `MODEL_CARD.md`).
 Wherever a language model is expected, a preset name works as well as a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 
 MODELS_DIR_VARIABLE = "KERAS_TL_MODELS_DIR"
@@ -97,7 +100,7 @@ def models_dirs() -> list[str]:
     dirs = []
     if os.environ.get(MODELS_DIR_VARIABLE):
         dirs.append(os.environ[MODELS_DIR_VARIABLE])
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package = os.path.dirname(os.path.abspath(__file__))
     dirs.append(os.path.join(os.path.dirname(package), "saved_models"))
     return dirs
 
@@ -125,6 +128,27 @@ def preset_folder(preset: EncoderPreset | str) -> str:
         f"or set {MODELS_DIR_VARIABLE} to a folder that holds "
         f"{preset.folder}/."
     )
+
+
+def language_model_config(encoder) -> dict:
+    """The `config.json` of a language-model folder or preset, as a dict
+    (sizes, tokenizer, training, held-out perplexity); no weights are read.
+
+    Example:
+
+    >>> language_model_config("es")["model"]["hidden_dim"]  # doctest: +SKIP
+    768
+    """
+    folder = resolve_encoder(encoder)
+    path = os.path.join(folder, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No language model in {folder}: expected {path}, as written "
+            "by `keras-tl lm pretrain` (keras_tl.text.language_model."
+            "pretrain_language_model)."
+        )
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def resolve_encoder(encoder) -> str:
