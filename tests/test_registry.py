@@ -195,3 +195,17 @@ def test_import_is_cheap_beyond_tensorflow():
     ).stdout.split()
     assert out[1:] == ["False", "False"], out
     assert float(out[0]) < 5.0, (out, time.time() - start)
+
+
+def test_the_catalog_is_what_is_registered():
+    from keras_tl.catalog import APPLICATIONS, find_applications
+
+    assert [a.name for a in find_applications()] == keras_tl.list_backbones()
+    spec = keras_tl.get_backbone("mobilenet_v2_035")
+    (entry,) = [a for a in APPLICATIONS if a.name == "mobilenet_v2_035"]
+    assert entry.options == (("alpha", 0.35),)
+    assert (spec.default_input_size, spec.feature_dim, spec.family) == (
+        entry.input_size,
+        entry.feature_dim,
+        entry.family,
+    )
