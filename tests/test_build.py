@@ -130,6 +130,8 @@ def test_real_local_weights_load():
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in pairs)
 
 
+# slow: tests/test_export.py serves an export in a fresh process by default
+@pytest.mark.slow
 def test_export_reloads_in_fresh_process(tmp_path):
     model = tiny(num_classes=3, input_shape=(40, 40, 3))
     model.fit(images(4, 40), np.array([0, 1, 2, 0]), epochs=1, verbose=0)

@@ -378,6 +378,9 @@ def _language_model_recipe(strategy, tmp_path, name):
     return pretrained, info, tuned, scores, ids
 
 
+# slow: test_lm_commands_train_in_the_strategy and the stateful-replica
+# test keep language models under a strategy in the default run
+@pytest.mark.slow
 def test_language_model_recipe_in_a_mirrored_scope(mirrored_strategy, tmp_path):
     """pretrain_language_model, fine_tune_language_model and
     evaluate_perplexity train and read the stream on two replicas as on

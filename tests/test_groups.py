@@ -156,6 +156,9 @@ def test_no_recompile_warning_after_our_freezing(recwarn):
     assert not [w for w in recwarn if "trainable" in str(w.message)]
 
 
+# slow: test_optimizer_state_round_trips_when_unfrozen keeps reload +
+# unfreeze in the default run
+@pytest.mark.slow
 def test_reloaded_frozen_model_can_be_unfrozen(tmp_path):
     model = tiny()
     x, y = data()

@@ -62,6 +62,8 @@ def test_hub_image_classifier_trains_under_xla(image_module_path):
     assert one_xla_step(model, data) == 2  # the head; the module is frozen
 
 
+# slow: test_language_model_trains_under_xla keeps XLA in the default run
+@pytest.mark.slow
 def test_ulmfit_classifier_trains_under_xla_with_static_lengths():
     model = keras_tl.build(
         "awd_lstm",
