@@ -73,6 +73,22 @@ VARIANTS = {
         "learning_rate": [2e-2, 1e-2, 5e-3, 1e-3],
         "factor": 2.6,
     },
+    # A smaller encoder than the paper's (256 / 768): less dropout, and
+    # more steps in the last stage, where the run above still underfits.
+    "pretrained-drop025-long": {
+        "kind": "pretrained",
+        "epochs": (1, 1, 1, 6),
+        "learning_rate": [2e-2, 1e-2, 5e-3, 1e-3],
+        "factor": 2.6,
+        "drop_mult": 0.25,
+    },
+    "pretrained-bs32-long": {
+        "kind": "pretrained",
+        "epochs": (1, 1, 1, 6),
+        "learning_rate": [2e-2, 1e-2, 5e-3, 1e-3],
+        "factor": 2.6,
+        "batch_size": 32,
+    },
     "ulmfit": {"kind": "ulmfit", **RECIPE, "lm_epochs": (1, 2)},
     "ulmfit-long": {
         "kind": "ulmfit",
