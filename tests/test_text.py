@@ -391,6 +391,26 @@ def test_perplexity_metric_is_exp_of_cross_entropy():
     assert float(metric.result()) == pytest.approx(np.exp(nll), rel=1e-5)
 
 
+def test_perplexity_metric_weighs_tokens_and_rows():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2, 5, 7)).astype("float32")
+    targets = rng.integers(0, 7, size=(2, 5))
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+    # Per token: 0 leaves a token out (padding), 2 counts it twice.
+    weights = np.array([[1, 1, 1, 0, 0], [2, 1, 1, 1, 0]], "float32")
+    metric = Perplexity()
+    metric.update_state(targets, logits, sample_weight=weights)
+    expected = np.exp((nll * weights).sum() / weights.sum())
+    assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
+    # Per row: the second row only.
+    metric.reset_state()
+    metric.update_state(targets, logits, sample_weight=np.array([0.0, 1.0]))
+    assert float(metric.result()) == pytest.approx(
+        np.exp(nll[1].mean()), rel=1e-5
+    )
+
+
 def test_token_cross_entropy_matches_keras_loss_and_gradient():
     # The language model's loss (its softmax compiled with XLA) gives
     # Keras' sparse cross-entropy and its gradient, also in a model.

@@ -749,9 +749,19 @@ class Perplexity(keras.metrics.Metric):
         self.count = self.add_variable((), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        losses = token_cross_entropy(y_true, y_pred)
-        self.total.assign_add(ops.cast(ops.sum(losses), self.dtype))
-        self.count.assign_add(ops.cast(ops.size(losses), self.dtype))
+        """Adds a batch; `sample_weight` (per row, or per token) weighs
+        each token's cross-entropy, 0 leaving it out (padding)."""
+        losses = ops.cast(token_cross_entropy(y_true, y_pred), self.dtype)
+        if sample_weight is None:
+            weights = ops.ones_like(losses)
+        else:
+            weights = ops.cast(sample_weight, self.dtype)
+            # Per-row weights (batch,) apply to each of the row's tokens.
+            while len(weights.shape) < len(losses.shape):
+                weights = ops.expand_dims(weights, -1)
+            weights = ops.broadcast_to(weights, ops.shape(losses))
+        self.total.assign_add(ops.sum(losses * weights))
+        self.count.assign_add(ops.sum(weights))
 
     def result(self):
         return ops.exp(self.total / ops.maximum(self.count, 1.0))
