@@ -210,7 +210,10 @@ class WordTokenizer(_Tokenizer):
         return tf.strings.split(texts)
 
     def tokenize(self, texts):
-        return tf.cast(self._lookup(self._words(texts)), tf.int32)
+        ids = tf.cast(self._lookup(self._words(texts)), tf.int32)
+        # A literal "<pad>" in a text is an unknown word: id 0 would read
+        # as padding and cut the document short.
+        return tf.where(ids == PAD_ID, UNK_ID, ids)
 
     def detokenize(self, ids):
         words = self._inverse(tf.cast(ids, tf.int64))
