@@ -81,7 +81,7 @@ def test_a_literal_pad_token_is_text_not_padding():
     assert len(ids) == 3 and 0 not in ids
     assert ids[1] == words.encode(["la zzz niña"])[0][1]  # unknown word
     pieces = SubwordTokenizer.from_corpus(
-        corpus, vocabulary_size=20, normalization=None, verbose=False
+        corpus, vocabulary_size=25, normalization=None, verbose=False
     )
     ids = pieces.encode(["la <pad> niña"])[0]
     assert 0 not in ids and len(ids) > len(pieces.encode(["la niña"])[0])
