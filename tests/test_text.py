@@ -74,6 +74,7 @@ def test_tokenizer_training_and_encoding_show_progress(capsys):
     assert "2/2" in out and "documents encoded" in out and "2048" not in out
     assert "\x1b" not in out  # no terminal: plain lines, no escape codes
 
+
 def test_a_literal_pad_token_is_text_not_padding():
     corpus = ["el gato come pescado y la niña lee un libro"] * 20
     words = WordTokenizer.from_corpus(corpus, max_tokens=30)
@@ -85,7 +86,6 @@ def test_a_literal_pad_token_is_text_not_padding():
     )
     ids = pieces.encode(["la <pad> niña"])[0]
     assert 0 not in ids and len(ids) > len(pieces.encode(["la niña"])[0])
-
 
 
 @pytest.mark.parametrize("texts", [SPANISH, ENGLISH], ids=["es", "en"])

@@ -77,6 +77,22 @@ def test_chunked_reading_equals_one_pass(bptt, max_len):
         np.testing.assert_allclose(out[i], expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("max_len", [100, 4])
+def test_left_and_inner_padding_read_like_right_padding(max_len):
+    encoder = AWDLSTMEncoder(**SIZES, drop_mult=0.0, seed=0)
+    reader = SentenceEncoder(encoder, bptt=3, max_len=max_len)
+    right = padded_ids([9, 5, 2], 9)
+    left = np.zeros_like(right)
+    inner = np.zeros((3, 18), "int32")  # padding between the tokens
+    for i, row in enumerate(right):
+        real = row[row != 0]
+        left[i, len(row) - len(real) :] = real  # pad_sequences' default
+        inner[i, 1 : 2 * len(real) : 2] = real
+    expected = reader(right).numpy()
+    np.testing.assert_allclose(reader(left).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(reader(inner).numpy(), expected, atol=1e-6)
+
+
 def test_tokens_before_the_kept_window_get_no_gradient():
     encoder = AWDLSTMEncoder(**SIZES, drop_mult=0.0, seed=0)
     reader = SentenceEncoder(encoder, bptt=2, max_len=3)

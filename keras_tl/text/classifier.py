@@ -100,8 +100,9 @@ def _ceil_to(length, multiple):
 class SentenceEncoder(keras.layers.Layer):
     """Reads whole documents with an AWD-LSTM encoder, chunk by chunk.
 
-    Takes right-padded token ids `(batch, time)` (0 is padding) and returns
-    the concat-pooled features `(batch, 3 * embedding_dim)`.
+    Takes padded token ids `(batch, time)` (0 is padding, on either side:
+    each row is read as its real tokens in order) and returns the
+    concat-pooled features `(batch, 3 * embedding_dim)`.
 
     Each row keeps its last `max_len` real tokens: those are read with
     gradients, chunk after chunk of `bptt` tokens, and pooled. The tokens
@@ -212,6 +213,12 @@ class SentenceEncoder(keras.layers.Layer):
         elif steps == 0:
             ids = tf.pad(ids, [[0, 0], [0, 1]])
             steps = 1
+        # Real tokens first, in their order: a left-padded row (Keras'
+        # `pad_sequences` default) reads as its right-padded twin.
+        order = tf.argsort(
+            tf.cast(ids == tokenizers_lib.PAD_ID, "int32"), axis=1, stable=True
+        )
+        ids = tf.gather(ids, order, axis=1, batch_dims=1)
         positions = tf.range(steps)
         lengths = tf.reduce_sum(
             tf.cast(ids != tokenizers_lib.PAD_ID, "int32"), axis=1
