@@ -141,8 +141,11 @@ def test_conversion_keeps_class_settings_and_state():
     assert model.optimizer is optimizer
     assert isinstance(optimizer, keras.optimizers.Adam)
     assert optimizer.beta_2 == 0.99
-    assert same(state, state_of(optimizer))
+    # Keras' variables first, then each variable's step count (from the
+    # optimizer's: it has not seen a freeze).
+    assert same(state, state_of(optimizer)[: len(state)])
     assert int(optimizer.iterations) == 2
+    assert {float(s.numpy()) for s in optimizer._steps} == {2.0}
 
 
 def test_state_survives_freeze_and_unfreeze():
@@ -244,3 +247,47 @@ def test_checkpoint_saved_mid_fit_restores_schedule_and_state(tmp_path):
         keras_tl.schedules.SlantedTriangular(1e-2, 4).get_config()
     )
     assert same(saver.state, state_of(loaded.optimizer))
+
+
+@pytest.mark.parametrize("cls", ["Adam", "AdamW"])
+def test_a_variable_unfrozen_late_gets_a_bias_corrected_first_step(cls):
+    # fastai / PyTorch count each parameter's steps: the first update of
+    # a group unfrozen after 10 steps is lr per element (m / sqrt(v) is
+    # the gradient's sign), not (1 - beta_1) / sqrt(1 - beta_2) = 2x lr.
+    kwargs = {"weight_decay": 0.0} if cls == "AdamW" else {}
+    optimizer = getattr(keras_tl.optimizers, cls)(
+        1e-3, beta_1=0.8, beta_2=0.99, **kwargs
+    )
+    early = keras.Variable(np.zeros(3, "float32"))
+    late = keras.Variable(np.zeros(3, "float32"))
+    optimizer.build([early, late])
+    gradient = np.array([0.5, -2.0, 3.0], "float32")
+    for _ in range(10):
+        optimizer.apply([gradient], [early])
+    optimizer.apply([gradient, gradient], [early, late])
+    np.testing.assert_allclose(
+        late.numpy(), -1e-3 * np.sign(gradient), rtol=1e-4
+    )
+    # The early variable's steps match Keras' Adam over the same 11 steps.
+    reference = keras.Variable(np.zeros(3, "float32"))
+    keras_adam = getattr(keras.optimizers, cls)(
+        1e-3, beta_1=0.8, beta_2=0.99, **kwargs
+    )
+    for _ in range(11):
+        keras_adam.apply([gradient], [reference])
+    np.testing.assert_allclose(early.numpy(), reference.numpy(), rtol=1e-5)
+
+
+def test_converting_a_keras_adam_mid_training_keeps_its_steps():
+    variable = keras.Variable(np.zeros(2, "float32"))
+    adam = keras.optimizers.Adam(1e-2)
+    for _ in range(4):
+        adam.apply([np.ones(2, "float32")], [variable])
+    converted = keras_tl.optimizers.layerwise(adam)
+    assert [float(s.numpy()) for s in converted._steps] == [4.0]
+    before = variable.numpy()
+    adam.apply([np.ones(2, "float32")], [variable])
+    expected = variable.numpy()
+    variable.assign(before)
+    converted.apply([np.ones(2, "float32")], [variable])
+    np.testing.assert_array_equal(variable.numpy(), expected)
