@@ -782,7 +782,8 @@ def load_language_model(folder):
     if not os.path.exists(weights):
         raise FileNotFoundError(
             f"No language model in {folder}: expected {weights}, as written "
-            "by keras_tl.text.pretrain_language_model."
+            "by `keras-tl lm pretrain` (keras_tl.text.language_model."
+            "pretrain_language_model)."
         )
     card = language_model_config(folder)
     expected = card.get("weights_sha256")
