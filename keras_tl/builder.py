@@ -92,6 +92,25 @@ def build(
         # A negative or zero rate trains backwards or not at all.
         _check_positive("learning_rate", learning_rate)
     if backbone == "awd_lstm":
+        image_only = {
+            "weights": (weights, "imagenet"),
+            "input_shape": (input_shape, None),
+            "pooling": (pooling, "avg"),
+            "dropout": (dropout, 0.2),
+            "train_bn": (train_bn, False),
+        }
+        given = [
+            k for k, (value, default) in image_only.items() if value != default
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(f'`{k}`' for k in given)} do not apply to "
+                "backbone='awd_lstm' (its dropouts scale with `drop_mult`; "
+                "`encoder` gives its weights). Received: "
+                + ", ".join(f"{k}={image_only[k][0]!r}" for k in given)
+            )
+        if hidden_units is not None:
+            text_options = {**text_options, "hidden_units": hidden_units}
         return _awd_lstm(
             task,
             encoder,

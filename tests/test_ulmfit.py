@@ -107,6 +107,29 @@ def test_tokens_before_the_kept_window_get_no_gradient():
     assert np.all(norms[[8, 9, 10]] > 0)  # the last max_len tokens
 
 
+def test_build_awd_lstm_takes_its_head_and_refuses_image_options():
+    model = keras_tl.build(
+        "awd_lstm", num_classes=3, encoder=SIZES, hidden_units=(7,)
+    )
+    widths = [
+        layer.units
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense)
+    ]
+    assert widths == [7, 3]
+    for option, value in [
+        ("pooling", "max"),
+        ("dropout", 0.5),
+        ("train_bn", True),
+        ("input_shape", (8, 8, 3)),
+        ("weights", None),
+    ]:
+        with pytest.raises(ValueError, match=f"`{option}` do not apply"):
+            keras_tl.build(
+                "awd_lstm", num_classes=3, encoder=SIZES, **{option: value}
+            )
+
+
 def test_classifier_groups_freezing_and_keras_round_trip(tmp_path):
     model = keras_tl.build(
         "awd_lstm", num_classes=3, encoder=SIZES, drop_mult=0.0, bptt=4
