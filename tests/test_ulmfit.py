@@ -130,6 +130,16 @@ def test_build_awd_lstm_takes_its_head_and_refuses_image_options():
             )
 
 
+def test_one_class_is_a_binary_sigmoid_as_for_images():
+    model = keras_tl.build("awd_lstm", num_classes=1, encoder=SIZES)
+    assert model.output_shape == (None, 1)
+    assert model.loss == "binary_crossentropy"
+    ids = padded_ids([5, 3, 4, 2], 6)
+    model.fit(ids, np.array([0, 1, 0, 1]), epochs=1, verbose=0)
+    probabilities = model.predict(ids, verbose=0)
+    assert np.all((probabilities > 0) & (probabilities < 1))
+
+
 def test_classifier_groups_freezing_and_keras_round_trip(tmp_path):
     model = keras_tl.build(
         "awd_lstm", num_classes=3, encoder=SIZES, drop_mult=0.0, bptt=4

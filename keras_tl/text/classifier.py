@@ -384,7 +384,8 @@ def text_classifier(
     Args:
         encoder: see `classifier_encoder` (a saved folder, a language model,
             an encoder, or a dict of sizes to train from scratch).
-        num_classes: number of classes (>= 2, or 1 with `multi_label`).
+        num_classes: number of classes; 1 (as for images) is a single
+            sigmoid for a binary task.
         hidden_units: widths of the head's ReLU layers (paper: 50).
         drop_mult: scales every dropout (the encoder's and the head's
             0.4 / 0.1).
@@ -406,11 +407,8 @@ def text_classifier(
     (None, 3)
     """
     check_positive_int("num_classes", num_classes)
-    if num_classes == 1 and not multi_label:
-        raise ValueError(
-            "A single-class softmax cannot learn: use num_classes=2 for a "
-            "binary task (or multi_label=True for one sigmoid)."
-        )
+    # As for images: one class is a single sigmoid for a binary task.
+    binary = multi_label or num_classes == 1
     if isinstance(hidden_units, int):
         hidden_units = (hidden_units,)
     encoder_layer, _ = classifier_encoder(encoder, drop_mult, seed)
@@ -434,7 +432,7 @@ def text_classifier(
             name="predictions" if last else f"head_dense_{i}",
         )(x)
     outputs = keras.layers.Activation(
-        "sigmoid" if multi_label else "softmax",
+        "sigmoid" if binary else "softmax",
         dtype="float32",
         name="probabilities",
     )(x)
@@ -443,10 +441,10 @@ def text_classifier(
         optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.8, beta_2=0.99),
         loss=(
             "binary_crossentropy"
-            if multi_label
+            if binary
             else "sparse_categorical_crossentropy"
         ),
-        metrics=["binary_accuracy" if multi_label else "accuracy"],
+        metrics=["binary_accuracy" if binary else "accuracy"],
     )
     from keras_tl import groups
 
