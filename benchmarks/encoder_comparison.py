@@ -34,13 +34,13 @@ def main():
     from keras_tl.data import read_corpus
     from keras_tl.text.data import encode_corpus
     from keras_tl.text.language_model import (
-        _split_lines,
         evaluate_perplexity,
         language_model_config,
         load_language_model,
+        split_held_out,
     )
 
-    _, held_out = _split_lines(
+    _, held_out = split_held_out(
         "\n".join(read_corpus(paths)), args.validation_fraction
     )
     ids = None

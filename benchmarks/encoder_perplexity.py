@@ -35,17 +35,17 @@ def main():
     from keras_tl.data import read_corpus
     from keras_tl.text.data import encode_corpus
     from keras_tl.text.language_model import (
-        _split_lines,
         evaluate_perplexity,
         language_model_config,
         load_language_model,
+        split_held_out,
     )
 
     config = language_model_config(language)
     training = config["training"]
     # The CLI's command line holds the fraction; the shipped ones used 1 %.
     fraction = 0.01
-    _, held_out = _split_lines("\n".join(read_corpus(paths)), fraction)
+    _, held_out = split_held_out("\n".join(read_corpus(paths)), fraction)
     model, tokenizer = load_language_model(language)
     ids = encode_corpus(held_out, tokenizer)
     assert len(ids) == training["validation_tokens"], (

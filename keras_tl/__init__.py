@@ -31,7 +31,7 @@ _PUBLIC = {
     "freeze": "keras_tl.groups",
     "freeze_to": "keras_tl.groups",
     "layer_groups": "keras_tl.groups",
-    "load_model": "keras_tl.groups",
+    "load_model": "keras_tl.saving",
     "prepare_optimizer": "keras_tl.groups",
     "unfreeze": "keras_tl.groups",
     "classification_head": "keras_tl.heads",

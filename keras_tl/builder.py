@@ -12,8 +12,8 @@ from keras_tl import groups
 from keras_tl.backbones.hub import HubLayer
 from keras_tl.backbones.preprocessing import ImagePreprocessing
 from keras_tl.backbones.registry import BackboneSpec, get_backbone
+from keras_tl.checks import check_positive
 from keras_tl.heads import classification_head
-from keras_tl.schedules import _check_positive
 
 HUB_PREFIX = "hub:"
 
@@ -90,7 +90,7 @@ def build(
     """
     if learning_rate is not None:
         # A negative or zero rate trains backwards or not at all.
-        _check_positive("learning_rate", learning_rate)
+        check_positive("learning_rate", learning_rate)
     if backbone == "awd_lstm":
         image_only = {
             "weights": (weights, "imagenet"),

@@ -14,9 +14,9 @@ import warnings
 
 import keras
 
+from keras_tl import checks, schedules
 from keras_tl import groups as groups_lib
 from keras_tl import optimizers as optimizers_lib
-from keras_tl import schedules
 
 
 def _to_float(value):
@@ -48,10 +48,10 @@ class Scheduler(keras.callbacks.Callback):
             optimizers_lib.group_factors(2, max_learning_rate)  # validates
             self.peak = max_learning_rate.stop
         else:
-            schedules._check_positive("max_learning_rate", max_learning_rate)
+            checks.check_positive("max_learning_rate", max_learning_rate)
             self.peak = max_learning_rate
         if total_steps is not None:
-            schedules._check_positive_int("total_steps", total_steps)
+            checks.check_positive_int("total_steps", total_steps)
         if first_epoch is not None and (
             isinstance(first_epoch, bool)
             or not isinstance(first_epoch, int)
@@ -342,7 +342,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
             ("every", every),
             ("initial_groups", initial_groups),
         ):
-            schedules._check_positive_int(name, value)
+            checks.check_positive_int(name, value)
         self.every = every
         self.initial_groups = initial_groups
         self.train_bn = train_bn

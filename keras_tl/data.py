@@ -251,9 +251,9 @@ def tfds_examples(
                 f"{builder.data_dir}. Allow downloading, or point data_dir "
                 f"at a folder where it was prepared. Received: name={name!r}"
             ) from None
-        from keras_tl.backbones.hub import _host_reachable
+        from keras_tl.backbones.hub import host_reachable
 
-        if not _host_reachable(*_TFDS_HOST, timeout):
+        if not host_reachable(*_TFDS_HOST, timeout):
             raise ConnectionError(
                 f"The TFDS dataset {name!r} is not prepared in "
                 f"{builder.data_dir} and {_TFDS_HOST[0]} cannot be reached "

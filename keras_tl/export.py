@@ -23,9 +23,8 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_tl.files import check_replaceable, write_folder
+from keras_tl.files import check_replaceable, library_versions, write_folder
 from keras_tl.text.awd_lstm import cudnn_off
-from keras_tl.text.ulmfit import _versions
 
 
 def _outputs(probabilities, labels):
@@ -233,7 +232,7 @@ def export(
         "backbone": model.name,
         "training_data": training_data,
         "metrics": metrics,
-        "versions": _versions(),
+        "versions": library_versions(),
         "date": datetime.date.today().isoformat(),
     }
 

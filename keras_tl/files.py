@@ -124,3 +124,18 @@ def write_folder(path, write):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def library_versions():
+    """The versions every folder keras_tl writes records (keras_tl,
+    TensorFlow, Keras)."""
+    import keras
+    import tensorflow as tf
+
+    import keras_tl
+
+    return {
+        "keras_tl": keras_tl.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }

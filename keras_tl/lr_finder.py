@@ -9,12 +9,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_tl import checks, schedules
 from keras_tl import groups as groups_lib
 from keras_tl import optimizers as optimizers_lib
-from keras_tl import schedules
 
 
-class _ExponentialRange(schedules._StepSchedule):
+class _ExponentialRange(schedules.StepSchedule):
     """From `start` to `end` geometrically over `total_steps - 1` steps."""
 
     def __init__(self, start, end, total_steps, start_step=0):
@@ -188,15 +188,15 @@ def lr_find(
     >>> result.valley  # doctest: +SKIP
     0.0012
     """
-    schedules._check_positive("min_learning_rate", min_learning_rate)
-    schedules._check_positive("max_learning_rate", max_learning_rate)
+    checks.check_positive("min_learning_rate", min_learning_rate)
+    checks.check_positive("max_learning_rate", max_learning_rate)
     if not max_learning_rate > min_learning_rate:
         raise ValueError(
             "`max_learning_rate` must be larger than `min_learning_rate`. "
             f"Received: min_learning_rate={min_learning_rate}, "
             f"max_learning_rate={max_learning_rate}"
         )
-    schedules._check_positive_int("num_steps", num_steps)
+    checks.check_positive_int("num_steps", num_steps)
     if num_steps < 2:
         raise ValueError(f"`num_steps` must be >= 2. Received: {num_steps=}")
     dataset = _as_dataset(data, batch_size)

@@ -16,7 +16,7 @@ _SCHEDULERS = {
 }
 
 
-def _stage_rates(learning_rate, stages):
+def stage_rates(learning_rate, stages):
     if isinstance(learning_rate, (list, tuple)):
         if len(learning_rate) != stages:
             raise ValueError(
@@ -118,7 +118,7 @@ def fine_tune(
             f"groups, so there can be at most {num_groups} stages. Received: "
             f"epochs={epochs} ({len(epochs)} stages)"
         )
-    rates = _stage_rates(learning_rate, len(epochs))
+    rates = stage_rates(learning_rate, len(epochs))
     if (
         isinstance(initial_epoch, bool)
         or not isinstance(initial_epoch, int)
@@ -217,7 +217,7 @@ def planned_learning_rates(
             f"Unknown schedule. Expected one of {sorted(_SCHEDULERS)}. "
             f"Received: schedule={schedule!r}"
         )
-    rates = _stage_rates(learning_rate, len(epochs))
+    rates = stage_rates(learning_rate, len(epochs))
     pieces = []
     for stage_epochs, rate in zip(epochs, rates, strict=True):
         steps = stage_epochs * steps_per_epoch

@@ -201,7 +201,7 @@ class RunFolder:
         """The model (and optimizer state) of the last checkpoint, with its
         dropout seeds where they were saved, so training goes on as if it
         had never stopped."""
-        from keras_tl.groups import load_model
+        from keras_tl.saving import load_model
 
         path = self.file(self.state["last_checkpoint"])
         model = load_model(path)

@@ -19,23 +19,7 @@ import math
 import keras
 from keras import ops
 
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"`{name}` must be a number. Received: {name}={value!r}"
-        )
-    if not value > 0 or math.isinf(value):
-        raise ValueError(
-            f"`{name}` must be a finite number > 0. Received: {name}={value}"
-        )
+from keras_tl.checks import check_positive, check_positive_int
 
 
 def _check_fraction(name, value, *, closed=False):
@@ -58,9 +42,9 @@ def _cosine(start, end, fraction):
     return end + (start - end) * weight
 
 
-class _StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
+class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, total_steps, start_step=0):
-        _check_positive_int("total_steps", total_steps)
+        check_positive_int("total_steps", total_steps)
         if isinstance(start_step, bool) or not isinstance(start_step, int):
             raise TypeError(
                 f"`start_step` must be an integer. Received: "
@@ -93,7 +77,7 @@ class _StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
-class SlantedTriangular(_StepSchedule):
+class SlantedTriangular(StepSchedule):
     """Slanted triangular learning rate (ULMFiT, Howard and Ruder 2018).
 
     A short linear warm-up to `max_learning_rate` over the first
@@ -132,7 +116,7 @@ class SlantedTriangular(_StepSchedule):
         start_step=0,
     ):
         super().__init__(total_steps, start_step)
-        _check_positive("max_learning_rate", max_learning_rate)
+        check_positive("max_learning_rate", max_learning_rate)
         _check_fraction("cut_frac", cut_frac)
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
             raise TypeError(f"`ratio` must be a number. Received: {ratio=}")
@@ -174,7 +158,7 @@ class SlantedTriangular(_StepSchedule):
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
-class OneCycle(_StepSchedule):
+class OneCycle(StepSchedule):
     """One-cycle learning rate (Smith 2018), with fastai's defaults.
 
     The rate rises from `max_learning_rate / div_factor` to
@@ -208,10 +192,10 @@ class OneCycle(_StepSchedule):
         start_step=0,
     ):
         super().__init__(total_steps, start_step)
-        _check_positive("max_learning_rate", max_learning_rate)
+        check_positive("max_learning_rate", max_learning_rate)
         _check_fraction("pct_start", pct_start)
-        _check_positive("div_factor", div_factor)
-        _check_positive("final_div_factor", final_div_factor)
+        check_positive("div_factor", div_factor)
+        check_positive("final_div_factor", final_div_factor)
         self.max_learning_rate = max_learning_rate
         self.pct_start = pct_start
         self.div_factor = div_factor
@@ -246,7 +230,7 @@ def _two_phase_cosine(x, pct_start, start, middle, end):
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
-class OneCycleMomentum(_StepSchedule):
+class OneCycleMomentum(StepSchedule):
     """The momentum (Adam's `beta_1`) cycle that goes with `OneCycle`.
 
     Momentum falls from `max_momentum` to `base_momentum` while the rate
@@ -302,7 +286,7 @@ class OneCycleMomentum(_StepSchedule):
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
-class WarmupCosine(_StepSchedule):
+class WarmupCosine(StepSchedule):
     """Linear warm-up from zero, then cosine decay.
 
     The rate grows linearly from 0 to `max_learning_rate` over the first
@@ -333,7 +317,7 @@ class WarmupCosine(_StepSchedule):
         start_step=0,
     ):
         super().__init__(total_steps, start_step)
-        _check_positive("max_learning_rate", max_learning_rate)
+        check_positive("max_learning_rate", max_learning_rate)
         if not (
             isinstance(warmup_fraction, (int, float))
             and 0 <= warmup_fraction < 1

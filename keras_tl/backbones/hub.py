@@ -45,7 +45,7 @@ def _is_remote(handle):
     return urllib.parse.urlparse(handle).scheme in ("http", "https", "gs")
 
 
-def _host_reachable(host, port, timeout):
+def host_reachable(host, port, timeout):
     """Whether a TCP connection opens within `timeout` (DNS included)."""
     result = []
 
@@ -119,7 +119,7 @@ def load_module(handle: str, timeout: float = CONNECT_TIMEOUT_SECONDS):
     host = parsed.hostname or ""
     if parsed.scheme == "gs":
         host = "storage.googleapis.com"
-    if not _host_reachable(host, 443, timeout):
+    if not host_reachable(host, 443, timeout):
         raise ConnectionError(
             f"Could not reach {host} within {timeout:g}s to download the hub "
             f"module '{handle}' (no internet?). Download it on a machine "

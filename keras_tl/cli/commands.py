@@ -298,9 +298,9 @@ def train_command(args):
 
 def _check_options(args, text):
     """Refuses, before anything is written, what would fail later."""
-    from keras_tl.recipes import _stage_rates
+    from keras_tl.recipes import stage_rates
 
-    _stage_rates(_rates(args), len(args.epochs))
+    stage_rates(_rates(args), len(args.epochs))
     if text:
         _no_tflite_for_text(args)
     if args.export and os.path.exists(args.export) and not args.overwrite:

@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_tl.schedules import _check_positive_int as check_positive_int
+from keras_tl.checks import check_positive_int
 
 # fastai's awd_lstm_lm_config dropouts, before drop_mult.
 DROPOUTS = {

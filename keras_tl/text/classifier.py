@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_tl.schedules import _check_positive_int as check_positive_int
+from keras_tl.checks import check_positive_int
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import AWDLSTMEncoder, AWDLSTMLanguageModel
 

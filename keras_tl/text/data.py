@@ -12,8 +12,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.schedules import _check_positive_int as check_positive_int
-from keras_tl.text.tokenizers import BOS_ID, EOS_ID, _check_texts, progress
+from keras_tl.checks import check_positive_int, check_texts
+from keras_tl.text.tokenizers import BOS_ID, EOS_ID, progress
 
 
 def read_text(path, encoding="utf-8"):
@@ -58,7 +58,7 @@ def encode_corpus(
     """
     lines = [
         line
-        for text in _check_texts(texts)
+        for text in check_texts(texts)
         for line in text.split("\n")
         if line.strip()
     ]

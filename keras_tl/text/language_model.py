@@ -51,13 +51,14 @@ def stateful_copy(model, batch_size):
             "The language model has no weights yet: train it or call it on "
             "token ids first."
         )
-    copy = _copy(model, stateful=True, batch_size=batch_size)
+    copy = copy_language_model(model, stateful=True, batch_size=batch_size)
     copy.reset_state()
     return copy
 
 
-def _copy(model, stateful, batch_size=1):
-    """A new model from `model`'s config and weights (states excluded)."""
+def copy_language_model(model, stateful, batch_size=1):
+    """A new language model from `model`'s config and weights (the carried
+    states excluded), stateful for `batch_size` rows or not."""
     config = {**model.get_config(), "stateful": stateful}
     copy = type(model).from_config(config)
     # Built, not called: under a strategy with several replicas a stateful
@@ -286,7 +287,10 @@ def generate(
     return "\n".join(tokenizer.decode(lines + [line]))
 
 
-def _split_lines(text, validation_fraction):
+def split_held_out(text, validation_fraction):
+    """`(training, held_out)`: the last `validation_fraction` of the
+    text's non-empty lines held out (at least one), as `lm pretrain` cuts
+    a corpus without `--validation`."""
     lines = [line for line in text.split("\n") if line.strip()]
     cut = len(lines) - max(1, int(len(lines) * validation_fraction))
     return "\n".join(lines[:cut]), "\n".join(lines[cut:])
@@ -406,10 +410,10 @@ def pretrain_language_model(
     ...                         language="es")  # doctest: +SKIP
     """
     from keras_tl.callbacks import OneCycleScheduler
-    from keras_tl.schedules import _check_positive, _check_positive_int
+    from keras_tl.checks import check_positive, check_positive_int
 
-    _check_positive("epochs", epochs)
-    _check_positive_int("checkpoint_every", checkpoint_every)
+    check_positive("epochs", epochs)
+    check_positive_int("checkpoint_every", checkpoint_every)
     if weights_dtype not in ("float32", "float16"):
         raise ValueError(
             "`weights_dtype` must be 'float32' or 'float16'. Received: "
@@ -437,7 +441,7 @@ def pretrain_language_model(
         tokenizer = "subword" if tokenizer is None else tokenizer
     text = corpus if isinstance(corpus, str) else "\n".join(corpus)
     if validation is None:
-        text, validation = _split_lines(text, validation_fraction)
+        text, validation = split_held_out(text, validation_fraction)
     tokenizer_folder = run.file("tokenizer") if run is not None else None
     if start is not None:
         pass  # the starting model's tokenizer
@@ -584,7 +588,7 @@ def save_language_model(
 
     def write(staging):
         weights = os.path.join(staging, WEIGHTS)
-        _copy(model, stateful=False).save_weights(weights)
+        copy_language_model(model, stateful=False).save_weights(weights)
         if weights_dtype == "float16":
             _store_half(weights)
         tokenizers_lib.save_tokenizer(tokenizer, staging)
@@ -856,7 +860,9 @@ def export_language_model(model, tokenizer, path):
 
     >>> export_language_model(lm, tokenizer, "es_lm")  # doctest: +SKIP
     """
-    served = _ServedLanguageModel(_copy(model, stateful=False), tokenizer)
+    served = _ServedLanguageModel(
+        copy_language_model(model, stateful=False), tokenizer
+    )
 
     def write(staging):
         with cudnn_off(served.model):

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.checks import check_texts
 from keras_tl.text import normalization as normalization_lib
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -41,29 +42,6 @@ _REQUIRED_CHARACTERS = "".join(chr(c) for c in range(33, 127)) + (
 
 # Punctuation split off words for raw text, Spanish marks included.
 _PUNCTUATION = r"""([¿¡?!.,;:()\[\]{}"«»“”…—–])"""
-
-
-def _check_texts(texts, what="corpus"):
-    texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
-    decoded = []
-    for i, text in enumerate(texts):
-        if isinstance(text, bytes):
-            try:
-                text = text.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(
-                    f"Text {i} of the {what} is not valid UTF-8 (byte "
-                    f"{error.start}: {text[error.start : error.start + 4]!r}). "
-                    "Decode it with the right encoding first, e.g. "
-                    "`raw.decode('latin-1')`."
-                ) from None
-        decoded.append(text)
-    if not any(t.strip() for t in decoded):
-        raise ValueError(
-            f"The {what} is empty: a tokenizer needs some text to learn a "
-            f"vocabulary from. Received: {len(decoded)} texts with no words"
-        )
-    return decoded
 
 
 class _Tokenizer(keras.layers.Layer):
@@ -183,7 +161,7 @@ class WordTokenizer(_Tokenizer):
             max_tokens: vocabulary size cap, special tokens included.
             min_count: drop words seen fewer times.
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         tokenizer = cls([], lowercase, split_punctuation, **kwargs)
         counts = collections.Counter()
         for start in range(0, len(texts), 10000):
@@ -350,7 +328,7 @@ class SubwordTokenizer(_Tokenizer):
         normalization_lib.check_rules(normalization)
         lines = [
             line
-            for text in _check_texts(texts)
+            for text in check_texts(texts)
             for line in text.splitlines()
             if line.strip()
         ]

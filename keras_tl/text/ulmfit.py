@@ -9,13 +9,13 @@ import datetime
 import json
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.checks import check_texts
+from keras_tl.files import library_versions
 from keras_tl.metrics import classification_metrics
 from keras_tl.text import data as data_lib
-from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import (
     AWDLSTMLanguageModel,
     ResetStateEachEpoch,
@@ -42,7 +42,7 @@ def _check_documents(texts, what):
     texts = list(texts)
     if not texts:
         raise ValueError(f"The {what} texts are empty: nothing to train on.")
-    checked = tokenizers_lib._check_texts(texts, what=f"{what} texts")
+    checked = check_texts(texts, what=f"{what} texts")
     empty = [i for i, t in enumerate(checked) if not t.strip()]
     if empty:
         raise ValueError(
@@ -218,8 +218,8 @@ def fine_tune_language_model(
     """
     from keras_tl.recipes import fine_tune
     from keras_tl.text.language_model import (
-        _copy,
         compile_language_model,
+        copy_language_model,
         evaluate_perplexity,
     )
 
@@ -242,7 +242,9 @@ def fine_tune_language_model(
     data = data_lib.language_model_dataset(
         train_ids, batch_size, sequence_length
     )
-    model = _copy(language_model, stateful=True, batch_size=batch_size)
+    model = copy_language_model(
+        language_model, stateful=True, batch_size=batch_size
+    )
     compile_language_model(
         model, learning_rate[0] if np.ndim(learning_rate) else learning_rate
     )
@@ -258,7 +260,7 @@ def fine_tune_language_model(
         shuffle=False,  # the stream's order carries the state
         verbose=verbose,
     )
-    tuned = _copy(model, stateful=False)
+    tuned = copy_language_model(model, stateful=False)
     info["history"] = history.history
     if valid_ids is not None:
         info["perplexity_after"] = evaluate_perplexity(
@@ -558,7 +560,7 @@ def export_text_classifier(
         ],
         "training_data": training_data,
         "metrics": metrics,
-        "versions": _versions(),
+        "versions": library_versions(),
         "date": datetime.date.today().isoformat(),
     }
 
@@ -576,13 +578,3 @@ def export_text_classifier(
             json.dump(card, f, indent=2, ensure_ascii=False)
 
     write_folder(path, write)
-
-
-def _versions():
-    import keras_tl
-
-    return {
-        "keras_tl": keras_tl.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }

@@ -1,0 +1,51 @@
+"""Argument checks shared by the package: each error names the argument,
+what was wrong and the value received."""
+
+from __future__ import annotations
+
+import math
+
+
+def check_positive_int(name, value):
+    """A positive integer (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+
+
+def check_positive(name, value):
+    """A finite number > 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"`{name}` must be a number. Received: {name}={value!r}"
+        )
+    if not value > 0 or math.isinf(value):
+        raise ValueError(
+            f"`{name}` must be a finite number > 0. Received: {name}={value}"
+        )
+
+
+def check_texts(texts, what="corpus"):
+    """Texts as a list of str (UTF-8 bytes decoded), not all empty; the
+    error names the text that is not UTF-8."""
+    texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+    decoded = []
+    for i, text in enumerate(texts):
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"Text {i} of the {what} is not valid UTF-8 (byte "
+                    f"{error.start}: {text[error.start : error.start + 4]!r}). "
+                    "Decode it with the right encoding first, e.g. "
+                    "`raw.decode('latin-1')`."
+                ) from None
+        decoded.append(text)
+    if not any(t.strip() for t in decoded):
+        raise ValueError(
+            f"The {what} is empty: a tokenizer needs some text to learn a "
+            f"vocabulary from. Received: {len(decoded)} texts with no words"
+        )
+    return decoded
