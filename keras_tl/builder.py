@@ -190,7 +190,7 @@ def _awd_lstm(
         encoder,
         num_classes,
         multi_label=multi_label,
-        freeze_encoder=freeze,
+        freeze_backbone=freeze,
         learning_rate=1e-2 if learning_rate is None else learning_rate,
         **options,
     )

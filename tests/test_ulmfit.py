@@ -422,3 +422,17 @@ def test_exports_trace_lstms_without_cudnn():
     with cudnn_off(model):
         assert [lstm.use_cudnn for lstm in lstms] == [False, False]
     assert [lstm.use_cudnn for lstm in lstms] == ["auto", "auto"]
+
+
+def test_freeze_encoder_still_works_with_a_deprecation_warning():
+    from keras_tl.text import text_classifier
+
+    with pytest.warns(DeprecationWarning, match="freeze_backbone"):
+        model = text_classifier(SIZES, 3, freeze_encoder=False)
+    assert all(layer.trainable for layer in keras_tl.layer_groups(model)[0])
+    frozen = text_classifier(SIZES, 3, freeze_backbone=True)
+    assert not any(
+        layer.trainable for layer in keras_tl.layer_groups(frozen)[0]
+    )
+    with pytest.raises(TypeError, match="freeze_everything"):
+        text_classifier(SIZES, 3, freeze_everything=True)

@@ -15,6 +15,7 @@ tokens before them are still read (without gradients) to set the state.
 from __future__ import annotations
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -370,8 +371,9 @@ def text_classifier(
     max_len=1440,
     multi_label=False,
     learning_rate=1e-2,
-    freeze_encoder=True,
+    freeze_backbone=True,
     seed=None,
+    **deprecated,
 ):
     """The ULMFiT classifier as a compiled functional Keras model.
 
@@ -392,7 +394,8 @@ def text_classifier(
         bptt, max_len: see `SentenceEncoder`.
         multi_label: independent sigmoids and binary cross-entropy.
         learning_rate: Adam's rate (betas 0.8, 0.99, as fastai's text).
-        freeze_encoder: train only the head at first.
+        freeze_backbone: train only the head at first (the name `build`
+            uses for images; `freeze_encoder` still works, deprecated).
         seed: dropout seed.
 
     Returns:
@@ -406,6 +409,19 @@ def text_classifier(
     >>> model.output_shape
     (None, 3)
     """
+    if "freeze_encoder" in deprecated:
+        warnings.warn(
+            "`freeze_encoder` is now `freeze_backbone` (one name for "
+            "images and text); the old name goes in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        freeze_backbone = deprecated.pop("freeze_encoder")
+    if deprecated:
+        raise TypeError(
+            "text_classifier() got unexpected keyword arguments: "
+            f"{', '.join(sorted(deprecated))}"
+        )
     check_positive_int("num_classes", num_classes)
     # As for images: one class is a single sigmoid for a binary task.
     binary = multi_label or num_classes == 1
@@ -448,6 +464,6 @@ def text_classifier(
     )
     from keras_tl import groups
 
-    if freeze_encoder:
+    if freeze_backbone:
         groups.freeze(model)
     return model
