@@ -172,6 +172,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
         scores = standard_errors(truth, predicted, len(label_names))
         result = {
             "arm": arm,
+            "encoder": str(args.encoder),
             **{k: round(v, 4) for k, v in scores.items()},
             "train_seconds": round(seconds, 1),
         }
