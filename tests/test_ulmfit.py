@@ -393,8 +393,8 @@ def test_ulmfit_bad_input(trained):
         )
     with pytest.raises(ValueError, match="needs `encoder`"):
         keras_tl.build("awd_lstm", num_classes=2)
-    with pytest.raises(ValueError, match="num_classes=2 for a binary"):
-        text_classifier(SIZES, 1)
+    with pytest.raises(ValueError, match="positive integer"):
+        text_classifier(SIZES, 0)
 
 
 def test_backward_language_model_gives_a_backward_classifier(tmp_path):
