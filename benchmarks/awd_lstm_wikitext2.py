@@ -48,8 +48,8 @@ def run_ours(args, size, train, valid, test, vocabulary_size):
     import keras
 
     from keras_tl.text import language_model_dataset
-    from keras_tl.text.awd_lstm import token_cross_entropy
     from keras_tl.text.language_model import evaluate_perplexity
+    from keras_tl.text.losses import token_cross_entropy
 
     # fastai's AR/TAR act on the loss being minimised, but the loss it
     # reports is the cross-entropy alone; compare that.

@@ -388,3 +388,23 @@ def merge_histories(histories):
         for column in merged.history.values():
             column.extend([math.nan] * (len(merged.epoch) - len(column)))
     return merged
+
+
+class ResetStateEachEpoch(keras.callbacks.Callback):
+    """Resets a stateful language model's hidden state at each epoch start
+    (and before evaluation), when the token stream starts over.
+
+    Example:
+
+    >>> callbacks = [ResetStateEachEpoch()]
+    >>> lm.fit(data, epochs=2, callbacks=callbacks)  # doctest: +SKIP
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.reset_state()
+
+    def on_test_begin(self, logs=None):
+        self.model.reset_state()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.reset_state()

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from keras_tl.files import check_replaceable, library_versions, write_folder
-from keras_tl.text.awd_lstm import cudnn_off
+from keras_tl.text.lstm_kernel import cudnn_off
 
 
 def _outputs(probabilities, labels):

@@ -266,8 +266,8 @@ def test_text_classifier_trains_in_a_mirrored_scope(mirrored_strategy):
 
 
 def _stateful_lm_run(strategy):
+    from keras_tl.callbacks import ResetStateEachEpoch
     from keras_tl.text import AWDLSTMLanguageModel
-    from keras_tl.text.awd_lstm import ResetStateEachEpoch
     from keras_tl.text.data import language_model_dataset
 
     ids = np.random.default_rng(0).integers(4, 50, 2000).astype("int32")

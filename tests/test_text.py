@@ -15,7 +15,6 @@ from keras_tl.text.awd_lstm import (
     AWDLSTMEncoder,
     AWDLSTMLanguageModel,
     EmbeddingDropout,
-    Perplexity,
     WeightDropLSTM,
 )
 from keras_tl.text.data import (
@@ -24,6 +23,7 @@ from keras_tl.text.data import (
     language_model_dataset,
     read_text,
 )
+from keras_tl.text.losses import Perplexity
 
 SPANISH = [
     "¿Qué tal, señor Núñez? El niño come piña en el año nuevo.",
@@ -266,10 +266,10 @@ def test_training_loop_and_its_gradient_match_keras_lstm(
     from keras_tl.text import awd_lstm
 
     calls = []
-    fused = awd_lstm._lstm_sequence
+    fused = awd_lstm.lstm_sequence
     monkeypatch.setattr(
         awd_lstm,
-        "_lstm_sequence",
+        "lstm_sequence",
         lambda *args: calls.append(1) or fused(*args),
     )
     rng = np.random.default_rng(0)
@@ -510,8 +510,7 @@ def test_generate_continues_the_prompt():
 
 def _lm_trained_with_steps_per_call(monkeypatch, steps):
     from keras_tl import distribute
-    from keras_tl.callbacks import OneCycleScheduler
-    from keras_tl.text.awd_lstm import ResetStateEachEpoch
+    from keras_tl.callbacks import OneCycleScheduler, ResetStateEachEpoch
     from keras_tl.text.language_model import compile_language_model
 
     monkeypatch.setattr(distribute, "steps_per_execution", lambda s=None: steps)

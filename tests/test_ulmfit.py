@@ -414,7 +414,7 @@ def test_backward_language_model_gives_a_backward_classifier(tmp_path):
 
 
 def test_exports_trace_lstms_without_cudnn():
-    from keras_tl.text.awd_lstm import cudnn_off
+    from keras_tl.text.lstm_kernel import cudnn_off
 
     model = text_classifier(SIZES, 2)
     lstms = model.get_layer("sentence_encoder").encoder.lstms

@@ -1,12 +1,10 @@
 """Text: tokenizers, language-model data, the AWD-LSTM (ULMFiT)."""
 
+from keras_tl.callbacks import ResetStateEachEpoch
 from keras_tl.text.awd_lstm import (
     AWDLSTMEncoder,
     AWDLSTMLanguageModel,
     EmbeddingDropout,
-    Perplexity,
-    ResetStateEachEpoch,
-    TokenCrossEntropy,
     WeightDropLSTM,
 )
 from keras_tl.text.classifier import (
@@ -23,6 +21,7 @@ from keras_tl.text.data import (
     language_model_dataset,
     read_text,
 )
+from keras_tl.text.losses import Perplexity, TokenCrossEntropy
 from keras_tl.text.tokenizers import (
     SPECIAL_TOKENS,
     SubwordTokenizer,

@@ -19,13 +19,12 @@ scaled by one `drop_mult`.
 
 from __future__ import annotations
 
-import contextlib
-
 import keras
 import tensorflow as tf
 from keras import ops
 
 from keras_tl.checks import check_positive_int
+from keras_tl.text.lstm_kernel import lstm_sequence
 
 # fastai's awd_lstm_lm_config dropouts, before drop_mult.
 DROPOUTS = {
@@ -40,35 +39,6 @@ DROPOUTS = {
 def _locked_dropout(rate, name):
     # One mask per sequence and feature, shared across time steps.
     return keras.layers.Dropout(rate, noise_shape=(None, 1, None), name=name)
-
-
-@contextlib.contextmanager
-def cudnn_off(*models):
-    """Traces LSTMs without the cuDNN kernel, for exports served on CPU.
-
-    A SavedModel traced on a GPU with the fused kernel inside fails to run
-    where there is no GPU. Within this context every LSTM in `models`
-    uses the portable kernel (same numbers).
-
-    Example:
-
-    >>> with cudnn_off(model):  # doctest: +SKIP
-    ...     tf.saved_model.save(module, path)
-    """
-    lstms = [
-        layer
-        for model in models
-        for layer in model._flatten_layers(include_self=True, recursive=True)
-        if isinstance(layer, keras.layers.LSTM)
-    ]
-    saved = [lstm.use_cudnn for lstm in lstms]
-    for lstm in lstms:
-        lstm.use_cudnn = False
-    try:
-        yield
-    finally:
-        for lstm, value in zip(lstms, saved, strict=True):
-            lstm.use_cudnn = value
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -124,92 +94,6 @@ class EmbeddingDropout(keras.layers.ReversibleEmbedding):
             {"embedding_dropout": self.embedding_dropout, "seed": self.seed}
         )
         return config
-
-
-def _lstm_sequence(inputs, h0, c0, recurrent_kernel):
-    """A whole LSTM sequence with a hand-written gradient (training, CPU).
-
-    `inputs` are the projected inputs `x_t @ kernel + bias`, time major
-    `(time, batch, 4 * units)`, gates in Keras' order (i, f, c, o) with
-    sigmoid and tanh. Returns every `h_t`, time major, and the last `h`
-    and `c`.
-
-    The same numbers as Keras' loop. Its gradient differs in how it is
-    computed: TensorFlow's generic gradient of a while loop adds one small
-    `h_{t-1}^T @ dz_t` product per step to the recurrent kernel's
-    gradient; here the backward loop only carries `dh` and `dc`, and that
-    gradient is one large product over all steps (as fused LSTM kernels
-    do).
-    """
-
-    @tf.custom_gradient
-    def sequence(inputs, h0, c0, kernel):
-        steps = inputs.shape[0] or tf.shape(inputs)[0]
-
-        def forward(t, h, c, hs, cs, gates):
-            z = inputs[t] + tf.matmul(h, kernel)
-            i, f, g, o = tf.split(z, 4, axis=-1)
-            i, f, o = tf.sigmoid(i), tf.sigmoid(f), tf.sigmoid(o)
-            g = tf.tanh(g)
-            c = f * c + i * g
-            h = o * tf.tanh(c)
-            return (
-                t + 1,
-                h,
-                c,
-                hs.write(t, h),
-                cs.write(t, c),
-                gates.write(t, tf.concat([i, f, g, o], axis=-1)),
-            )
-
-        arrays = [tf.TensorArray(inputs.dtype, size=steps) for _ in range(3)]
-        _, h, c, hs, cs, gates = tf.while_loop(
-            lambda t, *_: t < steps, forward, (0, h0, c0, *arrays)
-        )
-        hs, cs, gates = hs.stack(), cs.stack(), gates.stack()
-
-        def gradient(d_hs, d_h, d_c):
-            d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
-            d_h = tf.zeros_like(h0) if d_h is None else d_h
-            d_c = tf.zeros_like(c0) if d_c is None else d_c
-            c_before = tf.concat([c0[None], cs[:-1]], axis=0)
-            kernel_t = tf.transpose(kernel)
-
-            def backward(t, d_h, d_c, d_zs):
-                i, f, g, o = tf.split(gates[t], 4, axis=-1)
-                d_h = d_h + d_hs[t]
-                tanh_c = tf.tanh(cs[t])
-                d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
-                d_z = tf.concat(
-                    [
-                        d_c * g * i * (1 - i),
-                        d_c * c_before[t] * f * (1 - f),
-                        d_c * i * (1 - g * g),
-                        d_h * tanh_c * o * (1 - o),
-                    ],
-                    axis=-1,
-                )
-                d_h = tf.matmul(d_z, kernel_t)
-                return t - 1, d_h, d_c * f, d_zs.write(t, d_z)
-
-            _, d_h0, d_c0, d_zs = tf.while_loop(
-                lambda t, *_: t >= 0,
-                backward,
-                (steps - 1, d_h, d_c, tf.TensorArray(d_h.dtype, size=steps)),
-            )
-            d_zs = d_zs.stack()
-            h_before = tf.concat([h0[None], hs[:-1]], axis=0)
-            units = kernel.shape[0]
-            d_kernel = tf.matmul(
-                tf.reshape(h_before, (-1, units)),
-                tf.reshape(d_zs, (-1, 4 * units)),
-                transpose_a=True,
-            )
-            return d_zs, d_h0, d_c0, d_kernel
-
-        return (hs, h, c), gradient
-
-    return sequence(inputs, h0, c0, recurrent_kernel)
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -286,7 +170,7 @@ class WeightDropLSTM(keras.layers.LSTM):
         )
         if training and self._fused_gradient_applies(mask):
             # CPUs only: on TPUs XLA compiles Keras' loop.
-            outputs, h, c = _lstm_sequence(
+            outputs, h, c = lstm_sequence(
                 ops.transpose(projected, (1, 0, 2)),
                 *initial_state,
                 # A tensor, not the variable: the gradient is for it.
@@ -687,105 +571,3 @@ class AWDLSTMLanguageModel(keras.Model):
             }
         )
         return config
-
-
-@tf.function(jit_compile=True, autograph=False)
-def token_cross_entropy(labels, logits):
-    """Per-token cross-entropy of integer `labels` under `logits`.
-
-    `tf.nn.sparse_softmax_cross_entropy_with_logits` compiled with XLA,
-    which fuses the softmax over the vocabulary into a few passes over
-    the logits (TensorFlow's own kernel makes several): for a batch of
-    32 x 70 tokens and 33k words, 0.44 s against 0.60 s for the decoder's
-    forward and backward pass on 2 CPU cores. Only this function is
-    compiled; the model around it keeps TensorFlow's kernels (XLA's CPU
-    matrix products are slower at AWD-LSTM size).
-    """
-    labels = tf.cast(labels, "int32")
-    rank = labels.shape.rank
-    if rank is not None and rank == logits.shape.rank:  # (batch, time, 1)
-        labels = tf.squeeze(labels, axis=-1)
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels, tf.cast(logits, "float32")
-    )
-
-
-@keras.saving.register_keras_serializable(package="keras_tl")
-class TokenCrossEntropy(keras.losses.Loss):
-    """The language model's loss: cross-entropy of next-token logits.
-
-    The numbers of `keras.losses.SparseCategoricalCrossentropy(
-    from_logits=True)`, faster (see `token_cross_entropy`).
-
-    Example:
-
-    >>> loss = TokenCrossEntropy()
-    >>> round(float(loss(np.array([[0]]), np.zeros((1, 1, 4)))), 4)
-    1.3863
-    """
-
-    def __init__(self, name="token_cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        return token_cross_entropy(y_true, y_pred)
-
-
-@keras.saving.register_keras_serializable(package="keras_tl")
-class Perplexity(keras.metrics.Metric):
-    """exp(mean token cross-entropy), from logits and integer targets.
-
-    Example:
-
-    >>> metric = Perplexity()
-    >>> metric.update_state(np.array([[0]]), np.zeros((1, 1, 4)))
-    >>> round(float(metric.result()), 3)  # uniform over 4 tokens
-    4.0
-    """
-
-    def __init__(self, name="perplexity", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.total = self.add_variable((), initializer="zeros", name="total")
-        self.count = self.add_variable((), initializer="zeros", name="count")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        """Adds a batch; `sample_weight` (per row, or per token) weighs
-        each token's cross-entropy, 0 leaving it out (padding)."""
-        losses = ops.cast(token_cross_entropy(y_true, y_pred), self.dtype)
-        if sample_weight is None:
-            weights = ops.ones_like(losses)
-        else:
-            weights = ops.cast(sample_weight, self.dtype)
-            # Per-row weights (batch,) apply to each of the row's tokens.
-            while len(weights.shape) < len(losses.shape):
-                weights = ops.expand_dims(weights, -1)
-            weights = ops.broadcast_to(weights, ops.shape(losses))
-        self.total.assign_add(ops.sum(losses * weights))
-        self.count.assign_add(ops.sum(weights))
-
-    def result(self):
-        return ops.exp(self.total / ops.maximum(self.count, 1.0))
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0.0)
-
-
-class ResetStateEachEpoch(keras.callbacks.Callback):
-    """Resets a stateful language model's hidden state at each epoch start
-    (and before evaluation), when the token stream starts over.
-
-    Example:
-
-    >>> callbacks = [ResetStateEachEpoch()]
-    >>> lm.fit(data, epochs=2, callbacks=callbacks)  # doctest: +SKIP
-    """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.reset_state()
-
-    def on_test_begin(self, logs=None):
-        self.model.reset_state()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.model.reset_state()

@@ -13,19 +13,19 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_tl.callbacks import ResetStateEachEpoch
 from keras_tl.files import atomic_write, sha256, write_folder
 from keras_tl.presets import language_model_config, resolve_encoder
 from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
-from keras_tl.text.awd_lstm import (
-    AWDLSTMLanguageModel,
+from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
+from keras_tl.text.data import encode_corpus, language_model_dataset
+from keras_tl.text.losses import (
     Perplexity,
-    ResetStateEachEpoch,
     TokenCrossEntropy,
-    cudnn_off,
     token_cross_entropy,
 )
-from keras_tl.text.data import encode_corpus, language_model_dataset
+from keras_tl.text.lstm_kernel import cudnn_off
 
 _STATE_VARIABLES = ("rnn_state", "seed_generator_state")
 WEIGHTS = "language_model.weights.h5"

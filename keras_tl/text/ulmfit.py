@@ -12,16 +12,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.callbacks import ResetStateEachEpoch
 from keras_tl.checks import check_texts
 from keras_tl.files import library_versions
 from keras_tl.metrics import classification_metrics
 from keras_tl.text import data as data_lib
-from keras_tl.text.awd_lstm import (
-    AWDLSTMLanguageModel,
-    ResetStateEachEpoch,
-    cudnn_off,
-)
+from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.classifier import text_classifier
+from keras_tl.text.lstm_kernel import cudnn_off
 
 
 def default_rates(kind, stages):
