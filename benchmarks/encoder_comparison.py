@@ -37,8 +37,8 @@ def main():
         evaluate_perplexity,
         language_model_config,
         load_language_model,
-        split_held_out,
     )
+    from keras_tl.text.pretraining import split_held_out
 
     _, held_out = split_held_out(
         "\n".join(read_corpus(paths)), args.validation_fraction

@@ -38,8 +38,8 @@ def main():
         evaluate_perplexity,
         language_model_config,
         load_language_model,
-        split_held_out,
     )
+    from keras_tl.text.pretraining import split_held_out
 
     config = language_model_config(language)
     training = config["training"]

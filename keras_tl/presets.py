@@ -144,7 +144,7 @@ def language_model_config(encoder) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"No language model in {folder}: expected {path}, as written "
-            "by `keras-tl lm pretrain` (keras_tl.text.language_model."
+            "by `keras-tl lm pretrain` (keras_tl.text."
             "pretrain_language_model)."
         )
     with open(path, encoding="utf-8") as f:

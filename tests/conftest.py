@@ -133,7 +133,7 @@ def mirrored_strategy():
 
 def pretrain_tiny_lm(folder, texts, **overrides):
     """A word-level AWD-LSTM pretrained for a few steps, written to folder."""
-    from keras_tl.text.language_model import pretrain_language_model
+    from keras_tl.text.pretraining import pretrain_language_model
 
     options = dict(
         tokenizer="word",

@@ -551,6 +551,7 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     more = tmp_path / "saved_models" / "es_more"
     again = ["lm", "pretrain", "--from", str(out), "--corpus", str(book)]
     again += ["--output", str(more), *sizes]
+    again += ["--run-dir", str(tmp_path / "runs" / "more")]
     assert cli.main([*again, "--hidden-dim", "12"]) == 2
     assert "--from " + str(out) in capsys.readouterr().err
     assert not more.exists()
@@ -600,7 +601,7 @@ def test_lm_commands_train_in_the_strategy(
 
     from keras_tl import distribute
     from keras_tl.cli import commands
-    from keras_tl.text import language_model, ulmfit
+    from keras_tl.text import pretraining, ulmfit
 
     monkeypatch.setattr(commands, "_STRATEGIES", {})
     monkeypatch.setattr(
@@ -610,7 +611,7 @@ def test_lm_commands_train_in_the_strategy(
     )
     seen = []
     for module, name in (
-        (language_model, "pretrain_language_model"),
+        (pretraining, "pretrain_language_model"),
         (ulmfit, "fine_tune_language_model"),
     ):
         original = getattr(module, name)

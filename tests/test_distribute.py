@@ -337,8 +337,8 @@ def _language_model_recipe(strategy, tmp_path, name):
     from keras_tl.text.language_model import (
         evaluate_perplexity,
         load_language_model,
-        pretrain_language_model,
     )
+    from keras_tl.text.pretraining import pretrain_language_model
     from keras_tl.text.ulmfit import fine_tune_language_model
 
     rng = np.random.default_rng(0)

@@ -9,10 +9,8 @@ import pytest
 
 from keras_tl.files import sha256
 from keras_tl.runs import RunFolder
-from keras_tl.text.language_model import (
-    load_language_model,
-    pretrain_language_model,
-)
+from keras_tl.text.language_model import load_language_model
+from keras_tl.text.pretraining import pretrain_language_model
 
 _WORDS = "el gato come pescado y la niña lee un libro mientras llueve".split()
 _RANDOM = random.Random(0)

@@ -500,10 +500,8 @@ def _fine_tune_lm(
 def lm_pretrain_command(args):
     from keras_tl.data import read_corpus
     from keras_tl.runs import RunFolder
-    from keras_tl.text.language_model import (
-        pretrain_language_model,
-        write_model_card,
-    )
+    from keras_tl.text.language_model import write_model_card
+    from keras_tl.text.pretraining import pretrain_language_model
 
     started = time.monotonic()
     if args.initial is not None:

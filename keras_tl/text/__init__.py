@@ -22,6 +22,7 @@ from keras_tl.text.data import (
     read_text,
 )
 from keras_tl.text.losses import Perplexity, TokenCrossEntropy
+from keras_tl.text.pretraining import pretrain_language_model
 from keras_tl.text.tokenizers import (
     SPECIAL_TOKENS,
     SubwordTokenizer,
@@ -65,6 +66,7 @@ __all__ = [
     "encode_corpus",
     "language_model_dataset",
     "load_tokenizer",
+    "pretrain_language_model",
     "read_text",
     "save_tokenizer",
 ]

@@ -1,9 +1,9 @@
-"""Using and training AWD-LSTM language models: perplexity over a whole
-file, text generation, and pretraining on a corpus into a folder."""
+"""Using AWD-LSTM language models: compile, perplexity over a whole file,
+text generation, and the folder format (save, load, model card, export).
+Pretraining one is `keras_tl.text.pretraining`."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import os
@@ -13,13 +13,11 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_tl.callbacks import ResetStateEachEpoch
 from keras_tl.files import atomic_write, sha256, write_folder
 from keras_tl.presets import language_model_config, resolve_encoder
 from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
-from keras_tl.text.data import encode_corpus, language_model_dataset
 from keras_tl.text.losses import (
     Perplexity,
     TokenCrossEntropy,
@@ -65,49 +63,17 @@ def copy_language_model(model, stateful, batch_size=1):
     # copy holds each replica's rows, and an eager call on the whole
     # batch would not fit them.
     copy.build((batch_size, None))
-    _assign_weights(model, copy)
+    copy_weights(model, copy)
     return copy
 
 
-def _assign_weights(source, target):
-    """Copies every weight but the carried states (`target` is built)."""
+def copy_weights(source, target):
+    """Copies one language model's weights into another of the same sizes
+    (built), all but the carried states."""
     sources = [v for v in source.weights if not _is_state(v)]
     targets = [v for v in target.weights if not _is_state(v)]
     for a, b in zip(sources, targets, strict=True):
         b.assign(a)
-
-
-def _initial_model(initial, tokenizer, sizes, backwards):
-    """The model a pretraining run continues from, with what it fixes."""
-    given = [name for name, value in sizes.items() if value is not None]
-    if tokenizer is not None:
-        given.insert(0, "tokenizer")
-    if given:
-        raise ValueError(
-            f"`initial={initial!r}` fixes the tokenizer and the model's "
-            f"sizes: leave {', '.join(f'`{n}`' for n in given)} unset (or "
-            "pass no `initial` to train a new model)."
-        )
-    config = language_model_config(initial)
-    if bool(config.get("backwards")) != bool(backwards):
-        direction = "backward" if config.get("backwards") else "forward"
-        raise ValueError(
-            f"`initial={initial!r}` is a {direction} language model: pass "
-            f"backwards={not backwards} to continue it."
-        )
-    model, tokenizer = load_language_model(initial)
-    training = config.get("training", {})
-    return {
-        "model": model,
-        "tokenizer": tokenizer,
-        "sizes": encoder_sizes(initial),
-        "record": {
-            "name": str(initial),
-            "tokens_seen": training.get("tokens_seen"),
-            "validation_perplexity": config.get("validation_perplexity"),
-            "weights_sha256": config.get("weights_sha256"),
-        },
-    }
 
 
 def compile_language_model(model, learning_rate=2e-3, metrics=None):
@@ -285,285 +251,6 @@ def generate(
         else:
             line.append(token)
     return "\n".join(tokenizer.decode(lines + [line]))
-
-
-def split_held_out(text, validation_fraction):
-    """`(training, held_out)`: the last `validation_fraction` of the
-    text's non-empty lines held out (at least one), as `lm pretrain` cuts
-    a corpus without `--validation`."""
-    lines = [line for line in text.split("\n") if line.strip()]
-    cut = len(lines) - max(1, int(len(lines) * validation_fraction))
-    return "\n".join(lines[:cut]), "\n".join(lines[cut:])
-
-
-def _encode_split(text, tokenizer, backwards, verbose):
-    ids = encode_corpus(text, tokenizer, verbose=verbose)
-    return ids[::-1].copy() if backwards else ids
-
-
-def _make_tokenizer(tokenizer, text, vocabulary_size, verbose):
-    if not isinstance(tokenizer, str):
-        return tokenizer
-    if tokenizer == "subword":
-        return tokenizers_lib.SubwordTokenizer.from_corpus(
-            text, vocabulary_size=vocabulary_size, verbose=verbose
-        )
-    if tokenizer == "word":
-        return tokenizers_lib.WordTokenizer.from_corpus(
-            text.split("\n"), max_tokens=vocabulary_size
-        )
-    raise ValueError(
-        "`tokenizer` must be 'subword', 'word' or a tokenizer. "
-        f"Received: tokenizer={tokenizer!r}"
-    )
-
-
-def pretrain_language_model(
-    corpus,
-    output_dir,
-    *,
-    validation=None,
-    initial=None,
-    tokenizer=None,
-    vocabulary_size=None,
-    embedding_dim=None,
-    hidden_dim=None,
-    num_layers=None,
-    drop_mult=1.0,
-    epochs=1,
-    batch_size=32,
-    sequence_length=70,
-    learning_rate=2e-3,
-    validation_fraction=0.05,
-    language=None,
-    backwards=False,
-    run=None,
-    checkpoint_every=500,
-    weights_dtype="float32",
-    verbose="auto",
-    callbacks=None,
-):
-    """Trains an AWD-LSTM language model and writes it to a folder.
-
-    The folder holds `language_model.weights.h5` (the weights, without
-    optimizer state), `config.json` (the model's configuration and how it
-    was trained), the tokenizer (`tokenizer.json` and its vocabulary or
-    SentencePiece model) and `MODEL_CARD.md`; `load_language_model(folder)`
-    reads it back. It is written to a temporary folder
-    and moved into place only when complete.
-
-    Training follows fastai's language-model recipe: Adam (betas 0.8,
-    0.99), gradient clipping at 0.1, one-cycle rates over the whole run,
-    state carried across windows. Called inside a `tf.distribute`
-    strategy's scope, it trains there (`batch_size` must be a multiple of
-    the number of replicas).
-
-    With a `run` folder (`keras_tl.runs.RunFolder`) the run can be stopped
-    at any moment and resumed exactly: every `checkpoint_every` steps the
-    model, its optimizer state (moments, step count, and so the position
-    in the one-cycle schedule), the dropout seeds and the position in the
-    token stream are saved; calling again with the same arguments and run
-    folder continues from the last checkpoint and ends with the weights an
-    uninterrupted run would have. The tokenizer is trained once and kept
-    in the run folder.
-
-    Args:
-        corpus: the training text (a string) or a list of documents.
-        output_dir: the folder to write (replaced if it exists).
-        validation: validation text; default: the last
-            `validation_fraction` of the corpus's lines.
-        initial: continue from a trained language model (a folder or a
-            preset such as "en"): its tokenizer, sizes and weights are the
-            starting point and a new one-cycle schedule runs over
-            `corpus`, so a pretraining budget can grow run by run (best on
-            text the model has not seen yet). The tokenizer and size
-            arguments must then be left unset; `backwards` must match.
-        tokenizer: "subword" (default: SentencePiece over fastai-style
-            normalised text, for raw text), "word" (for pre-tokenised text
-            like WikiText) or a tokenizer object.
-        vocabulary_size: tokenizer vocabulary size (default 8000).
-        embedding_dim, hidden_dim, num_layers: model size (defaults 400,
-            1152, 3; see `AWDLSTMLanguageModel`).
-        drop_mult: scales every dropout (see `AWDLSTMLanguageModel`).
-        epochs: passes over the corpus; a fraction (0.5) trains on part
-            of it. The one-cycle schedule spans them all.
-        batch_size, sequence_length, learning_rate: training.
-        language: recorded in the model card (e.g. "es").
-        backwards: learn to predict the previous token (the stream is
-            reversed), for ULMFiT's backward model; recorded in the config,
-            so a classifier on this encoder reads documents backwards too.
-        run: a `RunFolder` to checkpoint into and resume from.
-        checkpoint_every: steps between checkpoints (with `run`).
-        weights_dtype: "float32" or "float16": how the weights are stored
-            in `output_dir` (float16 halves the file; they load as
-            float32).
-        verbose: as `fit`; also progress bars for the tokenizer and the
-            corpus encoding (0 for silence).
-        callbacks: more callbacks for `fit`.
-
-    Returns:
-        A dict with the validation perplexity and the training history.
-
-    Example:
-
-    >>> pretrain_language_model(text, "saved_models/es_lm",
-    ...                         language="es")  # doctest: +SKIP
-    """
-    from keras_tl.callbacks import OneCycleScheduler
-    from keras_tl.checks import check_positive, check_positive_int
-
-    check_positive("epochs", epochs)
-    check_positive_int("checkpoint_every", checkpoint_every)
-    if weights_dtype not in ("float32", "float16"):
-        raise ValueError(
-            "`weights_dtype` must be 'float32' or 'float16'. Received: "
-            f"weights_dtype={weights_dtype!r}"
-        )
-    sizes = {
-        "vocabulary_size": vocabulary_size,
-        "embedding_dim": embedding_dim,
-        "hidden_dim": hidden_dim,
-        "num_layers": num_layers,
-    }
-    start = None
-    if initial is not None:
-        start = _initial_model(initial, tokenizer, sizes, backwards)
-        tokenizer = start["tokenizer"]
-        sizes = start["sizes"]
-    else:
-        defaults = {
-            "vocabulary_size": 8000,
-            "embedding_dim": 400,
-            "hidden_dim": 1152,
-            "num_layers": 3,
-        }
-        sizes = {k: defaults[k] if v is None else v for k, v in sizes.items()}
-        tokenizer = "subword" if tokenizer is None else tokenizer
-    text = corpus if isinstance(corpus, str) else "\n".join(corpus)
-    if validation is None:
-        text, validation = split_held_out(text, validation_fraction)
-    tokenizer_folder = run.file("tokenizer") if run is not None else None
-    if start is not None:
-        pass  # the starting model's tokenizer
-    elif tokenizer_folder and os.path.exists(
-        os.path.join(tokenizer_folder, "tokenizer.json")
-    ):
-        tokenizer = tokenizers_lib.load_tokenizer(tokenizer_folder)
-    else:
-        tokenizer = _make_tokenizer(
-            tokenizer, text, sizes["vocabulary_size"], bool(verbose)
-        )
-        if tokenizer_folder:
-            write_folder(
-                tokenizer_folder,
-                lambda staging: tokenizers_lib.save_tokenizer(
-                    tokenizer, staging
-                ),
-            )
-    train_ids = _encode_split(text, tokenizer, backwards, bool(verbose))
-    valid_ids = _encode_split(validation, tokenizer, backwards, False)
-    # Fail before training, not after: evaluation reads at least one row
-    # of 2 tokens on each replica.
-    needed = tf.distribute.get_strategy().num_replicas_in_sync + 1
-    if len(valid_ids) < needed:
-        raise ValueError(
-            f"The validation text has fewer than {needed} tokens: pass more "
-            "`validation` text or a larger `validation_fraction`."
-        )
-    windows = (len(train_ids) - 1) // batch_size // sequence_length
-    total = max(1, math.ceil(epochs * windows))
-    # Keras epochs are checkpoint intervals; the schedule spans them all.
-    chunk = min(checkpoint_every, total) if run is not None else total
-    chunks = math.ceil(total / chunk)
-    total = chunks * chunk
-    done = run.epochs_done if run is not None else 0
-    # Built once (it also checks the sizes against the corpus), before
-    # the model: the stream is a constant as large as the corpus.
-    data = language_model_dataset(
-        train_ids,
-        batch_size,
-        sequence_length,
-        start=done * chunk,
-        steps=total - done * chunk,
-    )
-    if done:
-        model = run.load_last()
-    else:
-        model = AWDLSTMLanguageModel(
-            tokenizer.vocabulary_size,
-            embedding_dim=sizes["embedding_dim"],
-            hidden_dim=sizes["hidden_dim"],
-            num_layers=sizes["num_layers"],
-            drop_mult=drop_mult,
-            stateful=True,
-        )
-        # Under a strategy, each replica's state is sized from this batch.
-        model.build((batch_size, sequence_length))
-        if start is not None:
-            _assign_weights(start["model"], model)
-        compile_language_model(model, learning_rate)
-    history = model.fit(
-        data,
-        epochs=chunks,
-        initial_epoch=done,
-        steps_per_epoch=chunk,
-        verbose=verbose,
-        shuffle=False,  # the stream's order carries the state
-        callbacks=[
-            # Each interval starts from a zero state, resumed or not.
-            ResetStateEachEpoch(),
-            OneCycleScheduler(
-                learning_rate,
-                momentum=(0.8, 0.7),
-                total_steps=total,
-                first_epoch=0,
-            ),
-            *(run.callbacks(best=False) if run is not None else []),
-            *(callbacks or []),
-        ],
-    ).history
-    if run is not None:
-        history = run.history
-    scores = evaluate_perplexity(
-        model,
-        valid_ids,
-        batch_size=min(batch_size, 10),
-        sequence_length=sequence_length,
-    )
-    config = {
-        "architecture": "AWD-LSTM",
-        "language": language,
-        "backwards": bool(backwards),
-        "vocabulary_size": tokenizer.vocabulary_size,
-        "tokenizer": type(tokenizer).__name__,
-        "normalization": getattr(tokenizer, "normalization", None),
-        "model": model.get_config(),
-        "training": {
-            "train_tokens": int(len(train_ids)),
-            "validation_tokens": int(len(valid_ids)),
-            "epochs": epochs,
-            "steps": total,
-            "tokens_seen": total * batch_size * sequence_length,
-            "batch_size": batch_size,
-            "sequence_length": sequence_length,
-            "learning_rate": learning_rate,
-            "schedule": "one-cycle, Adam(0.8, 0.99), global clipnorm 0.1",
-        },
-        **({"initial": start["record"]} if start is not None else {}),
-        "validation_perplexity": round(scores["perplexity"], 2),
-        "train_history": {
-            k: [float(v) for v in vs] for k, vs in history.items()
-        },
-        "date": datetime.date.today().isoformat(),
-    }
-
-    save_language_model(
-        model, tokenizer, output_dir, config, weights_dtype=weights_dtype
-    )
-    return {
-        "validation_perplexity": scores["perplexity"],
-        "history": history,
-    }
 
 
 def save_language_model(
@@ -786,7 +473,7 @@ def load_language_model(folder):
     if not os.path.exists(weights):
         raise FileNotFoundError(
             f"No language model in {folder}: expected {weights}, as written "
-            "by `keras-tl lm pretrain` (keras_tl.text.language_model."
+            "by `keras-tl lm pretrain` (keras_tl.text."
             "pretrain_language_model)."
         )
     card = language_model_config(folder)
