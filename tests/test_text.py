@@ -541,10 +541,8 @@ def test_language_model_trains_several_steps_per_call(monkeypatch):
 
 
 def test_pretrain_writes_a_complete_folder(tmp_path):
-    from keras_tl.text.language_model import (
-        load_language_model,
-        pretrain_language_model,
-    )
+    from keras_tl.text.language_model import load_language_model
+    from keras_tl.text.pretraining import pretrain_language_model
 
     corpus = "\n".join(SPANISH * 30 + ENGLISH * 30)
     out = tmp_path / "saved_models" / "tiny_lm"
@@ -611,10 +609,8 @@ def test_exported_language_model_takes_strings(tmp_path):
 
 
 def test_vocabulary_that_does_not_match_the_weights(tmp_path):
-    from keras_tl.text.language_model import (
-        load_language_model,
-        pretrain_language_model,
-    )
+    from keras_tl.text.language_model import load_language_model
+    from keras_tl.text.pretraining import pretrain_language_model
 
     corpus = "\n".join(SPANISH * 30)
     out = tmp_path / "lm"
