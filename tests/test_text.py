@@ -589,6 +589,10 @@ def test_exported_language_model_takes_strings(tmp_path):
     lm(np.zeros((1, 2), "int32"))
     path = str(tmp_path / "exported")
     export_language_model(lm, tokenizer, path)
+    # Like keras_tl.export: an existing target only with overwrite=True.
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_language_model(lm, tokenizer, path)
+    export_language_model(lm, tokenizer, path, overwrite=True)
     served = tf.saved_model.load(path).signatures["serve"]
     texts = ["¿Qué tal, señor Núñez?", "El niño"]
     out = served(texts=tf.constant(texts))

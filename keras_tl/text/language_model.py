@@ -13,7 +13,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_tl.files import atomic_write, sha256, write_folder
+from keras_tl.files import (
+    atomic_write,
+    check_replaceable,
+    sha256,
+    write_folder,
+)
 from keras_tl.presets import language_model_config, resolve_encoder
 from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
@@ -536,17 +541,32 @@ class _ServedLanguageModel(tf.Module):
         }
 
 
-def export_language_model(model, tokenizer, path):
+def export_language_model(model, tokenizer, path, *, overwrite=False):
     """Exports a SavedModel that takes raw strings.
 
     Its `serve` signature maps a batch of texts to `next_token_log_probs`
     (batch, vocabulary), `log_likelihood` of each text and `num_tokens`.
     Written to a temporary folder and moved into place when complete.
 
+    Args:
+        overwrite: replace an existing SavedModel at `path` (refused by
+            default, as `keras_tl.export` does; a file or a folder that
+            is not a SavedModel is never replaced).
+
+    Raises:
+        FileExistsError: `path` exists and `overwrite` is False, or it is
+            not a SavedModel.
+
     Example:
 
     >>> export_language_model(lm, tokenizer, "es_lm")  # doctest: +SKIP
     """
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists. Choose another path, or pass "
+            "overwrite=True to replace it."
+        )
+    check_replaceable(path, "saved_model.pb", "a SavedModel")
     served = _ServedLanguageModel(
         copy_language_model(model, stateful=False), tokenizer
     )
