@@ -14,8 +14,9 @@ Each class here is the Keras optimizer of the same name plus:
   in `keras_tl.callbacks` install for one `fit`. They are evaluated in the
   compiled train step from the optimizer's step counter.
 
-The variables are exactly those of the Keras optimizer, so a Keras
-optimizer converts to one of these (`layerwise`) with its state.
+The variables are those of the Keras optimizer (Adam and AdamW add a step
+count per variable, see `StepsPerVariable`), so a Keras optimizer converts
+to one of these (`layerwise`) with its state.
 """
 
 from __future__ import annotations
@@ -236,6 +237,26 @@ class StepsPerVariable:
             )
             for variable in var_list
         ]
+
+    def start_steps_from_moments(self):
+        """Step counts for state that did not keep them (a Keras Adam's, a
+        file saved before they existed): the optimizer's step count where
+        a variable has moments, 0 where it never trained (still frozen)."""
+        for index, step in enumerate(self._steps):
+            trained = ops.any(ops.not_equal(self._momentums[index], 0))
+            step.assign(
+                ops.where(trained, ops.cast(self.iterations, "float32"), 0.0)
+            )
+
+    def load_own_variables(self, store):
+        own = len(self.variables) - len(self._steps)
+        if len(store.keys()) != own:
+            return super().load_own_variables(store)
+        # A file saved before the per-variable counts: Keras would skip
+        # the whole state with a warning.
+        for i, variable in enumerate(self.variables[:own]):
+            variable.assign(store[str(i)])
+        self.start_steps_from_moments()
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
@@ -470,14 +491,13 @@ def clone(optimizer, cls=None):
         copy.build(optimizer._trainable_variables)
         sources = optimizer.variables
         # Keras' own variables come first; per-variable step counts (which
-        # a Keras Adam does not keep) start from its step count.
+        # a Keras Adam does not keep) follow from its moments.
         for source, target in zip(
             sources, copy.variables[: len(sources)], strict=True
         ):
             target.assign(source)
         if hasattr(copy, "_steps") and not hasattr(optimizer, "_steps"):
-            for step in copy._steps:
-                step.assign(ops.cast(optimizer.iterations, "float32"))
+            copy.start_steps_from_moments()
     return copy
 
 

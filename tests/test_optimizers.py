@@ -291,3 +291,42 @@ def test_converting_a_keras_adam_mid_training_keeps_its_steps():
     variable.assign(before)
     converted.apply([np.ones(2, "float32")], [variable])
     np.testing.assert_array_equal(variable.numpy(), expected)
+
+
+def test_a_converted_keras_adam_counts_no_steps_for_frozen_variables():
+    # The README's flow: Keras' Adam trains the head, then the optimizer
+    # is converted and the backbone unfrozen: the backbone's first step
+    # must still be corrected (lr per element, not 2x).
+    early = keras.Variable(np.zeros(3, "float32"))
+    late = keras.Variable(np.zeros(3, "float32"))
+    adam = keras.optimizers.Adam(1e-3, beta_1=0.8, beta_2=0.99)
+    adam.build([early, late])
+    gradient = np.array([0.5, -2.0, 3.0], "float32")
+    for _ in range(10):
+        adam.apply([gradient], [early])
+    converted = keras_tl.optimizers.layerwise(adam)
+    assert [float(s.numpy()) for s in converted._steps] == [10.0, 0.0]
+    converted.apply([gradient, gradient], [early, late])
+    np.testing.assert_allclose(
+        late.numpy(), -1e-3 * np.sign(gradient), rtol=1e-4
+    )
+
+
+def test_state_saved_without_step_counts_still_loads():
+    # Files written before the per-variable counts hold Keras' variables
+    # only; Keras would drop all of them with a warning.
+    variables = [keras.Variable(np.zeros(2, "float32")) for _ in range(2)]
+    old = keras_tl.optimizers.Adam(1e-2)
+    old.build(variables)
+    for _ in range(3):
+        old.apply([np.ones(2, "float32")], variables[:1])
+    own = len(old.variables) - len(old._steps)
+    store = {str(i): v.numpy() for i, v in enumerate(old.variables[:own])}
+    new = keras_tl.optimizers.Adam(1e-2)
+    new.build(variables)
+    new.load_own_variables(store)
+    assert int(new.iterations) == 3
+    assert [float(s.numpy()) for s in new._steps] == [3.0, 0.0]
+    np.testing.assert_array_equal(
+        new._momentums[0].numpy(), old._momentums[0].numpy()
+    )
