@@ -554,6 +554,8 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     again += ["--run-dir", str(tmp_path / "runs" / "more")]
     assert cli.main([*again, "--hidden-dim", "12"]) == 2
     assert "--from " + str(out) in capsys.readouterr().err
+    assert cli.main([*again, "--backwards"]) == 2
+    assert "leave out --backwards" in capsys.readouterr().err
     assert not more.exists()
     assert cli.main(again) == 0
     config = json.loads((more / "config.json").read_text())

@@ -165,7 +165,9 @@ def test_pretraining_arguments_are_checked(tmp_path):
 
 def test_pretraining_continues_from_a_trained_model(tmp_path):
     first = tmp_path / "first"
-    pretrain_language_model(CORPUS, str(first), epochs=0.5, **SIZES)
+    pretrain_language_model(
+        CORPUS, str(first), epochs=0.5, drop_mult=0.3, language="es", **SIZES
+    )
     sizes = {k: SIZES[k] for k in ("batch_size", "sequence_length", "verbose")}
     # A vanishing rate keeps the starting weights: the run starts from
     # them, not from a random model.
@@ -184,11 +186,22 @@ def test_pretraining_continues_from_a_trained_model(tmp_path):
     config = json.loads((tmp_path / "second" / "config.json").read_text())
     start = json.loads((first / "config.json").read_text())
     assert config["model"]["hidden_dim"] == SIZES["hidden_dim"]
+    # Its dropout scale and language too, unless given.
+    assert config["model"]["drop_mult"] == 0.3
+    assert config["language"] == "es"
     assert config["initial"]["name"] == str(first)
     assert config["initial"]["weights_sha256"] == start["weights_sha256"]
     card = (tmp_path / "second" / "MODEL_CARD.md").read_text()
     seen = start["training"]["tokens_seen"] + config["training"]["tokens_seen"]
     assert f"{seen:,} in all" in card
+    # A chain of continuations counts every run's tokens.
+    third = tmp_path / "third"
+    pretrain_language_model(
+        CORPUS, str(third), initial=str(tmp_path / "second"), epochs=0.1,
+        **sizes,
+    )  # fmt: skip
+    chained = json.loads((third / "config.json").read_text())
+    assert chained["initial"]["tokens_seen"] == seen
     # The same tokenizer: same pieces, same ids.
     _, tokenizer = load_language_model(str(first))
     _, continued = load_language_model(str(tmp_path / "second"))

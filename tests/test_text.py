@@ -422,6 +422,11 @@ def test_perplexity_metric_weighs_tokens_and_rows():
     assert float(metric.result()) == pytest.approx(
         np.exp(nll[1].mean()), rel=1e-5
     )
+    # Weights summing to less than one still give the weighted mean.
+    metric.reset_state()
+    metric.update_state(targets, logits, sample_weight=np.array([0.1, 0.2]))
+    expected = np.exp((0.1 * nll[0].sum() + 0.2 * nll[1].sum()) / 1.5)
+    assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
 
 
 def test_token_cross_entropy_matches_keras_loss_and_gradient():

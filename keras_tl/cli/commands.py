@@ -580,7 +580,14 @@ def _check_initial(args):
             f"--from {args.initial} fixes the tokenizer and the model's "
             f"sizes: leave out {', '.join(fixed)}."
         )
-    language_model_config(args.initial)
+    config = language_model_config(args.initial)
+    if bool(config.get("backwards")) != bool(args.backwards):
+        direction = "backward" if config.get("backwards") else "forward"
+        raise ValueError(
+            f"--from {args.initial} is a {direction} language model: "
+            + ("add" if config.get("backwards") else "leave out")
+            + " --backwards to continue it."
+        )
 
 
 def _command_line(args):

@@ -368,7 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "the starting model's)",
                 **extra,
             )
-        pretrain.add_argument("--drop-mult", type=float, default=1.0)
+        pretrain.add_argument(
+            "--drop-mult",
+            type=float,
+            help=f"{_HELP['drop_mult']} (default: 1.0; with --from: the "
+            "starting model's)",
+        )
         pretrain.add_argument(
             "--epochs",
             type=float,
@@ -398,7 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
             default="float32",
             help="how --output stores the weights (float16: half the size)",
         )
-        pretrain.add_argument("--language", help="recorded in the model card")
+        pretrain.add_argument(
+            "--language",
+            help="recorded in the model card (with --from: default the "
+            "starting model's)",
+        )
         pretrain.add_argument(
             "--backwards",
             action="store_true",

@@ -215,10 +215,12 @@ class SentenceEncoder(keras.layers.Layer):
             ids = tf.pad(ids, [[0, 0], [0, 1]])
             steps = 1
         # Real tokens first, in their order: a left-padded row (Keras'
-        # `pad_sequences` default) reads as its right-padded twin.
-        order = tf.argsort(
-            tf.cast(ids == tokenizers_lib.PAD_ID, "int32"), axis=1, stable=True
-        )
+        # `pad_sequences` default) reads as its right-padded twin. The keys
+        # are unique (padding after every real token, each by position),
+        # so the order holds whether or not a backend's sort is stable.
+        padding = tf.cast(ids == tokenizers_lib.PAD_ID, "int32")
+        keys = padding * tf.shape(ids)[1] + tf.range(tf.shape(ids)[1])
+        order = tf.argsort(keys, axis=1)
         ids = tf.gather(ids, order, axis=1, batch_dims=1)
         positions = tf.range(steps)
         lengths = tf.reduce_sum(

@@ -83,7 +83,13 @@ class Perplexity(keras.metrics.Metric):
         self.count.assign_add(ops.sum(weights))
 
     def result(self):
-        return ops.exp(self.total / ops.maximum(self.count, 1.0))
+        # No tokens yet (or all weighed 0): exp(0) = 1.
+        mean = ops.where(
+            self.count > 0,
+            self.total / ops.where(self.count > 0, self.count, 1.0),
+            0.0,
+        )
+        return ops.exp(mean)
 
     def reset_state(self):
         self.total.assign(0.0)

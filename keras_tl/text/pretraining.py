@@ -46,13 +46,19 @@ def _initial_model(initial, tokenizer, sizes, backwards):
         )
     model, tokenizer = load_language_model(initial)
     training = config.get("training", {})
+    # Counted over every run before, when the start was itself continued.
+    seen = training.get("tokens_seen")
+    if seen is not None:
+        seen += (config.get("initial") or {}).get("tokens_seen") or 0
     return {
         "model": model,
         "tokenizer": tokenizer,
         "sizes": encoder_sizes(initial),
+        "drop_mult": config["model"].get("drop_mult", 1.0),
+        "language": config.get("language"),
         "record": {
             "name": str(initial),
-            "tokens_seen": training.get("tokens_seen"),
+            "tokens_seen": seen,
             "validation_perplexity": config.get("validation_perplexity"),
             "weights_sha256": config.get("weights_sha256"),
         },
@@ -101,7 +107,7 @@ def pretrain_language_model(
     embedding_dim=None,
     hidden_dim=None,
     num_layers=None,
-    drop_mult=1.0,
+    drop_mult=None,
     epochs=1,
     batch_size=32,
     sequence_length=70,
@@ -156,11 +162,13 @@ def pretrain_language_model(
         vocabulary_size: tokenizer vocabulary size (default 8000).
         embedding_dim, hidden_dim, num_layers: model size (defaults 400,
             1152, 3; see `AWDLSTMLanguageModel`).
-        drop_mult: scales every dropout (see `AWDLSTMLanguageModel`).
+        drop_mult: scales every dropout (see `AWDLSTMLanguageModel`;
+            default 1.0, with `initial` the starting model's).
         epochs: passes over the corpus; a fraction (0.5) trains on part
             of it. The one-cycle schedule spans them all.
         batch_size, sequence_length, learning_rate: training.
-        language: recorded in the model card (e.g. "es").
+        language: recorded in the model card (e.g. "es"; with `initial`
+            default the starting model's).
         backwards: learn to predict the previous token (the stream is
             reversed), for ULMFiT's backward model; recorded in the config,
             so a classifier on this encoder reads documents backwards too.
@@ -199,7 +207,10 @@ def pretrain_language_model(
         start = _initial_model(initial, tokenizer, sizes, backwards)
         tokenizer = start["tokenizer"]
         sizes = start["sizes"]
+        drop_mult = start["drop_mult"] if drop_mult is None else drop_mult
+        language = start["language"] if language is None else language
     else:
+        drop_mult = 1.0 if drop_mult is None else drop_mult
         defaults = {
             "vocabulary_size": 8000,
             "embedding_dim": 400,
