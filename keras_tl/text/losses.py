@@ -84,12 +84,7 @@ class Perplexity(keras.metrics.Metric):
 
     def result(self):
         # No tokens yet (or all weighed 0): exp(0) = 1.
-        mean = ops.where(
-            self.count > 0,
-            self.total / ops.where(self.count > 0, self.count, 1.0),
-            0.0,
-        )
-        return ops.exp(mean)
+        return ops.exp(ops.divide_no_nan(self.total, self.count))
 
     def reset_state(self):
         self.total.assign(0.0)
