@@ -168,7 +168,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
             )
         seconds = time.perf_counter() - start
         if clf is not None:
-            predicted = clf.predict_proba(test[0]).argmax(-1)
+            predicted = clf.predict(test[0], verbose=0).argmax(-1)
         scores = standard_errors(truth, predicted, len(label_names))
         result = {
             "arm": arm,
@@ -176,11 +176,11 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
             **{k: round(v, 4) for k, v in scores.items()},
             "train_seconds": round(seconds, 1),
         }
-        history = clf.history["classifier"] if clf is not None else {}
+        history = clf.history.history if clf is not None else {}
         for key in ("accuracy", "val_accuracy"):
             if key in history:
                 result[key + "_per_epoch"] = [round(a, 4) for a in history[key]]
-        lm_info = clf.info.get("language_model") if clf is not None else None
+        lm_info = clf.history.language_model if clf is not None else None
         if lm_info:
             result["lm_perplexity"] = {
                 k: round(v, 2) for k, v in lm_info.items() if "perplexity" in k
@@ -192,7 +192,9 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
                 f.write(line + "\n")
         results.append(result)
         if arm == "ulmfit" and args.export:
-            clf.export(args.export, metrics=scores)
+            import keras_tl
+
+            keras_tl.export(clf, args.export, metrics=scores)
     _table(results)
     return results
 

@@ -157,8 +157,8 @@ def run_variant(name, spec, args, train, validation, test, label_names):
             seed=args.seed,
             verbose=2,
         )
-        predicted = clf.predict_proba(test[0]).argmax(-1)
-        history = clf.history["classifier"]
+        predicted = clf.predict(test[0], verbose=0).argmax(-1)
+        history = clf.history.history
     seconds = time.perf_counter() - start
     result = {
         "task": args.task,

@@ -3,8 +3,8 @@
 Image models get two signatures: `serving_default` takes uint8 pixels
 `(batch, height, width, 3)`, `serve_bytes` takes encoded JPEG / PNG / GIF /
 BMP images (resized to the model's input size). Models that take strings
-get `serving_default` on strings. A ULMFiT `TextClassifier` (or an
-`Ensemble`) is exported with its tokenizer inside, taking raw strings.
+(hub text modules, ULMFiT classifiers and ensembles, with their tokenizer
+inside) get `serving_default` on raw strings.
 
 Everything is written to a temporary folder beside `path` and moved into
 place only when complete; an existing `path` is refused unless
@@ -29,11 +29,44 @@ from keras_tl.text.lstm_kernel import cudnn_off
 
 def _outputs(probabilities, labels):
     outputs = {"probabilities": probabilities}
-    if labels is not None and probabilities.shape[-1] == len(labels):
+    if labels is None:
+        return outputs
+    if probabilities.shape[-1] == 1 and len(labels) == 2:
+        # One sigmoid: the second name is the positive class.
+        class_id = tf.cast(probabilities[:, 0] > 0.5, tf.int32)
+    elif probabilities.shape[-1] == len(labels):
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        outputs["class_id"] = class_id
-        outputs["label"] = tf.gather(tf.constant(labels), class_id)
+    else:
+        return outputs
+    outputs["class_id"] = class_id
+    outputs["label"] = tf.gather(tf.constant(labels), class_id)
     return outputs
+
+
+def _text_card(model):
+    """What the card says about a ULMFiT model's tokenizers and encoders."""
+    from keras_tl.text.classifier import SentenceEncoder
+    from keras_tl.text.string_model import DocumentIds
+
+    layers = list(model._flatten_layers(include_self=False, recursive=True))
+    readers = [x for x in layers if isinstance(x, DocumentIds)]
+    encoders = [x.encoder for x in layers if isinstance(x, SentenceEncoder)]
+    if not readers or not encoders:
+        return {}
+    encoder = encoders[0]
+    return {
+        "encoder": {
+            "architecture": "AWD-LSTM",
+            "vocabulary_size": encoder.vocabulary_size,
+            "embedding_dim": encoder.embedding_dim,
+            "hidden_dim": encoder.hidden_dim,
+            "num_layers": encoder.num_layers,
+            "tokenizer": type(readers[0].tokenizer).__name__,
+        },
+        "ensemble": [
+            "backward" if reader.backwards else "forward" for reader in readers
+        ],
+    }
 
 
 class _ImageServer(tf.Module):
@@ -121,8 +154,8 @@ def _input_kind(model):
     raise ValueError(
         f"export() does not know how to serve an input of shape {spec.shape} "
         f"and dtype {spec.dtype}: it serves RGB images (batch, h, w, 3) and "
-        "strings (batch,). For token-id text models export the "
-        "keras_tl.text.TextClassifier, which holds the tokenizer."
+        "strings (batch,). Put the tokenizer in front of a token-id text "
+        "model first: keras_tl.text.text_model(model, tokenizer)."
     )
 
 
@@ -135,19 +168,25 @@ def export(
     training_data=None,
     metrics=None,
     tflite=False,
+    tokenizer=None,
 ):
     """Exports a trained model as a SavedModel that takes raw inputs.
 
     Args:
-        model: a Keras model from `keras_tl.build` (images or strings in),
-            or a `keras_tl.text.TextClassifier` / `Ensemble`.
+        model: a Keras model: from `keras_tl.build` (images or strings in),
+            a ULMFiT classifier or ensemble (`keras_tl.text.train_ulmfit`,
+            `text_model`, `ensemble`), or an AWD-LSTM language model (with
+            `tokenizer`; see `keras_tl.text.language_model.
+            export_language_model` for its signature).
         path: the folder to write.
-        labels: class names, in output order; adds `class_id` and `label`
-            outputs and goes in the model card.
+        labels: class names, in output order (two for one sigmoid); adds
+            `class_id` and `label` outputs and goes in the model card. A
+            text model's own `label_names` are the default.
         overwrite: replace an existing folder (refused by default).
         training_data: a name for the card (e.g. "cats_vs_dogs").
         metrics: a dict of scores for the card.
         tflite: also write `model.tflite` (image models: uint8 pixels in).
+        tokenizer: a language model's tokenizer (language models only).
 
     Returns:
         The model card (a dict).
@@ -162,44 +201,53 @@ def export(
     >>> keras_tl.export(model, "saved_models/cats", labels=["cat", "dog"])
     ... # doctest: +SKIP
     """
-    from keras_tl.text.ulmfit import TextClassifier, export_text_classifier
-
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"export() takes a Keras model. Received: {type(model).__name__}"
+        )
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} already exists. Pass overwrite=True to replace it, or "
             "choose another folder."
         )
     check_replaceable(path, "saved_model.pb", "a SavedModel")
-    if isinstance(model, TextClassifier):
-        if labels is not None and [str(x) for x in labels] != model.label_names:
+    from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
+
+    if isinstance(model, AWDLSTMLanguageModel):
+        if tokenizer is None:
             raise ValueError(
-                "A text classifier exports its own label names "
-                f"{model.label_names}; `labels` differ: {list(labels)}"
+                "A language model is exported with its tokenizer, so the "
+                "SavedModel reads raw strings: pass `tokenizer=` (the one "
+                "`load_language_model` returned with it)."
             )
-        if tflite:
+        if labels is not None or tflite:
             raise ValueError(
-                "TFLite export is offered for image models; text "
-                "classifiers tokenize with ops TFLite lacks."
+                "`labels` and `tflite` are for classifiers; a language "
+                "model serves next-token log-probabilities."
             )
-        export_text_classifier(
-            model,
-            path,
-            overwrite=overwrite,
-            training_data=training_data,
-            metrics=metrics,
-        )
-        with open(os.path.join(path, "model_card.json"), encoding="utf-8") as f:
-            return json.load(f)
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "export() takes a Keras model or a keras_tl.text.TextClassifier. "
-            f"Received: {type(model).__name__}"
+        from keras_tl.text.language_model import export_language_model
+
+        export_language_model(model, tokenizer, path, overwrite=overwrite)
+        return {"task": "language model", "signatures": ["serve"]}
+    if tokenizer is not None:
+        raise ValueError(
+            "`tokenizer` is for language models. A token-id classifier "
+            "takes its tokenizer inside: keras_tl.text.text_model(model, "
+            "tokenizer)."
         )
     kind = _input_kind(model)
     outputs = model.outputs[0].shape[-1]
+    own = getattr(model, "label_names", None)  # a TextModel's
+    if labels is None:
+        labels = own
+    elif own is not None and [str(x) for x in labels] != own:
+        raise ValueError(
+            f"The model carries its own label names {own}; `labels` "
+            f"differ: {list(labels)}. Leave `labels` out."
+        )
     if labels is not None:
         labels = [str(label) for label in labels]
-        if len(labels) != outputs:
+        if len(labels) != outputs and not (outputs == 1 and len(labels) == 2):
             raise ValueError(
                 f"The model has {outputs} outputs but {len(labels)} labels "
                 f"were given: {labels}"
@@ -230,6 +278,7 @@ def export(
         "outputs": ["probabilities"]
         + (["class_id", "label"] if labels else []),
         "backbone": model.name,
+        **(_text_card(model) if kind == "text" else {}),
         "training_data": training_data,
         "metrics": metrics,
         "versions": library_versions(),

@@ -213,7 +213,7 @@ def test_interrupted_export_leaves_nothing(monkeypatch, tmp_path):
         (keras.Input((10,)), "does not know how to serve"),
         (keras.Input((None, None, 3)), "no fixed height and width"),
         # An int32 sequence: token ids, whose tokenizer export() lacks.
-        (keras.Input((5,), dtype="int32"), "TextClassifier"),
+        (keras.Input((5,), dtype="int32"), "text_model"),
     ],
 )
 def test_unsupported_inputs_are_refused(inputs, message, tmp_path):

@@ -615,6 +615,19 @@ def test_exported_language_model_takes_strings(tmp_path):
             expected, rel=1e-4
         )
         assert int(out["num_tokens"][i]) == len(ids)
+    # The one export() takes a language model with its tokenizer.
+    with pytest.raises(ValueError, match="tokenizer="):
+        keras_tl.export(lm, str(tmp_path / "no_tokenizer"))
+    same_path = str(tmp_path / "via_export")
+    keras_tl.export(lm, same_path, tokenizer=tokenizer)
+    again = tf.saved_model.load(same_path).signatures["serve"]
+    np.testing.assert_allclose(
+        again(texts=tf.constant(texts))["log_likelihood"],
+        out["log_likelihood"],
+        rtol=1e-6,
+    )
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        keras_tl.export(lm, same_path, tokenizer=tokenizer)
 
 
 def test_vocabulary_that_does_not_match_the_weights(tmp_path):

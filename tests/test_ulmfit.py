@@ -15,17 +15,17 @@ import keras_tl
 from keras_tl.text import (
     AWDLSTMEncoder,
     ConcatPooling,
-    Ensemble,
     SentenceEncoder,
-    TextClassifier,
+    TextModel,
     WordTokenizer,
     classification_dataset,
     classification_metrics,
     document_ids,
     encode_documents,
     encode_labels,
-    export_text_classifier,
+    ensemble,
     text_classifier,
+    text_model,
     train_ulmfit,
 )
 
@@ -280,29 +280,77 @@ def trained(tmp_path_factory):
     return folder, classifier, validation
 
 
+def labels_of(model, probabilities):
+    return [model.label_names[i] for i in np.argmax(probabilities, -1)]
+
+
 def test_ulmfit_recipe_learns_a_separable_task(trained):
     folder, classifier, (texts, labels) = trained
-    history = classifier.history["classifier"]
+    assert isinstance(classifier, keras.Model)
+    assert isinstance(classifier, TextModel)
+    assert classifier.inputs[0].dtype == "string"
+    assert classifier.name == "ulmfit_forward"
+    assert classifier.label_names == ["neg", "pos"]
+    history = classifier.history.history
     assert history["trainable_groups"] == [1, 2, 3] + [4] * 5
-    lm = classifier.info["language_model"]
+    lm = classifier.history.language_model
     assert lm["perplexity_after"] < lm["perplexity_before"]
-    scores = classifier.evaluate(texts, labels)
-    assert scores["accuracy"] >= 0.9, scores
-    assert classifier.predict(["es muy bueno", "es muy malo"]) == ["pos", "neg"]
+    truth = [classifier.label_names.index(label) for label in labels]
+    loss, accuracy = classifier.evaluate(texts, truth, verbose=0)
+    assert accuracy >= 0.9, accuracy
+    probabilities = classifier.predict(["es muy bueno", "es muy malo"])
+    assert labels_of(classifier, probabilities) == ["pos", "neg"]
+    # One string, a list, an object array and a tensor read alike.
+    one = classifier.predict("es muy bueno", verbose=0)
+    np.testing.assert_allclose(one, probabilities[:1], rtol=1e-6)
+    tensor = classifier.predict(tf.constant(["es muy bueno"]), verbose=0)
+    np.testing.assert_allclose(tensor, one, rtol=1e-6)
+
+
+def test_ulmfit_model_saves_and_loads_as_keras(trained, tmp_path):
+    _, classifier, _ = trained
+    texts = ["es muy bueno", "la de malo", "", "muy " * 300 + "bueno"]
+    expected = classifier.predict(texts, verbose=0)
+    path = str(tmp_path / "classifier.keras")
+    classifier.save(path)
+    code = (
+        "import json, sys, keras\n"
+        "import keras_tl.text\n"
+        f"model = keras.saving.load_model({path!r})\n"
+        "p = model.predict(json.loads(sys.argv[1]), verbose=0)\n"
+        "print(json.dumps({'p': p.tolist(), 'labels': model.label_names, "
+        "'type': type(model).__name__}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(texts)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["type"] == "TextModel"
+    assert loaded["labels"] == ["neg", "pos"]
+    np.testing.assert_allclose(loaded["p"], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_export_serves_raw_strings_in_a_fresh_process(trained, tmp_path):
     _, classifier, _ = trained
     texts = ["es muy bueno", "la de malo", "", "muy " * 300 + "bueno"]
-    expected = classifier.predict_proba(texts)
+    expected = classifier.predict(texts, verbose=0)
     assert np.all(np.isfinite(expected))
     path = str(tmp_path / "served")
     keras_tl.export(classifier, path, training_data="synthetic")
     card = json.load(open(os.path.join(path, "model_card.json")))
-    assert card["labels"] == ["neg", "pos"]
+    assert card["labels"] == ["neg", "pos"]  # the model's own
     assert card["signatures"]["serving_default"] == {
-        "texts": "tf.string [None]: raw UTF-8 text"
+        "texts": "tf.string [None]: raw text"
     }
+    assert card["ensemble"] == ["forward"]
+    assert card["encoder"]["hidden_dim"] == 24
+    assert card["encoder"]["tokenizer"] == "WordTokenizer"
+    with pytest.raises(ValueError, match="own label names"):
+        keras_tl.export(classifier, str(tmp_path / "x"), labels=["a", "b"])
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = tmp_path / "cli"
     saved_model_cli(
@@ -343,27 +391,58 @@ def test_export_serves_raw_strings_in_a_fresh_process(trained, tmp_path):
 
 def test_forward_backward_ensemble_averages(trained, tmp_path):
     _, forward, _ = trained
-    backward = TextClassifier(
-        forward.model, forward.tokenizer, forward.label_names, backwards=True
+    # A copy of the token-id classifier, reading backwards: a second member.
+    inner = forward.get_layer("ulmfit_classifier")
+    copy = keras.models.clone_model(inner)
+    copy.set_weights(inner.get_weights())
+    backward = text_model(
+        copy,
+        forward.get_layer("document_ids").tokenizer,
+        backwards=True,
+        label_names=forward.label_names,
+        name="backward",
     )
     texts = ["es muy bueno", "la de malo"]
+    expected = (
+        forward.predict(texts, verbose=0) + backward.predict(texts, verbose=0)
+    ) / 2
+    assert not np.allclose(forward.predict(texts, verbose=0), expected)
+    both = ensemble([forward, backward])
+    assert isinstance(both, keras.Model) and both.label_names == ["neg", "pos"]
+    np.testing.assert_allclose(both.predict(texts, verbose=0), expected, 1e-6)
     path = str(tmp_path / "ensemble")
-    export_text_classifier([forward, backward], path)
+    card = keras_tl.export(both, path)
+    assert card["ensemble"] == ["forward", "backward"]
     served = tf.saved_model.load(path).signatures["serving_default"]
     out = served(texts=tf.constant(texts))["probabilities"].numpy()
-    expected = (
-        forward.predict_proba(texts) + backward.predict_proba(texts)
-    ) / 2
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
-    both = Ensemble([forward, backward])
-    np.testing.assert_allclose(both.predict_proba(texts), expected, rtol=1e-6)
-    assert both.predict(texts) == [
-        forward.label_names[i] for i in expected.argmax(-1)
-    ]
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        export_text_classifier(forward, path)  # refused by default
+        keras_tl.export(forward, path)  # refused by default
     empty = served(texts=tf.constant([], tf.string))["probabilities"]
     assert empty.shape == (0, 2)
+    both.save(tmp_path / "both.keras")
+    again = keras.saving.load_model(tmp_path / "both.keras")
+    np.testing.assert_allclose(again.predict(texts, verbose=0), expected, 1e-5)
+
+
+def test_ensemble_refuses_what_it_cannot_average(trained):
+    _, forward, _ = trained
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble([forward])
+    with pytest.raises(ValueError, match="distinct names"):
+        ensemble([forward, forward])
+    other = text_model(
+        forward.get_layer("ulmfit_classifier"),
+        forward.get_layer("document_ids").tokenizer,
+        label_names=["bad", "good"],
+        name="other",
+    )
+    with pytest.raises(ValueError, match="different label names"):
+        ensemble([forward, other])
+    with pytest.raises(ValueError, match="raw strings"):
+        ensemble([forward, forward.get_layer("ulmfit_classifier")])
+    with pytest.raises(ValueError, match="token ids"):
+        text_model(forward, forward.get_layer("document_ids").tokenizer)
 
 
 def test_ulmfit_bad_input(trained):
@@ -406,9 +485,10 @@ def test_backward_language_model_gives_a_backward_classifier(tmp_path):
     assert "Direction: backward" in open(f"{folder}/MODEL_CARD.md").read()
     options = dict(lm_epochs=None, epochs=(1,), batch_size=16, verbose=0)
     classifier = train_ulmfit(texts, labels, folder, **options)
-    assert classifier.backwards
-    first = classifier.dataset(["es bueno"])
-    assert next(iter(first)).numpy().tolist()[0][-1] == 2  # <bos> last
+    assert classifier.name == "ulmfit_backward"
+    reader = classifier.get_layer("document_ids")
+    assert reader.backwards
+    assert reader(tf.constant(["es bueno"])).numpy()[0][-1] == 2  # <bos> last
     with pytest.raises(ValueError, match="trained backwards"):
         train_ulmfit(texts, labels, folder, backwards=False, **options)
 

@@ -339,7 +339,7 @@ def _save_tokenizer(task, run):
 def ulmfit_command(args):
     from keras_tl.presets import language_model_config
     from keras_tl.runs import RunFolder
-    from keras_tl.text.ulmfit import Ensemble, TextClassifier
+    from keras_tl.text import ensemble, text_model
 
     started = time.monotonic()
     for path in (args.data, args.validation, args.test):
@@ -395,26 +395,40 @@ def ulmfit_command(args):
         if run is not top:
             run.finish(summary)
         members.append(
-            TextClassifier(
-                model, task.tokenizer, task.label_names, task.backwards
+            text_model(
+                model,
+                task.tokenizer,
+                backwards=task.backwards,
+                label_names=task.label_names,
+                name=f"member_{index + 1}",
             )
         )
         summaries.append(summary)
     if len(members) == 1:
         _finish(args, top, summaries[0], started, model, task)
         return
-    ensemble = Ensemble(members)
+    both = ensemble(members)
     summary = {
         "run_dir": root,
         "members": summaries,
         "labels": task.label_names,
     }
     if args.test:
-        summary["test"] = ensemble.evaluate(
-            *read_texts(args.test, args.test_labels, args)
+        from keras_tl.metrics import classification_metrics
+        from keras_tl.text.data import encode_labels
+
+        texts, labels = read_texts(args.test, args.test_labels, args)
+        truth, _ = encode_labels(labels, task.label_names)
+        summary["test"] = classification_metrics(
+            truth,
+            both.predict(texts, batch_size=args.batch_size, verbose=0),
+            len(task.label_names),
         )
     if args.export:
-        ensemble.export(
+        import keras_tl
+
+        keras_tl.export(
+            both,
             args.export,
             overwrite=args.overwrite,
             training_data=os.path.basename(args.data),
@@ -795,15 +809,15 @@ def export_command(args):
         ),
         metrics=metrics,
     )
+    model = loaded.model
     if loaded.tokenizer is not None:
         _no_tflite_for_text(args)
-        loaded.classifier().export(args.output, **card)
-    else:
-        keras_tl.export(
-            loaded.model,
-            args.output,
-            labels=loaded.label_names,
-            tflite=args.tflite,
-            **card,
-        )
+        model = loaded.text_model()
+    keras_tl.export(
+        model,
+        args.output,
+        labels=loaded.label_names,
+        tflite=args.tflite,
+        **card,
+    )
     print(f"keras-tl export: wrote {args.output}", flush=True)

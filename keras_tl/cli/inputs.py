@@ -318,17 +318,14 @@ class Task:
 
         training = os.path.basename(os.path.normpath(self.args.data))
         if self.tokenizer is not None:
-            from keras_tl.text import TextClassifier
+            from keras_tl.text import text_model
 
-            TextClassifier(
-                model, self.tokenizer, self.label_names, self.backwards
-            ).export(
-                path,
-                overwrite=overwrite,
-                training_data=training,
-                metrics=metrics,
+            model = text_model(
+                model,
+                self.tokenizer,
+                backwards=self.backwards,
+                label_names=self.label_names,
             )
-            return
         keras_tl.export(
             model,
             path,
@@ -453,14 +450,15 @@ class Loaded:
             return int(spec[1]["pixels"].shape[1])
         return int(self.model.inputs[0].shape[1])
 
-    def classifier(self):
-        from keras_tl.text import TextClassifier
+    def text_model(self):
+        """The run's token-id model with its tokenizer in front."""
+        from keras_tl.text import text_model
 
-        return TextClassifier(
+        return text_model(
             self.model,
             self.tokenizer,
-            self.label_names,
-            self.state.get("backwards", False),
+            backwards=self.state.get("backwards", False),
+            label_names=self.label_names,
         )
 
     def probabilities_of_texts(self, texts, batch_size=32):
@@ -472,7 +470,9 @@ class Loaded:
 
         if self.tokenizer is not None and self.served is None:
             return class_probabilities(
-                self.classifier().predict_proba(texts, batch_size)
+                self.text_model().predict(
+                    texts, batch_size=batch_size, verbose=0
+                )
             )
         pieces = []
         for start in range(0, len(texts), batch_size):

@@ -1,6 +1,7 @@
 """Text: tokenizers, language-model data, the AWD-LSTM (ULMFiT)."""
 
 from keras_tl.callbacks import ResetStateEachEpoch
+from keras_tl.metrics import classification_metrics
 from keras_tl.text.awd_lstm import (
     AWDLSTMEncoder,
     AWDLSTMLanguageModel,
@@ -23,6 +24,12 @@ from keras_tl.text.data import (
 )
 from keras_tl.text.losses import Perplexity, TokenCrossEntropy
 from keras_tl.text.pretraining import pretrain_language_model
+from keras_tl.text.string_model import (
+    DocumentIds,
+    TextModel,
+    ensemble,
+    text_model,
+)
 from keras_tl.text.tokenizers import (
     SPECIAL_TOKENS,
     SubwordTokenizer,
@@ -30,32 +37,26 @@ from keras_tl.text.tokenizers import (
     load_tokenizer,
     save_tokenizer,
 )
-from keras_tl.text.ulmfit import (
-    Ensemble,
-    TextClassifier,
-    classification_metrics,
-    export_text_classifier,
-    fine_tune_language_model,
-    train_ulmfit,
-)
+from keras_tl.text.ulmfit import fine_tune_language_model, train_ulmfit
 
 __all__ = [
     "AWDLSTMEncoder",
     "ConcatPooling",
     "SentenceEncoder",
-    "TextClassifier",
+    "DocumentIds",
+    "TextModel",
     "classification_dataset",
     "classification_metrics",
     "document_ids",
     "encode_documents",
     "encode_labels",
-    "export_text_classifier",
+    "ensemble",
     "fine_tune_language_model",
     "text_classifier",
+    "text_model",
     "train_ulmfit",
     "AWDLSTMLanguageModel",
     "EmbeddingDropout",
-    "Ensemble",
     "Perplexity",
     "ResetStateEachEpoch",
     "TokenCrossEntropy",

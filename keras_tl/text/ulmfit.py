@@ -1,25 +1,22 @@
 """ULMFiT end to end: fine-tune the language model on the target texts,
 then the classifier with gradual unfreezing, discriminative rates and
-slanted triangular rates (Howard and Ruder 2018); evaluate and export.
+slanted triangular rates (Howard and Ruder 2018). The result is a Keras
+model that reads raw strings (`keras_tl.text.TextModel`): predict,
+evaluate, save and `keras_tl.export` it as any other.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from keras_tl.callbacks import ResetStateEachEpoch
 from keras_tl.checks import check_texts
-from keras_tl.files import library_versions
-from keras_tl.metrics import classification_metrics
 from keras_tl.text import data as data_lib
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.classifier import text_classifier
-from keras_tl.text.lstm_kernel import cudnn_off
+from keras_tl.text.string_model import text_model
 
 
 def default_rates(kind, stages):
@@ -50,128 +47,6 @@ def _check_documents(texts, what):
             "labels)."
         )
     return checked
-
-
-class TextClassifier:
-    """A trained ULMFiT classifier with what it needs to read raw text.
-
-    Attributes:
-        model: the Keras model (token ids in, probabilities out).
-        tokenizer: the encoder's tokenizer.
-        label_names: class names, in class-id order.
-        backwards: whether it reads documents backwards.
-        history: the training histories, `{"language_model": ...,
-            "classifier": ...}`.
-
-    Example:
-
-    >>> clf = train_ulmfit(texts, labels, "saved_models/en")  # doctest: +SKIP
-    >>> clf.predict(["What is the capital of Peru ?"])  # doctest: +SKIP
-    ['LOC']
-    """
-
-    def __init__(
-        self,
-        model,
-        tokenizer,
-        label_names,
-        backwards=False,
-        history=None,
-        info=None,
-    ):
-        self.model = model
-        self.tokenizer = tokenizer
-        self.label_names = list(label_names)
-        self.backwards = backwards
-        self.history = history or {}
-        self.info = info or {}
-
-    def dataset(self, texts, labels=None, batch_size=64, shuffle=False):
-        """The model's input for `texts` (and `labels`, names or ids)."""
-        documents = data_lib.encode_documents(
-            list(texts), self.tokenizer, backwards=self.backwards
-        )
-        ids = None
-        if labels is not None:
-            ids, _ = data_lib.encode_labels(labels, self.label_names)
-        return data_lib.classification_dataset(
-            documents, ids, batch_size=batch_size, shuffle=shuffle
-        )
-
-    def predict_proba(self, texts, batch_size=64):
-        """Class probabilities `(len(texts), num_classes)`.
-
-        An empty string is classified from `<bos>` alone (the model's
-        prior); texts longer than any seen in training are read whole, the
-        last `max_len` tokens pooled.
-        """
-        texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
-        if not texts:
-            return np.zeros((0, len(self.label_names)), "float32")
-        return self.model.predict(
-            self.dataset(texts, batch_size=batch_size), verbose=0
-        )
-
-    def predict(self, texts, batch_size=64):
-        """The most likely label name of each text."""
-        probs = self.predict_proba(texts, batch_size)
-        return [self.label_names[i] for i in probs.argmax(-1)]
-
-    def evaluate(self, texts, labels, batch_size=64):
-        """Accuracy, error rate and macro-F1 on labelled texts."""
-        truth, _ = data_lib.encode_labels(labels, self.label_names)
-        return classification_metrics(
-            truth,
-            self.predict_proba(texts, batch_size),
-            len(self.label_names),
-        )
-
-    def export(self, path, *, overwrite=False, **card):
-        """See `export_text_classifier`."""
-        export_text_classifier(self, path, overwrite=overwrite, **card)
-
-
-class Ensemble(TextClassifier):
-    """Averages the probabilities of classifiers with the same labels, such
-    as ULMFiT's forward and backward models (the paper's best results).
-
-    Example:
-
-    >>> both = Ensemble([forward, backward])  # doctest: +SKIP
-    >>> both.evaluate(test_texts, test_labels)  # doctest: +SKIP
-    """
-
-    def __init__(self, members):
-        members = list(members)
-        if not members or any(
-            m.label_names != members[0].label_names for m in members
-        ):
-            raise ValueError(
-                "An ensemble needs classifiers that share their label names, "
-                f"in the same order. Received: "
-                f"{[m.label_names for m in members]}"
-            )
-        self.members = members
-        self.label_names = members[0].label_names
-        self.model = None  # several models: see `members`
-        self.tokenizer = None
-        self.backwards = None
-        self.history = {}
-        self.info = {}
-
-    def dataset(self, texts, labels=None, batch_size=64, shuffle=False):
-        raise TypeError(
-            "An ensemble's members read text differently (tokenizer, "
-            "direction): use `member.dataset(...)` for each of `members`."
-        )
-
-    def predict_proba(self, texts, batch_size=64):
-        return np.mean(
-            [m.predict_proba(texts, batch_size) for m in self.members], axis=0
-        )
-
-    def export(self, path, *, overwrite=False, **card):
-        export_text_classifier(self.members, path, overwrite=overwrite, **card)
 
 
 def fine_tune_language_model(
@@ -290,6 +165,7 @@ def train_ulmfit(
     schedule="slanted_triangular",
     backwards=None,
     seed=None,
+    name=None,
     verbose="auto",
 ):
     """The whole ULMFiT recipe in one call.
@@ -318,17 +194,29 @@ def train_ulmfit(
         batch_size, bptt, max_len, drop_mult: the classifier.
         backwards: read documents backwards. Default: as the encoder
             folder's language model was trained (`pretrain_language_model(
-            ..., backwards=True)`); ensemble a forward and a backward
-            classifier with `export_text_classifier([forward, backward])`.
+            ..., backwards=True)`); average a forward and a backward
+            classifier with `keras_tl.text.ensemble([forward, backward])`.
         seed: dropout and shuffling seed.
+        name: the model's name (default `ulmfit_forward` or
+            `ulmfit_backward`).
+        verbose: as `fit`.
 
     Returns:
-        A `TextClassifier`.
+        A Keras model (`keras_tl.text.TextModel`) that takes raw strings
+        and returns class probabilities, in the order of its
+        `label_names`. Its `history` is the classifier's `keras.callbacks.
+        History` (every stage), and `history.language_model` what step (i)
+        did (`history`, `train_tokens`, perplexity before and after on the
+        validation texts), or None without step (i).
 
     Example:
 
     >>> clf = train_ulmfit(train_texts, train_labels, "es")  # doctest: +SKIP
-    >>> clf.evaluate(test_texts, test_labels)  # doctest: +SKIP
+    >>> clf.label_names  # doctest: +SKIP
+    ['negativo', 'neutro', 'positivo']
+    >>> clf.predict(["¡Qué película tan buena!"])  # doctest: +SKIP
+    >>> clf.evaluate(test_texts, test_label_ids)  # doctest: +SKIP
+    >>> keras_tl.export(clf, "saved_models/tweets")  # doctest: +SKIP
     """
     from keras_tl.recipes import fine_tune
     from keras_tl.text.language_model import (
@@ -395,7 +283,7 @@ def train_ulmfit(
         raise ValueError(
             "Give both `validation_texts` and `validation_labels`, or neither."
         )
-    history, info = {}, {"label_names": label_names}
+    lm_info = None
     if validation_texts is not None:
         validation_texts = _check_documents(validation_texts, "validation")
     if language_model is not None and lm_epochs:
@@ -415,8 +303,6 @@ def train_ulmfit(
             backwards=backwards,
             verbose=verbose,
         )
-        history["language_model"] = lm_info.pop("history")
-        info["language_model"] = lm_info
         source = language_model
     model = text_classifier(
         source.encoder if isinstance(source, AWDLSTMLanguageModel) else source,
@@ -425,9 +311,6 @@ def train_ulmfit(
         bptt=bptt,
         max_len=max_len,
         seed=seed,
-    )
-    classifier = TextClassifier(
-        model, tokenizer, label_names, backwards=backwards, info=info
     )
     documents = data_lib.encode_documents(texts, tokenizer, backwards=backwards)
     data = data_lib.classification_dataset(
@@ -439,8 +322,15 @@ def train_ulmfit(
     )
     validation = None
     if validation_texts is not None:
-        validation = classifier.dataset(
-            validation_texts, validation_labels, batch_size=batch_size
+        validation_ids, _ = data_lib.encode_labels(
+            validation_labels, label_names
+        )
+        validation = data_lib.classification_dataset(
+            data_lib.encode_documents(
+                validation_texts, tokenizer, backwards=backwards
+            ),
+            validation_ids,
+            batch_size=batch_size,
         )
     epochs = (epochs,) if isinstance(epochs, int) else tuple(epochs)
     if learning_rate is None:
@@ -458,121 +348,13 @@ def train_ulmfit(
         validation_data=validation,
         verbose=verbose,
     )
-    history["classifier"] = result.history
-    classifier.history = history
+    classifier = text_model(
+        model,
+        tokenizer,
+        backwards=backwards,
+        label_names=label_names,
+        name=name or f"ulmfit_{'backward' if backwards else 'forward'}",
+    )
+    result.language_model = lm_info
+    classifier.history = result
     return classifier
-
-
-class _ServedClassifier(tf.Module):
-    def __init__(self, members, label_names):
-        super().__init__()
-        self.members = [m.model for m in members]
-        self.tokenizers = [m.tokenizer for m in members]
-        self.directions = [m.backwards for m in members]
-        self.label_names = tf.constant(label_names)
-        # Track the plain tf.Variables too (as keras.export does), so
-        # TF1-style loaders such as `saved_model_cli run` restore them all.
-        self.model_variables = [
-            v.value for m in self.members for v in m.variables
-        ]
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def serve(self, texts):
-        probabilities = []
-        for model, tokenizer, backwards in zip(
-            self.members, self.tokenizers, self.directions, strict=True
-        ):
-            ids = data_lib.document_ids(texts, tokenizer, backwards=backwards)
-            probabilities.append(model(ids.to_tensor(), training=False))
-        mean = tf.add_n(probabilities) / len(probabilities)
-        class_id = tf.argmax(mean, axis=-1, output_type=tf.int32)
-        return {
-            "probabilities": mean,
-            "class_id": class_id,
-            "label": tf.gather(self.label_names, class_id),
-        }
-
-
-def export_text_classifier(
-    classifiers, path, *, overwrite=False, training_data=None, metrics=None
-):
-    """Exports a SavedModel that maps raw strings to class probabilities.
-
-    Its `serving_default` (also `serve`) signature takes `texts` (a 1-D
-    string tensor) and returns `probabilities` (batch, classes), `class_id`
-    and `label`. Several classifiers (e.g. forward and backward) are
-    averaged, as the paper's ensemble. `model_card.json` beside it holds the
-    label names, the signature, the encoder and package versions. Written
-    to a temporary folder and moved into place when complete.
-
-    Args:
-        classifiers: a `TextClassifier` or a list of them (same labels).
-        path: the folder to write.
-        overwrite: replace an existing folder (refused by default).
-        training_data, metrics: recorded in the model card.
-
-    Example:
-
-    >>> export_text_classifier(clf, "saved_models/trec6")  # doctest: +SKIP
-    """
-    from keras_tl.files import check_replaceable, write_folder
-
-    if isinstance(classifiers, Ensemble):
-        classifiers = classifiers.members
-    elif isinstance(classifiers, TextClassifier):
-        classifiers = [classifiers]
-    classifiers = list(classifiers)
-    if not classifiers:
-        raise ValueError("Nothing to export: no classifier given.")
-    labels = classifiers[0].label_names
-    if any(c.label_names != labels for c in classifiers):
-        raise ValueError(
-            "An ensemble's classifiers must share their label names, in the "
-            f"same order. Received: {[c.label_names for c in classifiers]}"
-        )
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists. Pass overwrite=True to replace it, or "
-            "choose another folder."
-        )
-    check_replaceable(path, "saved_model.pb", "a SavedModel")
-    served = _ServedClassifier(classifiers, labels)
-    encoder = classifiers[0].model.get_layer("sentence_encoder").encoder
-    card = {
-        "task": "text classification (ULMFiT)",
-        "labels": labels,
-        "signatures": {
-            "serving_default": {"texts": "tf.string [None]: raw UTF-8 text"}
-        },
-        "outputs": ["probabilities", "class_id", "label"],
-        "encoder": {
-            "architecture": "AWD-LSTM",
-            "vocabulary_size": encoder.vocabulary_size,
-            "embedding_dim": encoder.embedding_dim,
-            "hidden_dim": encoder.hidden_dim,
-            "num_layers": encoder.num_layers,
-            "tokenizer": type(classifiers[0].tokenizer).__name__,
-        },
-        "ensemble": [
-            "backward" if c.backwards else "forward" for c in classifiers
-        ],
-        "training_data": training_data,
-        "metrics": metrics,
-        "versions": library_versions(),
-        "date": datetime.date.today().isoformat(),
-    }
-
-    def write(staging):
-        with cudnn_off(*served.members):
-            signature = served.serve.get_concrete_function()
-        tf.saved_model.save(
-            served,
-            staging,
-            signatures={"serving_default": signature, "serve": signature},
-        )
-        with open(
-            os.path.join(staging, "model_card.json"), "w", encoding="utf-8"
-        ) as f:
-            json.dump(card, f, indent=2, ensure_ascii=False)
-
-    write_folder(path, write)

@@ -1,0 +1,256 @@
+"""Text models that take raw strings: the tokenizer inside the model.
+
+`DocumentIds` turns a batch of strings into the right-padded token ids a
+classifier reads (`<bos>` first, backwards when the encoder was trained
+backwards). `text_model` puts it in front of a token-id classifier, and
+`ensemble` averages several such models (ULMFiT's forward + backward
+pair). The results are functional Keras models: `predict`, `evaluate`,
+`fit`, `save` / `keras.saving.load_model` and `keras_tl.export` work on
+them as on any other.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_tl.text.data import document_ids
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class DocumentIds(keras.layers.Layer):
+    """Raw strings `(batch,)` -> token ids `(batch, time)`, right-padded.
+
+    Each row is `<bos>` and the tokenizer's ids (reversed when
+    `backwards`), padded with 0 to the longest row of the batch: the same
+    ids `keras_tl.text.encode_documents` gives the classifier in training.
+
+    Args:
+        tokenizer: a `keras_tl.text` tokenizer (its config is saved with
+            the layer, the subword model included).
+        backwards: reverse each document, for a backward encoder.
+
+    Example:
+
+    >>> to_ids = DocumentIds(tokenizer)  # doctest: +SKIP
+    >>> to_ids(tf.constant(["¿Qué hora es?"]))  # doctest: +SKIP
+    """
+
+    def __init__(self, tokenizer, backwards=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(tokenizer, dict):
+            tokenizer = keras.saving.deserialize_keras_object(tokenizer)
+        self.tokenizer = tokenizer
+        self.backwards = bool(backwards)
+        # String ops: no XLA, and strings are not converted to floats.
+        self.supports_jit = False
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+
+    def call(self, texts):
+        texts = tf.convert_to_tensor(texts, tf.string)
+        texts = tf.reshape(texts, [-1])  # (batch,) or (batch, 1)
+        ids = document_ids(texts, self.tokenizer, backwards=self.backwards)
+        return ids.to_tensor()
+
+    def compute_output_spec(self, texts):
+        return keras.KerasTensor((texts.shape[0], None), dtype="int32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "tokenizer": keras.saving.serialize_keras_object(
+                    self.tokenizer
+                ),
+                "backwards": self.backwards,
+            }
+        )
+        return config
+
+
+def _strings(x):
+    """Python strings (one or a list) as an array Keras' data adapters take."""
+    if isinstance(x, (str, bytes)):
+        return np.array([x], dtype=object)
+    if isinstance(x, (list, tuple)) and all(
+        isinstance(t, (str, bytes)) for t in x
+    ):
+        return np.array(x, dtype=object)
+    return x
+
+
+def _labels(y):
+    return np.asarray(y) if isinstance(y, (list, tuple)) else y
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class TextModel(keras.Model):
+    """A functional model whose input is raw text.
+
+    A `keras.Model` built from `inputs` and `outputs` like any functional
+    model, with two additions: `predict`, `evaluate` and `fit` also take
+    Python strings (`model.predict(["¡Qué buena!"])`), which Keras' own
+    data adapters refuse; and `label_names`, the class names in output
+    order, saved with the model (`keras_tl.export` serves them). Saved and
+    loaded as a functional model.
+
+    Args:
+        inputs, outputs: as `keras.Model` (one string input `(batch,)`).
+        label_names: class names, one per output unit (two for a single
+            sigmoid: negative, positive), or None.
+    """
+
+    def __init__(self, *args, label_names=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if label_names is not None:
+            label_names = [str(name) for name in label_names]
+            units = self.output_shape[-1]
+            if len(label_names) != max(units, 2):
+                raise ValueError(
+                    f"{len(label_names)} label names for {units} output "
+                    f"units: {label_names}. Give one name per class."
+                )
+        self.label_names = label_names
+
+    def get_config(self):
+        config = super().get_config()
+        config["label_names"] = self.label_names
+        return config
+
+    def predict(self, x, *args, **kwargs):
+        return super().predict(_strings(x), *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if not self.compiled:
+            # Scoring needs no optimizer: the loss and accuracy that fit
+            # the output (one sigmoid or a softmax).
+            binary = self.output_shape[-1] == 1
+            self.compile(
+                loss="binary_crossentropy"
+                if binary
+                else "sparse_categorical_crossentropy",
+                metrics=["binary_accuracy" if binary else "accuracy"],
+            )
+        return super().evaluate(_strings(x), _labels(y), *args, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        return super().fit(_strings(x), _labels(y), *args, **kwargs)
+
+
+def text_model(
+    model, tokenizer, *, backwards=False, label_names=None, name=None
+):
+    """Puts the tokenizer in front of a token-id text model.
+
+    Args:
+        model: a model that takes right-padded token ids, such as
+            `keras_tl.build("awd_lstm", ...)` or `text_classifier(...)`;
+            its weights are shared, not copied.
+        tokenizer: the encoder's tokenizer.
+        backwards: whether the encoder reads documents backwards.
+        label_names: class names in output order, kept with the model.
+        name: the new model's name (default: `model.name`).
+
+    Returns:
+        A `TextModel` taking strings `(batch,)`, with `model`'s
+        outputs.
+
+    Example:
+
+    >>> classifier = text_model(model, load_tokenizer("es"))  # doctest: +SKIP
+    >>> classifier.predict(["¡Qué película tan buena!"])  # doctest: +SKIP
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a Keras model. Received: {type(model).__name__}"
+        )
+    if len(model.inputs) != 1 or model.inputs[0].dtype not in (
+        "int32",
+        "int64",
+    ):
+        raise ValueError(
+            "text_model() puts a tokenizer in front of a model that takes "
+            "token ids (one int input, (batch, time)). Received inputs: "
+            f"{[(tuple(i.shape), i.dtype) for i in model.inputs]}"
+        )
+    texts = keras.Input(shape=(), dtype="string", name="texts")
+    ids = DocumentIds(tokenizer, backwards=backwards, name="document_ids")(
+        texts
+    )
+    result = TextModel(
+        texts, model(ids), name=name or model.name, label_names=label_names
+    )
+    return result
+
+
+def ensemble(models, *, name="ensemble"):
+    """Averages the probabilities of models that take the same strings.
+
+    ULMFiT's best results average a forward and a backward classifier;
+    each member keeps its own tokenizer and direction inside.
+
+    Args:
+        models: string-input models (`text_model`, `train_ulmfit`) with the
+            same outputs (same labels, in the same order) and distinct
+            names.
+        name: the ensemble's name.
+
+    Returns:
+        A `TextModel` whose output is the members' mean.
+
+    Example:
+
+    >>> both = ensemble([forward, backward])  # doctest: +SKIP
+    >>> both.predict(["What is the capital of Peru ?"])  # doctest: +SKIP
+    """
+    models = list(models)
+    if len(models) < 2:
+        raise ValueError(
+            f"An ensemble needs at least two models. Received: {len(models)}"
+        )
+    for model in models:
+        if (
+            not isinstance(model, keras.Model)
+            or len(model.inputs) != 1
+            or model.inputs[0].dtype != "string"
+        ):
+            raise ValueError(
+                "ensemble() averages models that take raw strings (from "
+                "`text_model` or `train_ulmfit`). Received: "
+                f"{getattr(model, 'name', type(model).__name__)}"
+            )
+    shapes = {tuple(m.output_shape) for m in models}
+    if len(shapes) != 1:
+        raise ValueError(
+            "The members must have the same outputs (the same labels in "
+            f"the same order). Received output shapes: {sorted(shapes)}"
+        )
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"The members need distinct names; received {names}. Name them "
+            "when you make them (`train_ulmfit(..., name=...)` or "
+            "`text_model(..., name=...)`)."
+        )
+    labels = {tuple(getattr(m, "label_names", None) or ()) for m in models} - {
+        ()
+    }
+    if len(labels) > 1:
+        raise ValueError(
+            "The members have different label names: "
+            f"{[list(x) for x in sorted(labels)]}. An ensemble averages "
+            "the same classes in the same order."
+        )
+    texts = keras.Input(shape=(), dtype="string", name="texts")
+    outputs = keras.layers.Average(name="mean_probabilities")(
+        [m(texts) for m in models]
+    )
+    result = TextModel(
+        texts,
+        outputs,
+        name=name,
+        label_names=list(labels.pop()) if labels else None,
+    )
+    return result
