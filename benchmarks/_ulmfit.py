@@ -50,8 +50,16 @@ def parser(description, encoder):
     p.add_argument("--lm-epochs", type=int, nargs="+", default=[1, 2])
     p.add_argument("--lm-batch-size", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--bptt", type=int, default=70)
-    p.add_argument("--max-len", type=int, default=1440)
+    p.add_argument(
+        "--sequence-length",
+        "--bptt",
+        dest="sequence_length",
+        type=int,
+        default=70,
+    )
+    p.add_argument(
+        "--max-length", "--max-len", dest="max_length", type=int, default=1440
+    )
     p.add_argument("--drop-mult", type=float, default=0.5)
     p.add_argument("--max-train", type=int, help="use the first N texts")
     p.add_argument("--seed", type=int, default=0)
@@ -130,8 +138,8 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
         validation_texts=validation[0] if validation else None,
         validation_labels=validation[1] if validation else None,
         batch_size=args.batch_size,
-        bptt=args.bptt,
-        max_len=args.max_len,
+        sequence_length=args.sequence_length,
+        max_length=args.max_length,
         drop_mult=args.drop_mult,
         seed=args.seed,
         verbose=2,

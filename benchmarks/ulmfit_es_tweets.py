@@ -37,7 +37,7 @@ def load_split(split):
 
 def main():
     p = parser(__doc__.splitlines()[0], ENCODER)
-    p.set_defaults(batch_size=32, bptt=70)
+    p.set_defaults(batch_size=32)
     args = p.parse_args()
     if missing(TWEETS):
         return 0

@@ -25,7 +25,7 @@ def build(
     weights: str | None = "imagenet",
     input_shape: Sequence[int] | None = None,
     pooling: str | None = "avg",
-    dropout: float = 0.2,
+    dropout: float | None = None,
     hidden_units: int | Sequence[int] | None = None,
     multi_label: bool = False,
     freeze_backbone: bool = True,
@@ -55,7 +55,9 @@ def build(
         input_shape: `(height, width, 3)`; defaults to the backbone's
             training resolution.
         pooling: `"avg"`, `"max"` or `"avgmax"` over the feature map.
-        dropout: dropout rate in the head.
+        dropout: dropout rate in the head (default 0.2; for `"awd_lstm"`
+            the rate before its first dense layer, default 0.4 *
+            `drop_mult`).
         hidden_units: `None` for a linear head, or widths of ReLU layers.
         multi_label: independent sigmoids and binary cross-entropy.
         freeze_backbone: train only the head at first.
@@ -69,7 +71,8 @@ def build(
             a language model, an encoder, or a dict of sizes to start from
             scratch.
         **text_options: for `"awd_lstm"` classifiers, the options of
-            `keras_tl.text.text_classifier` (`drop_mult`, `bptt`, `max_len`,
+            `keras_tl.text.text_classifier` (`drop_mult`, `sequence_length`,
+            `max_length`,
             `hidden_units`, ...).
 
     Returns:
@@ -96,7 +99,6 @@ def build(
             "weights": (weights, "imagenet"),
             "input_shape": (input_shape, None),
             "pooling": (pooling, "avg"),
-            "dropout": (dropout, 0.2),
             "train_bn": (train_bn, False),
         }
         given = [
@@ -105,12 +107,14 @@ def build(
         if given:
             raise ValueError(
                 f"{', '.join(f'`{k}`' for k in given)} do not apply to "
-                "backbone='awd_lstm' (its dropouts scale with `drop_mult`; "
-                "`encoder` gives its weights). Received: "
+                "backbone='awd_lstm' (`encoder` gives its weights and "
+                "sizes; `dropout` and `drop_mult` its dropouts). Received: "
                 + ", ".join(f"{k}={image_only[k][0]!r}" for k in given)
             )
         if hidden_units is not None:
             text_options = {**text_options, "hidden_units": hidden_units}
+        if dropout is not None:
+            text_options = {**text_options, "dropout": dropout}
         return _awd_lstm(
             task,
             encoder,
@@ -127,6 +131,7 @@ def build(
             f"options={sorted(text_options) + (['encoder'] if encoder else [])}"
         )
     learning_rate = 1e-3 if learning_rate is None else learning_rate
+    dropout = 0.2 if dropout is None else dropout
     if isinstance(backbone, str) and backbone.startswith(HUB_PREFIX):
         inputs, features = _hub_backbone(
             backbone[len(HUB_PREFIX) :], weights, input_shape

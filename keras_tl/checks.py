@@ -49,3 +49,37 @@ def check_texts(texts, what="corpus"):
             f"vocabulary from. Received: {len(decoded)} texts with no words"
         )
     return decoded
+
+
+def renamed(old_kwargs, old, new, value, default, where):
+    """An argument given under its old name: warns, returns its value.
+
+    `old_kwargs` is the caller's `**kwargs` (the old name is removed from
+    it); `value` the new argument's value and `default` its default, so
+    giving both names is refused.
+    """
+    if old not in old_kwargs:
+        return value
+    import warnings
+
+    if value != default:
+        raise TypeError(
+            f"{where}() got both `{new}` and its old name `{old}`: give "
+            f"`{new}` only."
+        )
+    warnings.warn(
+        f"`{old}` is now `{new}` (one name across the package); the old "
+        "name goes in the next release.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_kwargs.pop(old)
+
+
+def refuse_unknown(kwargs, where):
+    """The `**kwargs` left after the deprecated names: a TypeError."""
+    if kwargs:
+        raise TypeError(
+            f"{where}() got unexpected keyword arguments: "
+            f"{', '.join(sorted(kwargs))}"
+        )

@@ -728,7 +728,7 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
         "--epochs", "1", "1",
         "--learning-rate", "1e-2",
         "--batch-size", "16",
-        "--bptt", "8",
+        "--sequence-length", "8",
         "--export", str(export),
         "--run-dir", str(tmp_path / "run"),
         "--verbose", "0",

@@ -249,11 +249,11 @@ def test_text_classifier_trains_in_a_mirrored_scope(mirrored_strategy):
                 "num_layers": 2,
             },
             2,
-            bptt=4,
+            sequence_length=4,
         )
     documents = [np.arange(4, 4 + n) for n in range(3, 19)]
     data = classification_dataset(
-        documents, np.arange(16) % 2, batch_size=8, sequence_length=18
+        documents, np.arange(16) % 2, batch_size=8, max_length=18
     )
     before = model.get_layer("predictions").get_weights()[0].copy()
     history = keras_tl.fine_tune(

@@ -90,7 +90,9 @@ CASES = {
         floats(2, 5, 4, seed=1),
     ),
     "SentenceEncoder": lambda: (
-        SentenceEncoder(AWDLSTMEncoder(**SIZES, seed=0), bptt=4, max_len=8),
+        SentenceEncoder(
+            AWDLSTMEncoder(**SIZES, seed=0), sequence_length=4, max_length=8
+        ),
         ids(3, steps=11),
         ids(2, steps=11, seed=1),
     ),

@@ -102,7 +102,7 @@ def test_weights_none_trains_the_same_classifier_from_scratch(
 ):
     data = _labelled(tmp_path)
     common = ["--data", data, "--encoder", "es", "--epochs", "1",
-              "--batch-size", "16", "--bptt", "8",
+              "--batch-size", "16", "--sequence-length", "8",
               "--verbose", "0"]  # fmt: skip
     assert cli.main(["train", "--backbone", "awd_lstm", *common,
                      "--weights", "none",
@@ -136,15 +136,14 @@ def test_weights_none_trains_the_same_classifier_from_scratch(
             ["--backbone", "awd_lstm", "--pooling", "max"],
             "--pooling only apply",
         ),
-        (
-            ["--backbone", "awd_lstm", "--dropout", "0.5"],
-            "--dropout only apply",
-        ),
         (["--backbone", "awd_lstm", "--train-bn"], "--train-bn only apply"),
         (["--backbone", "awd_lstm", "--image-size", "64"], "--image-size"),
         (["--backbone", "awd_lstm", "--weights", "imagenet"], "--weights for"),
         (["--backbone", "mobilenet_v2_035", "--drop-mult", "0.1"], "awd_lstm"),
-        (["--backbone", "mobilenet_v2_035", "--bptt", "10"], "--bptt only"),
+        (
+            ["--backbone", "mobilenet_v2_035", "--bptt", "10"],
+            "--sequence-length only",
+        ),
         (["--backbone", "mobilenet_v2_035", "--encoder", "es"], "--encoder"),
     ],
 )
@@ -211,3 +210,15 @@ def test_the_shipped_encoders_load_from_the_repository(name, monkeypatch, text):
     assert 1 not in ids  # no <unk>
     logits = model(np.array([ids]))
     assert logits.shape == (1, len(ids), 16000)
+
+
+def test_dropout_is_one_option_for_images_and_text():
+    from keras_tl.cli.parser import build_parser, resolve_model_options
+
+    def dropout(*extra):
+        args = build_parser().parse_args(["train", "--data", "x.csv", *extra])
+        return resolve_model_options(args).dropout
+
+    assert dropout("--backbone", "mobilenet_v2_035") == 0.2
+    assert dropout("--backbone", "awd_lstm") is None  # 0.4 x --drop-mult
+    assert dropout("--backbone", "awd_lstm", "--dropout", "0.3") == 0.3

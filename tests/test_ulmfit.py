@@ -63,24 +63,26 @@ def test_concat_pooling_matches_hand_values():
 
 
 @pytest.mark.parametrize(
-    "bptt, max_len", [(3, 100), (5, 5), (12, 12), (4, 6), (1, 2)]
+    "sequence_length, max_length", [(3, 100), (5, 5), (12, 12), (4, 6), (1, 2)]
 )
-def test_chunked_reading_equals_one_pass(bptt, max_len):
+def test_chunked_reading_equals_one_pass(sequence_length, max_length):
     encoder = AWDLSTMEncoder(**SIZES, drop_mult=0.0, seed=0)
     lengths = [12, 7, 3, 1]
     ids = padded_ids(lengths, 12)
     one_pass = keras.ops.convert_to_numpy(encoder(ids))
-    out = SentenceEncoder(encoder, bptt=bptt, max_len=max_len)(ids).numpy()
+    out = SentenceEncoder(
+        encoder, sequence_length=sequence_length, max_length=max_length
+    )(ids).numpy()
     for i, length in enumerate(lengths):
-        kept = one_pass[i, max(0, length - max_len) : length]
+        kept = one_pass[i, max(0, length - max_length) : length]
         expected = np.concatenate([kept[-1], kept.max(0), kept.mean(0)])
         np.testing.assert_allclose(out[i], expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("max_len", [100, 4])
-def test_left_and_inner_padding_read_like_right_padding(max_len):
+@pytest.mark.parametrize("max_length", [100, 4])
+def test_left_and_inner_padding_read_like_right_padding(max_length):
     encoder = AWDLSTMEncoder(**SIZES, drop_mult=0.0, seed=0)
-    reader = SentenceEncoder(encoder, bptt=3, max_len=max_len)
+    reader = SentenceEncoder(encoder, sequence_length=3, max_length=max_length)
     right = padded_ids([9, 5, 2], 9)
     left = np.zeros_like(right)
     inner = np.zeros((3, 18), "int32")  # padding between the tokens
@@ -95,7 +97,7 @@ def test_left_and_inner_padding_read_like_right_padding(max_len):
 
 def test_tokens_before_the_kept_window_get_no_gradient():
     encoder = AWDLSTMEncoder(**SIZES, drop_mult=0.0, seed=0)
-    reader = SentenceEncoder(encoder, bptt=2, max_len=3)
+    reader = SentenceEncoder(encoder, sequence_length=2, max_length=3)
     ids = np.array([[4, 5, 6, 7, 8, 9, 10, 0]], "int32")  # 7 real tokens
     reader(ids)
     table = encoder.embedding.embeddings
@@ -104,7 +106,7 @@ def test_tokens_before_the_kept_window_get_no_gradient():
     gradient = tf.convert_to_tensor(tape.gradient(loss, table)).numpy()
     norms = np.abs(gradient).sum(-1)
     assert np.all(norms[[4, 5, 6, 7]] == 0)  # read for the state only
-    assert np.all(norms[[8, 9, 10]] > 0)  # the last max_len tokens
+    assert np.all(norms[[8, 9, 10]] > 0)  # the last max_length tokens
 
 
 def test_build_awd_lstm_takes_its_head_and_refuses_image_options():
@@ -119,7 +121,6 @@ def test_build_awd_lstm_takes_its_head_and_refuses_image_options():
     assert widths == [7, 3]
     for option, value in [
         ("pooling", "max"),
-        ("dropout", 0.5),
         ("train_bn", True),
         ("input_shape", (8, 8, 3)),
         ("weights", None),
@@ -142,7 +143,11 @@ def test_one_class_is_a_binary_sigmoid_as_for_images():
 
 def test_classifier_groups_freezing_and_keras_round_trip(tmp_path):
     model = keras_tl.build(
-        "awd_lstm", num_classes=3, encoder=SIZES, drop_mult=0.0, bptt=4
+        "awd_lstm",
+        num_classes=3,
+        encoder=SIZES,
+        drop_mult=0.0,
+        sequence_length=4,
     )
     groups = keras_tl.layer_groups(model)
     assert len(groups) == SIZES["num_layers"] + 2  # embedding, LSTMs, head
@@ -197,10 +202,10 @@ def test_documents_labels_and_batches():
     (x0, y0), (x1, y1) = list(data)
     assert x0.numpy().tolist() == [[2, 4, 5], [2, 0, 0]]  # right-padded
     assert x1.numpy().tolist() == [[2, 6, 7, 8]] and y1.numpy().tolist() == [0]
-    fixed = classification_dataset(docs, sequence_length=3, batch_size=3)
+    fixed = classification_dataset(docs, max_length=3, batch_size=3)
     assert fixed.element_spec.shape.as_list() == [None, 3]
     static = classification_dataset(
-        docs, sequence_length=3, batch_size=2, drop_remainder=True
+        docs, max_length=3, batch_size=2, drop_remainder=True
     )
     assert static.element_spec.shape.as_list() == [2, 3]  # TPU-ready
     assert [x.shape[0] for x in static] == [2]
@@ -270,7 +275,7 @@ def trained(tmp_path_factory):
         validation_labels=validation[1],
         lm_batch_size=8,
         batch_size=16,
-        bptt=8,
+        sequence_length=8,
         epochs=(1, 1, 1, 5),
         learning_rate=(1e-2, 5e-3, 5e-3, 5e-3),
         drop_mult=0.1,
@@ -516,3 +521,32 @@ def test_freeze_encoder_still_works_with_a_deprecation_warning():
     )
     with pytest.raises(TypeError, match="freeze_everything"):
         text_classifier(SIZES, 3, freeze_everything=True)
+
+
+def test_old_names_still_work_with_a_deprecation_warning():
+    encoder = AWDLSTMEncoder(**SIZES, seed=0)
+    with pytest.warns(DeprecationWarning, match="`bptt` is now"):
+        reader = SentenceEncoder(encoder, bptt=4)
+    assert reader.sequence_length == 4
+    assert "bptt" not in reader.get_config()
+    with pytest.warns(DeprecationWarning, match="`max_len` is now"):
+        model = text_classifier(SIZES, 2, max_len=8)
+    assert model.get_layer("sentence_encoder").max_length == 8
+    with pytest.raises(TypeError, match="both `sequence_length`"):
+        text_classifier(SIZES, 2, bptt=4, sequence_length=5)
+    with pytest.warns(DeprecationWarning, match="`sequence_length` is now"):
+        data = classification_dataset([[2, 5, 6, 7]], sequence_length=3)
+    assert next(iter(data)).numpy().tolist() == [[5, 6, 7]]
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        classification_dataset([[2, 5]], max_len=3)
+
+
+def test_dropout_is_the_heads_first_rate_as_for_images():
+    model = keras_tl.build("awd_lstm", 2, encoder=SIZES, drop_mult=0.5)
+    assert model.get_layer("head_dropout_0").rate == pytest.approx(0.2)
+    assert model.get_layer("head_dropout_1").rate == pytest.approx(0.05)
+    model = keras_tl.build("awd_lstm", 2, encoder=SIZES, dropout=0.3)
+    assert model.get_layer("head_dropout_0").rate == pytest.approx(0.3)
+    assert model.get_layer("head_dropout_1").rate == pytest.approx(0.05)
+    with pytest.raises(ValueError, match=r"`dropout` must be in \[0, 1\)"):
+        text_classifier(SIZES, 2, dropout=1.5)

@@ -74,13 +74,13 @@ def test_ulmfit_classifier_trains_under_xla_with_static_lengths():
             "hidden_dim": 12,
             "num_layers": 2,
         },
-        bptt=5,
-        max_len=8,
+        sequence_length=5,
+        max_length=8,
         freeze_backbone=False,
     )
     documents = [np.arange(4, 4 + n) for n in (3, 9, 12, 5)]
     data = classification_dataset(
-        documents, np.array([0, 1, 0, 1]), batch_size=4, sequence_length=12
+        documents, np.array([0, 1, 0, 1]), batch_size=4, max_length=12
     )
     changed = one_xla_step(model, data)
     assert changed == len(model.trainable_weights)

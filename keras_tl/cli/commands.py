@@ -450,7 +450,7 @@ def _fine_tune_lm_for(args, texts, encoder, run):
         epochs=args.lm_epochs,
         learning_rate=None,
         batch_size=args.lm_batch_size,
-        sequence_length=args.bptt,
+        sequence_length=args.sequence_length,
         verbose=verbosity(args),
         training_data=os.path.basename(args.data),
     )

@@ -294,8 +294,9 @@ class Task:
                 len(self.label_names),
                 encoder=encoder,
                 drop_mult=args.drop_mult,
-                bptt=args.bptt,
-                max_len=args.max_len,
+                sequence_length=args.sequence_length,
+                max_length=args.max_length,
+                dropout=getattr(args, "dropout", None),
                 seed=args.seed,
             )
         options = {}

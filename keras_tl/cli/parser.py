@@ -93,7 +93,8 @@ def _add_model_options(parser, backbone_required=True):
     parser.add_argument(
         "--dropout",
         type=float,
-        help="images: dropout before the head (default: 0.2)",
+        help="dropout before the head's first dense layer (images: 0.2; "
+        "awd_lstm: 0.4 x --drop-mult)",
     )
     parser.add_argument(
         "--train-bn",
@@ -120,15 +121,20 @@ def _add_weights_option(parser):
 
 def _add_text_model_options(parser):
     parser.add_argument(
+        "--sequence-length",
         "--bptt",
+        dest="sequence_length",
         type=int,
-        help="awd_lstm: tokens read per chunk (default: 70)",
+        help="awd_lstm: tokens read per chunk, fastai's bptt; also the "
+        "language-model fine-tuning's (default: 70; --bptt is its old name)",
     )
     parser.add_argument(
+        "--max-length",
         "--max-len",
+        dest="max_length",
         type=int,
         help="awd_lstm: the last tokens of a document that are pooled and "
-        "trained through (default: 1440)",
+        "trained through (default: 1440; --max-len is its old name)",
     )
     parser.add_argument(
         "--drop-mult",
@@ -142,10 +148,9 @@ def _add_text_model_options(parser):
 IMAGE_OPTIONS = {
     "image_size": None,
     "pooling": "avg",
-    "dropout": 0.2,
     "train_bn": False,
 }
-TEXT_OPTIONS = {"bptt": 70, "max_len": 1440, "drop_mult": 0.5}
+TEXT_OPTIONS = {"sequence_length": 70, "max_length": 1440, "drop_mult": 0.5}
 
 
 def resolve_model_options(args):
@@ -181,6 +186,8 @@ def resolve_model_options(args):
         )
     if not text and args.weights is None:
         args.weights = "imagenet"
+    if not text and getattr(args, "dropout", 0) is None:
+        args.dropout = 0.2  # awd_lstm: None, 0.4 * --drop-mult
     if "factor" in vars(args) and args.factor is None:
         # Slower rates protect pretrained layers; random ones gain nothing.
         args.factor = 1.0 if args.weights == "none" else 2.6
@@ -551,8 +558,7 @@ _POSITIVE_INTEGERS = {
     "batch_size",
     "lm_batch_size",
     "image_size",
-    "bptt",
-    "max_len",
+    "max_length",
     "sequence_length",
     "vocabulary_size",
     "embedding_dim",

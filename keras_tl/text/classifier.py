@@ -8,21 +8,20 @@ dropout, a dense layer of 50 with ReLU, batch norm, dropout, the output.
 Documents are token ids, right-padded with 0 (`<pad>`), so padding never
 runs before a text and cuDNN's fused kernel stays usable. Padded steps
 never enter the pooling. As fastai's `SentenceEncoder` does, only the last
-`max_len` tokens of a document are kept for pooling and gradients; the
+`max_length` tokens of a document are kept for pooling and gradients; the
 tokens before them are still read (without gradients) to set the state.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_tl.checks import check_positive_int
+from keras_tl.checks import check_positive_int, refuse_unknown, renamed
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import AWDLSTMEncoder, AWDLSTMLanguageModel
 
@@ -105,26 +104,40 @@ class SentenceEncoder(keras.layers.Layer):
     each row is read as its real tokens in order) and returns the
     concat-pooled features `(batch, 3 * embedding_dim)`.
 
-    Each row keeps its last `max_len` real tokens: those are read with
-    gradients, chunk after chunk of `bptt` tokens, and pooled. The tokens
+    Each row keeps its last `max_length` real tokens: those are read with
+    gradients, chunk after chunk of `sequence_length` tokens (fastai's
+    `bptt`), and pooled. The tokens
     before them are read first, also in chunks and without gradients, only
-    to give the kept part its state. So memory grows with `max_len`, not
+    to give the kept part its state. So memory grows with `max_length`, not
     with the document. The result is the same as one pass over the whole
     document (without dropout).
 
     Args:
         encoder: an `AWDLSTMEncoder` (not stateful).
-        bptt: chunk length.
-        max_len: tokens kept for pooling and gradients (fastai: 20 * 72).
+        sequence_length: chunk length (`bptt` before; still taken, with a
+            DeprecationWarning).
+        max_length: tokens kept for pooling and gradients (fastai's
+            `max_len`, 20 * 72).
 
     Example:
 
-    >>> reader = SentenceEncoder(AWDLSTMEncoder(100, 8, 12), bptt=4)
+    >>> reader = SentenceEncoder(AWDLSTMEncoder(100, 8, 12), sequence_length=4)
     >>> reader(np.array([[5, 6, 7, 0, 0]])).shape
     (1, 24)
     """
 
-    def __init__(self, encoder, bptt=70, max_len=1440, **kwargs):
+    def __init__(self, encoder, sequence_length=70, max_length=1440, **kwargs):
+        sequence_length = renamed(
+            kwargs,
+            "bptt",
+            "sequence_length",
+            sequence_length,
+            70,
+            "SentenceEncoder",
+        )
+        max_length = renamed(
+            kwargs, "max_len", "max_length", max_length, 1440, "SentenceEncoder"
+        )
         super().__init__(**kwargs)
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)
@@ -138,30 +151,30 @@ class SentenceEncoder(keras.layers.Layer):
                 "The classifier's encoder must not be stateful: it carries "
                 "the state across chunks itself."
             )
-        check_positive_int("bptt", bptt)
-        check_positive_int("max_len", max_len)
+        check_positive_int("sequence_length", sequence_length)
+        check_positive_int("max_length", max_length)
         self.encoder = encoder
-        self.bptt = bptt
-        self.max_len = max_len
+        self.sequence_length = sequence_length
+        self.max_length = max_length
         self.pooling = ConcatPooling(name="concat_pooling")
 
     def build(self, input_shape):
-        self.encoder.build((input_shape[0], self.bptt))
+        self.encoder.build((input_shape[0], self.sequence_length))
         self.built = True
 
     def _read(self, ids, mask, states, training, keep_outputs):
-        """Runs the encoder over `ids` in `bptt` chunks, carrying `states`."""
+        """Runs the encoder over `ids` in chunks, carrying `states`."""
         # Python ints where the length is static (XLA and TPUs need the
         # loop's trip count), tensors otherwise.
         length = ids.shape[1]
         if length is None:
             length = tf.shape(ids)[1]
-            bptt = tf.maximum(tf.minimum(self.bptt, length), 1)
+            width = tf.maximum(tf.minimum(self.sequence_length, length), 1)
         else:
             # Documents shorter than a chunk are read in one, unpadded.
-            bptt = max(min(self.bptt, length), 1)
-        padded = _ceil_to(length, bptt)
-        chunks = padded // bptt
+            width = max(min(self.sequence_length, length), 1)
+        padded = _ceil_to(length, width)
+        chunks = padded // width
         ids = tf.pad(ids, [[0, 0], [0, padded - length]])
         mask = tf.pad(mask, [[0, 0], [0, padded - length]])
         batch = ids.shape[0] if ids.shape[0] is not None else tf.shape(ids)[0]
@@ -169,14 +182,14 @@ class SentenceEncoder(keras.layers.Layer):
         outputs = tf.TensorArray(dtype, size=chunks, infer_shape=False)
 
         def body(i, states, outputs):
-            start = i * bptt
+            start = i * width
             # tf.slice with a fixed size: a dynamic slice XLA can compile.
-            chunk = tf.slice(ids, [0, start], [batch, bptt])
-            chunk_mask = tf.slice(mask, [0, start], [batch, bptt])
+            chunk = tf.slice(ids, [0, start], [batch, width])
+            chunk_mask = tf.slice(mask, [0, start], [batch, width])
             # cuDNN rejects rows with no unmasked step: give such rows one
             # step, then put their old state back.
             active = tf.reduce_any(chunk_mask, axis=1)
-            first = tf.range(bptt)[None, :] == 0
+            first = tf.range(width)[None, :] == 0
             safe_mask = chunk_mask | (first & ~active[:, None])
             x, new_states = self.encoder.call_with_state(
                 chunk, states, mask=safe_mask, training=training
@@ -227,11 +240,11 @@ class SentenceEncoder(keras.layers.Layer):
             tf.cast(ids != tokenizers_lib.PAD_ID, "int32"), axis=1
         )
         kept = (
-            min(self.max_len, steps)
+            min(self.max_length, steps)
             if isinstance(steps, int)
-            else tf.minimum(self.max_len, steps)
+            else tf.minimum(self.max_length, steps)
         )
-        start = tf.maximum(lengths - self.max_len, 0)  # first kept token
+        start = tf.maximum(lengths - self.max_length, 0)  # first kept token
         states = self.encoder.zero_state(tf.shape(ids)[0])
         # 1. Before the kept window: state only, no gradients. Each row
         #    stops at its own start (the mask freezes its state there).
@@ -270,8 +283,8 @@ class SentenceEncoder(keras.layers.Layer):
         config.update(
             {
                 "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "bptt": self.bptt,
-                "max_len": self.max_len,
+                "sequence_length": self.sequence_length,
+                "max_length": self.max_length,
             }
         )
         return config
@@ -369,8 +382,9 @@ def text_classifier(
     *,
     hidden_units=(50,),
     drop_mult=0.5,
-    bptt=70,
-    max_len=1440,
+    dropout=None,
+    sequence_length=70,
+    max_length=1440,
     multi_label=False,
     learning_rate=1e-2,
     freeze_backbone=True,
@@ -391,9 +405,14 @@ def text_classifier(
         num_classes: number of classes; 1 (as for images) is a single
             sigmoid for a binary task.
         hidden_units: widths of the head's ReLU layers (paper: 50).
-        drop_mult: scales every dropout (the encoder's and the head's
-            0.4 / 0.1).
-        bptt, max_len: see `SentenceEncoder`.
+        drop_mult: fastai's scale of every dropout: the encoder's (see
+            `classifier_encoder`) and the head's (0.4 before its first
+            dense layer, 0.1 before each further one).
+        dropout: the head's dropout before its first dense layer, the
+            rate `build` calls `dropout` for images (default: 0.4 *
+            `drop_mult`).
+        sequence_length, max_length: see `SentenceEncoder` (`bptt` and
+            `max_len` before: still taken, with a DeprecationWarning).
         multi_label: independent sigmoids and binary cross-entropy.
         learning_rate: Adam's rate (betas 0.8, 0.99, as fastai's text).
         freeze_backbone: train only the head at first (the name `build`
@@ -411,18 +430,25 @@ def text_classifier(
     >>> model.output_shape
     (None, 3)
     """
-    if "freeze_encoder" in deprecated:
-        warnings.warn(
-            "`freeze_encoder` is now `freeze_backbone` (one name for "
-            "images and text); the old name goes in the next release.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        freeze_backbone = deprecated.pop("freeze_encoder")
-    if deprecated:
-        raise TypeError(
-            "text_classifier() got unexpected keyword arguments: "
-            f"{', '.join(sorted(deprecated))}"
+    where = "text_classifier"
+    freeze_backbone = renamed(
+        deprecated,
+        "freeze_encoder",
+        "freeze_backbone",
+        freeze_backbone,
+        True,
+        where,
+    )
+    sequence_length = renamed(
+        deprecated, "bptt", "sequence_length", sequence_length, 70, where
+    )
+    max_length = renamed(
+        deprecated, "max_len", "max_length", max_length, 1440, where
+    )
+    refuse_unknown(deprecated, where)
+    if dropout is not None and not 0 <= dropout < 1:
+        raise ValueError(
+            f"`dropout` must be in [0, 1). Received: dropout={dropout}"
         )
     check_positive_int("num_classes", num_classes)
     # As for images: one class is a single sigmoid for a binary task.
@@ -432,10 +458,14 @@ def text_classifier(
     encoder_layer, _ = classifier_encoder(encoder, drop_mult, seed)
     inputs = keras.Input((None,), dtype="int32", name="token_ids")
     x = SentenceEncoder(
-        encoder_layer, bptt=bptt, max_len=max_len, name="sentence_encoder"
+        encoder_layer,
+        sequence_length=sequence_length,
+        max_length=max_length,
+        name="sentence_encoder",
     )(inputs)
     widths = [*hidden_units, num_classes]
-    rates = [OUTPUT_DROPOUT] + [HEAD_DROPOUT] * len(hidden_units)
+    first = OUTPUT_DROPOUT * drop_mult if dropout is None else dropout
+    rates = [first] + [HEAD_DROPOUT * drop_mult] * len(hidden_units)
     for i, (units, rate) in enumerate(zip(widths, rates, strict=True)):
         last = i == len(widths) - 1
         # PyTorch's (fastai's) momentum: Keras' 0.99 leaves the moving
@@ -443,7 +473,7 @@ def text_classifier(
         x = keras.layers.BatchNormalization(momentum=0.9, name=f"head_bn_{i}")(
             x
         )
-        x = keras.layers.Dropout(rate * drop_mult, name=f"head_dropout_{i}")(x)
+        x = keras.layers.Dropout(rate, name=f"head_dropout_{i}")(x)
         x = keras.layers.Dense(
             units,
             activation=None if last else "relu",

@@ -12,7 +12,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.checks import check_positive_int, check_texts
+from keras_tl.checks import (
+    check_positive_int,
+    check_texts,
+    refuse_unknown,
+    renamed,
+)
 from keras_tl.text.tokenizers import BOS_ID, EOS_ID, progress
 
 
@@ -296,8 +301,9 @@ def classification_dataset(
     batch_size=64,
     shuffle=False,
     seed=0,
-    sequence_length=None,
+    max_length=None,
     drop_remainder=False,
+    **deprecated,
 ):
     """Batches of right-padded documents (and labels) for the classifier.
 
@@ -311,12 +317,14 @@ def classification_dataset(
         batch_size: documents a batch.
         shuffle: reshuffle every epoch, by length chunks.
         seed: for the shuffling.
-        sequence_length: pad (or cut, keeping the end, as the model keeps
-            the last `max_len` tokens) every document to
+        max_length: pad (or cut, keeping the end, as the classifier keeps
+            each document's last `max_length` tokens) every document to
             this length, for static shapes (TPUs); default: each batch to
-            its longest document.
+            its longest document. (`sequence_length` before, which is now
+            the chunk length everywhere: still taken, with a
+            DeprecationWarning.)
         drop_remainder: skip the last, smaller batch, so that with
-            `sequence_length` every shape is static (TPUs).
+            `max_length` every shape is static (TPUs).
 
     Returns:
         A `tf.data.Dataset` of int32 `(ids, labels)` or `ids`, with a known
@@ -330,9 +338,18 @@ def classification_dataset(
     array([[2, 9],
            [2, 0]], dtype=int32)
     """
+    max_length = renamed(
+        deprecated,
+        "sequence_length",
+        "max_length",
+        max_length,
+        None,
+        "classification_dataset",
+    )
+    refuse_unknown(deprecated, "classification_dataset")
     check_positive_int("batch_size", batch_size)
-    if sequence_length is not None:
-        check_positive_int("sequence_length", sequence_length)
+    if max_length is not None:
+        check_positive_int("max_length", max_length)
     if not len(documents):
         raise ValueError("No documents: the dataset would be empty.")
     if labels is not None:
@@ -381,7 +398,7 @@ def classification_dataset(
         for picked in order():
             if drop_remainder and len(picked) < batch_size:
                 continue
-            width = sequence_length or max(1, lengths[picked].max())
+            width = max_length or max(1, lengths[picked].max())
             x = np.zeros((len(picked), width), "int32")
             for row, i in enumerate(picked):
                 document = documents[i][-width:]
@@ -389,7 +406,7 @@ def classification_dataset(
             yield x if labels is None else (x, labels[picked])
 
     rows = batch_size if drop_remainder else None
-    ids_spec = tf.TensorSpec((rows, sequence_length), tf.int32)
+    ids_spec = tf.TensorSpec((rows, max_length), tf.int32)
     signature = (
         ids_spec
         if labels is None

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from keras_tl.callbacks import ResetStateEachEpoch
-from keras_tl.checks import check_texts
+from keras_tl.checks import check_texts, refuse_unknown, renamed
 from keras_tl.text import data as data_lib
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.classifier import text_classifier
@@ -159,14 +159,16 @@ def train_ulmfit(
     learning_rate=None,
     factor=2.6,
     batch_size=64,
-    bptt=70,
-    max_len=1440,
+    sequence_length=70,
+    max_length=1440,
     drop_mult=0.5,
+    dropout=None,
     schedule="slanted_triangular",
     backwards=None,
     seed=None,
     name=None,
     verbose="auto",
+    **deprecated,
 ):
     """The whole ULMFiT recipe in one call.
 
@@ -191,7 +193,10 @@ def train_ulmfit(
         epochs, learning_rate, factor, schedule: step (ii), as
             `keras_tl.fine_tune` (one rate a stage; default
             `default_rates("classifier", stages)`).
-        batch_size, bptt, max_len, drop_mult: the classifier.
+        batch_size, sequence_length, max_length, drop_mult, dropout: the
+            classifier (see `text_classifier`); `sequence_length` is also
+            the LM fine-tuning's (`bptt` and `max_len` before: still
+            taken, with a DeprecationWarning).
         backwards: read documents backwards. Default: as the encoder
             folder's language model was trained (`pretrain_language_model(
             ..., backwards=True)`); average a forward and a backward
@@ -224,6 +229,18 @@ def train_ulmfit(
         load_language_model,
     )
 
+    sequence_length = renamed(
+        deprecated,
+        "bptt",
+        "sequence_length",
+        sequence_length,
+        70,
+        "train_ulmfit",
+    )
+    max_length = renamed(
+        deprecated, "max_len", "max_length", max_length, 1440, "train_ulmfit"
+    )
+    refuse_unknown(deprecated, "train_ulmfit")
     texts = _check_documents(texts, "training")
     ids, label_names = data_lib.encode_labels(labels, label_names)
     if len(ids) != len(texts):
@@ -298,7 +315,7 @@ def train_ulmfit(
             learning_rate=lm_learning_rate,
             factor=factor,
             batch_size=lm_batch_size,
-            sequence_length=bptt,
+            sequence_length=sequence_length,
             validation_texts=validation_texts,
             backwards=backwards,
             verbose=verbose,
@@ -308,8 +325,9 @@ def train_ulmfit(
         source.encoder if isinstance(source, AWDLSTMLanguageModel) else source,
         len(label_names),
         drop_mult=drop_mult,
-        bptt=bptt,
-        max_len=max_len,
+        dropout=dropout,
+        sequence_length=sequence_length,
+        max_length=max_length,
         seed=seed,
     )
     documents = data_lib.encode_documents(texts, tokenizer, backwards=backwards)
