@@ -189,9 +189,10 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
             if key in history:
                 result[key + "_per_epoch"] = [round(a, 4) for a in history[key]]
         lm_info = clf.history.language_model if clf is not None else None
-        if lm_info:
+        if lm_info is not None and lm_info.perplexity_after is not None:
             result["lm_perplexity"] = {
-                k: round(v, 2) for k, v in lm_info.items() if "perplexity" in k
+                "before": round(lm_info.perplexity_before, 2),
+                "after": round(lm_info.perplexity_after, 2),
             }
         line = json.dumps(result)
         print(line, flush=True)

@@ -361,7 +361,7 @@ def _language_model_recipe(strategy, tmp_path, name):
             verbose=0,
         )
         lm, tokenizer = load_language_model(str(tmp_path / name))
-        tuned, info = fine_tune_language_model(
+        tuned = fine_tune_language_model(
             lm,
             tokenizer,
             target[10:],
@@ -371,6 +371,10 @@ def _language_model_recipe(strategy, tmp_path, name):
             validation_texts=target[:10],
             verbose=0,
         )
+        info = {
+            "perplexity_before": tuned.history.perplexity_before,
+            "perplexity_after": tuned.history.perplexity_after,
+        }
         ids = encode_corpus(target[:10], tokenizer)
         scores = evaluate_perplexity(
             tuned, ids, batch_size=7, sequence_length=6
@@ -389,8 +393,8 @@ def test_language_model_recipe_in_a_mirrored_scope(mirrored_strategy, tmp_path):
     two = _language_model_recipe(mirrored_strategy, tmp_path, "two")
     pretrained, info, tuned, _, ids = one
     pretrained2, info2, tuned2, scores2, _ = two
-    assert pretrained2["validation_perplexity"] == pytest.approx(
-        pretrained["validation_perplexity"], rel=1e-5
+    assert pretrained2.history.validation_perplexity == pytest.approx(
+        pretrained.history.validation_perplexity, rel=1e-5
     )
     for key in ("perplexity_before", "perplexity_after"):
         assert info2[key] == pytest.approx(info[key], rel=1e-5)

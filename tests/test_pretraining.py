@@ -77,8 +77,11 @@ def test_a_stopped_pretraining_resumes_exactly(tmp_path):
     )
     # Same tokenizer, weights, losses and perplexity as without the stop.
     assert (tmp_path / "run_resumed" / "tokenizer" / "tokenizer.json").exists()
-    assert resumed["history"]["loss"] == whole["history"]["loss"]
-    assert resumed["validation_perplexity"] == whole["validation_perplexity"]
+    assert resumed.history.history["loss"] == whole.history.history["loss"]
+    assert (
+        resumed.history.validation_perplexity
+        == whole.history.validation_perplexity
+    )
     for a, b in zip(
         _weights(tmp_path / "whole"),
         _weights(tmp_path / "resumed"),
@@ -91,10 +94,10 @@ def test_a_stopped_pretraining_resumes_exactly(tmp_path):
     windows = (training["train_tokens"] - 1) // 4 // 8
     steps = training["steps"]
     assert steps % 20 == 0 and 0.6 * windows <= steps < 0.6 * windows + 20
-    assert len(whole["history"]["loss"]) == steps // 20 > 2
+    assert len(whole.history.history["loss"]) == steps // 20 > 2
     assert training["tokens_seen"] == steps * 4 * 8
     # The one-cycle schedule spans the whole run: its end, not a restart.
-    assert resumed["history"]["learning_rate"][-1] < 1e-5
+    assert resumed.history.history["learning_rate"][-1] < 1e-5
 
 
 def test_resume_without_seeds_warns_and_goes_on(tmp_path):

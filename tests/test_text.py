@@ -564,7 +564,22 @@ def test_pretrain_writes_a_complete_folder(tmp_path):
         language="es",
         verbose=0,
     )
-    assert np.isfinite(result["validation_perplexity"])
+    assert isinstance(result, keras.Model)
+    assert np.isfinite(result.history.validation_perplexity)
+    with pytest.warns(DeprecationWarning, match="`output_dir` is now"):
+        pretrain_language_model(
+            corpus,
+            output_dir=str(tmp_path / "old_name"),
+            vocabulary_size=60,
+            embedding_dim=8,
+            hidden_dim=12,
+            num_layers=2,
+            batch_size=4,
+            sequence_length=8,
+            epochs=0.2,
+            verbose=0,
+        )
+    assert (tmp_path / "old_name" / "config.json").exists()
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "MODEL_CARD.md",

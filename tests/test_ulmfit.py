@@ -299,7 +299,10 @@ def test_ulmfit_recipe_learns_a_separable_task(trained):
     history = classifier.history.history
     assert history["trainable_groups"] == [1, 2, 3] + [4] * 5
     lm = classifier.history.language_model
-    assert lm["perplexity_after"] < lm["perplexity_before"]
+    assert isinstance(lm, keras.callbacks.History)
+    assert lm.perplexity_after < lm.perplexity_before
+    assert lm.train_tokens > 1000
+    assert len(lm.history["loss"]) == 2  # lm_epochs=(1, 1)
     truth = [classifier.label_names.index(label) for label in labels]
     loss, accuracy = classifier.evaluate(texts, truth, verbose=0)
     assert accuracy >= 0.9, accuracy

@@ -482,7 +482,7 @@ def _fine_tune_lm(
     config = language_model_config(encoder)
     with strategy.scope():
         language_model, tokenizer = load_language_model(encoder)
-        tuned, info = fine_tune_language_model(
+        tuned = fine_tune_language_model(
             language_model,
             tokenizer,
             texts,
@@ -495,7 +495,11 @@ def _fine_tune_lm(
             verbose=verbose,
             callbacks=callbacks,
         )
-    history = info.pop("history")
+    history = tuned.history.history
+    info = {"train_tokens": tuned.history.train_tokens}
+    for key in ("perplexity_before", "perplexity_after"):
+        if getattr(tuned.history, key) is not None:
+            info[key] = float(getattr(tuned.history, key))
     config["fine_tuning"] = {
         "from": os.fspath(encoder),
         "data": training_data,
@@ -570,7 +574,7 @@ def lm_pretrain_command(args):
         command=_command_line(args),
         data=[os.path.basename(path) for path in args.corpus],
     )
-    _lm_finish(args, run, started, result["validation_perplexity"])
+    _lm_finish(args, run, started, result.history.validation_perplexity)
 
 
 def _check_initial(args):

@@ -7,10 +7,16 @@ import datetime
 import math
 import os
 
+import keras
 import tensorflow as tf
 
 from keras_tl.callbacks import OneCycleScheduler, ResetStateEachEpoch
-from keras_tl.checks import check_positive, check_positive_int
+from keras_tl.checks import (
+    check_positive,
+    check_positive_int,
+    refuse_unknown,
+    renamed,
+)
 from keras_tl.files import write_folder
 from keras_tl.presets import language_model_config
 from keras_tl.text import tokenizers as tokenizers_lib
@@ -98,7 +104,7 @@ def _make_tokenizer(tokenizer, text, vocabulary_size, verbose):
 
 def pretrain_language_model(
     corpus,
-    output_dir,
+    path=None,
     *,
     validation=None,
     initial=None,
@@ -120,6 +126,7 @@ def pretrain_language_model(
     weights_dtype="float32",
     verbose="auto",
     callbacks=None,
+    **deprecated,
 ):
     """Trains an AWD-LSTM language model and writes it to a folder.
 
@@ -147,7 +154,8 @@ def pretrain_language_model(
 
     Args:
         corpus: the training text (a string) or a list of documents.
-        output_dir: the folder to write (replaced if it exists).
+        path: the folder to write (replaced if it exists; `output_dir`
+            before, still taken with a DeprecationWarning).
         validation: validation text; default: the last
             `validation_fraction` of the corpus's lines.
         initial: continue from a trained language model (a folder or a
@@ -175,20 +183,30 @@ def pretrain_language_model(
         run: a `RunFolder` to checkpoint into and resume from.
         checkpoint_every: steps between checkpoints (with `run`).
         weights_dtype: "float32" or "float16": how the weights are stored
-            in `output_dir` (float16 halves the file; they load as
+            in `path` (float16 halves the file; they load as
             float32).
         verbose: as `fit`; also progress bars for the tokenizer and the
             corpus encoding (0 for silence).
         callbacks: more callbacks for `fit`.
 
     Returns:
-        A dict with the validation perplexity and the training history.
+        The trained `AWDLSTMLanguageModel` (stateful, as trained). Its
+        `history` is a Keras `History` of the whole run (every checkpoint
+        interval, also across a resume), with `validation_perplexity`.
 
     Example:
 
     >>> pretrain_language_model(text, "saved_models/es_lm",
     ...                         language="es")  # doctest: +SKIP
     """
+    path = renamed(
+        deprecated, "output_dir", "path", path, None, "pretrain_language_model"
+    )
+    refuse_unknown(deprecated, "pretrain_language_model")
+    if path is None:
+        raise TypeError(
+            "pretrain_language_model() needs `path`: the folder to write."
+        )
     check_positive("epochs", epochs)
     check_positive_int("checkpoint_every", checkpoint_every)
     if weights_dtype not in ("float32", "float16"):
@@ -338,9 +356,10 @@ def pretrain_language_model(
     }
 
     save_language_model(
-        model, tokenizer, output_dir, config, weights_dtype=weights_dtype
+        model, tokenizer, path, config, weights_dtype=weights_dtype
     )
-    return {
-        "validation_perplexity": scores["perplexity"],
-        "history": history,
-    }
+    result = keras.callbacks.History()
+    result.history = history
+    result.validation_perplexity = scores["perplexity"]
+    model.history = result
+    return model

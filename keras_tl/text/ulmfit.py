@@ -86,8 +86,10 @@ def fine_tune_language_model(
         callbacks: more callbacks for every `fit`.
 
     Returns:
-        `(model, info)`: a non-stateful fine-tuned copy and a dict with the
-        history and validation perplexities.
+        A non-stateful fine-tuned copy (an `AWDLSTMLanguageModel`). Its
+        `history` is the Keras `History` of every stage, with three more
+        attributes: `train_tokens`, and `perplexity_before` and
+        `perplexity_after` on `validation_texts` (None without them).
     """
     from keras_tl.recipes import fine_tune
     from keras_tl.text.language_model import (
@@ -106,10 +108,10 @@ def fine_tune_language_model(
     if learning_rate is None:
         learning_rate = default_rates("language_model", len(epochs))
     train_ids = stream(texts)
-    info = {"train_tokens": int(len(train_ids))}
     valid_ids = stream(validation_texts) if validation_texts else None
+    before = after = None
     if valid_ids is not None:
-        info["perplexity_before"] = evaluate_perplexity(
+        before = evaluate_perplexity(
             language_model, valid_ids, sequence_length=sequence_length
         )["perplexity"]
     data = data_lib.language_model_dataset(
@@ -134,12 +136,15 @@ def fine_tune_language_model(
         verbose=verbose,
     )
     tuned = copy_language_model(model, stateful=False)
-    info["history"] = history.history
     if valid_ids is not None:
-        info["perplexity_after"] = evaluate_perplexity(
+        after = evaluate_perplexity(
             tuned, valid_ids, sequence_length=sequence_length
         )["perplexity"]
-    return tuned, info
+    history.train_tokens = int(len(train_ids))
+    history.perplexity_before = before
+    history.perplexity_after = after
+    tuned.history = history
+    return tuned
 
 
 def train_ulmfit(
@@ -210,9 +215,10 @@ def train_ulmfit(
         A Keras model (`keras_tl.text.TextModel`) that takes raw strings
         and returns class probabilities, in the order of its
         `label_names`. Its `history` is the classifier's `keras.callbacks.
-        History` (every stage), and `history.language_model` what step (i)
-        did (`history`, `train_tokens`, perplexity before and after on the
-        validation texts), or None without step (i).
+        History` (every stage), and `history.language_model` step (i)'s
+        (see `fine_tune_language_model`: with `train_tokens`,
+        `perplexity_before` and `perplexity_after` on the validation
+        texts), or None without step (i).
 
     Example:
 
@@ -300,12 +306,11 @@ def train_ulmfit(
         raise ValueError(
             "Give both `validation_texts` and `validation_labels`, or neither."
         )
-    lm_info = None
     if validation_texts is not None:
         validation_texts = _check_documents(validation_texts, "validation")
     if language_model is not None and lm_epochs:
         corpus = texts + list(language_model_texts or [])
-        language_model, lm_info = fine_tune_language_model(
+        language_model = fine_tune_language_model(
             language_model,
             tokenizer,
             corpus,
@@ -373,6 +378,10 @@ def train_ulmfit(
         label_names=label_names,
         name=name or f"ulmfit_{'backward' if backwards else 'forward'}",
     )
-    result.language_model = lm_info
+    result.language_model = (
+        language_model.history
+        if language_model is not None and lm_epochs
+        else None
+    )
     classifier.history = result
     return classifier
