@@ -32,7 +32,7 @@ _PUBLIC = {
     "freeze_to": "keras_tl.groups",
     "layer_groups": "keras_tl.groups",
     "load_model": "keras_tl.saving",
-    "prepare_optimizer": "keras_tl.groups",
+    "prepare_optimizer": "keras_tl.optimizer_state",
     "unfreeze": "keras_tl.groups",
     "classification_head": "keras_tl.heads",
     "LRFinderResult": "keras_tl.lr_finder",

@@ -17,6 +17,7 @@ import keras
 from keras_tl import checks, schedules
 from keras_tl import groups as groups_lib
 from keras_tl import optimizers as optimizers_lib
+from keras_tl.optimizer_state import retrace
 
 
 def _to_float(value):
@@ -148,7 +149,7 @@ class Scheduler(keras.callbacks.Callback):
                     stacklevel=2,
                 )
                 self.momentum_schedule = None
-        optimizers_lib.retrace(model)
+        retrace(model)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -164,7 +165,7 @@ class Scheduler(keras.callbacks.Callback):
         optimizer.learning_rate_schedule = None
         optimizer.momentum_schedule = None
         optimizer.learning_rate = last
-        optimizers_lib.retrace(self.model)
+        retrace(self.model)
 
 
 class SlantedTriangularScheduler(Scheduler):

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tl import checks, schedules
-from keras_tl import groups as groups_lib
 from keras_tl import optimizers as optimizers_lib
+from keras_tl.optimizer_state import prepare_optimizer, replace_optimizer
 
 
 class _ExponentialRange(schedules.StepSchedule):
@@ -214,7 +214,7 @@ def lr_find(
             "before lr_find, so they can be restored afterwards."
         )
 
-    groups_lib.prepare_optimizer(model)
+    prepare_optimizer(model)
     original = model.optimizer
     compile_config = getattr(model, "_compile_config", None)
     compiled_optimizer = (
@@ -240,7 +240,7 @@ def lr_find(
     try:
         # One callback call per step, so every step's loss is seen.
         model.steps_per_execution = 1
-        groups_lib.replace_optimizer(model, trial)
+        replace_optimizer(model, trial)
         model.fit(
             dataset.repeat(),
             steps_per_epoch=num_steps,
@@ -251,7 +251,7 @@ def lr_find(
         )
     finally:
         model.steps_per_execution = saved_steps_per_execution
-        groups_lib.replace_optimizer(model, original)
+        replace_optimizer(model, original)
         if compile_config is not None and compiled_optimizer is not None:
             compile_config.config["optimizer"] = compiled_optimizer
         for variable, value in zip(model.variables, saved_weights, strict=True):

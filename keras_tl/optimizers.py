@@ -28,7 +28,11 @@ import tensorflow as tf
 from keras import ops
 
 from keras_tl import groups as groups_lib
-from keras_tl.groups import retrace
+from keras_tl.optimizer_state import (
+    prepare_optimizer,
+    replace_optimizer,
+    retrace,
+)
 
 
 class LayerwiseOptimizer:
@@ -513,7 +517,7 @@ def model_optimizer(model):
             "first."
         )
     # May swap in a fresh optimizer (or wrapper): read it again after.
-    groups_lib.prepare_optimizer(model)
+    prepare_optimizer(model)
     optimizer = model.optimizer
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         inner = optimizer.inner_optimizer
@@ -523,13 +527,13 @@ def model_optimizer(model):
             converted = layerwise(inner)
         # The wrapper keeps its loss scale; only the inner optimizer changes.
         optimizer.inner_optimizer = converted
-        groups_lib.replace_optimizer(model, converted, old=inner)
+        replace_optimizer(model, converted, old=inner)
         return converted
     if isinstance(optimizer, LayerwiseOptimizer):
         return optimizer
     with model.distribute_strategy.scope():
         converted = layerwise(model.optimizer)
-    groups_lib.replace_optimizer(model, converted)
+    replace_optimizer(model, converted)
     return converted
 
 

@@ -6,7 +6,7 @@ import warnings
 
 import keras
 
-from keras_tl import groups
+from keras_tl.optimizer_state import prepare_optimizer
 
 
 def load_model(path, **kwargs) -> keras.Model:
@@ -42,6 +42,6 @@ def load_model(path, **kwargs) -> keras.Model:
         )
         model = keras.saving.load_model(path, **kwargs)
     if getattr(model, "optimizer", None) is not None:
-        groups.prepare_optimizer(model)
+        prepare_optimizer(model)
         model.load_weights(path)
     return model
