@@ -302,6 +302,11 @@ class RunFolder:
                 )
         os.replace(temporary, self.file(HISTORY))
 
+    def save_model(self, model, name):
+        """Saves `model` as `name` in the folder (written, then moved in)."""
+        _save_model(model, self.file(name))
+        return self.file(name)
+
     def finish(self, summary):
         """Marks the run complete and writes `summary.json`."""
         summary = _plain(summary)

@@ -750,6 +750,17 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     assert summary["test"]["accuracy"] == pytest.approx(sum(hits) / 8)
     card = json.loads((export / "model_card.json").read_text())
     assert card["training_data"] == "train.csv"
+    # The run folder's model.keras: raw strings in, as the export.
+    import keras
+
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert model.label_names == ["neg", "pos"]
+    np.testing.assert_allclose(
+        model.predict([r["frase"] for r in rows[:8]], verbose=0),
+        out["probabilities"].numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     # evaluate / predict read the run folder's tokenizer and labels.
     assert cli.main(["evaluate", "--model", str(tmp_path / "run"),
                      "--data", str(test), "--text-column", "frase",
@@ -776,6 +787,72 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     assert checkpoint.stat().st_mtime_ns == saved
     assert (export / "saved_model.pb").exists()
     assert json.loads(state_path.read_text())["complete"]
+
+
+def test_ulmfit_ensemble_of_a_forward_and_a_backward_encoder(tmp_path, capsys):
+    import keras
+    import tensorflow as tf
+
+    texts = [f"es {'bueno' if i % 2 else 'malo'} y {i % 5}" for i in range(48)]
+    labels = ["pos" if i % 2 else "neg" for i in range(48)]
+    train = tmp_path / "train.csv"
+    with open(train, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels, strict=True))
+    pretrain_tiny_lm(tmp_path / "fwd", texts, vocabulary_size=60)
+    pretrain_tiny_lm(
+        tmp_path / "bwd", texts, vocabulary_size=60, backwards=True
+    )
+    export = tmp_path / "served"
+    argv = [
+        "ulmfit",
+        "--data", str(train),
+        "--test", str(train),
+        "--encoder", str(tmp_path / "fwd"),
+        "--ensemble-with", str(tmp_path / "bwd"),
+        "--lm-epochs", "1",
+        "--lm-batch-size", "8",
+        "--epochs", "1",
+        "--batch-size", "16",
+        "--sequence-length", "8",
+        "--export", str(export),
+        "--run-dir", str(tmp_path / "run"),
+        "--verbose", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert len(summary["members"]) == 2
+    both = keras.saving.load_model(run / "model.keras")
+    forward = keras.saving.load_model(run / "member-1" / "model.keras")
+    backward = keras.saving.load_model(run / "member-2" / "model.keras")
+    assert backward.get_layer("document_ids").backwards
+    assert not forward.get_layer("document_ids").backwards
+    probe = texts[:6]
+    expected = (
+        forward.predict(probe, verbose=0) + backward.predict(probe, verbose=0)
+    ) / 2
+    np.testing.assert_allclose(
+        both.predict(probe, verbose=0), expected, rtol=1e-5, atol=1e-6
+    )
+    served = tf.saved_model.load(str(export)).signatures["serving_default"]
+    np.testing.assert_allclose(
+        served(texts=tf.constant(probe))["probabilities"].numpy(),
+        expected,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    card = json.loads((export / "model_card.json").read_text())
+    assert card["ensemble"] == ["forward", "backward"]
+    predicted = both.predict(texts, verbose=0).argmax(-1)
+    accuracy = np.mean(
+        [
+            both.label_names[i] == y
+            for i, y in zip(predicted, labels, strict=True)
+        ]
+    )
+    assert summary["test"]["accuracy"] == pytest.approx(accuracy)
 
 
 def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):

@@ -27,6 +27,9 @@ from keras_tl.files import check_replaceable
 _NOT_CONFIG = {"config", "overwrite", "verbose", "run", "run_dir", "argv"}
 # What is done after training: may change when a run is resumed.
 _AFTER_TRAINING = ("export", "tflite", "test", "test_labels")
+# Text runs also save their classifier with its tokenizer inside, raw
+# strings in: keras.saving.load_model reads it without keras_tl commands.
+TEXT_MODEL = "model.keras"
 
 
 def _config(args):
@@ -293,6 +296,8 @@ def train_command(args):
     )
     _save_tokenizer(task, run)
     model, summary = _fit_classifier(args, task, run)
+    if task.tokenizer is not None:
+        summary["model"] = run.save_model(task.text_model(model), TEXT_MODEL)
     _finish(args, run, summary, started, model, task)
 
 
@@ -339,7 +344,7 @@ def _save_tokenizer(task, run):
 def ulmfit_command(args):
     from keras_tl.presets import language_model_config
     from keras_tl.runs import RunFolder
-    from keras_tl.text import ensemble, text_model
+    from keras_tl.text import ensemble
 
     started = time.monotonic()
     for path in (args.data, args.validation, args.test):
@@ -392,17 +397,13 @@ def ulmfit_command(args):
         _save_tokenizer(task, run)
         model, summary = _fit_classifier(args, task, run)
         summary["language_model"] = run.state.get("language_model")
+        member = task.text_model(
+            model, name=f"member_{index + 1}" if len(encoders) > 1 else None
+        )
+        summary["model"] = run.save_model(member, TEXT_MODEL)
         if run is not top:
             run.finish(summary)
-        members.append(
-            text_model(
-                model,
-                task.tokenizer,
-                backwards=task.backwards,
-                label_names=task.label_names,
-                name=f"member_{index + 1}",
-            )
-        )
+        members.append(member)
         summaries.append(summary)
     if len(members) == 1:
         _finish(args, top, summaries[0], started, model, task)
@@ -412,6 +413,7 @@ def ulmfit_command(args):
         "run_dir": root,
         "members": summaries,
         "labels": task.label_names,
+        "model": top.save_model(both, TEXT_MODEL),
     }
     if args.test:
         from keras_tl.metrics import classification_metrics

@@ -314,19 +314,25 @@ class Task:
             **options,
         )
 
+    def text_model(self, model, name=None):
+        """The token-id classifier with its tokenizer in front: raw
+        strings in (`keras_tl.text.TextModel`)."""
+        from keras_tl.text import text_model
+
+        return text_model(
+            model,
+            self.tokenizer,
+            backwards=self.backwards,
+            label_names=self.label_names,
+            name=name,
+        )
+
     def export(self, model, path, metrics=None, overwrite=False):
         import keras_tl
 
         training = os.path.basename(os.path.normpath(self.args.data))
         if self.tokenizer is not None:
-            from keras_tl.text import text_model
-
-            model = text_model(
-                model,
-                self.tokenizer,
-                backwards=self.backwards,
-                label_names=self.label_names,
-            )
+            model = self.text_model(model)
         keras_tl.export(
             model,
             path,
