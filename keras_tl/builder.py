@@ -14,6 +14,8 @@ from keras_tl.backbones.preprocessing import ImagePreprocessing
 from keras_tl.backbones.registry import BackboneSpec, get_backbone
 from keras_tl.checks import check_positive
 from keras_tl.heads import classification_head
+from keras_tl.text.classifier import text_classifier
+from keras_tl.text.lm_saving import load_language_model
 
 HUB_PREFIX = "hub:"
 
@@ -170,8 +172,6 @@ def build(
 def _awd_lstm(
     task, encoder, num_classes, multi_label, freeze, learning_rate, options
 ):
-    from keras_tl.text.classifier import text_classifier
-    from keras_tl.text.language_model import load_language_model
 
     if encoder is None:
         raise ValueError(

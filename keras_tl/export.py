@@ -24,7 +24,11 @@ import keras
 import tensorflow as tf
 
 from keras_tl.files import check_replaceable, library_versions, write_folder
+from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
+from keras_tl.text.classifier import SentenceEncoder
+from keras_tl.text.lm_saving import export_language_model
 from keras_tl.text.lstm_kernel import cudnn_off
+from keras_tl.text.string_model import DocumentIds
 
 
 def _outputs(probabilities, labels):
@@ -45,8 +49,6 @@ def _outputs(probabilities, labels):
 
 def _text_card(model):
     """What the card says about a ULMFiT model's tokenizers and encoders."""
-    from keras_tl.text.classifier import SentenceEncoder
-    from keras_tl.text.string_model import DocumentIds
 
     layers = list(model._flatten_layers(include_self=False, recursive=True))
     readers = [x for x in layers if isinstance(x, DocumentIds)]
@@ -211,7 +213,6 @@ def export(
             "choose another folder."
         )
     check_replaceable(path, "saved_model.pb", "a SavedModel")
-    from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 
     if isinstance(model, AWDLSTMLanguageModel):
         if tokenizer is None:
@@ -225,7 +226,6 @@ def export(
                 "`labels` and `tflite` are for classifiers; a language "
                 "model serves next-token log-probabilities."
             )
-        from keras_tl.text.language_model import export_language_model
 
         export_language_model(model, tokenizer, path, overwrite=overwrite)
         return {"task": "language model", "signatures": ["serve"]}

@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_tl import callbacks as callbacks_lib
 from keras_tl import groups as groups_lib
 from keras_tl import optimizers as optimizers_lib
+from keras_tl import schedules as schedules_lib
 
 _SCHEDULERS = {
     "slanted_triangular": callbacks_lib.SlantedTriangularScheduler,
@@ -208,8 +209,6 @@ def planned_learning_rates(
     (30,)
     """
     import numpy as np
-
-    from keras_tl import schedules as schedules_lib
 
     epochs = (epochs,) if isinstance(epochs, int) else tuple(epochs)
     if schedule not in _SCHEDULERS:

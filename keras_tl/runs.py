@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from keras_tl.files import atomic_write
+from keras_tl.saving import load_model
 
 CONFIG = "config.yaml"
 STATE = "state.json"
@@ -201,7 +202,6 @@ class RunFolder:
         """The model (and optimizer state) of the last checkpoint, with its
         dropout seeds where they were saved, so training goes on as if it
         had never stopped."""
-        from keras_tl.saving import load_model
 
         path = self.file(self.state["last_checkpoint"])
         model = load_model(path)

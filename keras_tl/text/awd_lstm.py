@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_tl.checks import check_positive_int
+from keras_tl.distribute import device_kind
 from keras_tl.text.lstm_kernel import lstm_sequence
 
 # fastai's awd_lstm_lm_config dropouts, before drop_mult.
@@ -200,7 +201,6 @@ class WeightDropLSTM(keras.layers.LSTM):
         )
 
     def _fused_gradient_applies(self, mask):
-        from keras_tl.distribute import device_kind
 
         cell = self.cell
         return (

@@ -21,9 +21,11 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_tl import groups
 from keras_tl.checks import check_positive_int, refuse_unknown, renamed
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import AWDLSTMEncoder, AWDLSTMLanguageModel
+from keras_tl.text.lm_saving import load_language_model
 
 # fastai's awd_lstm_clas_config dropouts, before drop_mult.
 CLASSIFIER_DROPOUTS = {
@@ -309,8 +311,6 @@ def classifier_encoder(source, drop_mult=0.5, seed=None):
     """
     tokenizer = None
     if isinstance(source, (str, os.PathLike)):
-        from keras_tl.text.language_model import load_language_model
-
         source, tokenizer = load_language_model(source)
     if isinstance(source, AWDLSTMLanguageModel):
         source = source.encoder
@@ -494,7 +494,6 @@ def text_classifier(
         ),
         metrics=["binary_accuracy" if binary else "accuracy"],
     )
-    from keras_tl import groups
 
     if freeze_backbone:
         groups.freeze(model)

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_tl import distribute, optimizers
 from keras_tl.presets import language_model_config  # noqa: F401
 from keras_tl.text import data as data_lib
 from keras_tl.text import tokenizers as tokenizers_lib
@@ -56,7 +57,6 @@ def compile_language_model(model, learning_rate=2e-3, metrics=None):
 
     >>> compile_language_model(lm, 2e-3)  # doctest: +SKIP
     """
-    from keras_tl import distribute, optimizers
 
     model.compile(
         # Keras' Adam, but clipping the replicas' summed gradient under a

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tl.checks import check_texts
+from keras_tl.presets import resolve_encoder
 from keras_tl.text import normalization as normalization_lib
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -489,7 +490,6 @@ def load_tokenizer(folder):
 
     >>> tokenizer = load_tokenizer("es")  # doctest: +SKIP
     """
-    from keras_tl.presets import resolve_encoder
 
     if not os.path.exists(folder) and os.sep not in os.fspath(folder):
         folder = resolve_encoder(folder)  # a preset name

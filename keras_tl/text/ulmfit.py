@@ -13,9 +13,17 @@ import numpy as np
 
 from keras_tl.callbacks import ResetStateEachEpoch
 from keras_tl.checks import check_texts, refuse_unknown, renamed
+from keras_tl.recipes import fine_tune
 from keras_tl.text import data as data_lib
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.classifier import text_classifier
+from keras_tl.text.language_model import (
+    compile_language_model,
+    copy_language_model,
+    evaluate_perplexity,
+    language_model_config,
+    load_language_model,
+)
 from keras_tl.text.string_model import text_model
 
 
@@ -91,12 +99,6 @@ def fine_tune_language_model(
         attributes: `train_tokens`, and `perplexity_before` and
         `perplexity_after` on `validation_texts` (None without them).
     """
-    from keras_tl.recipes import fine_tune
-    from keras_tl.text.language_model import (
-        compile_language_model,
-        copy_language_model,
-        evaluate_perplexity,
-    )
 
     def stream(documents):
         ids = data_lib.encode_corpus(
@@ -229,11 +231,6 @@ def train_ulmfit(
     >>> clf.evaluate(test_texts, test_label_ids)  # doctest: +SKIP
     >>> keras_tl.export(clf, "saved_models/tweets")  # doctest: +SKIP
     """
-    from keras_tl.recipes import fine_tune
-    from keras_tl.text.language_model import (
-        language_model_config,
-        load_language_model,
-    )
 
     sequence_length = renamed(
         deprecated,
