@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_tl import groups
+from keras_tl.backbones.applications import spatial_groups
 from keras_tl.backbones.hub import HubLayer
 from keras_tl.backbones.preprocessing import ImagePreprocessing
 from keras_tl.backbones.registry import BackboneSpec, get_backbone
@@ -35,6 +36,7 @@ def build(
     learning_rate: float | None = None,
     task: str = "classifier",
     encoder=None,
+    feature_group: int | None = None,
     **text_options,
 ) -> keras.Model:
     """Builds a compiled classifier on a pretrained backbone.
@@ -68,6 +70,11 @@ def build(
         learning_rate: Adam's learning rate (default 1e-3; 1e-2 for
             `"awd_lstm"`).
         task: `"classifier"`; with `"awd_lstm"` also `"language_model"`.
+        feature_group: for registered image backbones, the index of the
+            backbone's layer group (its downsampling stage: 0 is the stem,
+            -1 the last) whose output feeds the head; the backbone is cut
+            there. Default: the whole backbone. Earlier stages hold more
+            generic features, the choice for data far from ImageNet.
         encoder: for `"awd_lstm"`: a shipped preset (`"en"`, `"es"`), a
             pretrained language-model folder (`pretrain_language_model`),
             a language model, an encoder, or a dict of sizes to start from
@@ -102,6 +109,7 @@ def build(
             "input_shape": (input_shape, None),
             "pooling": (pooling, "avg"),
             "train_bn": (train_bn, False),
+            "feature_group": (feature_group, None),
         }
         given = [
             k for k, (value, default) in image_only.items() if value != default
@@ -135,12 +143,19 @@ def build(
     learning_rate = 1e-3 if learning_rate is None else learning_rate
     dropout = 0.2 if dropout is None else dropout
     if isinstance(backbone, str) and backbone.startswith(HUB_PREFIX):
+        if feature_group is not None:
+            raise ValueError(
+                "`feature_group` cuts a registered keras.applications "
+                "backbone at one of its stages; a hub module's inside is "
+                f"not reachable. Received: backbone={backbone!r}, "
+                f"feature_group={feature_group}"
+            )
         inputs, features = _hub_backbone(
             backbone[len(HUB_PREFIX) :], weights, input_shape
         )
     else:
         inputs, features = _registered_backbone(
-            get_backbone(backbone), weights, input_shape
+            get_backbone(backbone), weights, input_shape, feature_group
         )
     outputs = classification_head(
         features,
@@ -201,12 +216,68 @@ def _awd_lstm(
     )
 
 
-def _registered_backbone(spec: BackboneSpec, weights, input_shape):
+def _registered_backbone(
+    spec: BackboneSpec, weights, input_shape, feature_group=None
+):
     input_shape = _check_image_shape(spec, input_shape)
     base = load_backbone(spec, input_shape, weights)
+    if feature_group is not None:
+        base = cut_at_group(base, feature_group)
     inputs = keras.Input(input_shape, name="image")
     x = ImagePreprocessing(spec.preprocessing, name="preprocessing")(inputs)
     return inputs, base(x)
+
+
+def cut_at_group(backbone, index):
+    """The backbone up to the end of one of its layer groups.
+
+    Args:
+        backbone: a functional CNN (no top).
+        index: the group (`keras_tl.backbones.spatial_groups`): 0 is the
+            stem, -1 the last stage.
+
+    Returns:
+        A functional model sharing `backbone`'s layers and weights, whose
+        output is that group's last feature map.
+
+    Example:
+
+    >>> net = keras.applications.MobileNetV2(
+    ...     include_top=False, weights=None, input_shape=(64, 64, 3))
+    >>> cut_at_group(net, 1).output_shape
+    (None, 8, 8, 192)
+    """
+    groups = [
+        group
+        for group in spatial_groups(backbone)
+        if len(group[-1].output.shape) == 4  # not a pooling / top group
+    ]
+    if (
+        isinstance(index, bool)
+        or not isinstance(index, int)
+        or not -len(groups) <= index < len(groups)
+    ):
+        raise ValueError(
+            f"`feature_group` must be an integer in [{-len(groups)}, "
+            f"{len(groups) - 1}]: {backbone.name} has {len(groups)} layer "
+            f"groups (0 is the stem, {len(groups) - 1} the last stage). "
+            f"Received: feature_group={index!r}"
+        )
+    if index % len(groups) == len(groups) - 1:
+        return backbone
+    # A stage ends where the next one pads its input: the padding's input
+    # is the feature map.
+    layers = [
+        layer
+        for layer in groups[index]
+        if not isinstance(layer, keras.layers.ZeroPadding2D)
+    ]
+    output = (layers or groups[index])[-1].output
+    return keras.Model(
+        backbone.inputs,
+        output,
+        name=f"{backbone.name}_to_group_{index % len(groups)}",
+    )
 
 
 def _check_image_shape(spec, input_shape):

@@ -159,3 +159,76 @@ print(json.dumps({{k: served.serve(inputs[k]).numpy().tolist()
         np.testing.assert_allclose(
             served[key], model.predict(batch, verbose=0), rtol=1e-5, atol=1e-6
         )
+
+
+def test_heads_on_an_intermediate_stage(tmp_path):
+    """`feature_group` cuts the backbone at one of its stages: the head
+    reads that stage's feature map, the layers after it are gone, and the
+    kept layers are the backbone's own (same weights)."""
+    from keras_tl.builder import cut_at_group
+
+    full = keras_tl.build(
+        "mobilenet_v2_035", 3, weights=None, input_shape=(64, 64, 3)
+    )
+    sizes = []
+    for index in (0, 1, 2, -1):
+        model = keras_tl.build(
+            "mobilenet_v2_035",
+            3,
+            weights=None,
+            input_shape=(64, 64, 3),
+            feature_group=index,
+        )
+        backbone = model.layers[2]
+        sizes.append(backbone.output_shape[1])
+        # The stages before the cut, then the head.
+        assert len(keras_tl.layer_groups(model)) == index % 4 + 2
+        assert model.count_params() <= full.count_params()
+    assert sizes == [16, 8, 4, 2]  # each stage halves the map
+    net = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(64, 64, 3), alpha=0.35
+    )
+    cut = cut_at_group(net, 1)
+    assert cut.get_layer("Conv1").kernel is net.get_layer("Conv1").kernel
+    assert "block_6_project" not in [layer.name for layer in cut.layers]
+    x = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3))
+    inner = keras.Model(net.inputs, cut.output)
+    np.testing.assert_allclose(cut(x), inner(x), rtol=1e-6)
+    # It trains and saves like any model build makes.
+    model = keras_tl.build(
+        "mobilenet_v2_035",
+        2,
+        weights=None,
+        input_shape=(64, 64, 3),
+        feature_group=1,
+    )
+    images, labels = (x * 255).astype("float32"), np.array([0, 1])
+    model.fit(images, labels, epochs=1, verbose=0)
+    model.save(tmp_path / "cut.keras")
+    again = keras.saving.load_model(tmp_path / "cut.keras")
+    np.testing.assert_allclose(again(images), model(images), rtol=1e-5)
+
+
+def test_feature_group_errors():
+    with pytest.raises(ValueError, match=r"in \[-4, 3\]"):
+        keras_tl.build(
+            "mobilenet_v2_035",
+            2,
+            weights=None,
+            input_shape=(64, 64, 3),
+            feature_group=4,
+        )
+    with pytest.raises(ValueError, match="`feature_group` do not apply"):
+        keras_tl.build(
+            "awd_lstm",
+            2,
+            encoder={
+                "vocabulary_size": 20,
+                "embedding_dim": 4,
+                "hidden_dim": 6,
+                "num_layers": 1,
+            },
+            feature_group=1,
+        )
+    with pytest.raises(ValueError, match="hub module"):
+        keras_tl.build("hub:/nowhere", 2, feature_group=1)
