@@ -17,6 +17,65 @@ _SCHEDULERS = {
 }
 
 
+# The peak rate of a model's first stage when none is given (then halved
+# at each stage; see `default_rates`).
+DEFAULT_LEARNING_RATE = 1e-3
+
+
+def model_kind(model):
+    """ "language_model" (AWD-LSTM), "text_classifier" (ULMFiT) or "other".
+
+    A model, or a layer inside it, says which by a `rate_policy` class
+    attribute (`AWDLSTMLanguageModel`, `SentenceEncoder`), as it says its
+    groups by a `layer_groups()` method.
+    """
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        kind = getattr(type(layer), "rate_policy", None)
+        if kind is not None:
+            return kind
+    return "other"
+
+
+def default_rates(kind, stages):
+    """The peak rate of each stage when `fine_tune` (or `train_ulmfit`, or
+    `keras-tl train`) is given none: the one policy, by kind of model.
+
+    - "other" (image and hub models): 1e-3 for the head, halved at each
+      later stage (what `build` compiles with and BENCHMARKS measured).
+    - "text_classifier" (ULMFiT, the paper's and fastai's): 2e-2 for the
+      head, halved at each stage, 1e-3 for the last (all unfrozen):
+      (2e-2, 1e-2, 5e-3, 1e-3) for the usual four stages.
+    - "language_model" (ULMFiT's LM fine-tuning): 2e-2 while only the
+      embedding trains, then 2e-3.
+
+    Args:
+        kind: one of the above, or a model (see `model_kind`).
+        stages: the number of stages.
+
+    Returns:
+        A list of `stages` rates.
+
+    Example:
+
+    >>> default_rates("text_classifier", 4)
+    [0.02, 0.01, 0.005, 0.001]
+    """
+    if not isinstance(kind, str):
+        kind = model_kind(kind)
+    if kind == "language_model":
+        return [2e-3] if stages == 1 else [2e-2] + [2e-3] * (stages - 1)
+    if kind == "text_classifier":
+        if stages == 1:
+            return [1e-3]
+        return [2e-2 / 2**i for i in range(stages - 1)] + [1e-3]
+    if kind != "other":
+        raise ValueError(
+            "`kind` must be 'other', 'text_classifier' or 'language_model'. "
+            f"Received: kind={kind!r}"
+        )
+    return stage_rates(DEFAULT_LEARNING_RATE, stages)
+
+
 def stage_rates(learning_rate, stages):
     if isinstance(learning_rate, (list, tuple)):
         if len(learning_rate) != stages:
@@ -44,7 +103,7 @@ def fine_tune(
     train_data,
     *,
     epochs=(1, 1, 1, 2),
-    learning_rate=2e-3,
+    learning_rate=None,
     factor=2.6,
     schedule: str = "slanted_triangular",
     train_bn: bool = False,
@@ -74,6 +133,8 @@ def fine_tune(
         epochs: epochs of each stage; its length is the number of stages.
         learning_rate: peak rate of the top group in the first stage,
             halved at each later stage; or a list with one peak per stage.
+            Default: `default_rates(model, stages)` (1e-3 halved; ULMFiT's
+            rates for text classifiers and language models).
         factor: discriminative rates: a number, a list per group, see
             `keras_tl.discriminative`.
         schedule: "slanted_triangular", "one_cycle" or "warmup_cosine".
@@ -119,6 +180,8 @@ def fine_tune(
             f"groups, so there can be at most {num_groups} stages. Received: "
             f"epochs={epochs} ({len(epochs)} stages)"
         )
+    if learning_rate is None:
+        learning_rate = default_rates(model, len(epochs))
     rates = stage_rates(learning_rate, len(epochs))
     if (
         isinstance(initial_epoch, bool)

@@ -100,3 +100,30 @@ def test_each_stage_is_named_before_its_epochs(capsys):
     ]
     keras_tl.fine_tune(compiled(), data(), epochs=(1,), verbose=0)
     assert "Stage" not in capsys.readouterr().out
+
+
+def test_one_default_rate_policy_by_kind_of_model():
+    from keras_tl.recipes import default_rates, model_kind
+    from keras_tl.text import AWDLSTMLanguageModel, text_classifier
+
+    sizes = {
+        "vocabulary_size": 20,
+        "embedding_dim": 4,
+        "hidden_dim": 6,
+        "num_layers": 2,
+    }
+    text = text_classifier(sizes, 2)
+    lm = AWDLSTMLanguageModel(**sizes)
+    image = keras_tl.build(
+        "mobilenet_v2_035", 2, weights=None, input_shape=(32, 32, 3)
+    )
+    assert [model_kind(m) for m in (text, lm, image)] == [
+        "text_classifier",
+        "language_model",
+        "other",
+    ]
+    assert default_rates(text, 4) == pytest.approx([2e-2, 1e-2, 5e-3, 1e-3])
+    assert default_rates(lm, 2) == pytest.approx([2e-2, 2e-3])
+    assert default_rates(image, 2) == pytest.approx([1e-3, 5e-4])
+    with pytest.raises(ValueError, match="`kind` must be"):
+        default_rates("classifier", 2)

@@ -156,14 +156,16 @@ def _fit_classifier(args, task, run):
 PRECISIONS = {"auto": "auto", "float32": False, "mixed": True}
 
 
-def _rates(args, default=1e-3):
-    """`--learning-rate`: one peak (halved each stage) or one per stage."""
+def _rates(args):
+    """`--learning-rate`: one peak (halved each stage) or one per stage;
+    default: `keras_tl.recipes.default_rates` for the backbone's kind."""
     if args.learning_rate is None:
-        if getattr(args, "backbone", None) == "awd_lstm":
-            from keras_tl.text.ulmfit import default_rates
+        from keras_tl.recipes import default_rates
 
-            return default_rates("classifier", len(args.epochs))
-        return default
+        text = getattr(args, "backbone", None) == "awd_lstm"
+        return default_rates(
+            "text_classifier" if text else "other", len(args.epochs)
+        )
     if len(args.learning_rate) == 1:
         return args.learning_rate[0]
     return list(args.learning_rate)
@@ -668,8 +670,9 @@ def lm_finetune_command(args):
         args.output,
         validation=validation,
         epochs=args.epochs,
-        # One rate is the first stage's peak, as for `train`.
-        learning_rate=_rates(args, default=None),
+        # One rate is the first stage's peak, as for `train`; none: the
+        # language model's default rates (`default_rates`).
+        learning_rate=_rates(args) if args.learning_rate else None,
         batch_size=args.batch_size,
         sequence_length=args.sequence_length,
         verbose=verbosity(args),

@@ -467,6 +467,8 @@ class AWDLSTMLanguageModel(keras.Model):
     (2, 5, 100)
     """
 
+    rate_policy = "language_model"  # see keras_tl.recipes.default_rates
+
     def __init__(
         self,
         vocabulary_size,

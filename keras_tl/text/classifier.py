@@ -128,6 +128,8 @@ class SentenceEncoder(keras.layers.Layer):
     (1, 24)
     """
 
+    rate_policy = "text_classifier"  # see keras_tl.recipes.default_rates
+
     def __init__(self, encoder, sequence_length=70, max_length=1440, **kwargs):
         sequence_length = renamed(
             kwargs,

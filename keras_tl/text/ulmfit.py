@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_tl.callbacks import ResetStateEachEpoch
 from keras_tl.checks import check_texts, refuse_unknown, renamed
-from keras_tl.recipes import fine_tune
+from keras_tl.recipes import default_rates, fine_tune
 from keras_tl.text import data as data_lib
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.classifier import text_classifier
@@ -25,20 +25,6 @@ from keras_tl.text.language_model import (
     load_language_model,
 )
 from keras_tl.text.string_model import text_model
-
-
-def default_rates(kind, stages):
-    """fastai's ULMFiT rates, one per stage, for `stages` stages.
-
-    Language model: 2e-2 while only the embedding trains, then 2e-3.
-    Classifier: 2e-2 for the head, halved at each stage, 1e-3 for the last
-    (all unfrozen): (2e-2, 1e-2, 5e-3, 1e-3) for the usual four stages.
-    """
-    if kind == "language_model":
-        return [2e-3] if stages == 1 else [2e-2] + [2e-3] * (stages - 1)
-    if stages == 1:
-        return [1e-3]
-    return [2e-2 / 2**i for i in range(stages - 1)] + [1e-3]
 
 
 def _check_documents(texts, what):
@@ -86,7 +72,8 @@ def fine_tune_language_model(
         tokenizer: its tokenizer.
         texts: the target corpus (documents).
         epochs, learning_rate, factor: as `keras_tl.fine_tune`; the
-            rates default to `default_rates("language_model", stages)`.
+            rates default to `keras_tl.recipes.default_rates(
+            "language_model", stages)`.
         batch_size, sequence_length: the language-model batches.
         validation_texts: to report perplexity before and after.
         backwards: train on the reversed token stream.
@@ -199,7 +186,7 @@ def train_ulmfit(
         lm_learning_rate, lm_batch_size: step (i).
         epochs, learning_rate, factor, schedule: step (ii), as
             `keras_tl.fine_tune` (one rate a stage; default
-            `default_rates("classifier", stages)`).
+            `keras_tl.recipes.default_rates("text_classifier", stages)`).
         batch_size, sequence_length, max_length, drop_mult, dropout: the
             classifier (see `text_classifier`); `sequence_length` is also
             the LM fine-tuning's (`bptt` and `max_len` before: still
@@ -354,7 +341,7 @@ def train_ulmfit(
         )
     epochs = (epochs,) if isinstance(epochs, int) else tuple(epochs)
     if learning_rate is None:
-        learning_rate = default_rates("classifier", len(epochs))
+        learning_rate = default_rates("text_classifier", len(epochs))
     result = fine_tune(
         model,
         data,
