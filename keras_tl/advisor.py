@@ -1,0 +1,153 @@
+"""The transfer-strategy table as a decision on measured evidence.
+
+Every course on transfer learning teaches the same table:
+
+|                  | very similar dataset   | very different dataset   |
+|------------------|------------------------|--------------------------|
+| very little data | linear classifier on   | linear classifiers on    |
+|                  | the top layer          | earlier stages           |
+| quite a lot      | fine-tune a few layers | fine-tune more layers    |
+
+`decide` picks the cell from two measurements: the examples per class,
+and linear-probe accuracies on frozen features taken at the end of each
+layer group (stem first). The data is "similar" when the top stage's
+probe is within `tolerance` of the best stage's: the pretrained top
+already separates the classes. When an earlier stage probes better, the
+top's features are too specific to the pretraining task.
+
+It imports nothing heavy: the probes that feed it are measured elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# Fewer examples per class than this is "very little data": a few dozen
+# images a class is what a linear head on frozen features is for.
+LITTLE_DATA = 100
+# Probe accuracies within this of each other are a tie.
+TOLERANCE = 0.01
+
+CELLS = {
+    (True, True): "linear classifier on the top layer",
+    (False, True): "linear classifiers on earlier stages",
+    (True, False): "fine-tune a few layers",
+    (False, False): "fine-tune a larger number of layers",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Advice:
+    """A strategy and the evidence for it.
+
+    Attributes:
+        examples_per_class: training examples per class (the smallest
+            class's count).
+        probe_accuracy: held-out linear-probe accuracy at the end of each
+            layer group, stem first.
+        similar: whether the top stage probes (nearly) as well as any.
+        little_data: whether `examples_per_class` is below the threshold.
+        feature_group: the layer group the head reads (`build(...,
+            feature_group=...)`; -1 is the top).
+        train_groups: how many layer groups train by the end (1: the head
+            only; all of them: everything).
+        epochs: stage epochs for `fine_tune`, one stage per group trained.
+    """
+
+    examples_per_class: float
+    probe_accuracy: tuple
+    similar: bool
+    little_data: bool
+    feature_group: int
+    train_groups: int
+    epochs: tuple
+
+    @property
+    def cell(self):
+        return CELLS[(self.similar, self.little_data)]
+
+    def __str__(self):
+        mark = {key: "[x]" for key in [(self.similar, self.little_data)]}
+        rows = [
+            "|              | very similar dataset | very different dataset |",
+            "|--------------|----------------------|------------------------|",
+        ]
+        for little, name in ((True, "very little"), (False, "quite a lot")):
+            cells = [
+                f"{mark.get((similar, little), '[ ]')} "
+                f"{CELLS[(similar, little)]}"
+                for similar in (True, False)
+            ]
+            rows.append(f"| {name:<12} | " + " | ".join(cells) + " |")
+        probes = ", ".join(
+            f"group {i}: {a:.3f}" for i, a in enumerate(self.probe_accuracy)
+        )
+        return "\n".join(
+            [
+                *rows,
+                "",
+                f"examples per class: {self.examples_per_class:g}",
+                f"linear probe per layer group: {probes}",
+                f"strategy: {self.cell}: head on layer group "
+                f"{self.feature_group % len(self.probe_accuracy)}, "
+                f"{self.train_groups} group(s) trained, epochs "
+                f"{self.epochs}",
+            ]
+        )
+
+
+def decide(
+    examples_per_class,
+    probe_accuracy,
+    *,
+    little_data=LITTLE_DATA,
+    tolerance=TOLERANCE,
+    num_groups=None,
+):
+    """The table's cell and the strategy it implies.
+
+    Args:
+        examples_per_class: training examples per class (the smallest
+            class's count).
+        probe_accuracy: linear-probe accuracy at the end of each of the
+            backbone's layer groups, stem first, top last.
+        little_data: below this many examples per class, data is "very
+            little".
+        tolerance: probe accuracies this close count as equal.
+        num_groups: the model's layer groups with its head (default: one
+            more than the probes).
+
+    Returns:
+        An `Advice`.
+
+    Example:
+
+    >>> decide(50, [0.61, 0.72, 0.80, 0.93]).cell
+    'linear classifier on the top layer'
+    >>> decide(50, [0.70, 0.81, 0.74, 0.66]).feature_group
+    1
+    """
+    probes = tuple(float(a) for a in probe_accuracy)
+    if not probes:
+        raise ValueError("`probe_accuracy` needs one accuracy per group.")
+    if not examples_per_class > 0:
+        raise ValueError(
+            "`examples_per_class` must be > 0. Received: "
+            f"examples_per_class={examples_per_class}"
+        )
+    num_groups = num_groups or len(probes) + 1
+    best = max(probes)
+    # The latest stage within the tolerance of the best: the most
+    # specific features that still separate the classes as well.
+    chosen = max(i for i, a in enumerate(probes) if a >= best - tolerance)
+    similar = chosen == len(probes) - 1
+    little = examples_per_class < little_data
+    if little:
+        # A linear head, on the top or on the stage that probes best.
+        group = -1 if similar else chosen
+        return Advice(examples_per_class, probes, similar, True, group, 1, (5,))
+    # Enough data to fine-tune: a few groups when the top already fits,
+    # all of them (gradually) when it does not.
+    train = min(2, num_groups) if similar else num_groups
+    epochs = (1,) * (train - 1) + (2,)
+    return Advice(examples_per_class, probes, similar, False, -1, train, epochs)

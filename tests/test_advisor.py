@@ -1,0 +1,66 @@
+"""The transfer-strategy decision on synthetic evidence with known answers."""
+
+import pytest
+
+from keras_tl.advisor import decide
+
+TOP_BEST = [0.55, 0.70, 0.82, 0.95]  # the pretrained top separates best
+MIDDLE_BEST = [0.60, 0.84, 0.79, 0.70]  # the top is too task-specific
+
+
+@pytest.mark.parametrize(
+    "per_class, probes, cell, group, trained, epochs",
+    [
+        (40, TOP_BEST, "linear classifier on the top layer", -1, 1, (5,)),
+        (40, MIDDLE_BEST, "linear classifiers on earlier stages", 1, 1, (5,)),
+        (1000, TOP_BEST, "fine-tune a few layers", -1, 2, (1, 2)),
+        (
+            1000,
+            MIDDLE_BEST,
+            "fine-tune a larger number of layers",
+            -1,
+            5,
+            (1, 1, 1, 1, 2),
+        ),
+    ],
+)
+def test_each_cell_of_the_table(
+    per_class, probes, cell, group, trained, epochs
+):
+    advice = decide(per_class, probes)
+    assert advice.cell == cell
+    assert advice.feature_group == group
+    assert advice.train_groups == trained
+    assert advice.epochs == epochs
+    assert len(advice.epochs) == advice.train_groups
+
+
+def test_ties_go_to_the_later_stage_and_thresholds_apply():
+    # The top within the tolerance of the best: similar.
+    assert decide(40, [0.60, 0.900, 0.895]).similar
+    assert not decide(40, [0.60, 0.90, 0.85]).similar
+    assert decide(40, [0.60, 0.90, 0.85], tolerance=0.06).similar
+    # Of two stages tied for best, the head goes on the later one.
+    assert decide(40, [0.90, 0.90, 0.70]).feature_group == 1
+    assert decide(99, TOP_BEST).little_data
+    assert not decide(100, TOP_BEST).little_data
+    assert not decide(40, TOP_BEST, little_data=20).little_data
+    # Never more groups trained than the model has.
+    assert decide(1000, TOP_BEST, num_groups=1).train_groups == 1
+
+
+def test_the_advice_prints_the_table_with_its_cell_marked():
+    text = str(decide(40, MIDDLE_BEST))
+    marked = [line for line in text.splitlines() if "[x]" in line]
+    assert len(marked) == 1
+    assert marked[0].startswith("| very little")
+    assert "[x] linear classifiers on earlier stages" in marked[0]
+    assert "group 1: 0.840" in text
+    assert "head on layer group 1" in text
+
+
+def test_bad_evidence_is_refused():
+    with pytest.raises(ValueError, match="one accuracy per group"):
+        decide(40, [])
+    with pytest.raises(ValueError, match="examples_per_class"):
+        decide(0, TOP_BEST)
