@@ -151,3 +151,152 @@ def decide(
     train = min(2, num_groups) if similar else num_groups
     epochs = (1,) * (train - 1) + (2,)
     return Advice(examples_per_class, probes, similar, False, -1, train, epochs)
+
+
+def _stage_model(model):
+    """A model from `model`'s inputs to each backbone stage's pooled map."""
+    import keras
+
+    from keras_tl.backbones.applications import stage_outputs
+
+    backbones = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.Model)
+        and any(len(t.shape) == 4 for t in layer.inputs)
+    ]
+    if len(backbones) != 1:
+        raise ValueError(
+            "advise() probes the stages of an image backbone: give a model "
+            "from keras_tl.build with a registered image backbone. "
+            f"Received: {model.name}"
+        )
+    backbone = backbones[0]
+    stages = keras.Model(
+        backbone.inputs,
+        [
+            keras.layers.GlobalAveragePooling2D()(t)
+            for t in stage_outputs(backbone)
+        ],
+    )
+    names = [layer.name for layer in model.layers]
+    # What feeds the backbone in `model`: its preprocessing layer, if any.
+    fed = (
+        model.get_layer("preprocessing").output
+        if "preprocessing" in names
+        else model.inputs[0]
+    )
+    return keras.Model(model.inputs, stages(fed))
+
+
+def stage_features(model, data, max_batches=None):
+    """Frozen features at the end of each backbone stage, in one pass.
+
+    Args:
+        model: an image model from `keras_tl.build`.
+        data: batches of `(images, labels)` (a `tf.data.Dataset`).
+        max_batches: read at most this many batches.
+
+    Returns:
+        `(features, labels)`: a list with one `(n, channels)` array of
+        average-pooled features per stage (stem first), and the labels.
+    """
+    import numpy as np
+
+    stages = _stage_model(model)
+    parts, labels = None, []
+    for i, (images, y) in enumerate(data):
+        if max_batches is not None and i >= max_batches:
+            break
+        out = stages(images, training=False)
+        out = [np.asarray(o) for o in (out if isinstance(out, list) else [out])]
+        parts = [[] for _ in out] if parts is None else parts
+        for part, o in zip(parts, out, strict=True):
+            part.append(o)
+        labels.append(np.asarray(y).reshape(-1))
+    if parts is None:
+        raise ValueError("advise() got no data: the dataset is empty.")
+    return [np.concatenate(p) for p in parts], np.concatenate(labels)
+
+
+def linear_probe(features, labels, *, holdout=0.25, l2=1e-3, steps=300, seed=0):
+    """Held-out accuracy of a softmax regression on `features`.
+
+    The features are standardised on the training part; the regression
+    (L2 `l2`) is fitted by full-batch gradient descent, `steps` steps: a
+    fraction of a second for thousands of examples.
+
+    Args:
+        features: `(n, d)`.
+        labels: `(n,)` class ids.
+        holdout: the fraction of examples scored (stratified by nothing:
+            a seeded shuffle).
+
+    Returns:
+        The accuracy on the held-out part.
+    """
+    import numpy as np
+
+    x = np.asarray(features, "float64")
+    y = np.asarray(labels).astype(int).reshape(-1)
+    n = len(y)
+    order = np.random.default_rng(seed).permutation(n)
+    cut = max(1, int(round(n * holdout)))
+    test, train = order[:cut], order[cut:]
+    if len(train) < 2:
+        raise ValueError(
+            f"{n} examples are too few to probe: give at least a few per class."
+        )
+    mean = x[train].mean(0)
+    scale = x[train].std(0) + 1e-6
+    x = (x - mean) / scale
+    classes = int(y.max()) + 1
+    onehot = np.eye(classes)[y[train]]
+    w = np.zeros((x.shape[1], classes))
+    b = np.zeros(classes)
+    # Gradient descent with a step the loss's curvature allows.
+    rate = 1.0 / (0.25 * (np.linalg.norm(x[train], 2) ** 2 / len(train)) + l2)
+    for _ in range(steps):
+        logits = x[train] @ w + b
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(1, keepdims=True)
+        grad = (p - onehot) / len(train)
+        w -= rate * (x[train].T @ grad + l2 * w)
+        b -= rate * grad.sum(0)
+    predicted = (x[test] @ w + b).argmax(1)
+    return float(np.mean(predicted == y[test]))
+
+
+def advise(model, data, *, max_batches=None, **decide_options):
+    """Measures the evidence on `data` and decides the strategy.
+
+    Args:
+        model: an image model from `keras_tl.build` (its backbone's
+            pretrained weights are what is probed).
+        data: the training data, batches of `(images, labels)`.
+        max_batches: probe at most this many batches.
+        **decide_options: `little_data`, `tolerance` (see `decide`).
+
+    Returns:
+        An `Advice`; print it for the table, the evidence and the strategy.
+
+    Example:
+
+    >>> advice = keras_tl.advisor.advise(model, train)  # doctest: +SKIP
+    >>> print(advice)  # doctest: +SKIP
+    """
+    import numpy as np
+
+    from keras_tl.groups import layer_groups
+
+    features, labels = stage_features(model, data, max_batches)
+    counts = np.bincount(labels.astype(int))
+    counts = counts[counts > 0]
+    probes = [linear_probe(f, labels) for f in features]
+    return decide(
+        int(counts.min()),
+        probes,
+        num_groups=len(layer_groups(model)),
+        **decide_options,
+    )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_tl import groups
-from keras_tl.backbones.applications import spatial_groups
+from keras_tl.backbones.applications import stage_outputs
 from keras_tl.backbones.hub import HubLayer
 from keras_tl.backbones.preprocessing import ImagePreprocessing
 from keras_tl.backbones.registry import BackboneSpec, get_backbone
@@ -233,7 +233,7 @@ def cut_at_group(backbone, index):
 
     Args:
         backbone: a functional CNN (no top).
-        index: the group (`keras_tl.backbones.spatial_groups`): 0 is the
+        index: the group (`keras_tl.backbones.stage_outputs`): 0 is the
             stem, -1 the last stage.
 
     Returns:
@@ -247,36 +247,25 @@ def cut_at_group(backbone, index):
     >>> cut_at_group(net, 1).output_shape
     (None, 8, 8, 192)
     """
-    groups = [
-        group
-        for group in spatial_groups(backbone)
-        if len(group[-1].output.shape) == 4  # not a pooling / top group
-    ]
+    outputs = stage_outputs(backbone)
     if (
         isinstance(index, bool)
         or not isinstance(index, int)
-        or not -len(groups) <= index < len(groups)
+        or not -len(outputs) <= index < len(outputs)
     ):
         raise ValueError(
-            f"`feature_group` must be an integer in [{-len(groups)}, "
-            f"{len(groups) - 1}]: {backbone.name} has {len(groups)} layer "
-            f"groups (0 is the stem, {len(groups) - 1} the last stage). "
+            f"`feature_group` must be an integer in [{-len(outputs)}, "
+            f"{len(outputs) - 1}]: {backbone.name} has {len(outputs)} layer "
+            f"groups (0 is the stem, {len(outputs) - 1} the last stage). "
             f"Received: feature_group={index!r}"
         )
-    if index % len(groups) == len(groups) - 1:
+    if index % len(outputs) == len(outputs) - 1:
         return backbone
-    # A stage ends where the next one pads its input: the padding's input
-    # is the feature map.
-    layers = [
-        layer
-        for layer in groups[index]
-        if not isinstance(layer, keras.layers.ZeroPadding2D)
-    ]
-    output = (layers or groups[index])[-1].output
+    output = outputs[index]
     return keras.Model(
         backbone.inputs,
         output,
-        name=f"{backbone.name}_to_group_{index % len(groups)}",
+        name=f"{backbone.name}_to_group_{index % len(outputs)}",
     )
 
 

@@ -64,3 +64,53 @@ def test_bad_evidence_is_refused():
         decide(40, [])
     with pytest.raises(ValueError, match="examples_per_class"):
         decide(0, TOP_BEST)
+
+
+def test_linear_probe_separates_what_is_separable():
+    import numpy as np
+
+    from keras_tl.advisor import linear_probe
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(300) % 3
+    centers = rng.normal(size=(3, 20)) * 3
+    features = centers[labels] + rng.normal(size=(300, 20))
+    assert linear_probe(features, labels) > 0.95
+    noise = rng.normal(size=(300, 20))
+    assert linear_probe(noise, labels) < 0.55  # chance is 1/3
+
+
+def test_stage_features_and_advise_on_a_tiny_backbone():
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_tl
+    from keras_tl.advisor import advise, stage_features
+
+    model = keras_tl.build(
+        "mobilenet_v2_035", 2, weights=None, input_shape=(32, 32, 3)
+    )
+    rng = np.random.default_rng(0)
+    labels = np.arange(48) % 2
+    # Bright images are class 1, dark ones class 0.
+    images = (
+        rng.uniform(0, 100, (48, 32, 32, 3)) + 150 * labels[:, None, None, None]
+    )
+    data = tf.data.Dataset.from_tensor_slices(
+        (images.astype("float32"), labels)
+    ).batch(16)
+    features, seen = stage_features(model, data)
+    assert [f.shape for f in features] == [
+        (48, 48),
+        (48, 96),
+        (48, 192),
+        (48, 1280),
+    ]
+    np.testing.assert_array_equal(seen, labels)
+    assert stage_features(model, data, max_batches=1)[0][0].shape == (16, 48)
+    advice = advise(model, data)
+    assert advice.examples_per_class == 24
+    assert advice.little_data
+    assert len(advice.probe_accuracy) == 4
+    assert max(advice.probe_accuracy) >= 0.9  # brightness is easy
+    assert "examples per class: 24" in str(advice)

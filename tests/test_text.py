@@ -551,33 +551,23 @@ def test_pretrain_writes_a_complete_folder(tmp_path):
 
     corpus = "\n".join(SPANISH * 30 + ENGLISH * 30)
     out = tmp_path / "saved_models" / "tiny_lm"
-    result = pretrain_language_model(
-        corpus,
-        str(out),
+    tiny = dict(
         vocabulary_size=60,
         embedding_dim=8,
         hidden_dim=12,
         num_layers=2,
         batch_size=4,
         sequence_length=8,
-        epochs=1,
-        language="es",
         verbose=0,
+    )
+    result = pretrain_language_model(
+        corpus, str(out), epochs=1, language="es", **tiny
     )
     assert isinstance(result, keras.Model)
     assert np.isfinite(result.history.validation_perplexity)
     with pytest.warns(DeprecationWarning, match="`output_dir` is now"):
         pretrain_language_model(
-            corpus,
-            output_dir=str(tmp_path / "old_name"),
-            vocabulary_size=60,
-            embedding_dim=8,
-            hidden_dim=12,
-            num_layers=2,
-            batch_size=4,
-            sequence_length=8,
-            epochs=0.2,
-            verbose=0,
+            corpus, output_dir=str(tmp_path / "old_name"), epochs=0.2, **tiny
         )
     assert (tmp_path / "old_name" / "config.json").exists()
     names = sorted(p.name for p in out.iterdir())

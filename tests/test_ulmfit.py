@@ -285,6 +285,18 @@ def trained(tmp_path_factory):
     return folder, classifier, validation
 
 
+def run_python(code, *args):
+    """Runs `code` in a fresh Python; its last printed line, as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def labels_of(model, probabilities):
     return [model.label_names[i] for i in np.argmax(probabilities, -1)]
 
@@ -329,14 +341,7 @@ def test_ulmfit_model_saves_and_loads_as_keras(trained, tmp_path):
         "print(json.dumps({'p': p.tolist(), 'labels': model.label_names, "
         "'type': type(model).__name__}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(texts)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = run_python(code, json.dumps(texts))
     assert loaded["type"] == "TextModel"
     assert loaded["labels"] == ["neg", "pos"]
     np.testing.assert_allclose(loaded["p"], expected, rtol=1e-5, atol=1e-6)
@@ -359,7 +364,6 @@ def test_export_serves_raw_strings_in_a_fresh_process(trained, tmp_path):
     assert card["encoder"]["tokenizer"] == "WordTokenizer"
     with pytest.raises(ValueError, match="own label names"):
         keras_tl.export(classifier, str(tmp_path / "x"), labels=["a", "b"])
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = tmp_path / "cli"
     saved_model_cli(
         "run",
@@ -385,14 +389,7 @@ def test_export_serves_raw_strings_in_a_fresh_process(trained, tmp_path):
         "print(json.dumps({'p': out['probabilities'].numpy().tolist(), "
         "'label': [s.decode() for s in out['label'].numpy()]}))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(texts)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    served = json.loads(result.stdout.strip().splitlines()[-1])
+    served = run_python(code, json.dumps(texts))
     np.testing.assert_allclose(served["p"], expected, rtol=1e-5, atol=1e-6)
     assert served["label"][:2] == ["pos", "neg"]
 

@@ -1,7 +1,7 @@
 """Pretrained backbones: the registry and the families that fill it."""
 
 from keras_tl.backbones import applications  # noqa: F401  (registers)
-from keras_tl.backbones.applications import spatial_groups
+from keras_tl.backbones.applications import spatial_groups, stage_outputs
 from keras_tl.backbones.hub import HubLayer, load_module
 from keras_tl.backbones.preprocessing import ImagePreprocessing
 from keras_tl.backbones.registry import (
@@ -21,5 +21,6 @@ __all__ = [
     "load_module",
     "register_backbone",
     "spatial_groups",
+    "stage_outputs",
     "unregister_backbone",
 ]

@@ -80,6 +80,40 @@ def spatial_groups(model: keras.Model) -> list[list[keras.layers.Layer]]:
     return merged
 
 
+def stage_outputs(model: keras.Model) -> list:
+    """The feature map at the end of each spatial layer group, stem first.
+
+    A stage ends where the next one pads its input (MobileNets pad before
+    a strided convolution), so the padding's input is taken. Groups after
+    the last spatial output (pooling, a top) have no feature map and are
+    left out.
+
+    Args:
+        model: a functional CNN taking images (no top).
+
+    Returns:
+        Symbolic tensors of `model`'s graph, one per stage.
+
+    Example:
+
+    >>> net = keras.applications.ResNet50(
+    ...     include_top=False, weights=None, input_shape=(64, 64, 3))
+    >>> [t.shape[1] for t in keras_tl.backbones.stage_outputs(net)]
+    [16, 8, 4, 2]
+    """
+    outputs = []
+    for group in spatial_groups(model):
+        if len(group[-1].output.shape) != 4:
+            continue  # pooling or a top: no feature map
+        kept = [
+            layer
+            for layer in group
+            if not isinstance(layer, keras.layers.ZeroPadding2D)
+        ]
+        outputs.append((kept or group)[-1].output)
+    return outputs
+
+
 def _spatial_size(tensor):
     shape = getattr(tensor, "shape", None)
     if shape is not None and len(shape) == 4 and shape[1]:
