@@ -148,6 +148,23 @@ def plot_lr_find(result, path=None):
     return _save(figure, path)
 
 
+def plot_probes(accuracies, path=None):
+    """Plots linear-probe accuracy per layer group (stem first)."""
+    figure, axes = _figure(1)
+    ax = axes[0]
+    groups = np.arange(len(accuracies))
+    ax.plot(groups, accuracies, "o-")
+    best = int(np.argmax(accuracies))
+    ax.plot(best, accuracies[best], "s", label=f"best: group {best}")
+    ax.set(
+        xlabel="layer group (0 is the stem)",
+        ylabel="held-out linear-probe accuracy",
+        xticks=groups,
+    )
+    ax.legend()
+    return _save(figure, path)
+
+
 def plot_confusion_matrix(matrix, label_names=None, path=None):
     """Plots a confusion matrix: true classes in rows, predictions in columns.
 

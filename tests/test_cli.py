@@ -472,6 +472,36 @@ def test_lr_find_command(tmp_path, image_module_path, capsys):
     assert "valley" in capsys.readouterr().out
 
 
+def test_advise_command_prints_the_table_and_plots_the_probes(tmp_path, capsys):
+    images = write_images(tmp_path / "photos", n=10)
+    code = cli.main(
+        [
+            "advise",
+            "--data", images,
+            "--backbone", "mobilenet_v2_035",
+            "--weights", "none",
+            "--image-size", "32",
+            "--batch-size", "4",
+            "--run-dir", str(tmp_path / "advice"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "very similar dataset" in out and out.count("[x]") == 1
+    assert "examples per class: 10" in out
+    summary = json.loads((tmp_path / "advice" / "summary.json").read_text())
+    assert len(summary["probe_accuracy"]) == 4  # MobileNetV2's stages
+    assert summary["examples_per_class"] == 10
+    assert_real_png(tmp_path / "advice" / "probes.png")
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\nhola,a\nadiós,b\n", encoding="utf-8")
+    assert (
+        cli.main(["advise", "--data", str(texts), "--backbone", "awd_lstm"])
+        == 2
+    )
+    assert "probes an image backbone" in capsys.readouterr().err
+
+
 def test_train_resumes_a_killed_run(tmp_path):
     """A training process killed after its first checkpoint is rerun with
     the same command and finishes with every epoch in its history."""

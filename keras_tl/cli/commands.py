@@ -11,6 +11,7 @@ from keras_tl.cli.inputs import (
     Task,
     check_exists,
     check_labels,
+    data_kind,
     image_size_of,
     images,
     labelled_arrays,
@@ -713,6 +714,44 @@ def lr_find_command(args):
         f"keras-tl lr-find: done in {_duration(started)}; valley "
         f"{result.valley:.2g}, steepest {result.steepest:.2g}; plot "
         f"{summary['plot']}",
+        flush=True,
+    )
+
+
+def advise_command(args):
+    from keras_tl.advisor import advise
+    from keras_tl.plots import plot_probes
+    from keras_tl.runs import RunFolder
+
+    started = time.monotonic()
+    if data_kind(args.data) != "images":
+        raise ValueError(
+            "keras-tl advise probes an image backbone's stages; for text, "
+            "compare the encoder's perplexity on your texts (keras-tl lm "
+            f"finetune reports it). Received: --data {args.data}"
+        )
+    task = Task(args)
+    run = RunFolder(
+        args.run_dir or _default_run_dir(args, args.backbone, args.data),
+        _config(args),
+        overwrite=True,  # quick and exploratory: always start again
+    )
+    advice = advise(task.build(), task.train, max_batches=args.max_batches)
+    plot_probes(advice.probe_accuracy, run.file("probes.png"))
+    summary = {
+        "examples_per_class": advice.examples_per_class,
+        "probe_accuracy": list(advice.probe_accuracy),
+        "cell": advice.cell,
+        "feature_group": advice.feature_group,
+        "train_groups": advice.train_groups,
+        "epochs": list(advice.epochs),
+        "plot": run.file("probes.png"),
+    }
+    run.finish(summary)
+    print(advice, flush=True)
+    print(
+        f"keras-tl advise: done in {_duration(started)}; plot "
+        f"{summary['plot']}; run folder {run.path}",
         flush=True,
     )
 

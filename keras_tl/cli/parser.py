@@ -495,6 +495,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(finder, resumes=False)
     finder.set_defaults(validation=None, validation_split=None)
 
+    adviser = command(
+        ["advise"],
+        commands,
+        "probe a pretrained backbone's stages on your images and print the "
+        "transfer strategy they imply (data size x similarity)",
+        actions.advise_command,
+    )
+    _add_data_options(adviser, validation=False)
+    _add_model_options(adviser)
+    adviser.add_argument(
+        "--max-batches",
+        type=int,
+        help="probe at most this many batches (default: all the data)",
+    )
+    _add_run_options(adviser, resumes=False)
+    adviser.set_defaults(validation=None, validation_split=None)
+
     for words, help, run in (
         (
             ["evaluate"],
@@ -566,6 +583,7 @@ _POSITIVE_INTEGERS = {
     "num_layers",
     "checkpoint_every",
     "num_steps",
+    "max_batches",
 }
 _POSITIVE_NUMBERS = {
     "learning_rate",
