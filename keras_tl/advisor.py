@@ -268,7 +268,9 @@ def linear_probe(features, labels, *, holdout=0.25, l2=1e-3, steps=300, seed=0):
     return float(np.mean(predicted == y[test]))
 
 
-def advise(model, data, *, max_batches=None, **decide_options):
+def advise(
+    model, data, *, max_batches=None, examples_per_class=None, **decide_options
+):
     """Measures the evidence on `data` and decides the strategy.
 
     Args:
@@ -276,6 +278,9 @@ def advise(model, data, *, max_batches=None, **decide_options):
             pretrained weights are what is probed).
         data: the training data, batches of `(images, labels)`.
         max_batches: probe at most this many batches.
+        examples_per_class: the training set's smallest class count, when
+            `data` is not all of it (e.g. `max_batches`); default: counted
+            in the probed batches.
         **decide_options: `little_data`, `tolerance` (see `decide`).
 
     Returns:
@@ -295,7 +300,7 @@ def advise(model, data, *, max_batches=None, **decide_options):
     counts = counts[counts > 0]
     probes = [linear_probe(f, labels) for f in features]
     return decide(
-        int(counts.min()),
+        examples_per_class or int(counts.min()),
         probes,
         num_groups=len(layer_groups(model)),
         **decide_options,

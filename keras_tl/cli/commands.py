@@ -736,7 +736,18 @@ def advise_command(args):
         _config(args),
         overwrite=True,  # quick and exploratory: always start again
     )
-    advice = advise(task.build(), task.train, max_batches=args.max_batches)
+    per_class = None
+    if os.path.isdir(args.data):  # a class-per-folder tree: count files
+        per_class = min(
+            len(os.listdir(os.path.join(args.data, name)))
+            for name in task.label_names
+        )
+    advice = advise(
+        task.build(),
+        task.train,
+        max_batches=args.max_batches,
+        examples_per_class=per_class,
+    )
     plot_probes(advice.probe_accuracy, run.file("probes.png"))
     summary = {
         "examples_per_class": advice.examples_per_class,
