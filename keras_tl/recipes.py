@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_tl import advisor
 from keras_tl import callbacks as callbacks_lib
 from keras_tl import groups as groups_lib
 from keras_tl import optimizers as optimizers_lib
@@ -111,12 +112,15 @@ def fine_tune(
     validation_data=None,
     callbacks=None,
     initial_epoch: int = 0,
+    train_groups: int | None = None,
+    strategy: str | None = None,
     **fit_kwargs,
 ) -> keras.callbacks.History:
     """Fine-tunes a model in stages, unfreezing one more group each stage.
 
     Stage 1 trains only the top layer group (the head), stage 2 the top
-    two, and so on; the last stage trains everything. Every stage is one
+    two, and so on; the last stage trains everything (or the top
+    `train_groups`). Every stage is one
     `fit` with its own learning-rate cycle and discriminative rates (each
     group's rate is the one above divided by `factor`).
 
@@ -131,6 +135,16 @@ def fine_tune(
         model: a compiled Keras model (e.g. from `keras_tl.build`).
         train_data: what `fit` takes as `x` (a `tf.data.Dataset` ...).
         epochs: epochs of each stage; its length is the number of stages.
+        train_groups: how many layer groups, from the head down, the last
+            stage trains (default: all). `epochs=(5,), train_groups=1`
+            trains the head only; `epochs=(1, 2), train_groups=2` the
+            head, then the head and the top backbone group.
+        strategy: "auto": measure the data first (`keras_tl.advisor.
+            advise`: examples per class, linear probes per stage) and take
+            `epochs` and `train_groups` from the advice, which the returned
+            history keeps as `history.advice`. When the advice puts the
+            head on an earlier stage, a ValueError says which
+            `build(..., feature_group=...)` to make instead.
         learning_rate: peak rate of the top group in the first stage,
             halved at each later stage; or a list with one peak per stage.
             Default: `default_rates(model, stages)` (1e-3 halved; ULMFiT's
@@ -158,6 +172,22 @@ def fine_tune(
     >>> history = keras_tl.fine_tune(model, train, epochs=(1, 2),
     ...                              validation_data=val)  # doctest: +SKIP
     """
+    advice = None
+    if strategy not in (None, "manual", "auto"):
+        raise ValueError(
+            "`strategy` must be None (as given), or 'auto' (from the data, "
+            f"see keras_tl.advisor). Received: strategy={strategy!r}"
+        )
+    if strategy == "auto":
+        advice = advisor.advise(model, train_data)
+        if advice.feature_group != -1:
+            group = advice.feature_group
+            raise ValueError(
+                f"{advice}\n\nThe advice is a head on layer group {group}, "
+                "not on the top: rebuild the model with keras_tl.build(..., "
+                f"feature_group={group}) and fine-tune that one."
+            )
+        epochs, train_groups = advice.epochs, advice.train_groups
     if isinstance(epochs, int):
         epochs = (epochs,)
     epochs = tuple(epochs)
@@ -179,6 +209,19 @@ def fine_tune(
             f"Each stage unfreezes one more of the model's {num_groups} layer "
             f"groups, so there can be at most {num_groups} stages. Received: "
             f"epochs={epochs} ({len(epochs)} stages)"
+        )
+    if train_groups is None:
+        train_groups = num_groups
+    if (
+        isinstance(train_groups, bool)
+        or not isinstance(train_groups, int)
+        or not len(epochs) <= train_groups <= num_groups
+    ):
+        raise ValueError(
+            f"`train_groups` must be an integer from {len(epochs)} (one "
+            f"group more each of the {len(epochs)} stages) to {num_groups} "
+            f"(the model's layer groups). Received: "
+            f"train_groups={train_groups!r}"
         )
     if learning_rate is None:
         learning_rate = default_rates(model, len(epochs))
@@ -206,19 +249,20 @@ def fine_tune(
         if done + stage_epochs <= initial_epoch:  # finished before a resume
             done += stage_epochs
             continue
+        trainable = train_groups if last else stage + 1
         groups_lib.freeze_to(
             model,
-            0 if last else -(stage + 1),
+            0 if trainable == num_groups else -trainable,
             train_bn=train_bn,
             freeze_bn=freeze_bn,
         )
         if fit_kwargs.get("verbose", "auto") != 0:
             trained = (
                 f"all {num_groups} layer groups"
-                if last
+                if trainable == num_groups
                 else f"the head (1 of {num_groups} layer groups)"
-                if stage == 0
-                else f"the top {stage + 1} of {num_groups} layer groups"
+                if trainable == 1
+                else f"the top {trainable} of {num_groups} layer groups"
             )
             first, end = max(done, initial_epoch) + 1, done + stage_epochs
             print(
@@ -239,13 +283,13 @@ def fine_tune(
             ],
             **fit_kwargs,
         )
-        trainable = num_groups if last else stage + 1
         # EarlyStopping may end a stage early: count the epochs it ran.
         history.history["trainable_groups"] = [trainable] * len(history.epoch)
         histories.append(history)
         done += stage_epochs
     merged = callbacks_lib.merge_histories(histories)
     merged.set_model(model)
+    merged.advice = advice
     return merged
 
 
@@ -253,7 +297,7 @@ def planned_learning_rates(
     epochs,
     steps_per_epoch,
     *,
-    learning_rate=2e-3,
+    learning_rate=DEFAULT_LEARNING_RATE,
     schedule="slanted_triangular",
 ):
     """The top group's rate at every step of a `fine_tune` call, in advance.

@@ -502,6 +502,34 @@ def test_advise_command_prints_the_table_and_plots_the_probes(tmp_path, capsys):
     assert "probes an image backbone" in capsys.readouterr().err
 
 
+def test_train_strategy_auto_records_and_applies_the_advice(tmp_path, capsys):
+    images = write_images(tmp_path / "photos", n=8)
+    argv = [
+        "train",
+        "--data", images,
+        "--backbone", "mobilenet_v2_035",
+        "--weights", "none",
+        "--image-size", "32",
+        "--batch-size", "4",
+        "--strategy", "auto",
+        "--run-dir", str(tmp_path / "run"),
+        "--verbose", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("[x]") == 1 and "examples per class: 8" in out
+    config = data_yaml(tmp_path / "run" / "config.yaml")
+    advice = config["advice"]
+    assert advice["examples_per_class"] == 8
+    assert len(advice["probe_accuracy"]) == 4
+    # 8 images a class is very little data: a head alone, for 5 epochs.
+    assert config["epochs"] == [5] and config["train_groups"] == 1
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 5
+    if advice["feature_group"] != -1:  # the head on an earlier stage
+        assert config["feature_group"] == advice["feature_group"]
+
+
 def test_train_resumes_a_killed_run(tmp_path):
     """A training process killed after its first checkpoint is rerun with
     the same command and finishes with every epoch in its history."""

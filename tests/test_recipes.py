@@ -127,3 +127,48 @@ def test_one_default_rate_policy_by_kind_of_model():
     assert default_rates(image, 2) == pytest.approx([1e-3, 5e-4])
     with pytest.raises(ValueError, match="`kind` must be"):
         default_rates("classifier", 2)
+
+
+def test_train_groups_stops_unfreezing_before_the_bottom():
+    from conftest import same, weights_of
+
+    model = compiled()
+    groups = keras_tl.layer_groups(model)
+    bottom = [weights_of(layer) for layer in groups[0]]
+    history = keras_tl.fine_tune(
+        model, data(), epochs=(1, 2), train_groups=2, verbose=0
+    )
+    assert history.history["trainable_groups"] == [1, 2, 2]
+    assert history.advice is None
+    # The groups below the top two never trained: bit-identical.
+    for layer, before in zip(groups[0], bottom, strict=True):
+        assert same(before, weights_of(layer))
+    for bad in (0, 1, len(groups) + 1, True):
+        with pytest.raises(ValueError, match="`train_groups` must be"):
+            keras_tl.fine_tune(
+                compiled(), data(), epochs=(1, 1), train_groups=bad, verbose=0
+            )
+
+
+def test_strategy_auto_takes_the_advice(monkeypatch):
+    from keras_tl import advisor
+
+    model = compiled()
+    num_groups = len(keras_tl.layer_groups(model))
+
+    def advise_top(model, data):
+        return advisor.decide(1000, [0.5] * (num_groups - 2) + [0.6, 0.9])
+
+    monkeypatch.setattr(advisor, "advise", advise_top)
+    history = keras_tl.fine_tune(model, data(), strategy="auto", verbose=0)
+    assert history.advice.cell == "fine-tune a few layers"
+    assert history.history["trainable_groups"] == [1, 2, 2]
+
+    def advise_earlier(model, data):
+        return advisor.decide(20, [0.5, 0.9] + [0.6] * (num_groups - 3))
+
+    monkeypatch.setattr(advisor, "advise", advise_earlier)
+    with pytest.raises(ValueError, match=r"feature_group=1\)"):
+        keras_tl.fine_tune(compiled(), data(), strategy="auto", verbose=0)
+    with pytest.raises(ValueError, match="`strategy` must be"):
+        keras_tl.fine_tune(compiled(), data(), strategy="best", verbose=0)

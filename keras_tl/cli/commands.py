@@ -114,6 +114,7 @@ def _fit_classifier(args, task, run):
             validation_data=task.validation,
             callbacks=run.callbacks(args.monitor),
             initial_epoch=run.epochs_done,
+            train_groups=getattr(args, "train_groups", None),
             verbose=verbosity(args),
             shuffle=False,  # the datasets shuffle themselves
         )
@@ -291,6 +292,8 @@ def train_command(args):
     _strategy(args)
     task = Task(args)  # checks the data before anything is written
     _check_options(args, task.kind == "text")
+    if getattr(args, "strategy", "manual") == "auto":
+        _apply_advice(args, task)
     run = RunFolder(
         args.run_dir or _default_run_dir(args, args.backbone, args.data),
         _config(args),
@@ -302,6 +305,41 @@ def train_command(args):
     if task.tokenizer is not None:
         summary["model"] = run.save_model(task.text_model(model), TEXT_MODEL)
     _finish(args, run, summary, started, model, task)
+
+
+def _apply_advice(args, task):
+    """`train --strategy auto`: the advisor's epochs, groups and stage."""
+    from keras_tl.advisor import advise
+
+    if task.kind != "images":
+        raise ValueError(
+            "--strategy auto probes an image backbone's stages; for text "
+            "give --epochs (and --train-groups) yourself."
+        )
+    advice = advise(
+        task.build(), task.train, examples_per_class=_per_class(args, task)
+    )
+    print(advice, flush=True)
+    args.epochs = list(advice.epochs)
+    args.train_groups = advice.train_groups
+    if advice.feature_group != -1:
+        args.feature_group = advice.feature_group
+    args.advice = {
+        "cell": advice.cell,
+        "examples_per_class": advice.examples_per_class,
+        "probe_accuracy": list(advice.probe_accuracy),
+        "feature_group": advice.feature_group,
+    }
+
+
+def _per_class(args, task):
+    """The smallest class's image count, for a class-per-folder tree."""
+    if not os.path.isdir(args.data):
+        return None
+    return min(
+        len(os.listdir(os.path.join(args.data, name)))
+        for name in task.label_names
+    )
 
 
 def _check_options(args, text):
@@ -736,17 +774,11 @@ def advise_command(args):
         _config(args),
         overwrite=True,  # quick and exploratory: always start again
     )
-    per_class = None
-    if os.path.isdir(args.data):  # a class-per-folder tree: count files
-        per_class = min(
-            len(os.listdir(os.path.join(args.data, name)))
-            for name in task.label_names
-        )
     advice = advise(
         task.build(),
         task.train,
         max_batches=args.max_batches,
-        examples_per_class=per_class,
+        examples_per_class=_per_class(args, task),
     )
     plot_probes(advice.probe_accuracy, run.file("probes.png"))
     summary = {

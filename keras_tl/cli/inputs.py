@@ -303,6 +303,8 @@ class Task:
         if self.kind == "images":
             size = image_size_of(args)
             options["input_shape"] = (size, size, 3)
+            if getattr(args, "feature_group", None) is not None:
+                options["feature_group"] = args.feature_group
         weights = None if args.weights in ("none", "None", "") else args.weights
         return keras_tl.build(
             args.backbone,

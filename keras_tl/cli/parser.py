@@ -331,6 +331,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(train)
     _add_model_options(train)
     _add_training_options(train, [1, 2])
+    train.add_argument(
+        "--train-groups",
+        type=int,
+        help="how many layer groups, from the head down, the last stage "
+        "trains (default: all of them)",
+    )
+    train.add_argument(
+        "--strategy",
+        choices=["manual", "auto"],
+        default="manual",
+        help="auto: probe the backbone's stages on the data first (as "
+        "`keras-tl advise`) and take --epochs, --train-groups and the "
+        "head's stage from the advice (image data)",
+    )
     _add_run_options(train)
 
     lm = command(["lm"], commands, "language models", None)
@@ -584,6 +598,7 @@ _POSITIVE_INTEGERS = {
     "checkpoint_every",
     "num_steps",
     "max_batches",
+    "train_groups",
 }
 _POSITIVE_NUMBERS = {
     "learning_rate",
