@@ -27,6 +27,11 @@ import dataclasses
 LITTLE_DATA = 100
 # Probe accuracies within this of each other are a tie.
 TOLERANCE = 0.01
+# A linear head alone on little data: few steps an epoch, so many epochs
+# at a rate a linear layer takes (the default 1e-3 left heads on early
+# stages at chance after 5 epochs of 300 images; see BENCHMARKS.md).
+HEAD_EPOCHS = 30
+HEAD_LEARNING_RATE = 1e-2
 
 CELLS = {
     (True, True): "linear classifier on the top layer",
@@ -52,6 +57,8 @@ class Advice:
         train_groups: how many layer groups train by the end (1: the head
             only; all of them: everything).
         epochs: stage epochs for `fine_tune`, one stage per group trained.
+        learning_rate: the peak rate for `fine_tune` (None: its default
+            policy, `keras_tl.recipes.default_rates`).
     """
 
     examples_per_class: float
@@ -61,6 +68,7 @@ class Advice:
     feature_group: int
     train_groups: int
     epochs: tuple
+    learning_rate: float | None = None
 
     @property
     def cell(self):
@@ -145,7 +153,16 @@ def decide(
     if little:
         # A linear head, on the top or on the stage that probes best.
         group = -1 if similar else chosen
-        return Advice(examples_per_class, probes, similar, True, group, 1, (5,))
+        return Advice(
+            examples_per_class,
+            probes,
+            similar,
+            True,
+            group,
+            1,
+            (HEAD_EPOCHS,),
+            HEAD_LEARNING_RATE,
+        )
     # Enough data to fine-tune: a few groups when the top already fits,
     # all of them (gradually) when it does not.
     train = min(2, num_groups) if similar else num_groups

@@ -188,6 +188,8 @@ def fine_tune(
                 f"feature_group={group}) and fine-tune that one."
             )
         epochs, train_groups = advice.epochs, advice.train_groups
+        if advice.learning_rate is not None and learning_rate is None:
+            learning_rate = advice.learning_rate
     if isinstance(epochs, int):
         epochs = (epochs,)
     epochs = tuple(epochs)

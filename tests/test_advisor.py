@@ -11,8 +11,8 @@ MIDDLE_BEST = [0.60, 0.84, 0.79, 0.70]  # the top is too task-specific
 @pytest.mark.parametrize(
     "per_class, probes, cell, group, trained, epochs",
     [
-        (40, TOP_BEST, "linear classifier on the top layer", -1, 1, (5,)),
-        (40, MIDDLE_BEST, "linear classifiers on earlier stages", 1, 1, (5,)),
+        (40, TOP_BEST, "linear classifier on the top layer", -1, 1, (30,)),
+        (40, MIDDLE_BEST, "linear classifiers on earlier stages", 1, 1, (30,)),
         (1000, TOP_BEST, "fine-tune a few layers", -1, 2, (1, 2)),
         (
             1000,

@@ -522,10 +522,12 @@ def test_train_strategy_auto_records_and_applies_the_advice(tmp_path, capsys):
     advice = config["advice"]
     assert advice["examples_per_class"] == 8
     assert len(advice["probe_accuracy"]) == 4
-    # 8 images a class is very little data: a head alone, for 5 epochs.
-    assert config["epochs"] == [5] and config["train_groups"] == 1
+    # 8 images a class is very little data: a head alone, many epochs at
+    # the advisor's head rate.
+    assert config["epochs"] == [30] and config["train_groups"] == 1
+    assert config["learning_rate"] == [0.01]
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
-    assert len(history) == 1 + 5
+    assert len(history) == 1 + 30
     if advice["feature_group"] != -1:  # the head on an earlier stage
         assert config["feature_group"] == advice["feature_group"]
 

@@ -322,6 +322,8 @@ def _apply_advice(args, task):
     print(advice, flush=True)
     args.epochs = list(advice.epochs)
     args.train_groups = advice.train_groups
+    if advice.learning_rate is not None and args.learning_rate is None:
+        args.learning_rate = [advice.learning_rate]
     if advice.feature_group != -1:
         args.feature_group = advice.feature_group
     args.advice = {

@@ -1,0 +1,180 @@
+"""The advisor against every strategy, on the same data: its regret and cost.
+
+    python benchmarks/advisor_regret.py --train DIR --validation DIR \\
+        --weights ../shared/weights/mobilenet_v2_0.35_224_no_top.weights.h5
+
+Strategies tried exhaustively on a pretrained backbone (MobileNetV2 0.35
+by default), each from the same pretrained weights and seed:
+
+- head-k: a linear head on layer group k, backbone frozen (every stage),
+  the advisor's head recipe (`HEAD_EPOCHS` at `HEAD_LEARNING_RATE`);
+- tune-k: the head on the top, then the last stage training the top k
+  layer groups (k = 2 .. all), gradual unfreezing as `fine_tune` does.
+
+Each is scored on the validation folder. The advisor's regret is the best
+strategy's accuracy minus the advised one's; its cost is the advice's
+seconds against the best strategy's training seconds. One JSON line per
+strategy, then a summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from _common import machine, missing
+
+from keras_tl.advisor import HEAD_EPOCHS, HEAD_LEARNING_RATE
+
+
+def images(folder, size, batch_size, shuffle):
+    import keras
+
+    return keras.utils.image_dataset_from_directory(
+        folder,
+        image_size=(size, size),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=0,
+        label_mode="int",
+    )
+
+
+def build(args, classes, feature_group=None):
+    import keras_tl
+
+    return keras_tl.build(
+        args.backbone,
+        classes,
+        weights=args.weights,
+        input_shape=(args.image_size, args.image_size, 3),
+        feature_group=feature_group,
+    )
+
+
+def score(model, validation):
+    import numpy as np
+
+    hits = total = 0
+    for x, y in validation:
+        predicted = np.argmax(model.predict_on_batch(x), -1)
+        hits += int(np.sum(predicted == y.numpy()))
+        total += len(predicted)
+    return hits / total
+
+
+def run(name, args, classes, train, validation, *, group=None, **recipe):
+    import keras
+
+    import keras_tl
+
+    keras.utils.set_random_seed(args.seed)
+    model = build(args, classes, group)
+    start = time.perf_counter()
+    keras_tl.fine_tune(model, train, verbose=0, **recipe)
+    seconds = time.perf_counter() - start
+    accuracy = score(model, validation)
+    result = {
+        "strategy": name,
+        "accuracy": round(accuracy, 4),
+        "accuracy_se": round(
+            (accuracy * (1 - accuracy) / args.n_val) ** 0.5, 4
+        ),
+        "train_seconds": round(seconds, 1),
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", required=True)
+    p.add_argument("--validation", required=True)
+    p.add_argument("--backbone", default="mobilenet_v2_035")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", help="append the JSON lines to this file")
+    args = p.parse_args()
+    if missing(args.train, args.validation, args.weights):
+        return 0
+    import keras_tl
+    from keras_tl.advisor import advise
+
+    train = images(args.train, args.image_size, args.batch_size, True)
+    validation = images(args.validation, args.image_size, 64, False)
+    classes = len(train.class_names)
+    args.n_val = sum(len(y) for _, y in validation)
+    per_class = min(
+        len(os.listdir(os.path.join(args.train, name)))
+        for name in train.class_names
+    )
+
+    start = time.perf_counter()
+    advice = advise(build(args, classes), train, examples_per_class=per_class)
+    advice_seconds = time.perf_counter() - start
+    print(advice, flush=True)
+
+    groups = len(advice.probe_accuracy)
+    num_groups = len(keras_tl.layer_groups(build(args, classes)))
+    results = {}
+    for k in range(groups):
+        results[f"head-{k}"] = run(
+            f"head-{k}",
+            args,
+            classes,
+            train,
+            validation,
+            group=k,
+            epochs=(HEAD_EPOCHS,),
+            learning_rate=HEAD_LEARNING_RATE,
+            train_groups=1,
+        )
+    for k in range(2, num_groups + 1):
+        epochs = (1,) * (k - 1) + (2,)
+        results[f"tune-{k}"] = run(
+            f"tune-{k}",
+            args,
+            classes,
+            train,
+            validation,
+            epochs=epochs,
+            train_groups=k,
+        )
+    if advice.train_groups == 1:
+        advised = f"head-{advice.feature_group % groups}"
+    else:
+        advised = f"tune-{advice.train_groups}"
+    best = max(results, key=lambda name: results[name]["accuracy"])
+    summary = {
+        "machine": machine(),
+        "train": args.train,
+        "examples_per_class": per_class,
+        "probe_accuracy": [round(a, 4) for a in advice.probe_accuracy],
+        "advised": advised,
+        "advised_accuracy": results[advised]["accuracy"],
+        "best": best,
+        "best_accuracy": results[best]["accuracy"],
+        "regret": round(
+            results[best]["accuracy"] - results[advised]["accuracy"], 4
+        ),
+        "advice_seconds": round(advice_seconds, 1),
+        "cost_vs_best_training": round(
+            advice_seconds / results[best]["train_seconds"], 3
+        ),
+    }
+    print(json.dumps(summary), flush=True)
+    if args.output:
+        with open(args.output, "a", encoding="utf-8") as f:
+            for result in results.values():
+                f.write(json.dumps(result) + "\n")
+            f.write(json.dumps(summary) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
