@@ -502,7 +502,12 @@ def test_advise_command_prints_the_table_and_plots_the_probes(tmp_path, capsys):
     assert "probes an image backbone" in capsys.readouterr().err
 
 
-def test_train_strategy_auto_records_and_applies_the_advice(tmp_path, capsys):
+def test_train_strategy_auto_records_and_applies_the_advice(
+    tmp_path, capsys, monkeypatch
+):
+    from keras_tl import advisor
+
+    monkeypatch.setattr(advisor, "HEAD_EPOCHS", 3)  # 30 in earnest
     images = write_images(tmp_path / "photos", n=8)
     argv = [
         "train",
@@ -522,12 +527,12 @@ def test_train_strategy_auto_records_and_applies_the_advice(tmp_path, capsys):
     advice = config["advice"]
     assert advice["examples_per_class"] == 8
     assert len(advice["probe_accuracy"]) == 4
-    # 8 images a class is very little data: a head alone, many epochs at
-    # the advisor's head rate.
-    assert config["epochs"] == [30] and config["train_groups"] == 1
+    # 8 images a class is very little data: a head alone, the advisor's
+    # head epochs at its head rate.
+    assert config["epochs"] == [3] and config["train_groups"] == 1
     assert config["learning_rate"] == [0.01]
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
-    assert len(history) == 1 + 30
+    assert len(history) == 1 + 3
     if advice["feature_group"] != -1:  # the head on an earlier stage
         assert config["feature_group"] == advice["feature_group"]
 
@@ -849,6 +854,9 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     assert json.loads(state_path.read_text())["complete"]
 
 
+# slow (70 s): the library's ensemble (tests/test_ulmfit.py) is in the
+# default run; this is the command's --ensemble-with path end to end.
+@pytest.mark.slow
 def test_ulmfit_ensemble_of_a_forward_and_a_backward_encoder(tmp_path, capsys):
     import keras
     import tensorflow as tf
