@@ -25,7 +25,7 @@ def missing(*paths):
     return False
 
 
-def load_images(folder, size, batch_size):
+def load_images(folder, size, batch_size, shuffle=True):
     """A cached, batched (image, label) dataset of a class-per-folder tree."""
     import keras
 
@@ -33,7 +33,7 @@ def load_images(folder, size, batch_size):
         folder,
         image_size=(size, size),
         batch_size=batch_size,
-        shuffle=True,
+        shuffle=shuffle,
         seed=0,
         label_mode="int",
     )

@@ -25,22 +25,9 @@ import os
 import sys
 import time
 
-from _common import machine, missing
+from _common import load_images, machine, missing
 
 from keras_tl.advisor import HEAD_EPOCHS, HEAD_LEARNING_RATE
-
-
-def images(folder, size, batch_size, shuffle):
-    import keras
-
-    return keras.utils.image_dataset_from_directory(
-        folder,
-        image_size=(size, size),
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=0,
-        label_mode="int",
-    )
 
 
 def build(args, classes, feature_group=None):
@@ -105,13 +92,15 @@ def main():
     import keras_tl
     from keras_tl.advisor import advise
 
-    train = images(args.train, args.image_size, args.batch_size, True)
-    validation = images(args.validation, args.image_size, 64, False)
-    classes = len(train.class_names)
+    train = load_images(args.train, args.image_size, args.batch_size)
+    validation = load_images(args.validation, args.image_size, 64, False)
+    from keras_tl.data import image_class_folders
+
+    names = image_class_folders(args.train)
+    classes = len(names)
     args.n_val = sum(len(y) for _, y in validation)
     per_class = min(
-        len(os.listdir(os.path.join(args.train, name)))
-        for name in train.class_names
+        len(os.listdir(os.path.join(args.train, name))) for name in names
     )
 
     start = time.perf_counter()

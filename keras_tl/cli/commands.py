@@ -723,18 +723,24 @@ def lm_finetune_command(args):
     _lm_finish(args, run, started, info.get("perplexity_after", float("nan")))
 
 
+def _exploratory_run(args):
+    """The run folder of lr-find and advise: quick, always started again."""
+    from keras_tl.runs import RunFolder
+
+    return RunFolder(
+        args.run_dir or _default_run_dir(args, args.backbone, args.data),
+        _config(args),
+        overwrite=True,
+    )
+
+
 def lr_find_command(args):
     from keras_tl.lr_finder import lr_find
     from keras_tl.plots import plot_lr_find
-    from keras_tl.runs import RunFolder
 
     started = time.monotonic()
     task = Task(args)
-    run = RunFolder(
-        args.run_dir or _default_run_dir(args, args.backbone, args.data),
-        _config(args),
-        overwrite=True,  # quick and exploratory: always start again
-    )
+    run = _exploratory_run(args)
     result = lr_find(
         task.build(),
         task.train,
@@ -761,7 +767,6 @@ def lr_find_command(args):
 def advise_command(args):
     from keras_tl.advisor import advise
     from keras_tl.plots import plot_probes
-    from keras_tl.runs import RunFolder
 
     started = time.monotonic()
     if data_kind(args.data) != "images":
@@ -771,11 +776,7 @@ def advise_command(args):
             f"finetune reports it). Received: --data {args.data}"
         )
     task = Task(args)
-    run = RunFolder(
-        args.run_dir or _default_run_dir(args, args.backbone, args.data),
-        _config(args),
-        overwrite=True,  # quick and exploratory: always start again
-    )
+    run = _exploratory_run(args)
     advice = advise(
         task.build(),
         task.train,
