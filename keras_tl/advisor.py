@@ -75,14 +75,14 @@ class Advice:
         return CELLS[(self.similar, self.little_data)]
 
     def __str__(self):
-        mark = {key: "[x]" for key in [(self.similar, self.little_data)]}
+        chosen = (self.similar, self.little_data)
         rows = [
             "|              | very similar dataset | very different dataset |",
             "|--------------|----------------------|------------------------|",
         ]
         for little, name in ((True, "very little"), (False, "quite a lot")):
             cells = [
-                f"{mark.get((similar, little), '[ ]')} "
+                f"{'[x]' if (similar, little) == chosen else '[ ]'} "
                 f"{CELLS[(similar, little)]}"
                 for similar in (True, False)
             ]

@@ -4,6 +4,7 @@ what was wrong and the value received."""
 from __future__ import annotations
 
 import math
+import warnings
 
 
 def check_positive_int(name, value):
@@ -60,8 +61,6 @@ def renamed(old_kwargs, old, new, value, default, where):
     """
     if old not in old_kwargs:
         return value
-    import warnings
-
     if value != default:
         raise TypeError(
             f"{where}() got both `{new}` and its old name `{old}`: give "

@@ -139,7 +139,8 @@ def fine_tune(
             stage trains (default: all). `epochs=(5,), train_groups=1`
             trains the head only; `epochs=(1, 2), train_groups=2` the
             head, then the head and the top backbone group.
-        strategy: "auto": measure the data first (`keras_tl.advisor.
+        strategy: None or "manual": `epochs` and `train_groups` as given;
+            "auto": measure the data first (`keras_tl.advisor.
             advise`: examples per class, linear probes per stage) and take
             `epochs` and `train_groups` from the advice, which the returned
             history keeps as `history.advice`. When the advice puts the
@@ -175,8 +176,8 @@ def fine_tune(
     advice = None
     if strategy not in (None, "manual", "auto"):
         raise ValueError(
-            "`strategy` must be None (as given), or 'auto' (from the data, "
-            f"see keras_tl.advisor). Received: strategy={strategy!r}"
+            "`strategy` must be None or 'manual' (as given), or 'auto' (from "
+            f"the data, see keras_tl.advisor). Received: strategy={strategy!r}"
         )
     if strategy == "auto":
         advice = advisor.advise(model, train_data)
