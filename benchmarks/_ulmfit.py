@@ -13,7 +13,12 @@ Arms, all scored on the same test set in the same run:
 - ulmfit: LM fine-tuning on the target texts first, then the recipe.
 
 Every accuracy comes with its standard error, sqrt(p (1 - p) / n) over
-the n test texts, and macro-F1 with a bootstrap standard error.
+the n test texts, and macro-F1 with a bootstrap standard error. Arms are
+also compared pairwise on the same test texts: the difference of two
+accuracies with the standard error of the mean per-text difference
+(`paired_difference`), tighter than the two unpaired errors combined
+because both arms meet the same easy and hard texts. Each arm's JSON
+line keeps its test predictions, so any pair can be compared later.
 """
 
 from __future__ import annotations
@@ -93,6 +98,23 @@ def standard_errors(truth, predicted, num_classes, draws=1000, seed=0):
         "error_rate": 1 - accuracy,
         "macro_f1": result["macro_f1"],
         "macro_f1_se": float(np.std(f1s)),
+    }
+
+
+def paired_difference(truth, first, second):
+    """Accuracy of `first` minus that of `second` on the same texts, with
+    its paired standard error and the unpaired one, as a dict."""
+    truth = np.asarray(truth)
+    a = (np.asarray(first) == truth).astype(float)
+    b = (np.asarray(second) == truth).astype(float)
+    n = len(truth)
+    d = a - b
+    pa, pb = a.mean(), b.mean()
+    unpaired = np.sqrt((pa * (1 - pa) + pb * (1 - pb)) / n)
+    return {
+        "difference": float(d.mean()),
+        "paired_se": float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+        "unpaired_se": float(unpaired),
     }
 
 
@@ -183,6 +205,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
             "encoder": str(args.encoder),
             **{k: round(v, 4) for k, v in scores.items()},
             "train_seconds": round(seconds, 1),
+            "predicted": [int(i) for i in predicted],
         }
         history = clf.history.history if clf is not None else {}
         for key in ("accuracy", "val_accuracy"):
@@ -205,7 +228,31 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
 
             keras_tl.export(clf, args.export, metrics=scores)
     _table(results)
+    _comparisons(results, truth)
     return results
+
+
+def _comparisons(results, truth):
+    """Each arm against the floor and the scratch arm, paired."""
+    by_arm = {r["arm"]: r for r in results}
+    rows = [
+        (r["arm"], base)
+        for r in results
+        for base in ("bow", "scratch")
+        if base in by_arm and r["arm"] not in ("bow", base)
+    ]
+    if not rows:
+        return
+    print("| arm | against | difference | paired SE | unpaired SE |")
+    print("|---|---|---|---|---|")
+    for arm, base in rows:
+        d = paired_difference(
+            truth, by_arm[arm]["predicted"], by_arm[base]["predicted"]
+        )
+        print(
+            f"| {arm} | {base} | {d['difference']:+.3f} "
+            f"| {d['paired_se']:.3f} | {d['unpaired_se']:.3f} |"
+        )
 
 
 def _table(results):
