@@ -213,3 +213,19 @@ def kill_after_first_checkpoint(argv, state, timeout=240):
         if process.poll() is None:
             process.kill()
     return json.loads(state.read_text())
+
+
+def write_images(folder, classes=("cats", "dogs"), n=6, size=36, seed=0):
+    """PNG images whose dominant colour gives their class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for index, name in enumerate(classes):
+        os.makedirs(folder / name, exist_ok=True)
+        for i in range(n):
+            pixels = rng.uniform(0, 100, (size, size, 3))
+            pixels[..., 2 * index] += 150
+            Image.fromarray(pixels.astype("uint8")).save(
+                folder / name / f"{i}.png"
+            )
+    return str(folder)

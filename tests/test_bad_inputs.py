@@ -5,9 +5,9 @@ import csv
 import os
 
 import pytest
-from conftest import pretrain_tiny_lm
 
 from keras_tl import cli
+from tests.conftest import pretrain_tiny_lm, write_images
 
 
 def _csv(path, rows, header=("text", "label")):
@@ -29,8 +29,6 @@ def _some_empty(root):
 
 
 def _images(root, classes=("cats", "dogs"), broken=None):
-    from test_cli import write_images
-
     folder = write_images(root / "_".join(classes), classes, n=3, size=32)
     if broken:
         name, content = broken

@@ -6,9 +6,9 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import SHARED, images
 
 import keras_tl
+from tests.conftest import SHARED, images
 
 SHARED_WEIGHTS = os.path.join(
     SHARED, "weights", "mobilenet_v2_0.35_224_no_top.weights.h5"

@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import same, tiny_cnn, tiny_data, weights_of
 
 import keras_tl
 from keras_tl import callbacks, schedules
+from tests.conftest import same, tiny_cnn, tiny_data, weights_of
 
 
 class RateRecorder(keras.callbacks.Callback):

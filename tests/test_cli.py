@@ -10,27 +10,15 @@ import time
 
 import numpy as np
 import pytest
-from conftest import kill_after_first_checkpoint, pretrain_tiny_lm
 
 from keras_tl import cli, data
+from tests.conftest import (
+    kill_after_first_checkpoint,
+    pretrain_tiny_lm,
+    write_images,
+)
 
 SPANISH = "¿Qué tal, señor Núñez? El niño come piña en Cádiz.\n" * 40
-
-
-def write_images(folder, classes=("cats", "dogs"), n=6, size=36, seed=0):
-    """PNG images whose dominant colour gives their class."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for index, name in enumerate(classes):
-        os.makedirs(folder / name, exist_ok=True)
-        for i in range(n):
-            pixels = rng.uniform(0, 100, (size, size, 3))
-            pixels[..., 2 * index] += 150
-            Image.fromarray(pixels.astype("uint8")).save(
-                folder / name / f"{i}.png"
-            )
-    return str(folder)
 
 
 def last_json(capsys):

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import saved_model_cli
 
 import keras_tl
+from tests.conftest import saved_model_cli
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 LABELS = ["cat", "dog", "fox"]

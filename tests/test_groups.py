@@ -3,9 +3,9 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import images, same, weights_of
 
 import keras_tl
+from tests.conftest import images, same, weights_of
 
 
 def data(n=8, size=32, classes=3):

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import images, same, weights_of
 
 import keras_tl
 from keras_tl.backbones import hub
+from tests.conftest import images, same, weights_of
 
 
 def test_plain_tf_module_fine_tunes_with_adam(image_module_path):

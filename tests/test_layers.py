@@ -5,7 +5,6 @@ second batch size (see `layer_checks.py`)."""
 import keras
 import numpy as np
 import pytest
-from layer_checks import check_layer
 
 from keras_tl.backbones.preprocessing import ImagePreprocessing
 from keras_tl.text import (
@@ -21,6 +20,7 @@ from keras_tl.text import (
     text_classifier,
     text_model,
 )
+from tests.layer_checks import check_layer
 
 SIZES = {
     "vocabulary_size": 40,

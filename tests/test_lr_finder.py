@@ -2,9 +2,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import same, tiny_cnn, tiny_data, weights_of
 
 import keras_tl
+from tests.conftest import same, tiny_cnn, tiny_data, weights_of
 
 
 def dataset(n=32, batch_size=4):

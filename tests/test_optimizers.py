@@ -1,10 +1,10 @@
 import keras
 import numpy as np
 import pytest
-from conftest import same, tiny_cnn, tiny_data
 
 import keras_tl
 from keras_tl import optimizers
+from tests.conftest import same, tiny_cnn, tiny_data
 
 FACTORS = [1 / 2.6**3, 1 / 2.6**2, 1 / 2.6, 1.0]
 

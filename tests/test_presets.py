@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import pytest
-from conftest import kill_after_first_checkpoint, pretrain_tiny_lm
 
 import keras_tl
 from keras_tl import cli
@@ -18,6 +17,7 @@ from keras_tl.presets import (
 )
 from keras_tl.text import load_tokenizer
 from keras_tl.text.language_model import load_language_model
+from tests.conftest import kill_after_first_checkpoint, pretrain_tiny_lm
 
 TEXTS = [f"es {'bueno' if i % 2 else 'malo'} y muy {i % 5}" for i in range(64)]
 

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests.conftest import pretrain_tiny_lm, write_images
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 
@@ -73,9 +75,6 @@ def python_blocks():
 def _tiny_shared(root):
     """A stand-in for ../shared with tiny data: the README's paths, its
     code unchanged but for data sizes."""
-    from conftest import pretrain_tiny_lm
-    from test_cli import write_images
-
     photos = root / "data" / "images" / "cats_and_dogs_filtered"
     for split in ("train", "validation"):
         write_images(photos / split, n=4, size=32)

@@ -1,10 +1,10 @@
 import keras
 import pytest
 import tensorflow as tf
-from conftest import tiny_cnn, tiny_data
 
 import keras_tl
 from keras_tl import schedules
+from tests.conftest import same, tiny_cnn, tiny_data, weights_of
 
 
 def compiled():
@@ -130,8 +130,6 @@ def test_one_default_rate_policy_by_kind_of_model():
 
 
 def test_train_groups_stops_unfreezing_before_the_bottom():
-    from conftest import same, weights_of
-
     model = compiled()
     groups = keras_tl.layer_groups(model)
     bottom = [weights_of(layer) for layer in groups[0]]

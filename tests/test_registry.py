@@ -5,10 +5,10 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import images
 
 import keras_tl
 from keras_tl.backbones import registry
+from tests.conftest import images
 
 # The largest of each family (over ~17M parameters or 450 layers) run with
 # `pytest -m slow`; each costs 20-60 s to build, save and reload on 2 cores.

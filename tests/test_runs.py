@@ -7,11 +7,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_cnn, tiny_data
 
 import keras_tl
 from keras_tl import schedules
 from keras_tl.runs import RunFolder, read_yaml
+from tests.conftest import tiny_cnn, tiny_data
 
 
 def compiled():

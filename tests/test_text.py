@@ -2,7 +2,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import same, weights_of
 
 import keras_tl
 from keras_tl.text import (
@@ -24,6 +23,7 @@ from keras_tl.text.data import (
     read_text,
 )
 from keras_tl.text.losses import Perplexity
+from tests.conftest import same, weights_of
 
 SPANISH = [
     "¿Qué tal, señor Núñez? El niño come piña en el año nuevo.",

@@ -9,7 +9,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import pretrain_tiny_lm, saved_model_cli
 
 import keras_tl
 from keras_tl.text import (
@@ -28,6 +27,7 @@ from keras_tl.text import (
     text_model,
     train_ulmfit,
 )
+from tests.conftest import pretrain_tiny_lm, saved_model_cli
 
 SIZES = {
     "vocabulary_size": 40,
