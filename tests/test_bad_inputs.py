@@ -219,10 +219,10 @@ def test_bad_input_exits_2_and_writes_nothing(
     case, tmp_path, lm, capsys, monkeypatch
 ):
     if case.startswith("train: a malformed TF_CONFIG"):
-        from keras_tl.cli import commands
+        from keras_tl.cli import common
 
         monkeypatch.setenv("TF_CONFIG", '{"cluster": ')
-        monkeypatch.setattr(commands, "_STRATEGIES", {})  # read it again
+        monkeypatch.setattr(common, "_STRATEGIES", {})  # read it again
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -6,8 +6,23 @@ import argparse
 import os
 import sys
 
-from keras_tl.cli import commands as actions
-from keras_tl.cli.commands import PRECISIONS
+from keras_tl.cli.common import PRECISIONS
+from keras_tl.cli.explore import (
+    advise_command,
+    list_backbones_command,
+    lr_find_command,
+)
+from keras_tl.cli.text import (
+    lm_finetune_command,
+    lm_pretrain_command,
+    ulmfit_command,
+)
+from keras_tl.cli.train import (
+    evaluate_command,
+    export_command,
+    predict_command,
+    train_command,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -313,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         ["list-backbones"],
         commands,
         "list the registered backbones (name, input size, features)",
-        actions.list_backbones_command,
+        list_backbones_command,
     )
     listing.add_argument(
         "pattern", nargs="?", default="*", help='e.g. "efficientnet*"'
@@ -326,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "fine-tune an image or text classifier in stages and write a run "
         "folder",
-        actions.train_command,
+        train_command,
     )
     _add_data_options(train)
     _add_model_options(train)
@@ -363,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
             subparsers,
             "pretrain an AWD-LSTM language model on a text corpus"
             + (" (same as `lm pretrain`)" if len(words) == 1 else ""),
-            actions.lm_pretrain_command,
+            lm_pretrain_command,
         )
         _add_lm_options(pretrain)
         pretrain.add_argument(
@@ -440,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
         lm_commands,
         "fine-tune a pretrained language model on a target corpus (ULMFiT "
         "step i) and write a new language-model folder",
-        actions.lm_finetune_command,
+        lm_finetune_command,
     )
     finetune.add_argument(
         "--encoder",
@@ -462,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "the whole ULMFiT recipe: fine-tune the language model on the "
         "labelled texts, then train, score and export the classifier",
-        actions.ulmfit_command,
+        ulmfit_command,
     )
     _add_data_options(ulmfit)
     ulmfit.add_argument(
@@ -499,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
         ["lr-find"],
         commands,
         "run the learning-rate range test on a freshly built model and plot it",
-        actions.lr_find_command,
+        lr_find_command,
     )
     _add_data_options(finder, validation=False)
     _add_model_options(finder)
@@ -514,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "probe a pretrained backbone's stages on your images and print the "
         "transfer strategy they imply (data size x similarity)",
-        actions.advise_command,
+        advise_command,
     )
     _add_data_options(adviser, validation=False)
     _add_model_options(adviser)
@@ -530,13 +545,13 @@ def build_parser() -> argparse.ArgumentParser:
         (
             ["evaluate"],
             "score a trained model on labelled data",
-            actions.evaluate_command,
+            evaluate_command,
         ),
-        (["predict"], "classify image files or texts", actions.predict_command),
+        (["predict"], "classify image files or texts", predict_command),
         (
             ["export"],
             "export a run's model as a SavedModel",
-            actions.export_command,
+            export_command,
         ),
     ):
         sub = command(words, commands, help, run)
@@ -546,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="a run folder"
             + (
                 ", or a SavedModel from `keras-tl export`"
-                if run != actions.export_command
+                if run != export_command
                 else ""
             ),
         )

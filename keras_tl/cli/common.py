@@ -1,0 +1,165 @@
+"""What the `keras-tl` commands share: run folders, strategies, options,
+learning rates and the summary line (the commands are in `train.py`,
+`text.py` and `explore.py`)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from keras_tl.cli.inputs import verbosity
+from keras_tl.files import check_replaceable
+
+# Options that change how a run is shown or stored, not what it computes:
+# left out of the configuration a resumed run must match.
+_NOT_CONFIG = {"config", "overwrite", "verbose", "run", "run_dir", "argv"}
+
+
+# What is done after training: may change when a run is resumed.
+AFTER_TRAINING = ("export", "tflite", "test", "test_labels")
+
+
+# Text runs also save their classifier with its tokenizer inside, raw
+# strings in: keras.saving.load_model reads it without keras_tl commands.
+TEXT_MODEL = "model.keras"
+
+
+PRECISIONS = {"auto": "auto", "float32": False, "mixed": True}
+
+
+def config_of(args):
+    """The options a run folder records (and a resumed run must match)."""
+    return {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+
+
+def default_run_dir(args, *parts):
+    """`runs/<command>-<names>`, named after `parts` (paths, names)."""
+    name = "-".join(
+        os.path.basename(os.path.normpath(str(p))).replace(":", "_")
+        for p in parts
+        if p
+    )
+    return os.path.join("runs", f"{args.command}-{name}")
+
+
+_STRATEGIES = {}
+
+
+def strategy_of(args):
+    """The strategy for `--tpu`, with `--precision` set; one per process.
+
+    `ulmfit` trains its language model and its classifier in the same
+    strategy: two MirroredStrategy objects in one process would number
+    their collective ops alike and clash.
+    """
+    from keras_tl import distribute
+
+    if args.tpu not in _STRATEGIES:
+        _STRATEGIES[args.tpu] = distribute.get_strategy(
+            args.tpu, verbose=verbosity(args) > 0
+        )
+    strategy = _STRATEGIES[args.tpu]
+    distribute.set_precision(strategy, PRECISIONS[args.precision])
+    return strategy
+
+
+def rates_of(args):
+    """`--learning-rate`: one peak (halved each stage) or one per stage;
+    default: `keras_tl.recipes.default_rates` for the backbone's kind."""
+    if args.learning_rate is None:
+        from keras_tl.recipes import default_rates
+
+        text = getattr(args, "backbone", None) == "awd_lstm"
+        return default_rates(
+            "text_classifier" if text else "other", len(args.epochs)
+        )
+    if len(args.learning_rate) == 1:
+        return args.learning_rate[0]
+    return list(args.learning_rate)
+
+
+def check_options(args, text):
+    """Refuses, before anything is written, what would fail later."""
+    from keras_tl.recipes import stage_rates
+
+    stage_rates(rates_of(args), len(args.epochs))
+    if text:
+        no_tflite_for_text(args)
+    if args.export and os.path.exists(args.export) and not args.overwrite:
+        raise FileExistsError(
+            f"--export {args.export} already exists. Choose another --export "
+            "(an unfinished run resumes with a new one), or pass --overwrite "
+            "to replace it and train again."
+        )
+    if args.export:
+        check_replaceable(
+            args.export, "saved_model.pb", "a SavedModel", "--overwrite"
+        )
+
+
+def no_tflite_for_text(args):
+    """Refuses `--tflite` for a text classifier."""
+    if getattr(args, "tflite", False):
+        raise ValueError(
+            "--tflite converts image models; text classifiers read strings "
+            "through ops TFLite lacks. Leave out --tflite."
+        )
+
+
+def examples_per_class(args, task):
+    """The smallest class's image count, for a class-per-folder tree."""
+    if not os.path.isdir(args.data):
+        return None
+    return min(
+        len(os.listdir(os.path.join(args.data, name)))
+        for name in task.label_names
+    )
+
+
+def finish(args, run, summary, started, model=None, task=None):
+    """Exports (`--export`), closes the run folder and prints the summary
+    line of a classifier run."""
+    if getattr(args, "export", None) and task is not None:
+        metrics = card_metrics(summary.get("test") or summary.get("validation"))
+        task.export(model, args.export, metrics, overwrite=args.overwrite)
+        summary["export"] = args.export
+    run.finish(summary)
+    parts = [f"keras-tl {args.command}: done in {duration(started)}"]
+    if "epochs" in summary:
+        parts.append(f"{summary['epochs']} epochs")
+    best = summary.get("best")
+    if best:
+        parts.append(
+            f"best {best['monitor']} {best['value']:.4g} at epoch "
+            f"{best['epoch']} (checkpoints/best.keras)"
+        )
+    # The scores are the final model's: say so when the best was earlier.
+    last = (
+        f" (last epoch, {summary['epochs']})"
+        if best and summary.get("epochs") and best["epoch"] != summary["epochs"]
+        else ""
+    )
+    for name in ("validation", "test"):
+        if summary.get(name):
+            parts.append(
+                f"{name} accuracy {summary[name]['accuracy']:.4f}{last}"
+            )
+    parts.append(f"run folder {run.path}")
+    if summary.get("export"):
+        parts.append(f"exported to {summary['export']}")
+    print("; ".join(parts), flush=True)
+
+
+def card_metrics(scores):
+    """The scores a model card shows (no confusion matrix)."""
+    if not scores:
+        return None
+    return {k: v for k, v in scores.items() if k != "confusion_matrix"}
+
+
+def duration(started):
+    """The time since `started` (`time.monotonic()`), for people."""
+    seconds = time.monotonic() - started
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s"

@@ -1,0 +1,146 @@
+"""`keras-tl list-backbones`, `lr-find` and `advise`: what to train, and
+how, before training."""
+
+from __future__ import annotations
+
+import time
+
+from keras_tl.cli.common import (
+    config_of,
+    default_run_dir,
+    duration,
+    examples_per_class,
+)
+from keras_tl.cli.inputs import Task, data_kind
+
+
+def list_backbones_command(args):
+    import fnmatch
+
+    # Plain tables: listing imports no TensorFlow.
+    from keras_tl.catalog import find_applications
+    from keras_tl.presets import list_encoder_presets
+
+    applications = find_applications(args.pattern)
+    presets = [
+        p
+        for p in list_encoder_presets()
+        if any(
+            fnmatch.fnmatch(n, args.pattern)
+            for n in ("awd_lstm", p.name, *p.aliases)
+        )
+    ]
+    if not applications and not presets:
+        raise ValueError(
+            f"No backbone matches {args.pattern!r}. Run `keras-tl "
+            "list-backbones` for all of them."
+        )
+    for entry in applications:
+        print(
+            f"{entry.name:40s} {entry.input_size:4d} px  "
+            f"{entry.feature_dim:5d} features  {entry.family}"
+        )
+    if presets:
+        print(
+            "\nText encoders: --backbone awd_lstm --encoder NAME (or a "
+            "folder from `keras-tl lm pretrain`)"
+        )
+    for preset in presets:
+        print(f"{preset.name:4s} {_describe_preset(preset)}")
+
+
+def _describe_preset(preset):
+    from keras_tl.presets import language_model_config, preset_folder
+
+    try:
+        config = language_model_config(preset_folder(preset))
+    except FileNotFoundError:
+        return f"language {preset.language}  (files not found)"
+    model = config["model"]
+    perplexity = config.get("validation_perplexity")
+    return (
+        f"language {preset.language}  AWD-LSTM {model['num_layers']} x "
+        f"{model['hidden_dim']}, embedding {model['embedding_dim']}, "
+        f"vocabulary {config['vocabulary_size']:,}"
+        + (f", validation perplexity {perplexity}" if perplexity else "")
+        + f"  ({preset.description})"
+    )
+
+
+def _exploratory_run(args):
+    """The run folder of lr-find and advise: quick, always started again."""
+    from keras_tl.runs import RunFolder
+
+    return RunFolder(
+        args.run_dir or default_run_dir(args, args.backbone, args.data),
+        config_of(args),
+        overwrite=True,
+    )
+
+
+def lr_find_command(args):
+    from keras_tl.lr_finder import lr_find
+    from keras_tl.plots import plot_lr_find
+
+    started = time.monotonic()
+    task = Task(args)
+    run = _exploratory_run(args)
+    result = lr_find(
+        task.build(),
+        task.train,
+        min_learning_rate=args.min_learning_rate,
+        max_learning_rate=args.max_learning_rate,
+        num_steps=args.num_steps,
+    )
+    plot_lr_find(result, run.file("lr_find.png"))
+    summary = {
+        "valley": result.valley,
+        "steepest": result.steepest,
+        "minimum": result.minimum,
+        "plot": run.file("lr_find.png"),
+    }
+    run.finish(summary)
+    print(
+        f"keras-tl lr-find: done in {duration(started)}; valley "
+        f"{result.valley:.2g}, steepest {result.steepest:.2g}; plot "
+        f"{summary['plot']}",
+        flush=True,
+    )
+
+
+def advise_command(args):
+    from keras_tl.advisor import advise
+    from keras_tl.plots import plot_probes
+
+    started = time.monotonic()
+    if data_kind(args.data) != "images":
+        raise ValueError(
+            "keras-tl advise probes an image backbone's stages; for text, "
+            "compare the encoder's perplexity on your texts (keras-tl lm "
+            f"finetune reports it). Received: --data {args.data}"
+        )
+    task = Task(args)
+    run = _exploratory_run(args)
+    advice = advise(
+        task.build(),
+        task.train,
+        max_batches=args.max_batches,
+        examples_per_class=examples_per_class(args, task),
+    )
+    plot_probes(advice.probe_accuracy, run.file("probes.png"))
+    summary = {
+        "examples_per_class": advice.examples_per_class,
+        "probe_accuracy": list(advice.probe_accuracy),
+        "cell": advice.cell,
+        "feature_group": advice.feature_group,
+        "train_groups": advice.train_groups,
+        "epochs": list(advice.epochs),
+        "plot": run.file("probes.png"),
+    }
+    run.finish(summary)
+    print(advice, flush=True)
+    print(
+        f"keras-tl advise: done in {duration(started)}; plot "
+        f"{summary['plot']}; run folder {run.path}",
+        flush=True,
+    )

@@ -1,0 +1,288 @@
+"""`keras-tl train`, `evaluate`, `predict` and `export`: a classifier
+fine-tuned in a run folder, and the use of what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from keras_tl.cli.common import (
+    AFTER_TRAINING,
+    TEXT_MODEL,
+    card_metrics,
+    check_options,
+    config_of,
+    default_run_dir,
+    examples_per_class,
+    finish,
+    no_tflite_for_text,
+    rates_of,
+    strategy_of,
+)
+from keras_tl.cli.inputs import (
+    Loaded,
+    Task,
+    check_exists,
+    image_size_of,
+    images,
+    labelled_arrays,
+    read_texts,
+    report,
+    scores,
+    verbosity,
+)
+
+
+def train_command(args):
+    from keras_tl.runs import RunFolder
+
+    started = time.monotonic()
+    for path in (args.data, args.validation, args.test):
+        check_exists(path)  # cheap, before the strategy starts
+    # Multi-worker strategies (TF_CONFIG) must exist before any TensorFlow
+    # op runs, so the strategy comes before the data is read.
+    strategy_of(args)
+    task = Task(args)  # checks the data before anything is written
+    check_options(args, task.kind == "text")
+    if getattr(args, "strategy", "manual") == "auto":
+        _apply_advice(args, task)
+    run = RunFolder(
+        args.run_dir or default_run_dir(args, args.backbone, args.data),
+        config_of(args),
+        overwrite=args.overwrite,
+        ignore=AFTER_TRAINING,
+    )
+    save_tokenizer(task, run)
+    model, summary = fit_classifier(args, task, run)
+    if task.tokenizer is not None:
+        summary["model"] = run.save_model(task.text_model(model), TEXT_MODEL)
+    finish(args, run, summary, started, model, task)
+
+
+def _apply_advice(args, task):
+    """`train --strategy auto`: the advisor's epochs, groups and stage."""
+    from keras_tl.advisor import advise
+
+    if task.kind != "images":
+        raise ValueError(
+            "--strategy auto probes an image backbone's stages; for text "
+            "give --epochs (and --train-groups) yourself."
+        )
+    advice = advise(
+        task.build(),
+        task.train,
+        examples_per_class=examples_per_class(args, task),
+    )
+    print(advice, flush=True)
+    args.epochs = list(advice.epochs)
+    args.train_groups = advice.train_groups
+    if advice.learning_rate is not None and args.learning_rate is None:
+        args.learning_rate = [advice.learning_rate]
+    if advice.feature_group != -1:
+        args.feature_group = advice.feature_group
+    args.advice = {
+        "cell": advice.cell,
+        "examples_per_class": advice.examples_per_class,
+        "probe_accuracy": list(advice.probe_accuracy),
+        "feature_group": advice.feature_group,
+    }
+
+
+def fit_classifier(args, task, run):
+    """Builds (or restores) the classifier, fine-tunes it, scores it."""
+    from keras_tl import distribute, plots
+    from keras_tl.recipes import fine_tune, planned_learning_rates
+
+    run.state["label_names"] = task.label_names
+    strategy = strategy_of(args)
+    with strategy.scope():
+        if run.epochs_done:
+            print(
+                f"Resuming {run.path} after epoch {run.epochs_done} of "
+                f"{sum(args.epochs)}",
+                flush=True,
+            )
+            model = run.load_last()
+        else:
+            model = task.build()
+    # Several steps per call on TPUs (1 elsewhere). Set, not recompiled:
+    # compiling again would drop a resumed run's optimizer state.
+    model.steps_per_execution = distribute.steps_per_execution(strategy)
+    rates = rates_of(args)
+    if run.epochs_done < sum(args.epochs):
+        fine_tune(
+            model,
+            task.train,
+            epochs=tuple(args.epochs),
+            learning_rate=rates,
+            factor=args.factor,
+            schedule=args.schedule,
+            train_bn=args.train_bn,
+            freeze_bn=args.freeze_bn,
+            validation_data=task.validation,
+            callbacks=run.callbacks(args.monitor),
+            initial_epoch=run.epochs_done,
+            train_groups=getattr(args, "train_groups", None),
+            verbose=verbosity(args),
+            shuffle=False,  # the datasets shuffle themselves
+        )
+    plots.plot_history(run.history, run.file("history.png"))
+    steps = int(task.train.cardinality())
+    if steps > 0:
+        plots.plot_schedule(
+            planned_learning_rates(
+                tuple(args.epochs),
+                steps,
+                learning_rate=rates,
+                schedule=args.schedule,
+            ),
+            path=run.file("learning_rate.png"),
+        )
+    summary = {
+        "run_dir": run.path,
+        "epochs": run.epochs_done,
+        "labels": task.label_names,
+        "best": run.state["best"],
+    }
+    if task.validation is not None:
+        summary["validation"] = scores(
+            model,
+            task.validation,
+            task.label_names,
+            run.file("confusion_matrix.png"),
+        )
+    test = getattr(args, "test", None)
+    if test:
+        if task.kind == "images":
+            data, _ = images(
+                test, args, image_size_of(args), task.label_names, shuffle=False
+            )
+        else:
+            data = task.text_dataset(*task.test_texts)
+        summary["test"] = scores(model, data, task.label_names)
+    return model, summary
+
+
+def save_tokenizer(task, run):
+    """Saves a text task's tokenizer (and direction) into the run folder."""
+    if task.tokenizer is not None:
+        from keras_tl.text.tokenizers import save_tokenizer
+
+        folder = run.file("tokenizer")
+        os.makedirs(folder, exist_ok=True)
+        save_tokenizer(task.tokenizer, folder)
+        run.state["backwards"] = task.backwards
+
+
+def evaluate_command(args):
+    loaded = Loaded(args.model, args.checkpoint)
+    names = loaded.label_names
+    if loaded.takes_text:
+        from keras_tl.text import data as text_data
+
+        texts, labels = read_texts(args.data, args.labels, args)
+        truth, _ = text_data.encode_labels(labels, names)
+        probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
+    else:
+        dataset, _ = images(
+            args.data, args, loaded.image_size(), names, shuffle=False
+        )
+        truth, probabilities = labelled_arrays(
+            loaded.probabilities_of_pixels, dataset
+        )
+    print(json.dumps(report(truth, probabilities, names, args.plot)))
+
+
+def predict_command(args):
+    import numpy as np
+    import tensorflow as tf
+
+    loaded = Loaded(args.model, args.checkpoint)
+    inputs = list(args.inputs)
+    if loaded.takes_text:
+        texts = list(args.text or [])
+        for path in inputs:
+            from keras_tl.data import read_text
+
+            texts.extend(
+                line for line in read_text(path).split("\n") if line.strip()
+            )
+        if not texts:
+            raise ValueError(
+                'Nothing to predict: give --text "..." or text files with '
+                "one text a line."
+            )
+        names = texts
+        probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
+    else:
+        if args.text:
+            raise ValueError(
+                f"{args.model} classifies images: give image files, not --text."
+            )
+        if not inputs:
+            raise ValueError("Nothing to predict: give image files.")
+        size = loaded.image_size()
+        pixels = []
+        for path in inputs:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"Image not found: {path}")
+            try:
+                image = tf.io.decode_image(
+                    tf.io.read_file(path), channels=3, expand_animations=False
+                )
+            except tf.errors.InvalidArgumentError:
+                raise ValueError(
+                    f"{path} is not a JPEG, PNG, BMP or GIF image."
+                ) from None
+            pixels.append(tf.image.resize(image, (size, size)))
+        names = inputs
+        probabilities = loaded.probabilities_of_pixels(tf.stack(pixels))
+    for name, row in zip(names, probabilities, strict=True):
+        best = int(np.argmax(row))
+        print(
+            json.dumps(
+                {
+                    "input": name,
+                    "label": loaded.label_names[best],
+                    "probability": round(float(row[best]), 6),
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+def export_command(args):
+    import keras_tl
+
+    loaded = Loaded(args.model, args.checkpoint)
+    if loaded.served is not None:
+        raise ValueError(
+            f"{args.model} is already an exported model. Give the run folder "
+            "that `keras-tl train` wrote."
+        )
+    summary_path = os.path.join(args.model, "summary.json")
+    metrics = None
+    if os.path.exists(summary_path):
+        with open(summary_path, encoding="utf-8") as f:
+            summary = json.load(f)
+        metrics = card_metrics(summary.get("test") or summary.get("validation"))
+    card = dict(
+        overwrite=args.overwrite,
+        training_data=os.path.basename(
+            os.path.normpath(loaded.config.get("data", ""))
+        ),
+        metrics=metrics,
+    )
+    model = loaded.model
+    if loaded.tokenizer is not None:
+        no_tflite_for_text(args)
+        model = loaded.text_model()
+    keras_tl.export(
+        model,
+        args.output,
+        labels=loaded.label_names,
+        tflite=args.tflite,
+        **card,
+    )
+    print(f"keras-tl export: wrote {args.output}", flush=True)

@@ -1,0 +1,74 @@
+"""`keras-tl list-backbones`, `lr-find` and `advise`
+(`keras_tl/cli/explore.py`)."""
+
+import json
+
+from keras_tl import cli
+from tests.cli.helpers import assert_real_png
+from tests.conftest import write_images
+
+
+def test_list_backbones(capsys):
+    assert cli.main(["list-backbones", "mobilenet_v2*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "mobilenet_v2",
+        "mobilenet_v2_035",
+        "mobilenet_v2_050",
+        "mobilenet_v2_075",
+        "mobilenet_v2_130",
+        "mobilenet_v2_140",
+    ]
+    assert "224 px" in lines[0] and "1280 features" in lines[0]
+    assert cli.main(["list-backbones", "resnot*"]) == 2
+    assert "No backbone matches 'resnot*'" in capsys.readouterr().err
+
+
+def test_lr_find_command(tmp_path, image_module_path, capsys):
+    images = write_images(tmp_path / "photos", n=8)
+    code = cli.main(
+        [
+            "lr-find",
+            "--data", images,
+            "--backbone", f"hub:{image_module_path}",
+            "--image-size", "32",
+            "--batch-size", "2",
+            "--num-steps", "12",
+            "--run-dir", str(tmp_path / "lr"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((tmp_path / "lr" / "summary.json").read_text())
+    assert 1e-7 <= summary["valley"] <= 10
+    assert_real_png(tmp_path / "lr" / "lr_find.png")
+    assert "valley" in capsys.readouterr().out
+
+
+def test_advise_command_prints_the_table_and_plots_the_probes(tmp_path, capsys):
+    images = write_images(tmp_path / "photos", n=10)
+    code = cli.main(
+        [
+            "advise",
+            "--data", images,
+            "--backbone", "mobilenet_v2_035",
+            "--weights", "none",
+            "--image-size", "32",
+            "--batch-size", "4",
+            "--run-dir", str(tmp_path / "advice"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "very similar dataset" in out and out.count("[x]") == 1
+    assert "examples per class: 10" in out
+    summary = json.loads((tmp_path / "advice" / "summary.json").read_text())
+    assert len(summary["probe_accuracy"]) == 4  # MobileNetV2's stages
+    assert summary["examples_per_class"] == 10
+    assert_real_png(tmp_path / "advice" / "probes.png")
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\nhola,a\nadiós,b\n", encoding="utf-8")
+    assert (
+        cli.main(["advise", "--data", str(texts), "--backbone", "awd_lstm"])
+        == 2
+    )
+    assert "probes an image backbone" in capsys.readouterr().err

@@ -1,0 +1,139 @@
+"""What the commands read (`keras_tl/cli/inputs.py`): image folders,
+TFDS names, labelled tables, corpora."""
+
+import gzip
+import os
+import time
+
+import pytest
+
+from keras_tl import cli, data
+from tests.conftest import write_images
+
+
+def test_bad_image_data_exits_2_before_writing_anything(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--backbone", "mobilenet_v2_035", "--weights", "none"]
+    assert cli.main(args + ["--data", "missing"]) == 2
+    assert "Data not found: missing" in capsys.readouterr().err
+    write_images(tmp_path / "photos", n=2)
+    (tmp_path / "photos" / "birds").mkdir()
+    (tmp_path / "photos" / "birds" / "notes.txt").write_text("no images")
+    assert cli.main(args + ["--data", "photos"]) == 2
+    err = capsys.readouterr().err
+    assert "photos/birds has no images" in err and ".png" in err
+    write_images(tmp_path / "valid", classes=("cats", "horses"), n=1)
+    (tmp_path / "photos" / "birds" / "notes.txt").unlink()
+    (tmp_path / "photos" / "birds").rmdir()
+    assert cli.main(args + ["--data", "photos", "--validation", "valid"]) == 2
+    assert "the subfolders must be the same" in capsys.readouterr().err
+    assert not os.path.exists("runs")
+
+
+def test_validation_split_holds_out_other_files_of_every_class(tmp_path):
+    folder = write_images(tmp_path / "photos", n=10, size=8)
+    options = dict(image_size=8, batch_size=100, validation_split=0.2, seed=3)
+    train, _ = data.image_folder(folder, subset="training", **options)
+    valid, _ = data.image_folder(
+        folder, subset="validation", shuffle=False, **options
+    )
+    seen = [
+        {tuple(x.numpy().ravel()[:12]) for x in next(iter(d))[0]}
+        for d in (train, valid)
+    ]
+    assert len(seen[0]) == 16 and len(seen[1]) == 4
+    assert not seen[0] & seen[1]
+    valid_labels = next(iter(valid))[1].numpy()
+    assert sorted(set(valid_labels)) == [0, 1]  # not one class's files
+
+
+def test_tfds_sources_need_a_split_and_no_validation_split(
+    tmp_path, image_module_path, capsys
+):
+    import tensorflow_datasets as tfds
+
+    argv = [
+        "train",
+        "--data", "tfds:tf_flowers",
+        "--backbone", f"hub:{image_module_path}",
+        "--run-dir", str(tmp_path / "run"),
+    ]  # fmt: skip
+    with tfds.testing.mock_data(num_examples=4):
+        assert cli.main(argv + ["--validation", "tfds:tf_flowers"]) == 2
+        assert "need the split" in capsys.readouterr().err
+        assert cli.main(argv + ["--validation-split", "0.2"]) == 2
+        assert "tfds:NAME:train[80%:]" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_image_folder_loader(tmp_path):
+    with pytest.raises(ValueError, match="at least two"):
+        data.image_class_folders(write_images(tmp_path / "a", ("one",), 1))
+    folder = write_images(tmp_path / "b", n=3, size=40)
+    dataset, names = data.image_folder(
+        folder, image_size=24, batch_size=4, shuffle=False
+    )
+    assert names == ["cats", "dogs"]
+    pixels, labels = next(iter(dataset))
+    assert pixels.shape == (4, 24, 24, 3) and pixels.dtype == "float32"
+    assert labels.numpy().tolist() == [0, 0, 0, 1]
+    assert 100 < float(pixels.numpy().max()) <= 255  # raw pixels, not [0, 1]
+
+
+def test_tfds_loader_offline_and_mocked():
+    import tensorflow_datasets as tfds
+
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="cannot be reached"):
+        data.tfds_examples("tf_flowers", timeout=1.0)
+    assert time.monotonic() - started < 5
+    with pytest.raises(ValueError, match="Unknown TFDS dataset"):
+        data.tfds_examples("no_such_dataset")
+    with tfds.testing.mock_data(num_examples=3):
+        flowers, names = data.tfds_examples("tf_flowers")
+        image, label = next(iter(flowers))
+        assert image.dtype == "uint8" and image.shape[-1] == 3
+        assert len(names) == 5 and 0 <= int(label) < 5
+        reviews, names = data.tfds_examples("imdb_reviews", "test")
+        text, _ = next(iter(reviews))
+        assert text.dtype == "string" and names == ["neg", "pos"]
+
+
+def test_read_labelled_formats_and_errors(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text('frase,clase\n"¡Hola, qué tal!",pos\nadiós,neg\n')
+    assert data.read_labelled(str(table), None, "frase", "clase") == (
+        ["¡Hola, qué tal!", "adiós"],
+        ["pos", "neg"],
+    )
+    rows = tmp_path / "r.jsonl.gz"
+    with gzip.open(rows, "wt", encoding="utf-8") as f:
+        f.write('{"text": "piña", "label": 2}\n\n{"text": "ñu", "label": 0}\n')
+    assert data.read_labelled(str(rows)) == (["piña", "ñu"], ["2", "0"])
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("text,label\n¿sí?,1\n".encode("utf-8-sig"))
+    assert data.read_labelled(str(bom)) == (["¿sí?"], ["1"])
+    empty = tmp_path / "e.csv"
+    empty.write_text("text,label\n")
+    with pytest.raises(ValueError, match="has no rows"):
+        data.read_labelled(str(empty))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"text,label\ncaf\xe9,x\n")
+    with pytest.raises(ValueError, match="not valid utf-8"):
+        data.read_labelled(str(latin))
+    xml = tmp_path / "x.xml"
+    xml.write_text("<rows/>")
+    with pytest.raises(ValueError, match="Unknown data format"):
+        data.read_labelled(str(xml))
+
+
+def test_gutenberg_markers_are_stripped(tmp_path):
+    book = tmp_path / "book.txt"
+    book.write_text(
+        "licence\n*** START OF X ***\nEn un lugar\n"
+        "*** END OF X ***\nmore licence\n",
+        encoding="utf-8",
+    )
+    assert data.read_corpus([str(book)]) == ["En un lugar"]

@@ -1,0 +1,165 @@
+"""`keras_tl/cli/parser.py`: usage errors, YAML configs, help, and a
+start-up without TensorFlow."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from keras_tl import cli
+
+
+def test_usage_errors_exit_2_and_say_how_to_fix(capsys):
+    assert cli.main(["trian"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'trian'" in err and "--help" in err
+    assert cli.main(["train", "--data", "x", "--backbone", "y", "--lr"]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --lr" in err
+    assert "keras-tl train --help" in err
+    assert cli.main(["train", "--backbone", "y"]) == 2
+    assert "the following arguments are required: --data" in (
+        capsys.readouterr().err
+    )
+    assert cli.main(["--help"]) == 0
+    assert "lr-find" in capsys.readouterr().out
+
+
+def test_config_file_gives_options_and_the_command_line_wins(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "data: photos\nbackbone: mobilenet_v2\nepochs: [1, 3]\n"
+        "batch-size: 8\ntrain_bn: true\nlearning_rate: 0.01\n"
+    )
+    parser = cli.build_parser()
+    argv = cli.apply_config(
+        parser, ["train", "--config", str(config), "--batch-size", "4"]
+    )
+    args = parser.parse_args(argv)
+    assert args.data == "photos" and args.backbone == "mobilenet_v2"
+    assert args.epochs == [1, 3] and args.learning_rate == [0.01]
+    assert args.train_bn is True
+    assert args.batch_size == 4  # the command line wins
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("epochs: [1, 2\n", "is not valid YAML"),
+        ("- 1\n- 2\n", "must hold a mapping"),
+        (
+            "data: x\nbackbone: y\nlearnin_rate: 0.1\n",
+            "unknown option 'learnin_rate'.*Known options:.*learning_rate",
+        ),
+        ("data: x\nbackbone: y\ntrain_bn: 3\n", "'train_bn' is a switch"),
+        ("data: x\nbackbone: y\nepochs: true\n", "'epochs' takes a value"),
+        # Reported against the file, not as if typed on the command line.
+        (
+            "data: x\nbackbone: y\nepochs: [one]\n",
+            "bad.yaml: 'epochs' must be an integer >= 1. Received: 'one'",
+        ),
+        ("data: x\nbackbone: y\npooling: mean\n", "'pooling' must be one of"),
+    ],
+)
+def test_malformed_configs_exit_2(tmp_path, capsys, text, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    assert cli.main(["train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert cli.main(["train", "--config", str(tmp_path / "no.yaml")]) == 2
+    assert "Config file not found" in capsys.readouterr().err
+
+
+def test_a_bad_config_value_the_command_line_overrides_is_not_used(
+    tmp_path, capsys
+):
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: [one]\nbatch_size: 0\n")
+    argv = ["train", "--config", str(config),
+            "--data", str(tmp_path / "x"), "--backbone", "y",
+            "--epochs", "2", "--batch-size", "4"]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" not in err and "Data not found" in err
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--epochs", "0"),
+        ("--image-size", "-5"),
+        ("--batch-size", "0"),
+        ("--learning-rate", "-0.01"),
+        ("--dropout", "1.5"),
+        ("--factor", "nan"),
+    ],
+)
+def test_numeric_options_are_checked_when_read(tmp_path, capsys, option, value):
+    argv = ["train", "--data", str(tmp_path), "--backbone", "y", option, value]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: must be" in err and f"Received: {value}" in err
+
+
+def test_every_option_of_every_command_has_help():
+    parser = cli.build_parser()
+    for words, sub in parser.commands.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, (words, action.option_strings)
+
+
+def _keras_tl(*argv):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "keras_tl", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def _imported(stderr):
+    return {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--help"], 0),
+        (["train", "--help"], 0),
+        (["train", "--data", "x", "--backbone", "y", "--epochs", "0"], 2),
+        (["nonsense"], 2),
+        (["list-backbones"], 0),
+        (["list-backbones", "awd*"], 0),
+        (["list-backbones", "resnot*"], 2),
+    ],
+)
+def test_help_and_option_errors_answer_without_tensorflow(argv, code):
+    process = _keras_tl(*argv)
+    assert process.returncode == code, process.stderr[-2000:]
+    imported = _imported(process.stderr)
+    assert "keras_tl" in imported
+    assert not {"tensorflow", "keras"} & imported
+
+
+def test_commands_start_tensorflow_quietly(tmp_path):
+    # A command that starts TensorFlow (while its start-up lines are
+    # silenced, so are importtime's) before it finds the missing model.
+    process = _keras_tl("predict", "--model", str(tmp_path / "none"), "x.jpg")
+    assert process.returncode == 2
+    noise = [
+        line
+        for line in process.stderr.splitlines()
+        if not line.startswith("import time:")
+    ]
+    # The error, and no CUDA probes, oneDNN notes or absl banners.
+    assert len(noise) == 1 and noise[0].startswith("keras-tl predict: error")

@@ -1,0 +1,389 @@
+"""`keras-tl lm pretrain`, `lm finetune` and `ulmfit`
+(`keras_tl/cli/text.py`)."""
+
+import csv
+import gzip
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from keras_tl import cli
+from tests.cli.helpers import assert_real_png, last_json
+from tests.conftest import pretrain_tiny_lm
+
+SPANISH = "¿Qué tal, señor Núñez? El niño come piña en Cádiz.\n" * 40
+
+
+def err_of(capsys, argv):
+    assert cli.main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
+    novels = tmp_path / "novels.jsonl.gz"
+    with gzip.open(novels, "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"id": 1, "text": SPANISH}) + "\n")
+    book = tmp_path / "book.txt"
+    book.write_text(
+        "header\n*** START OF THE BOOK ***\n"
+        + SPANISH
+        + "*** END OF THE BOOK ***\nlicence\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "saved_models" / "es"
+    sizes = ["--batch-size", "4", "--sequence-length", "8", "--verbose", "0"]
+    code = cli.main(
+        [
+            "lm", "pretrain",
+            "--corpus", str(novels), str(book),
+            "--output", str(out),
+            "--vocabulary-size", "33",
+            "--embedding-dim", "8",
+            "--hidden-dim", "12",
+            "--num-layers", "2",
+            "--language", "es",
+            "--run-dir", str(tmp_path / "runs" / "pretrain"),
+            *sizes,
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert "validation perplexity" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["language"] == "es"
+    assert config["model"]["hidden_dim"] == 12
+    run = tmp_path / "runs" / "pretrain"
+    assert (run / "config.yaml").exists() and (run / "history.csv").exists()
+    assert_real_png(run / "history.png", (150, 100))
+
+    # Pretraining continues from the model just written: sizes come from it.
+    more = tmp_path / "saved_models" / "es_more"
+    again = ["lm", "pretrain", "--from", str(out), "--corpus", str(book)]
+    again += ["--output", str(more), *sizes]
+    again += ["--run-dir", str(tmp_path / "runs" / "more")]
+    assert cli.main([*again, "--hidden-dim", "12"]) == 2
+    assert "--from " + str(out) in capsys.readouterr().err
+    assert cli.main([*again, "--backwards"]) == 2
+    assert "leave out --backwards" in capsys.readouterr().err
+    assert not more.exists()
+    assert cli.main(again) == 0
+    config = json.loads((more / "config.json").read_text())
+    assert config["initial"]["name"] == str(out)
+    assert config["model"]["hidden_dim"] == 12
+
+    target = tmp_path / "tweets.txt"
+    target.write_text("¡Qué calor hace en Sevilla!\n" * 30, encoding="utf-8")
+    tuned = tmp_path / "saved_models" / "es_tweets"
+    code = cli.main(
+        [
+            "lm", "finetune",
+            "--encoder", str(out),
+            "--corpus", str(target),
+            "--validation", str(target),
+            "--output", str(tuned),
+            "--epochs", "1", "1",
+            "--learning-rate", "0.02",  # one peak for two stages
+            "--run-dir", str(tmp_path / "runs" / "finetune"),
+            *sizes,
+        ]
+    )  # fmt: skip
+    assert code == 0
+    config = json.loads((tuned / "config.json").read_text())
+    assert config["fine_tuning"]["data"] == "tweets.txt"
+    # Fine-tuning on the validation text itself must lower its perplexity.
+    assert (
+        config["fine_tuning"]["perplexity_after"]
+        < config["fine_tuning"]["perplexity_before"]
+    )
+    from keras_tl.text.language_model import load_language_model
+
+    model, tokenizer = load_language_model(str(tuned))
+    assert tokenizer.vocabulary_size == 33
+    # The alias of older scripts still works.
+    assert cli.main(["pretrain-lm", "--help"]) == 0
+
+
+def test_lm_commands_train_in_the_strategy(
+    tmp_path, monkeypatch, mirrored_strategy, capsys
+):
+    # Where get_strategy picks several replicas (GPUs, a TPU), the language
+    # model trains and is evaluated there; two logical CPUs stand in.
+    import tensorflow as tf
+
+    from keras_tl import distribute
+    from keras_tl.cli import common
+    from keras_tl.text import pretraining, ulmfit
+
+    monkeypatch.setattr(common, "_STRATEGIES", {})
+    monkeypatch.setattr(
+        distribute,
+        "get_strategy",
+        lambda tpu=None, verbose=True: mirrored_strategy,
+    )
+    seen = []
+    for module, name in (
+        (pretraining, "pretrain_language_model"),
+        (ulmfit, "fine_tune_language_model"),
+    ):
+        original = getattr(module, name)
+
+        def spy(*args, _original=original, **kwargs):
+            seen.append(tf.distribute.get_strategy())
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(SPANISH, encoding="utf-8")
+    out, tuned = tmp_path / "lm", tmp_path / "tuned"
+    sizes = ["--batch-size", "4", "--sequence-length", "8", "--verbose", "0"]
+    model = ["--embedding-dim", "8", "--hidden-dim", "12", "--num-layers", "2"]
+    pretrain = [
+        "lm", "pretrain", "--corpus", str(corpus), "--output", str(out),
+        "--tokenizer", "word", "--run-dir", str(tmp_path / "r1"),
+    ]  # fmt: skip
+    assert cli.main([*pretrain, *model, *sizes]) == 0
+    finetune = [
+        "lm", "finetune", "--encoder", str(out), "--corpus", str(corpus),
+        "--validation", str(corpus), "--output", str(tuned), "--epochs", "1",
+        "--run-dir", str(tmp_path / "r2"),
+    ]  # fmt: skip
+    assert cli.main([*finetune, *sizes]) == 0
+    assert seen == [mirrored_strategy, mirrored_strategy]
+    odd = ["--batch-size", "3", "--output", str(tmp_path / "odd")]
+    error = err_of(capsys, ["lm", "pretrain", "--corpus", str(corpus), *odd])
+    assert "must be a multiple of 2. Received: 3" in error
+    assert not (tmp_path / "odd").exists()
+    config = json.loads((tuned / "config.json").read_text())
+    assert np.isfinite(config["fine_tuning"]["perplexity_after"])
+
+
+def test_lm_user_errors_exit_with_code_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = ["--output", str(tmp_path / "out")]
+    assert cli.main(["lm", "pretrain", "--corpus", "no.txt", *out]) == 2
+    assert "Corpus file not found" in capsys.readouterr().err
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"caf\xe9 con leche\n")
+    assert cli.main(["lm", "pretrain", "--corpus", str(latin), *out]) == 2
+    assert "not valid utf-8" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hola"}\n\n{"title": "x"}\n', encoding="utf-8")
+    assert cli.main(["lm", "pretrain", "--corpus", str(bad), *out]) == 2
+    assert "bad.jsonl, line 3" in capsys.readouterr().err
+    assert cli.main(["lm", "finetune", "--encoder", str(tmp_path),
+                     "--corpus", str(bad), *out]) == 2  # fmt: skip
+    assert "No language model in" in capsys.readouterr().err
+    (tmp_path / "out").mkdir()
+    good = tmp_path / "good.txt"
+    good.write_text("hola\n")
+    assert cli.main(["lm", "pretrain", "--corpus", str(good), *out]) == 2
+    assert "--output" in capsys.readouterr().err and "--overwrite" in err_of(
+        capsys, ["lm", "pretrain", "--corpus", str(good), *out]
+    )
+    assert not os.path.exists(tmp_path / "runs")  # nothing was written
+    # The language-model commands pick their device like `train`.
+    new = ["--output", str(tmp_path / "new")]
+    for command in (
+        ["lm", "pretrain", "--corpus", str(good)],
+        ["lm", "finetune", "--encoder", str(tmp_path), "--corpus", str(good)],
+    ):
+        argv = [*command, *new, "--tpu", "no-such-tpu"]
+        assert "No TPU found for tpu='no-such-tpu'" in err_of(capsys, argv)
+    assert not os.path.exists(tmp_path / "runs")
+    assert not os.path.exists(tmp_path / "new")
+
+
+def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
+    import tensorflow as tf
+
+    rows = [
+        {
+            "frase": f"es {'bueno' if i % 2 else 'malo'} y muy {i % 5}",
+            "etiqueta": "pos" if i % 2 else "neg",
+        }
+        for i in range(64)
+    ]
+    train = tmp_path / "train.csv"
+    with open(train, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, ["frase", "etiqueta"])
+        writer.writeheader()
+        writer.writerows(rows)
+    test = tmp_path / "test.jsonl"
+    test.write_text(
+        "\n".join(
+            json.dumps({"frase": r["frase"], "etiqueta": r["etiqueta"]})
+            for r in rows[:8]
+        ),
+        encoding="utf-8",
+    )
+    pretrain_tiny_lm(
+        tmp_path / "lm", [r["frase"] for r in rows], vocabulary_size=60
+    )
+    export = tmp_path / "served"
+    argv = [
+        "ulmfit",
+        "--data", str(train),
+        "--test", str(test),
+        "--text-column", "frase",
+        "--label-column", "etiqueta",
+        "--encoder", str(tmp_path / "lm"),
+        "--lm-epochs", "1",
+        "--epochs", "1", "1",
+        "--learning-rate", "1e-2",
+        "--batch-size", "16",
+        "--sequence-length", "8",
+        "--export", str(export),
+        "--run-dir", str(tmp_path / "run"),
+        "--verbose", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("keras-tl ulmfit: done in") and "test accuracy" in (
+        line
+    )
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["labels"] == ["neg", "pos"]
+    assert (tmp_path / "run" / "language_model" / "config.json").exists()
+    served = tf.saved_model.load(str(export)).signatures["serving_default"]
+    out = served(texts=tf.constant([r["frase"] for r in rows[:8]]))
+    assert out["probabilities"].shape == (8, 2)
+    # The reported test accuracy is the exported model's, on test.jsonl.
+    labels = [s.decode() for s in out["label"].numpy()]
+    hits = [p == r["etiqueta"] for p, r in zip(labels, rows[:8], strict=True)]
+    assert summary["test"]["accuracy"] == pytest.approx(sum(hits) / 8)
+    card = json.loads((export / "model_card.json").read_text())
+    assert card["training_data"] == "train.csv"
+    # The run folder's model.keras: raw strings in, as the export.
+    import keras
+
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert model.label_names == ["neg", "pos"]
+    np.testing.assert_allclose(
+        model.predict([r["frase"] for r in rows[:8]], verbose=0),
+        out["probabilities"].numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # evaluate / predict read the run folder's tokenizer and labels.
+    assert cli.main(["evaluate", "--model", str(tmp_path / "run"),
+                     "--data", str(test), "--text-column", "frase",
+                     "--label-column", "etiqueta"]) == 0  # fmt: skip
+    assert last_json(capsys)["accuracy"] == pytest.approx(
+        summary["test"]["accuracy"]
+    )
+    assert cli.main(["predict", "--model", str(export),
+                     "--text", rows[0]["frase"]]) == 0  # fmt: skip
+    assert last_json(capsys)["label"] == labels[0]
+
+    # Killed while exporting: the rerun trains nothing again (neither the
+    # language model nor the classifier) and writes the export.
+    state_path = tmp_path / "run" / "state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "complete": False}))
+    lm_config = tmp_path / "run" / "language_model" / "config.json"
+    written = lm_config.stat().st_mtime_ns
+    checkpoint = tmp_path / "run" / state["last_checkpoint"]
+    saved = checkpoint.stat().st_mtime_ns
+    shutil.rmtree(export)
+    assert cli.main(argv) == 0
+    assert lm_config.stat().st_mtime_ns == written
+    assert checkpoint.stat().st_mtime_ns == saved
+    assert (export / "saved_model.pb").exists()
+    assert json.loads(state_path.read_text())["complete"]
+
+
+# slow (70 s): the library's ensemble (tests/text/test_string_model.py) is in the
+# default run; this is the command's --ensemble-with path end to end.
+@pytest.mark.slow
+def test_ulmfit_ensemble_of_a_forward_and_a_backward_encoder(tmp_path, capsys):
+    import keras
+    import tensorflow as tf
+
+    texts = [f"es {'bueno' if i % 2 else 'malo'} y {i % 5}" for i in range(48)]
+    labels = ["pos" if i % 2 else "neg" for i in range(48)]
+    train = tmp_path / "train.csv"
+    with open(train, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels, strict=True))
+    pretrain_tiny_lm(tmp_path / "fwd", texts, vocabulary_size=60)
+    pretrain_tiny_lm(
+        tmp_path / "bwd", texts, vocabulary_size=60, backwards=True
+    )
+    export = tmp_path / "served"
+    argv = [
+        "ulmfit",
+        "--data", str(train),
+        "--test", str(train),
+        "--encoder", str(tmp_path / "fwd"),
+        "--ensemble-with", str(tmp_path / "bwd"),
+        "--lm-epochs", "1",
+        "--lm-batch-size", "8",
+        "--epochs", "1",
+        "--batch-size", "16",
+        "--sequence-length", "8",
+        "--export", str(export),
+        "--run-dir", str(tmp_path / "run"),
+        "--verbose", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert len(summary["members"]) == 2
+    both = keras.saving.load_model(run / "model.keras")
+    forward = keras.saving.load_model(run / "member-1" / "model.keras")
+    backward = keras.saving.load_model(run / "member-2" / "model.keras")
+    assert backward.get_layer("document_ids").backwards
+    assert not forward.get_layer("document_ids").backwards
+    probe = texts[:6]
+    expected = (
+        forward.predict(probe, verbose=0) + backward.predict(probe, verbose=0)
+    ) / 2
+    np.testing.assert_allclose(
+        both.predict(probe, verbose=0), expected, rtol=1e-5, atol=1e-6
+    )
+    served = tf.saved_model.load(str(export)).signatures["serving_default"]
+    np.testing.assert_allclose(
+        served(texts=tf.constant(probe))["probabilities"].numpy(),
+        expected,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    card = json.loads((export / "model_card.json").read_text())
+    assert card["ensemble"] == ["forward", "backward"]
+    predicted = both.predict(texts, verbose=0).argmax(-1)
+    accuracy = np.mean(
+        [
+            both.label_names[i] == y
+            for i, y in zip(predicted, labels, strict=True)
+        ]
+    )
+    assert summary["test"]["accuracy"] == pytest.approx(accuracy)
+
+
+def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("hola\nadiós\n", encoding="utf-8")
+    args = ["ulmfit", "--encoder", str(tmp_path / "lm"), "--data"]
+    assert cli.main(args + [str(texts)]) == 2
+    assert "also give the labels file" in capsys.readouterr().err
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n", encoding="utf-8")
+    assert cli.main(args + [str(texts), "--labels", str(labels)]) == 2
+    assert "line-aligned" in capsys.readouterr().err
+    table = tmp_path / "t.tsv"
+    table.write_text("text\tclass\nhola\ta\n", encoding="utf-8")
+    assert cli.main(args + [str(table)]) == 2
+    assert "no column 'label'" in capsys.readouterr().err
+    labels.write_text("not sure\nb\n", encoding="utf-8")  # one a line
+    assert cli.main(args + [str(texts), "--labels", str(labels)]) == 2
+    assert "No language model" in capsys.readouterr().err
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n')
+    assert cli.main(args + [str(rows)]) == 2
+    assert "row 2: no 'text' or 'label' field" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "runs")  # nothing was written
