@@ -295,8 +295,8 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     assert json.loads(state_path.read_text())["complete"]
 
 
-# slow (70 s): the library's ensemble (tests/text/test_string_model.py) is in the
-# default run; this is the command's --ensemble-with path end to end.
+# slow (70 s): the library's ensemble (tests/text/test_string_model.py) is
+# in the default run; this is the command's --ensemble-with path end to end.
 @pytest.mark.slow
 def test_ulmfit_ensemble_of_a_forward_and_a_backward_encoder(tmp_path, capsys):
     import keras
