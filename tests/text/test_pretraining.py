@@ -11,6 +11,7 @@ from keras_tl.files import sha256
 from keras_tl.runs import RunFolder
 from keras_tl.text.language_model import load_language_model
 from keras_tl.text.pretraining import pretrain_language_model
+from tests.text.helpers import ENGLISH, SPANISH
 
 _WORDS = "el gato come pescado y la niña lee un libro mientras llueve".split()
 _RANDOM = random.Random(0)
@@ -230,3 +231,40 @@ def test_continuing_refuses_sizes_and_another_direction(tmp_path):
             CORPUS, str(tmp_path / "x"), initial=str(tmp_path / "missing")
         )
     assert not (tmp_path / "x").exists()
+
+
+def test_pretrain_writes_a_complete_folder(tmp_path):
+    corpus = "\n".join(SPANISH * 30 + ENGLISH * 30)
+    out = tmp_path / "saved_models" / "tiny_lm"
+    tiny = dict(
+        vocabulary_size=60,
+        embedding_dim=8,
+        hidden_dim=12,
+        num_layers=2,
+        batch_size=4,
+        sequence_length=8,
+        verbose=0,
+    )
+    result = pretrain_language_model(
+        corpus, str(out), epochs=1, language="es", **tiny
+    )
+    assert isinstance(result, keras.Model)
+    assert np.isfinite(result.history.validation_perplexity)
+    with pytest.warns(DeprecationWarning, match="`output_dir` is now"):
+        pretrain_language_model(
+            corpus, output_dir=str(tmp_path / "old_name"), epochs=0.2, **tiny
+        )
+    assert (tmp_path / "old_name" / "config.json").exists()
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "MODEL_CARD.md",
+        "config.json",
+        "language_model.weights.h5",
+        "sentencepiece.model",
+        "tokenizer.json",
+    ]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp")]
+    lm, tokenizer = load_language_model(str(out))
+    assert lm.encoder.vocabulary_size == tokenizer.vocabulary_size
+    assert lm.encoder.hidden_dim == 12 and lm.encoder.num_layers == 2
+    assert "Held-out perplexity" in (out / "MODEL_CARD.md").read_text()

@@ -1,0 +1,82 @@
+"""Language models: perplexity over a file, generation, several steps a call."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_tl import distribute
+from keras_tl.callbacks import OneCycleScheduler, ResetStateEachEpoch
+from keras_tl.text import (
+    AWDLSTMLanguageModel,
+    WordTokenizer,
+)
+from keras_tl.text.data import language_model_dataset
+from keras_tl.text.language_model import (
+    compile_language_model,
+    evaluate_perplexity,
+    generate,
+)
+from tests.text.helpers import (
+    tiny_lm,
+)
+
+
+def test_whole_file_perplexity_matches_one_long_pass():
+    lm = tiny_lm(drop_mult=0.0)
+    ids = np.random.default_rng(1).integers(4, 30, size=2 * 37 + 1)
+    lm(ids[None, :8])
+    result = evaluate_perplexity(lm, ids, batch_size=2, sequence_length=10)
+    rows = ids[:-1].reshape(2, 37)
+    targets = ids[1:].reshape(2, 37)
+    logits = keras.ops.convert_to_numpy(lm(rows))
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, targets[..., None], -1).mean()
+    assert result["tokens"] == 74
+    assert result["perplexity"] == pytest.approx(np.exp(nll), rel=1e-4)
+
+
+def test_generate_continues_the_prompt():
+    tokenizer = WordTokenizer.from_corpus(["uno dos tres cuatro cinco"])
+    lm = AWDLSTMLanguageModel(
+        tokenizer.vocabulary_size, embedding_dim=8, hidden_dim=12, seed=0
+    )
+    with pytest.raises(ValueError, match="no weights yet"):
+        generate(lm, tokenizer, "uno")
+    lm(np.zeros((1, 2), "int32"))
+    text = generate(lm, tokenizer, "uno dos", num_tokens=5, top_k=3, seed=0)
+    words = text.split()  # <eos> is a line break
+    assert words[:2] == ["uno", "dos"]
+    assert len(words) + text.count("\n") == 7
+    assert generate(lm, tokenizer, "uno dos", 5, temperature=0) == generate(
+        lm, tokenizer, "uno dos", 5, temperature=0
+    )
+    with pytest.raises(ValueError, match="temperature"):
+        generate(lm, tokenizer, "uno", temperature=-1)
+
+
+def _lm_trained_with_steps_per_call(monkeypatch, steps):
+    monkeypatch.setattr(distribute, "steps_per_execution", lambda s=None: steps)
+    keras.utils.set_random_seed(0)
+    lm = tiny_lm(drop_mult=0.0, stateful=True)
+    lm.build((4, 5))
+    compile_language_model(lm, 1e-2)
+    assert lm.steps_per_execution == steps
+    ids = np.random.default_rng(0).integers(4, 30, 4 * 5 * 7 + 1)
+    history = lm.fit(
+        language_model_dataset(ids, 4, 5),  # 7 windows an epoch
+        epochs=2,
+        callbacks=[ResetStateEachEpoch(), OneCycleScheduler(1e-2)],
+        shuffle=False,
+        verbose=0,
+    )
+    return lm, history.history["loss"]
+
+
+def test_language_model_trains_several_steps_per_call(monkeypatch):
+    # As on a TPU: 3 steps per call over 7-window epochs, state carried
+    # and reset, rates per step; the same training as one step per call.
+    one, one_losses = _lm_trained_with_steps_per_call(monkeypatch, 1)
+    three, three_losses = _lm_trained_with_steps_per_call(monkeypatch, 3)
+    assert three_losses == pytest.approx(one_losses, rel=1e-5)
+    for a, b in zip(one.weights, three.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,171 @@
+"""String-in text models: .keras round trip, export, ensembles.
+
+These check that a model's outputs survive saving, serving and averaging,
+so an untrained classifier (random weights, a few milliseconds to build)
+does; `test_ulmfit.py` checks what training makes of them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_tl
+from keras_tl.text import (
+    WordTokenizer,
+    ensemble,
+    text_classifier,
+    text_model,
+)
+from tests.conftest import saved_model_cli
+from tests.text.helpers import SIZES, separable
+
+HIDDEN = 24
+TEXTS = ["es muy bueno", "la de malo", "", "muy " * 300 + "bueno"]
+
+
+@pytest.fixture(scope="module")
+def forward():
+    """A string-in classifier as train_ulmfit returns it, untrained."""
+    tokenizer = WordTokenizer.from_corpus(separable(64, 0)[0])
+    keras.utils.set_random_seed(0)
+    inner = text_classifier(
+        {
+            **SIZES,
+            "vocabulary_size": tokenizer.vocabulary_size,
+            "hidden_dim": HIDDEN,
+        },
+        2,
+    )
+    return text_model(
+        inner, tokenizer, label_names=["neg", "pos"], name="ulmfit_forward"
+    )
+
+
+def run_python(code, *args):
+    """Runs `code` in a fresh Python; its last printed line, as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_ulmfit_model_saves_and_loads_as_keras(forward, tmp_path):
+    classifier, texts = forward, TEXTS
+    expected = classifier.predict(texts, verbose=0)
+    path = str(tmp_path / "classifier.keras")
+    classifier.save(path)
+    code = (
+        "import json, sys, keras\n"
+        "import keras_tl.text\n"
+        f"model = keras.saving.load_model({path!r})\n"
+        "p = model.predict(json.loads(sys.argv[1]), verbose=0)\n"
+        "print(json.dumps({'p': p.tolist(), 'labels': model.label_names, "
+        "'type': type(model).__name__}))\n"
+    )
+    loaded = run_python(code, json.dumps(texts))
+    assert loaded["type"] == "TextModel"
+    assert loaded["labels"] == ["neg", "pos"]
+    np.testing.assert_allclose(loaded["p"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_export_serves_raw_strings_in_a_fresh_process(forward, tmp_path):
+    classifier, texts = forward, TEXTS
+    expected = classifier.predict(texts, verbose=0)
+    assert np.all(np.isfinite(expected))
+    path = str(tmp_path / "served")
+    keras_tl.export(classifier, path, training_data="synthetic")
+    card = json.load(open(os.path.join(path, "model_card.json")))
+    assert card["labels"] == ["neg", "pos"]  # the model's own
+    assert card["signatures"]["serving_default"] == {
+        "texts": "tf.string [None]: raw text"
+    }
+    assert card["ensemble"] == ["forward"]
+    assert card["encoder"]["hidden_dim"] == HIDDEN
+    assert card["encoder"]["tokenizer"] == "WordTokenizer"
+    with pytest.raises(ValueError, match="own label names"):
+        keras_tl.export(classifier, str(tmp_path / "x"), labels=["a", "b"])
+    # saved_model_cli is a fresh process that never imports keras_tl.
+    out = tmp_path / "cli"
+    saved_model_cli(
+        "run",
+        "--dir",
+        path,
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--input_exprs",
+        f"texts={texts!r}",
+        "--outdir",
+        out,
+    )
+    np.testing.assert_allclose(
+        np.load(out / "probabilities.npy"), expected, rtol=1e-5, atol=1e-6
+    )
+    labels = np.load(out / "label.npy", allow_pickle=True)
+    assert [label.decode() for label in labels] == [
+        classifier.label_names[i] for i in expected.argmax(-1)
+    ]
+
+
+def test_forward_backward_ensemble_averages(forward, tmp_path):
+    # A copy of the token-id classifier, reading backwards: a second member.
+    inner = forward.get_layer("ulmfit_classifier")
+    copy = keras.models.clone_model(inner)
+    copy.set_weights(inner.get_weights())
+    backward = text_model(
+        copy,
+        forward.get_layer("document_ids").tokenizer,
+        backwards=True,
+        label_names=forward.label_names,
+        name="backward",
+    )
+    texts = ["es muy bueno", "la de malo"]
+    expected = (
+        forward.predict(texts, verbose=0) + backward.predict(texts, verbose=0)
+    ) / 2
+    assert not np.allclose(forward.predict(texts, verbose=0), expected)
+    both = ensemble([forward, backward])
+    assert isinstance(both, keras.Model) and both.label_names == ["neg", "pos"]
+    np.testing.assert_allclose(both.predict(texts, verbose=0), expected, 1e-6)
+    path = str(tmp_path / "ensemble")
+    card = keras_tl.export(both, path)
+    assert card["ensemble"] == ["forward", "backward"]
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    out = served(texts=tf.constant(texts))["probabilities"].numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        keras_tl.export(forward, path)  # refused by default
+    empty = served(texts=tf.constant([], tf.string))["probabilities"]
+    assert empty.shape == (0, 2)
+    both.save(tmp_path / "both.keras")
+    again = keras.saving.load_model(tmp_path / "both.keras")
+    np.testing.assert_allclose(again.predict(texts, verbose=0), expected, 1e-5)
+
+
+def test_ensemble_refuses_what_it_cannot_average(forward):
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble([forward])
+    with pytest.raises(ValueError, match="distinct names"):
+        ensemble([forward, forward])
+    other = text_model(
+        forward.get_layer("ulmfit_classifier"),
+        forward.get_layer("document_ids").tokenizer,
+        label_names=["bad", "good"],
+        name="other",
+    )
+    with pytest.raises(ValueError, match="different label names"):
+        ensemble([forward, other])
+    with pytest.raises(ValueError, match="raw strings"):
+        ensemble([forward, forward.get_layer("ulmfit_classifier")])
+    with pytest.raises(ValueError, match="token ids"):
+        text_model(forward, forward.get_layer("document_ids").tokenizer)

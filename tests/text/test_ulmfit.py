@@ -1,0 +1,128 @@
+"""The ULMFiT recipe end to end: LM fine-tuning, gradual unfreezing, checks."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_tl
+from keras_tl.text import (
+    TextModel,
+    WordTokenizer,
+    text_classifier,
+    train_ulmfit,
+)
+from keras_tl.text.language_model import language_model_config
+from tests.conftest import pretrain_tiny_lm
+from tests.text.helpers import (
+    SIZES,
+    separable,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    texts, labels = separable(256, 0)
+    folder = pretrain_tiny_lm(
+        tmp_path_factory.mktemp("lm") / "tiny_lm",
+        texts,
+        vocabulary_size=100,
+        embedding_dim=16,
+        hidden_dim=24,
+        batch_size=8,
+        sequence_length=10,
+    )
+    validation = separable(64, 1)
+    classifier = train_ulmfit(
+        texts,
+        labels,
+        folder,
+        validation_texts=validation[0],
+        validation_labels=validation[1],
+        lm_batch_size=8,
+        batch_size=16,
+        sequence_length=8,
+        epochs=(1, 1, 1, 5),
+        learning_rate=(1e-2, 5e-3, 5e-3, 5e-3),
+        drop_mult=0.1,
+        seed=0,
+        verbose=0,
+    )
+    return folder, classifier, validation
+
+
+def labels_of(model, probabilities):
+    return [model.label_names[i] for i in np.argmax(probabilities, -1)]
+
+
+def test_ulmfit_recipe_learns_a_separable_task(trained):
+    folder, classifier, (texts, labels) = trained
+    assert isinstance(classifier, keras.Model)
+    assert isinstance(classifier, TextModel)
+    assert classifier.inputs[0].dtype == "string"
+    assert classifier.name == "ulmfit_forward"
+    assert classifier.label_names == ["neg", "pos"]
+    history = classifier.history.history
+    assert history["trainable_groups"] == [1, 2, 3] + [4] * 5
+    lm = classifier.history.language_model
+    assert isinstance(lm, keras.callbacks.History)
+    assert lm.perplexity_after < lm.perplexity_before
+    assert lm.train_tokens > 1000
+    assert len(lm.history["loss"]) == 2  # lm_epochs=(1, 1)
+    truth = [classifier.label_names.index(label) for label in labels]
+    loss, accuracy = classifier.evaluate(texts, truth, verbose=0)
+    assert accuracy >= 0.9, accuracy
+    probabilities = classifier.predict(["es muy bueno", "es muy malo"])
+    assert labels_of(classifier, probabilities) == ["pos", "neg"]
+    # One string, a list, an object array and a tensor read alike.
+    one = classifier.predict("es muy bueno", verbose=0)
+    np.testing.assert_allclose(one, probabilities[:1], rtol=1e-6)
+    tensor = classifier.predict(tf.constant(["es muy bueno"]), verbose=0)
+    np.testing.assert_allclose(tensor, one, rtol=1e-6)
+
+
+def test_ulmfit_bad_input(trained):
+    folder, _, _ = trained
+    with pytest.raises(ValueError, match="texts are empty"):
+        train_ulmfit(["bueno", "  "], ["pos", "neg"], folder)
+    with pytest.raises(ValueError, match="not in the label set"):
+        train_ulmfit(
+            ["bueno", "malo"],
+            ["pos", "meh"],
+            folder,
+            label_names=["neg", "pos"],
+        )
+    with pytest.raises(ValueError, match="at least two classes"):
+        train_ulmfit(["bueno", "malo"], ["pos", "pos"], folder)
+    other = WordTokenizer.from_corpus(["otra cosa distinta"])
+    with pytest.raises(ValueError, match="does not match"):
+        train_ulmfit(["bueno", "malo"], ["pos", "neg"], folder, tokenizer=other)
+    with pytest.raises(ValueError, match="do not belong together"):
+        train_ulmfit(["bueno", "malo"], ["pos", "neg"], SIZES, tokenizer=other)
+    with pytest.raises(ValueError, match="or neither"):
+        train_ulmfit(
+            ["bueno", "malo"],
+            ["pos", "neg"],
+            folder,
+            validation_texts=["bueno"],
+        )
+    with pytest.raises(ValueError, match="needs `encoder`"):
+        keras_tl.build("awd_lstm", num_classes=2)
+    with pytest.raises(ValueError, match="positive integer"):
+        text_classifier(SIZES, 0)
+
+
+def test_backward_language_model_gives_a_backward_classifier(tmp_path):
+    texts, labels = separable(64, 0)
+    folder = pretrain_tiny_lm(tmp_path / "backward_lm", texts, backwards=True)
+    assert language_model_config(folder)["backwards"] is True
+    assert "Direction: backward" in open(f"{folder}/MODEL_CARD.md").read()
+    options = dict(lm_epochs=None, epochs=(1,), batch_size=16, verbose=0)
+    classifier = train_ulmfit(texts, labels, folder, **options)
+    assert classifier.name == "ulmfit_backward"
+    reader = classifier.get_layer("document_ids")
+    assert reader.backwards
+    assert reader(tf.constant(["es bueno"])).numpy()[0][-1] == 2  # <bos> last
+    with pytest.raises(ValueError, match="trained backwards"):
+        train_ulmfit(texts, labels, folder, backwards=False, **options)
