@@ -11,6 +11,9 @@ Arms, all scored on the same test set in the same run:
   unfreezing, discriminative and slanted triangular rates), no LM
   fine-tuning.
 - ulmfit: LM fine-tuning on the target texts first, then the recipe.
+- ulmfit_backward: the same with a backward encoder (`--backward-encoder`).
+- ensemble: the average of the ulmfit and ulmfit_backward arms'
+  probabilities (`keras_tl.text.ensemble`), as in the ULMFiT paper.
 
 Every accuracy comes with its standard error, sqrt(p (1 - p) / n) over
 the n test texts, and macro-F1 with a bootstrap standard error. Arms are
@@ -30,7 +33,15 @@ import time
 import numpy as np
 from _common import machine
 
-ARMS = ("bow", "scratch", "pretrained", "ulmfit")
+ARMS = (
+    "bow",
+    "scratch",
+    "pretrained",
+    "ulmfit",
+    "ulmfit_backward",
+    "ensemble",
+)
+DEFAULT_ARMS = ARMS[:4]
 
 
 def parser(description, encoder):
@@ -38,7 +49,13 @@ def parser(description, encoder):
     p.add_argument(
         "--encoder", default=encoder, help="pretrained LM: a name or folder"
     )
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument(
+        "--arms", nargs="+", default=list(DEFAULT_ARMS), choices=ARMS
+    )
+    p.add_argument(
+        "--backward-encoder",
+        help="a backward LM (name or folder) for ulmfit_backward / ensemble",
+    )
     p.add_argument("--epochs", type=int, nargs="+", default=[1, 1, 1, 2])
     p.add_argument(
         "--learning-rate",
@@ -150,7 +167,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
     """Trains each arm on `train` and scores it on `test` (texts, labels)."""
     import keras
 
-    from keras_tl.text import train_ulmfit
+    from keras_tl.text import ensemble, train_ulmfit
 
     label_names = sorted(set(map(str, train[1])))
     index = {name: i for i, name in enumerate(label_names)}
@@ -166,13 +183,34 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
         seed=args.seed,
         verbose=2,
     )
+    if {"ulmfit_backward", "ensemble"} & set(args.arms):
+        if not args.backward_encoder:
+            raise SystemExit(
+                "The ulmfit_backward and ensemble arms need "
+                "--backward-encoder (a backward language model)."
+            )
+    if "ensemble" in args.arms:
+        order = list(args.arms)
+        if not (
+            "ulmfit" in order
+            and "ulmfit_backward" in order
+            and order.index("ensemble")
+            > max(order.index("ulmfit"), order.index("ulmfit_backward"))
+        ):
+            raise SystemExit(
+                "--arms: ensemble averages the ulmfit and ulmfit_backward "
+                "arms; list both before it."
+            )
     results = []
+    members = {}
     for arm in args.arms:
         keras.utils.set_random_seed(args.seed)
         start = time.perf_counter()
         clf = None
         if arm == "bow":
             predicted = bag_of_words(train, test, label_names)
+        elif arm == "ensemble":
+            clf = ensemble([members["ulmfit"], members["ulmfit_backward"]])
         elif arm == "scratch":
             sizes, tokenizer = _encoder(args)
             clf = train_ulmfit(
@@ -187,8 +225,10 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
         else:
             clf = train_ulmfit(
                 *train,
-                args.encoder,
-                lm_epochs=args.lm_epochs if arm == "ulmfit" else None,
+                args.backward_encoder
+                if arm == "ulmfit_backward"
+                else args.encoder,
+                lm_epochs=args.lm_epochs if arm != "pretrained" else None,
                 lm_batch_size=args.lm_batch_size,
                 language_model_texts=list(unlabelled),
                 epochs=tuple(args.epochs),
@@ -199,19 +239,25 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
         seconds = time.perf_counter() - start
         if clf is not None:
             predicted = clf.predict(test[0], verbose=0).argmax(-1)
+            members[arm] = clf
         scores = standard_errors(truth, predicted, len(label_names))
         result = {
             "arm": arm,
-            "encoder": str(args.encoder),
+            "encoder": str(
+                args.backward_encoder
+                if arm == "ulmfit_backward"
+                else args.encoder
+            ),
             **{k: round(v, 4) for k, v in scores.items()},
             "train_seconds": round(seconds, 1),
             "predicted": [int(i) for i in predicted],
         }
-        history = clf.history.history if clf is not None else {}
+        history = getattr(clf, "history", None)
+        history = history.history if history is not None else {}
         for key in ("accuracy", "val_accuracy"):
             if key in history:
                 result[key + "_per_epoch"] = [round(a, 4) for a in history[key]]
-        lm_info = clf.history.language_model if clf is not None else None
+        lm_info = getattr(getattr(clf, "history", None), "language_model", None)
         if lm_info is not None and lm_info.perplexity_after is not None:
             result["lm_perplexity"] = {
                 "before": round(lm_info.perplexity_before, 2),
