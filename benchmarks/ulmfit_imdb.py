@@ -4,12 +4,20 @@ and with LM fine-tuning plus the full recipe.
 
     python benchmarks/ulmfit_imdb.py                      # 5,000 / 5,000
     python benchmarks/ulmfit_imdb.py --max-train 0 --max-test 0  # all (GPU)
+    python benchmarks/ulmfit_imdb.py --runs runs/imdb     # resumable
 
 A random subset (seed 0) of the 25,000 + 25,000 reviews on CPU. Reviews go
 in raw, `<br />` tags and all: the tokenizer's rules handle them. Needs
 ../shared/data/imdb and the English encoder (preset "en"). The paper: 4.6 %
 error (WikiText-103 encoder, all 25,000 reviews); fastai's tutorial: 92.6 %
 accuracy without LM fine-tuning, 94.3 % with it.
+
+On two CPU cores an arm takes hours, more than one sitting. With `--runs
+FOLDER` each neural arm is a `keras-tl ulmfit` run in `FOLDER/<arm>`: a
+stopped run started again with the same command resumes from its last
+finished epoch (an LM fine-tuning under way starts over), a finished one is
+not run again, and the arms are scored from their saved `model.keras` on
+the same test reviews, beside the floor, with paired comparisons.
 """
 
 from __future__ import annotations
@@ -17,11 +25,21 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
 import sys
+import time
 
 import numpy as np
 from _common import SHARED, missing
-from _ulmfit import parser, report, run_arms
+from _ulmfit import (
+    _comparisons,
+    _table,
+    bag_of_words,
+    parser,
+    report,
+    run_arms,
+    standard_errors,
+)
 
 IMDB = os.path.join(SHARED, "data", "imdb")
 ENCODER = "en"
@@ -37,9 +55,128 @@ def load_split(name, limit, seed):
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
+def write_jsonl(path, texts, labels):
+    """The subset as a file `keras-tl` reads, written once."""
+    if os.path.exists(path):
+        return path
+    part = path + ".part"
+    with open(part, "w", encoding="utf-8") as f:
+        for text, label in zip(texts, labels, strict=True):
+            f.write(json.dumps({"text": text, "label": label}) + "\n")
+    os.replace(part, path)
+    return path
+
+
+def cli_arm(args, arm, train_file, test_file):
+    """The `keras-tl ulmfit` command line of a neural arm."""
+    folder = os.path.join(args.runs, arm)
+    command = [
+        sys.executable,
+        "-m",
+        "keras_tl",
+        "ulmfit",
+        "--data",
+        train_file,
+        "--test",
+        test_file,
+        "--encoder",
+        str(args.encoder),
+        "--run-dir",
+        folder,
+        "--batch-size",
+        str(args.batch_size),
+        "--sequence-length",
+        str(args.sequence_length),
+        "--max-length",
+        str(args.max_length),
+        "--drop-mult",
+        str(args.drop_mult),
+        "--seed",
+        str(args.seed),
+        "--verbose",
+        "2",
+    ]
+    if arm == "scratch":
+        command += [
+            "--weights",
+            "none",
+            "--epochs",
+            str(args.scratch_epochs),
+            "--learning-rate",
+            str(args.scratch_learning_rate),
+            "--factor",
+            str(args.scratch_factor),
+        ]
+    else:
+        command += ["--epochs", *map(str, args.epochs)]
+        command += ["--learning-rate", *map(str, args.learning_rate)]
+        command += ["--factor", str(args.factor)]
+        command += ["--lm-batch-size", str(args.lm_batch_size)]
+        command += ["--lm-epochs"] + (
+            [str(e) for e in args.lm_epochs] if arm == "ulmfit" else []
+        )
+    return folder, command
+
+
+def run_resumable(args, train, test):
+    """Each arm as a resumable `keras-tl ulmfit` run; returns results."""
+    import keras
+
+    import keras_tl.text  # noqa: F401  (registers TextModel for loading)
+
+    os.makedirs(args.runs, exist_ok=True)
+    train_file = write_jsonl(os.path.join(args.runs, "train.jsonl"), *train)
+    test_file = write_jsonl(os.path.join(args.runs, "test.jsonl"), *test)
+    label_names = sorted(set(train[1]))
+    truth = [label_names.index(y) for y in test[1]]
+    results = []
+    for arm in args.arms:
+        start = time.perf_counter()
+        if arm == "bow":
+            predicted = bag_of_words(train, test, label_names)
+            seconds = round(time.perf_counter() - start, 1)
+        elif arm in ("scratch", "pretrained", "ulmfit"):
+            folder, command = cli_arm(args, arm, train_file, test_file)
+            seconds = None  # finished in an earlier sitting
+            if not os.path.exists(os.path.join(folder, "summary.json")):
+                print(" ".join(command), flush=True)
+                subprocess.run(command, check=True)
+                # This sitting's time (a resumed run also spent earlier ones).
+                seconds = round(time.perf_counter() - start, 1)
+            model = keras.saving.load_model(os.path.join(folder, "model.keras"))
+            assert model.label_names == label_names, model.label_names
+            predicted = model.predict(
+                test[0], batch_size=args.batch_size, verbose=0
+            ).argmax(-1)
+        else:
+            raise SystemExit(f"--runs does not run the {arm} arm")
+        scores = standard_errors(truth, predicted, len(label_names))
+        result = {
+            "arm": arm,
+            "encoder": str(args.encoder),
+            **{k: round(v, 4) for k, v in scores.items()},
+            "train_seconds": seconds,
+            "predicted": [int(i) for i in predicted],
+        }
+        line = json.dumps(result)
+        print(line, flush=True)
+        if args.output:
+            with open(args.output, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        results.append(result)
+    _table(results)
+    _comparisons(results, truth)
+    return results
+
+
 def main():
     p = parser(__doc__.splitlines()[0], ENCODER)
     p.add_argument("--max-test", type=int, default=5000)
+    p.add_argument(
+        "--runs",
+        help="run each neural arm as a resumable `keras-tl ulmfit` run in "
+        "this folder",
+    )
     p.set_defaults(max_train=5000, batch_size=32, lm_epochs=[1, 1])
     args = p.parse_args()
     if missing(IMDB):
@@ -47,7 +184,10 @@ def main():
     train = load_split("train", args.max_train, args.seed)
     test = load_split("test", args.max_test, args.seed)
     lengths = [len(t.split()) for t in train[0]]
-    results = run_arms(args, train, test)
+    if args.runs:
+        results = run_resumable(args, train, test)
+    else:
+        results = run_arms(args, train, test)
     report(
         "ulmfit_imdb",
         args,
