@@ -100,22 +100,22 @@ class _ImageServer(tf.Module):
             pixels = tf.io.decode_image(
                 image, channels=3, expand_animations=False
             )
-            # Images already at the model's size keep their exact pixels.
+            # Images already at the model's size keep their exact pixels;
+            # others are resized as training resized them (float pixels,
+            # not rounded back to bytes), so a served image scores as in
+            # `evaluate` and `keras-tl predict`.
             same = tf.reduce_all(tf.shape(pixels)[:2] == self.size)
             resized = tf.cond(
                 same,
                 lambda: tf.cast(pixels, tf.float32),
                 lambda: tf.image.resize(pixels, self.size),
             )
-            resized = tf.ensure_shape(resized, [*self.size, 3])
-            return tf.cast(
-                tf.round(tf.clip_by_value(resized, 0, 255)), tf.uint8
-            )
+            return tf.ensure_shape(resized, [*self.size, 3])
 
         pixels = tf.map_fn(
             decode,
             images,
-            fn_output_signature=tf.TensorSpec([*self.size, 3], tf.uint8),
+            fn_output_signature=tf.TensorSpec([*self.size, 3], tf.float32),
         )
         return self._pixels(pixels)
 

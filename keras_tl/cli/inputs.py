@@ -499,11 +499,24 @@ class Loaded:
         from keras_tl.metrics import class_probabilities
 
         if self.served is not None:
+            # The export takes bytes: resized pixels are rounded to them.
+            pixels = tf.round(tf.clip_by_value(pixels, 0, 255))
             out = self.served.signatures["serving_default"](
-                pixels=tf.cast(tf.clip_by_value(pixels, 0, 255), tf.uint8)
+                pixels=tf.cast(pixels, tf.uint8)
             )
             return class_probabilities(out["probabilities"].numpy())
         return class_probabilities(self.model.predict_on_batch(pixels))
+
+    def probabilities_of_images(self, encoded, pixels):
+        """Class probabilities of image files: an export reads their bytes
+        (`serve_bytes`, as a deployment would), a Keras model `pixels`
+        (the same images decoded and resized as in training)."""
+        from keras_tl.metrics import class_probabilities
+
+        if self.served is not None and "serve_bytes" in self.served.signatures:
+            out = self.served.signatures["serve_bytes"](images=encoded)
+            return class_probabilities(out["probabilities"].numpy())
+        return self.probabilities_of_pixels(pixels)
 
 
 def verbosity(args):

@@ -223,13 +223,14 @@ def predict_command(args):
         if not inputs:
             raise ValueError("Nothing to predict: give image files.")
         size = loaded.image_size()
-        pixels = []
+        encoded, pixels = [], []
         for path in inputs:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"Image not found: {path}")
+            encoded.append(tf.io.read_file(path))
             try:
                 image = tf.io.decode_image(
-                    tf.io.read_file(path), channels=3, expand_animations=False
+                    encoded[-1], channels=3, expand_animations=False
                 )
             except tf.errors.InvalidArgumentError:
                 raise ValueError(
@@ -237,7 +238,9 @@ def predict_command(args):
                 ) from None
             pixels.append(tf.image.resize(image, (size, size)))
         names = inputs
-        probabilities = loaded.probabilities_of_pixels(tf.stack(pixels))
+        probabilities = loaded.probabilities_of_images(
+            tf.stack(encoded), tf.stack(pixels)
+        )
     for name, row in zip(names, probabilities, strict=True):
         best = int(np.argmax(row))
         print(

@@ -150,7 +150,7 @@ def test_evaluate_predict_and_export_agree(trained, capsys):
     again = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["label"] for x in again] == [x["label"] for x in lines]
     assert [x["probability"] for x in again] == pytest.approx(
-        [x["probability"] for x in lines], abs=1e-3
+        [x["probability"] for x in lines], abs=1e-5
     )
     # Refusals.
     assert cli.main(["export", "--model", str(trained / "run"),
