@@ -28,6 +28,12 @@ HIDDEN = 24
 TEXTS = ["es muy bueno", "la de malo", "", "muy " * 300 + "bueno"]
 
 
+def outputs(model, texts):
+    """The model called eagerly: the same numbers as `predict` (which
+    test_ulmfit.py checks) without tracing a graph for each model."""
+    return keras.ops.convert_to_numpy(model(tf.constant(texts)))
+
+
 @pytest.fixture(scope="module")
 def forward():
     """A string-in classifier as train_ulmfit returns it, untrained."""
@@ -60,7 +66,7 @@ def run_python(code, *args):
 
 def test_ulmfit_model_saves_and_loads_as_keras(forward, tmp_path):
     classifier, texts = forward, TEXTS
-    expected = classifier.predict(texts, verbose=0)
+    expected = outputs(classifier, texts)
     path = str(tmp_path / "classifier.keras")
     classifier.save(path)
     code = (
@@ -79,7 +85,7 @@ def test_ulmfit_model_saves_and_loads_as_keras(forward, tmp_path):
 
 def test_export_serves_raw_strings_in_a_fresh_process(forward, tmp_path):
     classifier, texts = forward, TEXTS
-    expected = classifier.predict(texts, verbose=0)
+    expected = outputs(classifier, texts)
     assert np.all(np.isfinite(expected))
     path = str(tmp_path / "served")
     keras_tl.export(classifier, path, training_data="synthetic")
@@ -130,13 +136,11 @@ def test_forward_backward_ensemble_averages(forward, tmp_path):
         name="backward",
     )
     texts = ["es muy bueno", "la de malo"]
-    expected = (
-        forward.predict(texts, verbose=0) + backward.predict(texts, verbose=0)
-    ) / 2
-    assert not np.allclose(forward.predict(texts, verbose=0), expected)
+    expected = (outputs(forward, texts) + outputs(backward, texts)) / 2
+    assert not np.allclose(outputs(forward, texts), expected)
     both = ensemble([forward, backward])
     assert isinstance(both, keras.Model) and both.label_names == ["neg", "pos"]
-    np.testing.assert_allclose(both.predict(texts, verbose=0), expected, 1e-6)
+    np.testing.assert_allclose(outputs(both, texts), expected, 1e-6)
     path = str(tmp_path / "ensemble")
     card = keras_tl.export(both, path)
     assert card["ensemble"] == ["forward", "backward"]
@@ -149,7 +153,7 @@ def test_forward_backward_ensemble_averages(forward, tmp_path):
     assert empty.shape == (0, 2)
     both.save(tmp_path / "both.keras")
     again = keras.saving.load_model(tmp_path / "both.keras")
-    np.testing.assert_allclose(again.predict(texts, verbose=0), expected, 1e-5)
+    np.testing.assert_allclose(outputs(again, texts), expected, 1e-5)
 
 
 def test_ensemble_refuses_what_it_cannot_average(forward):
