@@ -11,7 +11,7 @@ from keras_tl.cli.common import (
     duration,
     examples_per_class,
 )
-from keras_tl.cli.inputs import Task, data_kind
+from keras_tl.cli.inputs import Task, data_kind, read_texts
 
 
 def list_backbones_command(args):
@@ -113,12 +113,9 @@ def advise_command(args):
     from keras_tl.plots import plot_probes
 
     started = time.monotonic()
-    if data_kind(args.data) != "images":
-        raise ValueError(
-            "keras-tl advise probes an image backbone's stages; for text, "
-            "compare the encoder's perplexity on your texts (keras-tl lm "
-            f"finetune reports it). Received: --data {args.data}"
-        )
+    if data_kind(args.data) == "text":
+        _advise_text(args, started)
+        return
     task = Task(args)
     run = _exploratory_run(args)
     advice = advise(
@@ -142,5 +139,37 @@ def advise_command(args):
     print(
         f"keras-tl advise: done in {duration(started)}; plot "
         f"{summary['plot']}; run folder {run.path}",
+        flush=True,
+    )
+
+
+def _advise_text(args, started):
+    """`keras-tl advise` on texts: the encoder's perplexity on them against
+    its own corpus's, and the ULMFiT strategy that implies."""
+    from keras_tl.text.advice import advise_text
+
+    if args.backbone != "awd_lstm" or not args.encoder:
+        raise ValueError(
+            f"{args.data} holds texts: advise them with --backbone awd_lstm "
+            "--encoder NAME_OR_FOLDER (a language model: en, es, or a folder "
+            "from `keras-tl lm pretrain`). Received: --backbone "
+            f"{args.backbone}"
+        )
+    texts, labels = read_texts(args.data, args.labels, args, "train")
+    run = _exploratory_run(args)
+    advice = advise_text(args.encoder, texts, labels)
+    summary = {
+        "examples_per_class": advice.examples_per_class,
+        "target_perplexity": advice.target_perplexity,
+        "own_perplexity": advice.own_perplexity,
+        "target_tokens": advice.target_tokens,
+        "cell": advice.cell,
+        "lm_epochs": list(advice.lm_epochs) if advice.lm_epochs else None,
+        "epochs": list(advice.epochs),
+    }
+    run.finish(summary)
+    print(advice, flush=True)
+    print(
+        f"keras-tl advise: done in {duration(started)}; run folder {run.path}",
         flush=True,
     )

@@ -527,8 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     adviser = command(
         ["advise"],
         commands,
-        "probe a pretrained backbone's stages on your images and print the "
-        "transfer strategy they imply (data size x similarity)",
+        "probe a pretrained backbone's stages on your images (or a language "
+        "model's perplexity on your texts) and print the transfer strategy "
+        "they imply (data size x similarity)",
         advise_command,
     )
     _add_data_options(adviser, validation=False)

@@ -3,9 +3,11 @@
 
 import json
 
+import pytest
+
 from keras_tl import cli
 from tests.cli.helpers import assert_real_png
-from tests.conftest import write_images
+from tests.conftest import pretrain_tiny_lm, write_images
 
 
 def test_list_backbones(capsys):
@@ -65,10 +67,25 @@ def test_advise_command_prints_the_table_and_plots_the_probes(tmp_path, capsys):
     assert len(summary["probe_accuracy"]) == 4  # MobileNetV2's stages
     assert summary["examples_per_class"] == 10
     assert_real_png(tmp_path / "advice" / "probes.png")
+
+
+def test_advise_command_on_texts_compares_perplexities(tmp_path, capsys):
+    sentences = ["el gato come pescado", "la niña lee un libro"]
+    lm = pretrain_tiny_lm(tmp_path / "lm", sentences * 200, epochs=2)
     texts = tmp_path / "texts.csv"
-    texts.write_text("text,label\nhola,a\nadiós,b\n", encoding="utf-8")
-    assert (
-        cli.main(["advise", "--data", str(texts), "--backbone", "awd_lstm"])
-        == 2
+    rows = [f"{sentences[i % 2]},{'ab'[i % 2]}" for i in range(40)]
+    texts.write_text("text,label\n" + "\n".join(rows), encoding="utf-8")
+    argv = ["advise", "--data", str(texts), "--backbone", "awd_lstm"]
+    assert cli.main(argv) == 2
+    assert "--encoder NAME_OR_FOLDER" in capsys.readouterr().err
+    run = tmp_path / "advice"
+    assert cli.main([*argv, "--encoder", lm, "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "texts like the corpus" in out and out.count("[x]") == 1
+    assert "examples per class: 20" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["target_tokens"] == 20 * (5 + 6)
+    assert summary["own_perplexity"] == pytest.approx(
+        json.loads(open(f"{lm}/config.json").read())["validation_perplexity"]
     )
-    assert "probes an image backbone" in capsys.readouterr().err
+    assert summary["target_perplexity"] > 1
