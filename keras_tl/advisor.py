@@ -75,18 +75,11 @@ class Advice:
         return CELLS[(self.similar, self.little_data)]
 
     def __str__(self):
-        chosen = (self.similar, self.little_data)
-        rows = [
-            "|              | very similar dataset | very different dataset |",
-            "|--------------|----------------------|------------------------|",
-        ]
-        for little, name in ((True, "very little"), (False, "quite a lot")):
-            cells = [
-                f"{'[x]' if (similar, little) == chosen else '[ ]'} "
-                f"{CELLS[(similar, little)]}"
-                for similar in (True, False)
-            ]
-            rows.append(f"| {name:<12} | " + " | ".join(cells) + " |")
+        rows = table(
+            CELLS,
+            (self.similar, self.little_data),
+            ("very similar dataset", "very different dataset"),
+        )
         probes = ", ".join(
             f"group {i}: {a:.3f}" for i, a in enumerate(self.probe_accuracy)
         )
@@ -102,6 +95,29 @@ class Advice:
                 f"{self.epochs}",
             ]
         )
+
+
+def table(cells, chosen, columns):
+    """The transfer table as Markdown rows, the chosen cell marked [x].
+
+    Args:
+        cells: `{(similar, little_data): text}` for the four cells.
+        chosen: the `(similar, little_data)` key to mark.
+        columns: the headers of the similar and the different column.
+    """
+    rows = [
+        f"|              | {columns[0]} | {columns[1]} |",
+        f"|--------------|{'-' * (len(columns[0]) + 2)}|"
+        f"{'-' * (len(columns[1]) + 2)}|",
+    ]
+    for little, name in ((True, "very little"), (False, "quite a lot")):
+        marked = [
+            f"{'[x]' if (similar, little) == chosen else '[ ]'} "
+            f"{cells[(similar, little)]}"
+            for similar in (True, False)
+        ]
+        rows.append(f"| {name:<12} | " + " | ".join(marked) + " |")
+    return rows
 
 
 def decide(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-from keras_tl.advisor import LITTLE_DATA
+from keras_tl.advisor import LITTLE_DATA, table
 from keras_tl.presets import language_model_config
 from keras_tl.text.data import encode_corpus
 from keras_tl.text.language_model import evaluate_perplexity
@@ -85,18 +85,11 @@ class TextAdvice:
         return CELLS[(self.similar, self.little_data)]
 
     def __str__(self):
-        chosen = (self.similar, self.little_data)
-        rows = [
-            "|              | texts like the corpus | texts unlike it |",
-            "|--------------|-----------------------|-----------------|",
-        ]
-        for little, name in ((True, "very little"), (False, "quite a lot")):
-            cells = [
-                f"{'[x]' if (similar, little) == chosen else '[ ]'} "
-                f"{CELLS[(similar, little)]}"
-                for similar in (True, False)
-            ]
-            rows.append(f"| {name:<12} | " + " | ".join(cells) + " |")
+        rows = table(
+            CELLS,
+            (self.similar, self.little_data),
+            ("texts like the corpus", "texts unlike it"),
+        )
         per_class = (
             "unknown (no labels)"
             if self.examples_per_class is None
