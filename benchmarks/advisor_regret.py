@@ -30,6 +30,32 @@ from _common import load_images, machine, missing
 from keras_tl.advisor import HEAD_EPOCHS, HEAD_LEARNING_RATE
 
 
+def subset(folder, per_class, seed):
+    """A temporary class-per-folder tree with `per_class` random images of
+    each class of `folder` (links, not copies)."""
+    import random
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="advisor_subset_")
+    rng = random.Random(seed)
+    for name in sorted(os.listdir(folder)):
+        source = os.path.join(folder, name)
+        if not os.path.isdir(source):
+            continue
+        files = sorted(os.listdir(source))
+        if len(files) < per_class:
+            raise SystemExit(
+                f"--per-class {per_class}: {source} has only {len(files)}"
+            )
+        os.makedirs(os.path.join(root, name))
+        for file in rng.sample(files, per_class):
+            os.symlink(
+                os.path.abspath(os.path.join(source, file)),
+                os.path.join(root, name, file),
+            )
+    return root
+
+
 def build(args, classes, feature_group=None):
     import keras_tl
 
@@ -85,10 +111,18 @@ def main():
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--per-class",
+        type=int,
+        help="train on this many images a class, drawn at random (seed "
+        "--seed) from --train, e.g. 50 for cats vs dogs at 100 images",
+    )
     p.add_argument("--output", help="append the JSON lines to this file")
     args = p.parse_args()
     if missing(args.train, args.validation, args.weights):
         return 0
+    if args.per_class:
+        args.train = subset(args.train, args.per_class, args.seed)
     import keras_tl
     from keras_tl.advisor import advise
 
@@ -142,6 +176,7 @@ def main():
     summary = {
         "machine": machine(),
         "train": args.train,
+        "per_class_drawn": args.per_class,
         "examples_per_class": per_class,
         "probe_accuracy": [round(a, 4) for a in advice.probe_accuracy],
         "advised": advised,
