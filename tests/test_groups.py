@@ -75,7 +75,7 @@ def test_freeze_to_after_fit_takes_effect_and_keeps_optimizer():
     assert int(optimizer.iterations) == 2
 
 
-def test_unfreeze_after_fit_trains_all_and_frozen_again_stops():
+def test_unfreeze_after_fit_trains_all_and_frozen_again_stops(recwarn):
     model = tiny()
     x, y = data()
     model.fit(x, y, epochs=1, verbose=0)
@@ -90,6 +90,9 @@ def test_unfreeze_after_fit_trains_all_and_frozen_again_stops():
     frozen = weights_of(model.layers[2])
     model.fit(x, y, epochs=1, verbose=0)
     assert same(frozen, weights_of(model.layers[2]))
+    # Keras warns when `trainable` changes under a compiled model without
+    # a recompile; our freezing retraces itself, so nothing is said.
+    assert not [w for w in recwarn if "trainable" in str(w.message)]
 
 
 def test_unfreeze_from_a_callback_inside_one_fit():
@@ -145,15 +148,6 @@ def test_freeze_to_rejects_out_of_range():
         keras_tl.freeze_to(model, 7)
     with pytest.raises(TypeError):
         keras_tl.freeze_to(model, 1.5)
-
-
-def test_no_recompile_warning_after_our_freezing(recwarn):
-    model = tiny()
-    x, y = data()
-    model.fit(x, y, epochs=1, verbose=0)
-    keras_tl.unfreeze(model)
-    model.fit(x, y, epochs=1, verbose=0)
-    assert not [w for w in recwarn if "trainable" in str(w.message)]
 
 
 # slow: test_optimizer_state_round_trips_when_unfrozen keeps reload +
