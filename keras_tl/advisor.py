@@ -48,8 +48,8 @@ class Advice:
     Attributes:
         examples_per_class: training examples per class (the smallest
             class's count).
-        probe_accuracy: held-out linear-probe accuracy at the end of each
-            layer group, stem first.
+        probe_accuracy: cross-validated linear-probe accuracy at the end
+            of each layer group, stem first.
         similar: whether the top stage probes (nearly) as well as any.
         little_data: whether `examples_per_class` is below the threshold.
         feature_group: the layer group the head reads (`build(...,
@@ -252,53 +252,73 @@ def stage_features(model, data, max_batches=None):
     return [np.concatenate(p) for p in parts], np.concatenate(labels)
 
 
-def linear_probe(features, labels, *, holdout=0.25, l2=1e-3, steps=300, seed=0):
-    """Held-out accuracy of a softmax regression on `features`.
+def linear_probe(features, labels, *, folds=4, l2=1e-3, steps=300, seed=0):
+    """Cross-validated accuracy of a softmax regression on `features`.
 
-    The features are standardised on the training part; the regression
-    (L2 `l2`) is fitted by full-batch gradient descent, `steps` steps: a
-    fraction of a second for thousands of examples.
+    The examples are shuffled (seeded) and cut into `folds` parts; each
+    part is scored by a regression fitted on the others, so every example
+    is scored once. (One held-out quarter of 100 images scores 25 of them:
+    a probe step of 4 points, too coarse to rank stages by.) Each fit
+    standardises its training part and runs full-batch gradient descent
+    (L2 `l2`, `steps` steps): a fraction of a second for thousands of
+    examples.
 
     Args:
         features: `(n, d)`.
         labels: `(n,)` class ids.
-        holdout: the fraction of examples scored (stratified by nothing:
-            a seeded shuffle).
+        folds: parts of the cross-validation (at least 2).
 
     Returns:
-        The accuracy on the held-out part.
+        The accuracy over all the examples, each scored out of fold.
     """
     import numpy as np
 
     x = np.asarray(features, "float64")
     y = np.asarray(labels).astype(int).reshape(-1)
     n = len(y)
-    order = np.random.default_rng(seed).permutation(n)
-    cut = max(1, int(round(n * holdout)))
-    test, train = order[:cut], order[cut:]
-    if len(train) < 2:
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(
+            f"`folds` must be an integer >= 2. Received: {folds!r}"
+        )
+    if n < 2 * folds:
         raise ValueError(
             f"{n} examples are too few to probe: give at least a few per class."
         )
-    mean = x[train].mean(0)
-    scale = x[train].std(0) + 1e-6
-    x = (x - mean) / scale
     classes = int(y.max()) + 1
-    onehot = np.eye(classes)[y[train]]
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
+    hits = 0
+    for i, test in enumerate(parts):
+        train = np.concatenate([p for j, p in enumerate(parts) if j != i])
+        w, b, mean, scale = _softmax_regression(
+            x[train], y[train], classes, l2, steps
+        )
+        hits += int(
+            np.sum(((x[test] - mean) / scale @ w + b).argmax(1) == y[test])
+        )
+    return hits / n
+
+
+def _softmax_regression(x, y, classes, l2, steps):
+    """Weights, bias and the standardisation of an L2 softmax regression."""
+    import numpy as np
+
+    mean = x.mean(0)
+    scale = x.std(0) + 1e-6
+    x = (x - mean) / scale
+    onehot = np.eye(classes)[y]
     w = np.zeros((x.shape[1], classes))
     b = np.zeros(classes)
     # Gradient descent with a step the loss's curvature allows.
-    rate = 1.0 / (0.25 * (np.linalg.norm(x[train], 2) ** 2 / len(train)) + l2)
+    rate = 1.0 / (0.25 * (np.linalg.norm(x, 2) ** 2 / len(x)) + l2)
     for _ in range(steps):
-        logits = x[train] @ w + b
+        logits = x @ w + b
         logits -= logits.max(1, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(1, keepdims=True)
-        grad = (p - onehot) / len(train)
-        w -= rate * (x[train].T @ grad + l2 * w)
+        grad = (p - onehot) / len(x)
+        w -= rate * (x.T @ grad + l2 * w)
         b -= rate * grad.sum(0)
-    predicted = (x[test] @ w + b).argmax(1)
-    return float(np.mean(predicted == y[test]))
+    return w, b, mean, scale
 
 
 def advise(

@@ -158,7 +158,7 @@ def plot_probes(accuracies, path=None):
     ax.plot(best, accuracies[best], "s", label=f"best: group {best}")
     ax.set(
         xlabel="layer group (0 is the stem)",
-        ylabel="held-out linear-probe accuracy",
+        ylabel="linear-probe accuracy (4-fold)",
         xticks=groups,
     )
     ax.legend()

@@ -114,3 +114,23 @@ def test_stage_features_and_advise_on_a_tiny_backbone():
     assert len(advice.probe_accuracy) == 4
     assert max(advice.probe_accuracy) >= 0.9  # brightness is easy
     assert "examples per class: 24" in str(advice)
+
+
+def test_linear_probe_scores_every_example_once():
+    import numpy as np
+
+    from keras_tl.advisor import linear_probe
+
+    rng = np.random.default_rng(1)
+    labels = np.arange(100) % 2
+    features = rng.normal(size=(100, 5))
+    features[:, 0] += 3 * labels  # one informative feature
+    # 4 folds of 100: a multiple of 1/100, not of 1/25 as one quarter gives.
+    scores = {linear_probe(features, labels, seed=s) for s in range(6)}
+    assert all(abs(a * 100 - round(a * 100)) < 1e-9 for a in scores)
+    assert any(abs(a * 25 - round(a * 25)) > 1e-9 for a in scores)
+    assert min(scores) > 0.85
+    with pytest.raises(ValueError, match="folds"):
+        linear_probe(features, labels, folds=1)
+    with pytest.raises(ValueError, match="too few"):
+        linear_probe(features[:5], labels[:5])
