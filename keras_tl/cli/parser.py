@@ -499,6 +499,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs of the LM fine-tuning stages; none to skip",
     )
     ulmfit.add_argument("--lm-batch-size", type=int, default=32)
+    ulmfit.add_argument(
+        "--strategy",
+        choices=["manual", "auto"],
+        default="manual",
+        help="auto: compare the encoder's perplexity on the texts with its "
+        "own first (as `keras-tl advise`) and take --lm-epochs and --epochs "
+        "from the advice",
+    )
     _add_weights_option(ulmfit)
     _add_text_model_options(ulmfit)
     _add_training_options(ulmfit, [1, 1, 1, 2])

@@ -51,6 +51,8 @@ def ulmfit_command(args):
     for encoder in encoders:
         language_model_config(encoder)
     check_options(args, text=True)
+    if getattr(args, "strategy", "manual") == "auto":
+        _apply_text_advice(args, texts["train"])
     root = args.run_dir or default_run_dir(args, args.encoder, args.data)
     top = RunFolder(
         root, config_of(args), overwrite=args.overwrite, ignore=AFTER_TRAINING
@@ -126,6 +128,29 @@ def ulmfit_command(args):
         )
         summary["export"] = args.export
     finish(args, top, summary, started)
+
+
+def _apply_text_advice(args, train):
+    """`ulmfit --strategy auto`: the text advice's LM fine-tuning and
+    epochs, recorded in the run's configuration."""
+    from keras_tl.text.advice import advise_text
+
+    if args.weights == "none":
+        raise ValueError(
+            "--strategy auto compares the texts with the pretrained "
+            "encoder's corpus; with --weights none there is none. Give "
+            "--epochs yourself."
+        )
+    advice = advise_text(args.encoder, *train)
+    print(advice, flush=True)
+    args.lm_epochs = list(advice.lm_epochs or [])
+    args.epochs = list(advice.epochs)
+    args.advice = {
+        "cell": advice.cell,
+        "examples_per_class": advice.examples_per_class,
+        "target_perplexity": round(advice.target_perplexity, 2),
+        "own_perplexity": advice.own_perplexity,
+    }
 
 
 def _fine_tune_lm_for(args, texts, encoder, run):

@@ -15,6 +15,7 @@ from keras_tl.callbacks import ResetStateEachEpoch
 from keras_tl.checks import check_texts, refuse_unknown, renamed
 from keras_tl.recipes import default_rates, fine_tune
 from keras_tl.text import data as data_lib
+from keras_tl.text.advice import advise_text
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.classifier import text_classifier
 from keras_tl.text.language_model import (
@@ -161,6 +162,7 @@ def train_ulmfit(
     backwards=None,
     seed=None,
     name=None,
+    strategy=None,
     verbose="auto",
     **deprecated,
 ):
@@ -198,6 +200,11 @@ def train_ulmfit(
         seed: dropout and shuffling seed.
         name: the model's name (default `ulmfit_forward` or
             `ulmfit_backward`).
+        strategy: None or "manual": `lm_epochs` and `epochs` as given;
+            "auto": measure how far the texts are from the encoder's
+            corpus first (`keras_tl.text.advice.advise_text`: its
+            perplexity on them against its own) and take `lm_epochs` and
+            `epochs` from the advice, which `history.advice` keeps.
         verbose: as `fit`.
 
     Returns:
@@ -231,6 +238,18 @@ def train_ulmfit(
         deprecated, "max_len", "max_length", max_length, 1440, "train_ulmfit"
     )
     refuse_unknown(deprecated, "train_ulmfit")
+    if strategy not in (None, "manual", "auto"):
+        raise ValueError(
+            "`strategy` must be None or 'manual' (as given), or 'auto' (from "
+            "the texts, see keras_tl.text.advice). Received: "
+            f"strategy={strategy!r}"
+        )
+    if strategy == "auto" and not isinstance(encoder, (str, os.PathLike)):
+        raise ValueError(
+            "strategy='auto' compares the texts with the corpus a saved "
+            "language model was pretrained on: give `encoder` as a preset "
+            f"name or folder. Received: {type(encoder).__name__}"
+        )
     texts = _check_documents(texts, "training")
     ids, label_names = data_lib.encode_labels(labels, label_names)
     if len(ids) != len(texts):
@@ -292,6 +311,14 @@ def train_ulmfit(
         )
     if validation_texts is not None:
         validation_texts = _check_documents(validation_texts, "validation")
+    advice = None
+    if strategy == "auto":
+        advice = advise_text(
+            encoder, texts + list(language_model_texts or []), labels
+        )
+        if verbose != 0:
+            print(advice, flush=True)
+        lm_epochs, epochs = advice.lm_epochs, advice.epochs
     if language_model is not None and lm_epochs:
         corpus = texts + list(language_model_texts or [])
         language_model = fine_tune_language_model(
@@ -367,5 +394,6 @@ def train_ulmfit(
         if language_model is not None and lm_epochs
         else None
     )
+    result.advice = advice
     classifier.history = result
     return classifier

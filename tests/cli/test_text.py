@@ -387,3 +387,27 @@ def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
     assert cli.main(args + [str(rows)]) == 2
     assert "row 2: no 'text' or 'label' field" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "runs")  # nothing was written
+
+
+def test_ulmfit_strategy_auto_takes_the_text_advice(tmp_path, capsys):
+    sentences = ["el gato come pescado", "la niña lee un libro"]
+    lm = pretrain_tiny_lm(tmp_path / "lm", sentences * 200, epochs=2)
+    data = tmp_path / "texts.csv"
+    rows = [f"{sentences[i % 2]},{'ab'[i % 2]}" for i in range(24)]
+    data.write_text("text,label\n" + "\n".join(rows), encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["ulmfit", "--data", str(data), "--encoder", lm, "--strategy",
+            "auto", "--batch-size", "8", "--run-dir", str(run)]  # fmt: skip
+    assert cli.main([*argv, "--weights", "none"]) == 2
+    assert "with --weights none there is none" in capsys.readouterr().err
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "texts like the corpus" in out and out.count("[x]") == 1
+    # The texts are the language model's own sentences: no LM fine-tuning,
+    # ULMFiT's classifier stages.
+    config = (run / "config.yaml").read_text()
+    assert "lm_epochs: []" in config
+    assert "cell: 'the encoder as it is: train the classifier'" in config
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] == 5  # (1, 1, 1, 2)
+    assert "language_model" not in state

@@ -12,6 +12,7 @@ from keras_tl.text import (
     text_classifier,
     train_ulmfit,
 )
+from keras_tl.text.advice import TextAdvice
 from keras_tl.text.language_model import language_model_config
 from tests.conftest import pretrain_tiny_lm
 from tests.text.helpers import (
@@ -126,3 +127,23 @@ def test_backward_language_model_gives_a_backward_classifier(tmp_path):
     assert reader(tf.constant(["es bueno"])).numpy()[0][-1] == 2  # <bos> last
     with pytest.raises(ValueError, match="trained backwards"):
         train_ulmfit(texts, labels, folder, backwards=False, **options)
+
+
+def test_strategy_auto_takes_lm_epochs_and_epochs_from_the_advice(trained):
+    folder, _, _ = trained
+    texts, labels = separable(48, 2)  # the language model's own kind
+    options = dict(batch_size=16, verbose=0)
+    classifier = train_ulmfit(texts, labels, folder, strategy="auto", **options)
+    advice = classifier.history.advice
+    assert isinstance(advice, TextAdvice) and advice.examples_per_class == 24
+    assert advice.similar and advice.lm_epochs is None
+    assert classifier.history.language_model is None  # no LM fine-tuning
+    assert classifier.history.history["trainable_groups"] == [1, 2, 3, 4, 4]
+    manual = train_ulmfit(
+        texts, labels, folder, lm_epochs=None, epochs=(1,), **options
+    )
+    assert manual.history.advice is None
+    with pytest.raises(ValueError, match="`strategy` must be"):
+        train_ulmfit(texts, labels, folder, strategy="fast", **options)
+    with pytest.raises(ValueError, match="preset name or folder"):
+        train_ulmfit(texts, labels, SIZES, strategy="auto", **options)
