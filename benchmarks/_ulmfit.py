@@ -184,10 +184,15 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
         verbose=2,
     )
     if {"ulmfit_backward", "ensemble"} & set(args.arms):
-        if not args.backward_encoder:
+        from keras_tl.presets import language_model_config
+
+        if not args.backward_encoder or not language_model_config(
+            args.backward_encoder
+        ).get("backwards"):
             raise SystemExit(
                 "The ulmfit_backward and ensemble arms need "
-                "--backward-encoder (a backward language model)."
+                "--backward-encoder: a language model pretrained backwards. "
+                f"Received: {args.backward_encoder}"
             )
     if "ensemble" in args.arms:
         order = list(args.arms)
@@ -211,6 +216,12 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
             predicted = bag_of_words(train, test, label_names)
         elif arm == "ensemble":
             clf = ensemble([members["ulmfit"], members["ulmfit_backward"]])
+            # Its training is its members': count both.
+            start -= sum(
+                r["train_seconds"]
+                for r in results
+                if r["arm"] in ("ulmfit", "ulmfit_backward")
+            )
         elif arm == "scratch":
             sizes, tokenizer = _encoder(args)
             clf = train_ulmfit(
@@ -239,15 +250,15 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
         seconds = time.perf_counter() - start
         if clf is not None:
             predicted = clf.predict(test[0], verbose=0).argmax(-1)
-            members[arm] = clf
+            if arm in ("ulmfit", "ulmfit_backward"):
+                members[arm] = clf  # the ensemble's
         scores = standard_errors(truth, predicted, len(label_names))
         result = {
             "arm": arm,
-            "encoder": str(
-                args.backward_encoder
-                if arm == "ulmfit_backward"
-                else args.encoder
-            ),
+            "encoder": {
+                "ulmfit_backward": str(args.backward_encoder),
+                "ensemble": f"{args.encoder} + {args.backward_encoder}",
+            }.get(arm, str(args.encoder)),
             **{k: round(v, 4) for k, v in scores.items()},
             "train_seconds": round(seconds, 1),
             "predicted": [int(i) for i in predicted],
@@ -287,6 +298,8 @@ def _comparisons(results, truth):
         for base in ("bow", "scratch")
         if base in by_arm and r["arm"] not in ("bow", base)
     ]
+    if "ensemble" in by_arm and "ulmfit" in by_arm:
+        rows.append(("ensemble", "ulmfit"))
     if not rows:
         return
     print("| arm | against | difference | paired SE | unpaired SE |")

@@ -67,7 +67,7 @@ def write_jsonl(path, texts, labels):
     return path
 
 
-def cli_arm(args, arm, train_file, test_file):
+def cli_arm(args, arm, train_file):
     """The `keras-tl ulmfit` command line of a neural arm."""
     folder = os.path.join(args.runs, arm)
     command = [
@@ -77,8 +77,6 @@ def cli_arm(args, arm, train_file, test_file):
         "ulmfit",
         "--data",
         train_file,
-        "--test",
-        test_file,
         "--encoder",
         str(args.encoder),
         "--run-dir",
@@ -124,9 +122,31 @@ def run_resumable(args, train, test):
 
     import keras_tl.text  # noqa: F401  (registers TextModel for loading)
 
+    unknown = set(args.arms) - {"bow", "scratch", "pretrained", "ulmfit"}
+    if unknown:
+        raise SystemExit(f"--runs does not run the {sorted(unknown)} arm(s)")
     os.makedirs(args.runs, exist_ok=True)
+    # The folder's runs belong to one subset: a second one is refused
+    # instead of scoring models trained on the first.
+    subset = {
+        "max_train": args.max_train,
+        "max_test": args.max_test,
+        "seed": args.seed,
+        "encoder": str(args.encoder),
+    }
+    manifest = os.path.join(args.runs, "subset.json")
+    if os.path.exists(manifest):
+        with open(manifest, encoding="utf-8") as f:
+            recorded = json.load(f)
+        if recorded != subset:
+            raise SystemExit(
+                f"{args.runs} holds runs on another subset ({recorded}); "
+                f"this one is {subset}. Choose another --runs folder."
+            )
+    else:
+        with open(manifest, "w", encoding="utf-8") as f:
+            json.dump(subset, f)
     train_file = write_jsonl(os.path.join(args.runs, "train.jsonl"), *train)
-    test_file = write_jsonl(os.path.join(args.runs, "test.jsonl"), *test)
     label_names = sorted(set(train[1]))
     truth = [label_names.index(y) for y in test[1]]
     results = []
@@ -136,7 +156,7 @@ def run_resumable(args, train, test):
             predicted = bag_of_words(train, test, label_names)
             seconds = round(time.perf_counter() - start, 1)
         elif arm in ("scratch", "pretrained", "ulmfit"):
-            folder, command = cli_arm(args, arm, train_file, test_file)
+            folder, command = cli_arm(args, arm, train_file)
             seconds = None  # finished in an earlier sitting
             if not os.path.exists(os.path.join(folder, "summary.json")):
                 print(" ".join(command), flush=True)
@@ -148,8 +168,6 @@ def run_resumable(args, train, test):
             predicted = model.predict(
                 test[0], batch_size=args.batch_size, verbose=0
             ).argmax(-1)
-        else:
-            raise SystemExit(f"--runs does not run the {arm} arm")
         scores = standard_errors(truth, predicted, len(label_names))
         result = {
             "arm": arm,

@@ -39,8 +39,15 @@ def advise(model, data, *, labels=None, **options):
     >>> print(keras_tl.advise("es", texts, labels=labels))  # doctest: +SKIP
     """
     if isinstance(model, (str, os.PathLike)):
-        if isinstance(data, tuple) and len(data) == 2 and labels is None:
-            data, labels = data
+        if (
+            isinstance(data, tuple)
+            and len(data) == 2
+            and labels is None
+            and not isinstance(data[1], str)
+            and len(data[0]) == len(data[1])
+            and not isinstance(data[0], str)
+        ):
+            data, labels = data  # (texts, labels)
         if isinstance(data, str):
             data = [data]
         return text_advice.advise_text(model, list(data), labels, **options)

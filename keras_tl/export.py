@@ -102,8 +102,8 @@ class _ImageServer(tf.Module):
             )
             # Images already at the model's size keep their exact pixels;
             # others are resized as training resized them (float pixels,
-            # not rounded back to bytes), so a served image scores as in
-            # `evaluate` and `keras-tl predict`.
+            # not rounded back to bytes): an image file scores as the
+            # Keras model scores it (`keras-tl predict` on a run folder).
             same = tf.reduce_all(tf.shape(pixels)[:2] == self.size)
             resized = tf.cond(
                 same,

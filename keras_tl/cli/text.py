@@ -50,9 +50,9 @@ def ulmfit_command(args):
         check_labels(args.test, test_labels, names, args.data)
     for encoder in encoders:
         language_model_config(encoder)
-    check_options(args, text=True)
     if getattr(args, "strategy", "manual") == "auto":
         _apply_text_advice(args, texts["train"])
+    check_options(args, text=True)  # also the epochs the advice set
     root = args.run_dir or default_run_dir(args, args.encoder, args.data)
     top = RunFolder(
         root, config_of(args), overwrite=args.overwrite, ignore=AFTER_TRAINING
@@ -145,11 +145,12 @@ def _apply_text_advice(args, train):
     print(advice, flush=True)
     args.lm_epochs = list(advice.lm_epochs or [])
     args.epochs = list(advice.epochs)
+    # What the run must match when it resumes (the advice is measured
+    # again then): the decision, not the perplexities' last digits.
     args.advice = {
         "cell": advice.cell,
         "examples_per_class": advice.examples_per_class,
-        "target_perplexity": round(advice.target_perplexity, 2),
-        "own_perplexity": advice.own_perplexity,
+        "lm_epochs": args.lm_epochs,
     }
 
 

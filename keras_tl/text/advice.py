@@ -12,9 +12,13 @@ LM fine-tuning on the target texts, is for, for longer the farther it is,
 as long as there is enough target text to fine-tune on.
 
 The thresholds are this module's constants. They are a first rule, not
-yet a measured one: `benchmarks/advisor_regret.py` scores image advice
-against every strategy; the text cells of that comparison (TREC-6, the
-Spanish tweets) are what should tune them.
+yet a measured one: `benchmarks/advisor_regret.py` scores the image
+advice against every strategy; the same comparison for text (pretrained
+against LM fine-tuning of each length, on TREC-6 and the Spanish tweets)
+is what should tune them. The data-size row of the text table does not
+change the strategy yet: the classifier recipe is ULMFiT's either way,
+and how long the LM is fine-tuned depends on how much target text there
+is, not on the examples per class.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import collections
 import dataclasses
 
 from keras_tl.advisor import LITTLE_DATA, table
+from keras_tl.checks import check_texts
 from keras_tl.presets import language_model_config
 from keras_tl.text.data import encode_corpus
 from keras_tl.text.language_model import evaluate_perplexity
@@ -40,11 +45,10 @@ LITTLE_TEXT = 50_000
 CLASSIFIER_EPOCHS = (1, 1, 1, 2)
 
 CELLS = {
-    (True, True): "the encoder as it is: train the classifier",
-    (False, True): "fine-tune the LM briefly on your texts, then the "
-    "classifier",
-    (True, False): "the encoder as it is: the full classifier recipe",
-    (False, False): "fine-tune the LM on your texts, then the full recipe",
+    (True, True): "the encoder as it is, then the classifier",
+    (False, True): "fine-tune the LM on your texts, then the classifier",
+    (True, False): "the encoder as it is, then the classifier",
+    (False, False): "fine-tune the LM on your texts, then the classifier",
 }
 
 
@@ -57,7 +61,10 @@ class TextAdvice:
             labels: then the data counts as "quite a lot").
         target_perplexity: the language model's perplexity on the texts.
         own_perplexity: its held-out perplexity on its own corpus.
-        target_tokens: tokens of the texts that were scored.
+        target_tokens: tokens of all the texts (what LM fine-tuning
+            would train on).
+        scored_tokens: the tokens the perplexity was measured on (the
+            first `max_tokens` of them).
         similar: whether the texts read like the corpus (the ratio of the
             two perplexities at most `SIMILAR_RATIO`).
         little_data: whether `examples_per_class` is below the threshold.
@@ -74,6 +81,7 @@ class TextAdvice:
     little_data: bool
     lm_epochs: tuple | None
     epochs: tuple = CLASSIFIER_EPOCHS
+    scored_tokens: int | None = None
 
     @property
     def ratio(self):
@@ -102,7 +110,8 @@ class TextAdvice:
                 "",
                 f"examples per class: {per_class}",
                 f"perplexity on your texts: {self.target_perplexity:.1f} "
-                f"({self.target_tokens:,} tokens) against "
+                f"({self.scored_tokens or self.target_tokens:,} of their "
+                f"{self.target_tokens:,} tokens) against "
                 f"{self.own_perplexity:.1f} on the encoder's own held-out "
                 f"text: {self.ratio:.2f} times",
                 f"strategy: {self.cell}: LM fine-tuning {lm}, classifier "
@@ -117,6 +126,7 @@ def decide_text(
     own_perplexity,
     target_tokens,
     *,
+    scored_tokens=None,
     little_data=LITTLE_DATA,
     similar_ratio=SIMILAR_RATIO,
     far_ratio=FAR_RATIO,
@@ -168,6 +178,7 @@ def decide_text(
         similar,
         little,
         lm_epochs,
+        scored_tokens=scored_tokens,
     )
 
 
@@ -176,6 +187,7 @@ def advise_text(
     texts,
     labels=None,
     *,
+    more_texts=(),
     max_tokens=100_000,
     batch_size=10,
     sequence_length=70,
@@ -188,6 +200,8 @@ def advise_text(
             `pretrain_language_model`.
         texts: the target texts (the training texts of the classifier).
         labels: their labels, to count examples per class (optional).
+        more_texts: unlabelled target texts (what `train_ulmfit`'s
+            `language_model_texts` adds to LM fine-tuning).
         max_tokens: score at most this many tokens (the first ones).
         batch_size, sequence_length: how the perplexity is read.
         **decide_options: thresholds, see `decide_text`.
@@ -200,6 +214,15 @@ def advise_text(
 
     >>> print(keras_tl.advise("en", texts, labels))  # doctest: +SKIP
     """
+    texts = check_texts(texts, "target texts")
+    more_texts = list(more_texts or ())
+    if labels is not None:
+        labels = list(labels)
+        if len(labels) != len(texts):
+            raise ValueError(
+                f"{len(texts)} texts but {len(labels)} labels: give one "
+                "label a text."
+            )
     config = language_model_config(encoder)
     own = config.get("validation_perplexity")
     if not own:
@@ -210,7 +233,7 @@ def advise_text(
             "with a validation split (keras-tl lm pretrain does by default)."
         )
     lm, tokenizer = load_language_model(encoder)
-    ids = encode_corpus(texts, tokenizer)
+    ids = encode_corpus(texts + more_texts, tokenizer)
     total = len(ids)
     ids = ids[: max_tokens + 1]
     if config.get("backwards"):
@@ -222,11 +245,12 @@ def advise_text(
     )["perplexity"]
     per_class = None
     if labels is not None:
-        labels = list(labels)
-        if len(labels) != len(texts):
-            raise ValueError(
-                f"{len(texts)} texts but {len(labels)} labels: give one "
-                "label a text."
-            )
         per_class = min(collections.Counter(map(str, labels)).values())
-    return decide_text(per_class, target, own, total, **decide_options)
+    return decide_text(
+        per_class,
+        target,
+        own,
+        total,
+        scored_tokens=len(ids) - 1,
+        **decide_options,
+    )

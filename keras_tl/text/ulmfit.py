@@ -314,7 +314,7 @@ def train_ulmfit(
     advice = None
     if strategy == "auto":
         advice = advise_text(
-            encoder, texts + list(language_model_texts or []), labels
+            encoder, texts, labels, more_texts=language_model_texts
         )
         if verbose != 0:
             print(advice, flush=True)

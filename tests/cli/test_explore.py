@@ -81,7 +81,10 @@ def test_advise_command_on_texts_compares_perplexities(tmp_path, capsys):
     run = tmp_path / "advice"
     assert cli.main([*argv, "--encoder", lm, "--run-dir", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "texts like the corpus" in out and out.count("[x]") == 1
+    marked = [line for line in out.splitlines() if "[x]" in line]
+    # The texts are the language model's own kind: the similar column.
+    assert len(marked) == 1
+    assert marked[0].split("|")[2].strip().startswith("[x]")
     assert "examples per class: 20" in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["target_tokens"] == 20 * (5 + 6)
@@ -89,3 +92,5 @@ def test_advise_command_on_texts_compares_perplexities(tmp_path, capsys):
         json.loads(open(f"{lm}/config.json").read())["validation_perplexity"]
     )
     assert summary["target_perplexity"] > 1
+    assert summary["cell"] == "the encoder as it is, then the classifier"
+    assert summary["lm_epochs"] is None

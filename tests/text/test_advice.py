@@ -21,26 +21,26 @@ OWN = 60.0
 @pytest.mark.parametrize(
     "per_class, target, tokens, cell, lm_epochs",
     [
-        (40, 70.0, 10**6, "the encoder as it is: train the classifier", None),
+        (40, 70.0, 10**6, "the encoder as it is, then the classifier", None),
         (
             40,
             150.0,
             10**6,
-            "fine-tune the LM briefly on your texts, then the classifier",
+            "fine-tune the LM on your texts, then the classifier",
             (1, 2),
         ),
         (
             1000,
             80.0,
             10**6,
-            "the encoder as it is: the full classifier recipe",
+            "the encoder as it is, then the classifier",
             None,
         ),
         (
             1000,
             900.0,
             10**6,
-            "fine-tune the LM on your texts, then the full recipe",
+            "fine-tune the LM on your texts, then the classifier",
             (1, 4),
         ),
         # Far, but too little text to fine-tune on for long.
@@ -75,7 +75,7 @@ def test_the_text_advice_prints_its_table_and_evidence():
     text = str(decide_text(40, 150.0, OWN, 12_345))
     marked = [line for line in text.splitlines() if "[x]" in line]
     assert len(marked) == 1 and marked[0].startswith("| very little")
-    assert "150.0 (12,345 tokens) against 60.0" in text
+    assert "150.0 (12,345 of their 12,345 tokens) against 60.0" in text
     assert "2.50 times" in text
     assert "lm_epochs=(1, 1)" in text
 
@@ -137,3 +137,21 @@ def test_keras_tl_advise_takes_a_language_model_and_texts(tiny_lm, tmp_path):
         (bare / name).write_bytes(open(f"{tiny_lm}/{name}", "rb").read())
     with pytest.raises(ValueError, match="no held-out perplexity"):
         keras_tl.advise(str(bare), like)
+
+
+def test_advice_counts_more_texts_and_reads_a_backward_model(tmp_path):
+    corpus = [SENTENCES[i % 3] for i in range(600)]
+    backward = pretrain_tiny_lm(
+        tmp_path / "bwd", corpus, epochs=3, backwards=True
+    )
+    like = [SENTENCES[i % 3] for i in range(30)]
+    advice = advise_text(
+        backward, like, ["a", "b", "c"] * 10, more_texts=like[:9]
+    )
+    # Its own sentences, read backwards as it was trained: similar.
+    assert advice.similar and advice.ratio < 1.5
+    assert advice.examples_per_class == 10  # labels count the texts only
+    assert advice.target_tokens == 13 * (5 + 6 + 6)  # texts + more texts
+    assert advice.scored_tokens == advice.target_tokens - 1
+    with pytest.raises(ValueError, match="empty"):
+        advise_text(backward, [" ", ""])
