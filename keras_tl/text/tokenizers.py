@@ -265,18 +265,27 @@ class SubwordTokenizer(_Tokenizer):
             else:
                 model = base64.b64decode(model)
         self.model = bytes(model)
-        self._tokenizer = _tensorflow_text().SentencepieceTokenizer(
+        self._vocabulary_size = int(self._sentencepiece().vocab_size())
+
+    def _sentencepiece(self):
+        """A TF Text SentencePiece tokenizer over `self.model`, made where
+        it is used. One made eagerly and kept would hold its model in an
+        eager kernel, which `keras.utils.set_random_seed` (it clears
+        TensorFlow's kernel caches) deletes: every traced function using
+        it then fails ("Resource ... SentencepieceOp ... does not exist").
+        Made inside a traced function, the op belongs to that function."""
+        return _tensorflow_text().SentencepieceTokenizer(
             model=self.model, out_type=tf.int32
         )
 
     @property
     def vocabulary_size(self):
-        return int(self._tokenizer.vocab_size())
+        return self._vocabulary_size
 
     @property
     def vocabulary(self):
         ids = tf.range(self.vocabulary_size)
-        pieces = self._tokenizer.id_to_string(ids).numpy()
+        pieces = self._sentencepiece().id_to_string(ids).numpy()
         return [p.decode("utf-8") for p in pieces]
 
     @classmethod
@@ -411,10 +420,10 @@ class SubwordTokenizer(_Tokenizer):
         texts = tf.convert_to_tensor(texts, tf.string)
         if self.normalization is not None:
             texts = normalization_lib.normalize(texts, self.normalization)
-        return self._tokenizer.tokenize(texts)
+        return self._sentencepiece().tokenize(texts)
 
     def detokenize(self, ids):
-        return self._tokenizer.detokenize(tf.cast(ids, tf.int32))
+        return self._sentencepiece().detokenize(tf.cast(ids, tf.int32))
 
     def decode(self, ids):
         texts = super().decode(ids)

@@ -1,5 +1,6 @@
 """Subword and word tokenizers: training, round trips, the graph, errors."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -122,3 +123,23 @@ def test_a_small_corpus_gives_fewer_pieces_with_a_warning():
         tokenizer = SubwordTokenizer.from_corpus(["abc"], vocabulary_size=500)
     assert tokenizer.vocabulary_size < 500
     assert tokenizer.encode(["abc"])[0]
+
+
+def test_subword_tokenizer_survives_set_random_seed():
+    # keras.utils.set_random_seed clears TensorFlow's kernel caches; a
+    # SentencePiece model held by an eager kernel was deleted with them,
+    # and every traced function reading it then failed.
+    tokenizer = SubwordTokenizer.from_corpus(
+        (SPANISH + ENGLISH) * 20, vocabulary_size=80
+    )
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def ids(texts):
+        return tokenizer(texts).to_tensor()
+
+    before = ids(tf.constant(ENGLISH)).numpy()
+    expected = tokenizer.encode(ENGLISH)
+    keras.utils.set_random_seed(0)
+    np.testing.assert_array_equal(ids(tf.constant(ENGLISH)).numpy(), before)
+    assert tokenizer.encode(ENGLISH) == expected
+    assert tokenizer.decode(expected) == ENGLISH
