@@ -44,11 +44,16 @@ LITTLE_TEXT = 50_000
 # ULMFiT's classifier stages (Howard and Ruder 2018).
 CLASSIFIER_EPOCHS = (1, 1, 1, 2)
 
+# The data-size row does not change the text advice (see above): each
+# column's cell reads the same in both rows.
+_COLUMNS = {
+    True: "the encoder as it is, then the classifier",
+    False: "fine-tune the LM on your texts, then the classifier",
+}
 CELLS = {
-    (True, True): "the encoder as it is, then the classifier",
-    (False, True): "fine-tune the LM on your texts, then the classifier",
-    (True, False): "the encoder as it is, then the classifier",
-    (False, False): "fine-tune the LM on your texts, then the classifier",
+    (similar, little): _COLUMNS[similar]
+    for similar in (True, False)
+    for little in (True, False)
 }
 
 

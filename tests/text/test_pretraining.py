@@ -236,15 +236,7 @@ def test_continuing_refuses_sizes_and_another_direction(tmp_path):
 def test_pretrain_writes_a_complete_folder(tmp_path):
     corpus = "\n".join(SPANISH * 30 + ENGLISH * 30)
     out = tmp_path / "saved_models" / "tiny_lm"
-    tiny = dict(
-        vocabulary_size=60,
-        embedding_dim=8,
-        hidden_dim=12,
-        num_layers=2,
-        batch_size=4,
-        sequence_length=8,
-        verbose=0,
-    )
+    tiny = {**SIZES, "vocabulary_size": 60}
     result = pretrain_language_model(
         corpus, str(out), epochs=1, language="es", **tiny
     )
