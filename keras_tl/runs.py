@@ -97,6 +97,10 @@ class RunFolder:
             export); their new values are saved.
         reopen_finished: open a finished run (for its checkpoints and
             scores) instead of refusing it.
+        defaults: each configuration key's default value. A key that a
+            resumed run's saved configuration lacks (an option added after
+            the run started) matches its default, so adding an option does
+            not orphan the runs already under way.
 
     Raises:
         FileExistsError: `path` holds something that is not a run folder,
@@ -120,8 +124,10 @@ class RunFolder:
         overwrite=False,
         ignore=(),
         reopen_finished=False,
+        defaults=None,
     ):
         self.path = os.fspath(path)
+        self.defaults = _plain(dict(defaults or {}))
         existed = os.path.exists(self.path)
         self.config = _plain(config)
         self.ignore = set(ignore)
@@ -169,7 +175,7 @@ class RunFolder:
                 "it again, or choose another run folder. Received: "
                 f"run_dir={self.path!r}"
             )
-        saved = read_yaml(self.file(CONFIG))
+        saved = {**self.defaults, **read_yaml(self.file(CONFIG))}
         changed = sorted(
             key
             for key in set(saved) | set(self.config)

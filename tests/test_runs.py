@@ -251,3 +251,33 @@ def test_monitor_direction_and_a_monitor_that_is_not_logged(tmp_path):
             callbacks=run.callbacks("val_acc", tensorboard=False),
         )
     assert run.state["best"] is None and run.epochs_done == 2
+
+
+def test_an_option_added_after_a_run_started_resumes_at_its_default(tmp_path):
+    # A run started by an older keras_tl, before `strategy` existed.
+    run = RunFolder(tmp_path / "run", {"epochs": [2]})
+    run.record(0, {"loss": 1.0}, model=None)
+    defaults = {"epochs": [1], "strategy": "manual"}
+    resumed = RunFolder(
+        tmp_path / "run",
+        {"epochs": [2], "strategy": "manual"},
+        defaults=defaults,
+    )
+    assert resumed.epochs_done == 1
+    assert read_yaml(tmp_path / "run" / "config.yaml")["strategy"] == "manual"
+    # The new option away from its default is another configuration, and a
+    # default never stands in for a value the run did save.
+    run = RunFolder(tmp_path / "old", {"epochs": [2]})
+    run.record(0, {"loss": 1.0}, model=None)
+    with pytest.raises(ValueError, match="different: strategy"):
+        RunFolder(
+            tmp_path / "old",
+            {"epochs": [2], "strategy": "auto"},
+            defaults=defaults,
+        )
+    with pytest.raises(ValueError, match="different: epochs"):
+        RunFolder(
+            tmp_path / "old",
+            {"epochs": [1], "strategy": "manual"},
+            defaults=defaults,
+        )

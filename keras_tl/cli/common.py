@@ -12,7 +12,15 @@ from keras_tl.files import check_replaceable
 
 # Options that change how a run is shown or stored, not what it computes:
 # left out of the configuration a resumed run must match.
-_NOT_CONFIG = {"config", "overwrite", "verbose", "run", "run_dir", "argv"}
+_NOT_CONFIG = {
+    "config",
+    "overwrite",
+    "verbose",
+    "run",
+    "run_dir",
+    "argv",
+    "defaults",
+}
 
 
 # What is done after training: may change when a run is resumed.
@@ -30,6 +38,23 @@ PRECISIONS = {"auto": "auto", "float32": False, "mixed": True}
 def config_of(args):
     """The options a run folder records (and a resumed run must match)."""
     return {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+
+
+def open_run(args, path, *, extra=None, **options):
+    """The command's run folder at `path`: new, resumed or refused.
+
+    It records the command's options (and `extra`); an option the folder's
+    run did not know yet matches when it keeps its default.
+    """
+    from keras_tl.runs import RunFolder
+
+    defaults = getattr(args, "defaults", {})
+    return RunFolder(
+        path,
+        {**config_of(args), **(extra or {})},
+        defaults={k: v for k, v in defaults.items() if k not in _NOT_CONFIG},
+        **options,
+    )
 
 
 def default_run_dir(args, *parts):

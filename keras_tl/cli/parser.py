@@ -844,13 +844,17 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(apply_config(parser, argv))
+        words = (args.command, getattr(args, "lm_command", None))
         if extra:  # said by the command's own parser, with its --help
-            words = (args.command, getattr(args, "lm_command", None))
             parser.commands[tuple(w for w in words if w)].error(
                 f"unrecognized arguments: {' '.join(extra)}"
             )
         resolve_model_options(args)
         args.argv = argv
+        # What each option defaults to, so a run started before an option
+        # existed resumes when the new option keeps its default.
+        command = parser.commands[tuple(w for w in words if w)]
+        args.defaults = {k: command.get_default(k) for k in vars(args)}
     except SystemExit as exit:  # argparse: --help (0) or a usage error (2)
         return exit.code
     except (FileNotFoundError, ValueError) as error:

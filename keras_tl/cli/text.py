@@ -14,6 +14,7 @@ from keras_tl.cli.common import (
     default_run_dir,
     duration,
     finish,
+    open_run,
     rates_of,
     strategy_of,
 )
@@ -31,7 +32,6 @@ from keras_tl.files import check_replaceable
 
 def ulmfit_command(args):
     from keras_tl.presets import language_model_config
-    from keras_tl.runs import RunFolder
     from keras_tl.text import ensemble
 
     started = time.monotonic()
@@ -54,9 +54,7 @@ def ulmfit_command(args):
         _apply_text_advice(args, texts["train"])
     check_options(args, text=True)  # also the epochs the advice set
     root = args.run_dir or default_run_dir(args, args.encoder, args.data)
-    top = RunFolder(
-        root, config_of(args), overwrite=args.overwrite, ignore=AFTER_TRAINING
-    )
+    top = open_run(args, root, overwrite=args.overwrite, ignore=AFTER_TRAINING)
     members, summaries = [], []
     for index, encoder in enumerate(encoders):
         path = root if len(encoders) == 1 else top.file(f"member-{index + 1}")
@@ -64,9 +62,10 @@ def ulmfit_command(args):
             top
             if path == root
             # A member finished before a kill is reopened, not retrained.
-            else RunFolder(
+            else open_run(
+                args,
                 path,
-                {**config_of(args), "member_encoder": encoder},
+                extra={"member_encoder": encoder},
                 ignore=AFTER_TRAINING,
                 reopen_finished=True,
             )
@@ -233,7 +232,6 @@ def _fine_tune_lm(
 
 def lm_pretrain_command(args):
     from keras_tl.data import read_corpus
-    from keras_tl.runs import RunFolder
     from keras_tl.text.language_model import write_model_card
     from keras_tl.text.pretraining import pretrain_language_model
 
@@ -252,9 +250,7 @@ def lm_pretrain_command(args):
     )
     # A stopped pretraining run resumes from its last checkpoint (the
     # tokenizer, weights, optimizer, schedule and stream position).
-    run = RunFolder(
-        run_dir, config_of(args), overwrite=args.overwrite, ignore=("verbose",)
-    )
+    run = open_run(args, run_dir, overwrite=args.overwrite, ignore=("verbose",))
     if run.epochs_done:
         print(
             f"keras-tl {args.command}: resuming {run.path} after "

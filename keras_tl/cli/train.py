@@ -12,11 +12,11 @@ from keras_tl.cli.common import (
     TEXT_MODEL,
     card_metrics,
     check_options,
-    config_of,
     default_run_dir,
     examples_per_class,
     finish,
     no_tflite_for_text,
+    open_run,
     rates_of,
     strategy_of,
 )
@@ -35,7 +35,6 @@ from keras_tl.cli.inputs import (
 
 
 def train_command(args):
-    from keras_tl.runs import RunFolder
 
     started = time.monotonic()
     for path in (args.data, args.validation, args.test):
@@ -47,9 +46,9 @@ def train_command(args):
     check_options(args, task.kind == "text")
     if getattr(args, "strategy", "manual") == "auto":
         _apply_advice(args, task)
-    run = RunFolder(
+    run = open_run(
+        args,
         args.run_dir or default_run_dir(args, args.backbone, args.data),
-        config_of(args),
         overwrite=args.overwrite,
         ignore=AFTER_TRAINING,
     )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from keras_tl import cli
+from keras_tl.runs import read_yaml, write_yaml
 from tests.cli.helpers import assert_real_png, last_json
 from tests.conftest import kill_after_first_checkpoint, write_images
 
@@ -228,6 +229,11 @@ def test_train_resumes_a_killed_run(tmp_path):
     killed = kill_after_first_checkpoint(argv, state)
     assert killed["epochs_done"] == 1 and not killed["complete"]
     first = killed["history"]["loss"][0]
+    # Started by an older keras-tl, before --strategy existed: the option at
+    # its default does not make it another run.
+    config = read_yaml(tmp_path / "run" / "config.yaml")
+    del config["strategy"]
+    write_yaml(tmp_path / "run" / "config.yaml", config)
 
     assert cli.main(argv) == 0
     final = json.loads(state.read_text())
