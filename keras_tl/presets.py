@@ -187,6 +187,16 @@ register_encoder_preset(
 )
 register_encoder_preset(
     EncoderPreset(
+        "en-bwd",
+        "awd_lstm_en_bwd",
+        "en",
+        "English Wikipedia + Wikinews, backward (for forward + backward "
+        "ensembles with en), AWD-LSTM 256/768 x 3, SentencePiece 16k",
+        aliases=("awd_lstm_en_bwd",),
+    )
+)
+register_encoder_preset(
+    EncoderPreset(
         "es",
         "awd_lstm_es",
         "es",

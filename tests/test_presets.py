@@ -11,6 +11,7 @@ import keras_tl
 from keras_tl import cli
 from keras_tl.presets import (
     MODELS_DIR_VARIABLE,
+    language_model_config,
     list_encoder_presets,
     preset_folder,
     resolve_encoder,
@@ -195,6 +196,7 @@ def test_lm_pretrain_resumes_a_killed_run(tmp_path):
     [
         ("en", 'The IMF said: <br />"It\'s GREAT!!!!!" 😀'),
         ("es", "¡HOLA, señor Núñez! ¿Qué tal? @user #México 😀"),
+        ("en-bwd", 'The IMF said: <br />"It\'s GREAT!!!!!" 😀'),
     ],
 )
 def test_the_shipped_encoders_load_from_the_repository(name, monkeypatch, text):
@@ -202,9 +204,9 @@ def test_the_shipped_encoders_load_from_the_repository(name, monkeypatch, text):
     has working encoders with no rebuild step."""
     monkeypatch.delenv(MODELS_DIR_VARIABLE, raising=False)
     model, tokenizer = load_language_model(name)
-    assert preset_folder(name).endswith(
-        os.path.join("saved_models", f"awd_lstm_{name}")
-    )
+    folder = "awd_lstm_" + name.replace("-", "_")
+    assert preset_folder(name).endswith(os.path.join("saved_models", folder))
+    assert language_model_config(name)["backwards"] == name.endswith("-bwd")
     assert tokenizer.vocabulary_size == model.encoder.vocabulary_size == 16000
     (ids,) = tokenizer.encode([text])
     assert 1 not in ids  # no <unk>

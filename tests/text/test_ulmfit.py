@@ -130,7 +130,8 @@ def test_backward_language_model_gives_a_backward_classifier(tmp_path):
 
 
 def test_strategy_auto_takes_lm_epochs_and_epochs_from_the_advice(trained):
-    folder, _, _ = trained
+    folder, manual, _ = trained
+    assert manual.history.advice is None  # the default: no advice taken
     texts, labels = separable(48, 2)  # the language model's own kind
     options = dict(batch_size=16, verbose=0)
     classifier = train_ulmfit(texts, labels, folder, strategy="auto", **options)
@@ -139,10 +140,6 @@ def test_strategy_auto_takes_lm_epochs_and_epochs_from_the_advice(trained):
     assert advice.similar and advice.lm_epochs is None
     assert classifier.history.language_model is None  # no LM fine-tuning
     assert classifier.history.history["trainable_groups"] == [1, 2, 3, 4, 4]
-    manual = train_ulmfit(
-        texts, labels, folder, lm_epochs=None, epochs=(1,), **options
-    )
-    assert manual.history.advice is None
     with pytest.raises(ValueError, match="`strategy` must be"):
         train_ulmfit(texts, labels, folder, strategy="fast", **options)
     with pytest.raises(ValueError, match="preset name or folder"):
