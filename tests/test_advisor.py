@@ -108,6 +108,12 @@ def test_stage_features_and_advise_on_a_tiny_backbone():
     ]
     np.testing.assert_array_equal(seen, labels)
     assert stage_features(model, data, max_batches=1)[0][0].shape == (16, 48)
+    # Gathering batches into larger calls changes no feature: a call per
+    # batch, or one for all 48 images (the default gathers up to 128).
+    per_batch, seen = stage_features(model, data, chunk_size=1)
+    np.testing.assert_array_equal(seen, labels)
+    for a, b in zip(per_batch, features, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     advice = advise(model, data)
     assert advice.examples_per_class == 24
     assert advice.little_data
@@ -134,3 +140,31 @@ def test_linear_probe_scores_every_example_once():
         linear_probe(features, labels, folds=1)
     with pytest.raises(ValueError, match="too few"):
         linear_probe(features[:5], labels[:5])
+
+
+def test_probe_regression_is_the_same_descent_with_more_features_than_rows():
+    """Wide features (1,280 of 75 images) run the descent through the Gram
+    matrix: the weights must be those of plain gradient descent."""
+    import numpy as np
+
+    from keras_tl.advisor import _softmax_regression
+
+    rng = np.random.default_rng(0)
+    for n, d in ((30, 200), (200, 30)):  # the dual form, then the primal
+        x = rng.normal(size=(n, d))
+        y = np.arange(n) % 3
+        w, b, mean, scale = _softmax_regression(x, y, 3, 1e-3, 50)
+        # The plain descent, written out.
+        z = (x - x.mean(0)) / (x.std(0) + 1e-6)
+        onehot = np.eye(3)[y]
+        rate = 1.0 / (0.25 * np.linalg.norm(z, 2) ** 2 / n + 1e-3)
+        ref_w, ref_b = np.zeros((d, 3)), np.zeros(3)
+        for _ in range(50):
+            logits = z @ ref_w + ref_b
+            p = np.exp(logits - logits.max(1, keepdims=True))
+            grad = (p / p.sum(1, keepdims=True) - onehot) / n
+            ref_w -= rate * (z.T @ grad + 1e-3 * ref_w)
+            ref_b -= rate * grad.sum(0)
+        np.testing.assert_allclose(w, ref_w, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(b, ref_b, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(mean, x.mean(0))
