@@ -118,6 +118,12 @@ def main():
         "--seed) from --train, e.g. 50 for cats vs dogs at 100 images",
     )
     p.add_argument("--output", help="append the JSON lines to this file")
+    p.add_argument(
+        "--advice-only",
+        action="store_true",
+        help="time the advice and stop (to re-time it after a change "
+        "without training every strategy again)",
+    )
     args = p.parse_args()
     if missing(args.train, args.validation, args.weights):
         return 0
@@ -144,6 +150,21 @@ def main():
     advice = advise(model, train, examples_per_class=per_class)
     advice_seconds = time.perf_counter() - start
     print(advice, flush=True)
+    if args.advice_only:
+        print(
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "examples_per_class": per_class,
+                    "probe_accuracy": [
+                        round(a, 4) for a in advice.probe_accuracy
+                    ],
+                    "advice_seconds": round(advice_seconds, 1),
+                }
+            ),
+            flush=True,
+        )
+        return 0
 
     groups = len(advice.probe_accuracy)
     num_groups = len(keras_tl.layer_groups(build(args, classes)))
