@@ -137,6 +137,7 @@ def free_ports(n):
     return ports
 
 
+@pytest.mark.slow  # two TensorFlow processes; MirroredStrategy stays default
 def test_two_workers_on_loopback_agree_on_the_weights(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

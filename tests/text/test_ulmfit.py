@@ -140,6 +140,12 @@ def test_strategy_auto_takes_lm_epochs_and_epochs_from_the_advice(trained):
     assert advice.similar and advice.lm_epochs is None
     assert classifier.history.language_model is None  # no LM fine-tuning
     assert classifier.history.history["trainable_groups"] == [1, 2, 3, 4, 4]
+
+
+def test_strategy_must_be_manual_or_auto_with_a_language_model(trained):
+    folder, _, _ = trained
+    texts, labels = separable(48, 2)
+    options = dict(batch_size=16, verbose=0)
     with pytest.raises(ValueError, match="`strategy` must be"):
         train_ulmfit(texts, labels, folder, strategy="fast", **options)
     with pytest.raises(ValueError, match="preset name or folder"):
