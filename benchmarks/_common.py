@@ -51,3 +51,27 @@ def machine():
         "keras": keras.__version__,
         "gpus": len(tf.config.list_physical_devices("GPU")),
     }
+
+
+def regret(results, advised, advice_seconds):
+    """The advisor's scores against strategies tried exhaustively.
+
+    `results` maps each strategy's name to its line (with `accuracy` and
+    `train_seconds`); `advised` is the one the advice chose. Returns the
+    best strategy, the regret (best accuracy minus the advised one) and the
+    advice's cost against the best strategy's training time.
+    """
+    best = max(results, key=lambda name: results[name]["accuracy"])
+    return {
+        "advised": advised,
+        "advised_accuracy": results[advised]["accuracy"],
+        "best": best,
+        "best_accuracy": results[best]["accuracy"],
+        "regret": round(
+            results[best]["accuracy"] - results[advised]["accuracy"], 4
+        ),
+        "advice_seconds": round(advice_seconds, 1),
+        "cost_vs_best_training": round(
+            advice_seconds / results[best]["train_seconds"], 3
+        ),
+    }

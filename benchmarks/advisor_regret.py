@@ -25,7 +25,7 @@ import os
 import sys
 import time
 
-from _common import load_images, machine, missing
+from _common import load_images, machine, missing, regret
 
 from keras_tl.advisor import HEAD_EPOCHS, HEAD_LEARNING_RATE
 
@@ -196,24 +196,13 @@ def main():
         advised = f"head-{advice.feature_group % groups}"
     else:
         advised = f"tune-{advice.train_groups}"
-    best = max(results, key=lambda name: results[name]["accuracy"])
     summary = {
         "machine": machine(),
         "train": args.train,
         "per_class_drawn": args.per_class,
         "examples_per_class": per_class,
         "probe_accuracy": [round(a, 4) for a in advice.probe_accuracy],
-        "advised": advised,
-        "advised_accuracy": results[advised]["accuracy"],
-        "best": best,
-        "best_accuracy": results[best]["accuracy"],
-        "regret": round(
-            results[best]["accuracy"] - results[advised]["accuracy"], 4
-        ),
-        "advice_seconds": round(advice_seconds, 1),
-        "cost_vs_best_training": round(
-            advice_seconds / results[best]["train_seconds"], 3
-        ),
+        **regret(results, advised, advice_seconds),
     }
     print(json.dumps(summary), flush=True)
     if args.output:

@@ -30,7 +30,7 @@ import os
 import sys
 import time
 
-from _common import machine, missing
+from _common import machine, missing, regret
 from _ulmfit import paired_difference, parser, run_arms
 
 STRATEGIES = {
@@ -130,21 +130,11 @@ def main():
         "machine": machine(),
         "ratio": round(advice.ratio, 2),
         "cell": advice.cell,
-        "advised": advised,
-        "advised_accuracy": results[advised]["accuracy"],
-        "best": best,
-        "best_accuracy": results[best]["accuracy"],
-        "regret": round(
-            results[best]["accuracy"] - results[advised]["accuracy"], 4
-        ),
+        **regret(results, advised, advice_seconds),
         "regret_paired": paired_difference(
             truth, results[best]["predicted"], results[advised]["predicted"]
         ),
         "accuracy": {n: r["accuracy"] for n, r in results.items()},
-        "advice_seconds": round(advice_seconds, 1),
-        "cost_vs_best_training": round(
-            advice_seconds / results[best]["train_seconds"], 3
-        ),
     }
     print(json.dumps(summary), flush=True)
     if args.output:
