@@ -229,3 +229,28 @@ def write_images(folder, classes=("cats", "dogs"), n=6, size=36, seed=0):
                 folder / name / f"{i}.png"
             )
     return str(folder)
+
+
+# The longest test files (measured with --durations, 2026-12-03), longest
+# first. `--dist loadfile` hands whole files to whichever worker is free,
+# in collection order; started last, a long file keeps one worker busy
+# while the other idles. Starting the long ones first (the classic
+# longest-first schedule) leaves the short files to even the workers out.
+LONG_FILES = (
+    "tests/cli/test_text.py",
+    "tests/text/test_ulmfit.py",
+    "tests/text/test_string_model.py",
+    "tests/test_distribute.py",
+    "tests/cli/test_train.py",
+    "tests/test_groups.py",
+    "tests/test_registry.py",
+    "tests/test_export.py",
+    "tests/test_presets.py",
+    "tests/test_optimizers.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(LONG_FILES)}
+    # A stable sort: each file keeps its tests' order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
