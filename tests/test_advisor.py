@@ -35,6 +35,20 @@ def test_each_cell_of_the_table(
     assert len(advice.epochs) == advice.train_groups
 
 
+def test_different_data_needs_more_before_fine_tuning_from_the_top():
+    # 2,000 rendered digits (200 a class): the probes of BENCHMARKS.md,
+    # where a head on group 2 scored 0.750 and fine-tuning all 0.437.
+    glyphs = decide(200, [0.355, 0.577, 0.805, 0.691], num_groups=5)
+    assert glyphs.little_data and not glyphs.similar
+    assert glyphs.feature_group == 2 and glyphs.train_groups == 1
+    assert glyphs.cell == "linear classifiers on earlier stages"
+    # Similar data at that size is "quite a lot" as before.
+    assert not decide(200, TOP_BEST).little_data
+    assert decide(999, MIDDLE_BEST).little_data
+    assert not decide(1000, MIDDLE_BEST).little_data
+    assert not decide(200, MIDDLE_BEST, different_little_data=150).little_data
+
+
 def test_ties_go_to_the_later_stage_and_thresholds_apply():
     # The top within the tolerance of the best: similar.
     assert decide(40, [0.60, 0.900, 0.895]).similar
