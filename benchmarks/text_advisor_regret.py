@@ -102,7 +102,8 @@ def main():
                 row = json.loads(line)
                 if row.get("task") == args.task and "strategy" in row:
                     reused[row["strategy"]] = row
-    label_names = sorted(set(map(str, test[1])))
+    # Class ids as run_arms numbers them: the training labels, sorted.
+    label_names = sorted(set(map(str, train[1])))
     truth = [label_names.index(str(y)) for y in test[1]]
     results = {}
     for name in args.strategies:
@@ -123,14 +124,15 @@ def main():
         raise SystemExit(
             f"The advice chose {advised}, which --strategies left out."
         )
-    best = max(results, key=lambda n: results[n]["accuracy"])
+    scores = regret(results, advised, advice_seconds)
+    best = scores["best"]
     summary = {
         "task": args.task,
         "encoder": args.encoder,
         "machine": machine(),
         "ratio": round(advice.ratio, 2),
         "cell": advice.cell,
-        **regret(results, advised, advice_seconds),
+        **scores,
         "regret_paired": paired_difference(
             truth, results[best]["predicted"], results[advised]["predicted"]
         ),

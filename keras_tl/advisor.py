@@ -241,10 +241,11 @@ def _stage_model(model):
 def stage_features(model, data, max_batches=None, *, chunk_size=128):
     """Frozen features at the end of each backbone stage, in one pass.
 
-    The batches are gathered into calls of about `chunk_size` images: the
-    stage model runs eagerly (no tracing to pay for), and an eager call
-    costs a fixed ~0.4 s on two CPU cores whatever its size, so four
-    batches of 32 take 2.6 s and one call of 100 images 0.5 s.
+    The batches are gathered into calls of about `chunk_size` images: an
+    eager call costs a fixed ~0.4 s on two CPU cores whatever its size, so
+    four batches of 32 took 2.6 s and one call of 100 images takes 0.5 s.
+    The first `EAGER_CALLS` calls run eagerly (small data pays no
+    tracing); later ones run the stage model traced.
 
     Args:
         model: an image model from `keras_tl.build`.
