@@ -117,6 +117,12 @@ def main():
         help="train on this many images a class, drawn at random (seed "
         "--seed) from --train, e.g. 50 for cats vs dogs at 100 images",
     )
+    p.add_argument(
+        "--probe-per-class",
+        type=int,
+        help="the advice probes at most this many images a class (default: "
+        "keras_tl.advisor.PROBE_PER_CLASS)",
+    )
     p.add_argument("--output", help="append the JSON lines to this file")
     p.add_argument(
         "--advice-only",
@@ -147,7 +153,10 @@ def main():
     # strategy's `build` is outside its timer too).
     model = build(args, classes)
     start = time.perf_counter()
-    advice = advise(model, train, examples_per_class=per_class)
+    options = {}
+    if args.probe_per_class:
+        options["max_per_class"] = args.probe_per_class
+    advice = advise(model, train, examples_per_class=per_class, **options)
     advice_seconds = time.perf_counter() - start
     print(advice, flush=True)
     if args.advice_only:

@@ -135,6 +135,26 @@ def test_stage_features_and_advise_on_a_tiny_backbone():
     assert max(advice.probe_accuracy) >= 0.9  # brightness is easy
     assert "examples per class: 24" in str(advice)
 
+    # The probes' cap: the first 5 of each class, in reading order.
+    capped, seen = stage_features(model, data, max_per_class=5)
+    assert capped[0].shape == (10, 48)
+    np.testing.assert_array_equal(seen, [0, 1] * 5)
+    np.testing.assert_allclose(
+        capped[3], features[3][:10], rtol=1e-5, atol=1e-5
+    )
+    # Past the cap, reading stops when the class counts are known, and
+    # goes on for the labels alone when they are not: a last batch with a
+    # label the 2-class head cannot have is read (and refused) only then.
+    bad = data.concatenate(
+        tf.data.Dataset.from_tensor_slices(
+            (images[:4].astype("float32"), np.full(4, 7))
+        ).batch(4)
+    )
+    advice = advise(model, bad, max_per_class=8, examples_per_class=24)
+    assert advice.examples_per_class == 24
+    with pytest.raises(ValueError, match=r"labels \[7\].*class ids 0..1"):
+        advise(model, bad, max_per_class=8)
+
 
 def test_linear_probe_scores_every_example_once():
     import numpy as np
@@ -156,29 +176,23 @@ def test_linear_probe_scores_every_example_once():
         linear_probe(features[:5], labels[:5])
 
 
-def test_probe_regression_is_the_same_descent_with_more_features_than_rows():
-    """Wide features (1,280 of 75 images) run the descent through the Gram
-    matrix: the weights must be those of plain gradient descent."""
+def test_probe_classifier_is_ridge_in_either_form():
+    """Wide features (1,280 of 75 images) solve the n x n system instead of
+    the d x d one: the weights must be the ridge solution all the same."""
     import numpy as np
 
-    from keras_tl.advisor import _softmax_regression
+    from keras_tl.advisor import _ridge_classifier
 
     rng = np.random.default_rng(0)
     for n, d in ((30, 200), (200, 30)):  # the dual form, then the primal
-        x = rng.normal(size=(n, d))
+        x = rng.normal(size=(n, d)) * rng.uniform(0.5, 3, d) + 2
         y = np.arange(n) % 3
-        w, b, mean, scale = _softmax_regression(x, y, 3, 1e-3, 50)
-        # The plain descent, written out.
+        w, b, mean, scale = _ridge_classifier(x, y, 3, 0.5)
+        # The normal equations, written out for the standardised data.
         z = (x - x.mean(0)) / (x.std(0) + 1e-6)
-        onehot = np.eye(3)[y]
-        rate = 1.0 / (0.25 * np.linalg.norm(z, 2) ** 2 / n + 1e-3)
-        ref_w, ref_b = np.zeros((d, 3)), np.zeros(3)
-        for _ in range(50):
-            logits = z @ ref_w + ref_b
-            p = np.exp(logits - logits.max(1, keepdims=True))
-            grad = (p / p.sum(1, keepdims=True) - onehot) / n
-            ref_w -= rate * (z.T @ grad + 1e-3 * ref_w)
-            ref_b -= rate * grad.sum(0)
-        np.testing.assert_allclose(w, ref_w, rtol=1e-6, atol=1e-9)
-        np.testing.assert_allclose(b, ref_b, rtol=1e-6, atol=1e-9)
+        t = np.eye(3)[y] - np.eye(3)[y].mean(0)
+        ref = np.linalg.inv(z.T @ z + 0.5 * d * np.eye(d)) @ z.T @ t
+        np.testing.assert_allclose(w, ref, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(b, np.eye(3)[y].mean(0))
         np.testing.assert_allclose(mean, x.mean(0))
+        np.testing.assert_allclose(scale, x.std(0) + 1e-6)
