@@ -17,6 +17,65 @@ tf.config.set_logical_device_configuration(
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 
+# A registered backbone for tests of what keras_tl does around a backbone
+# (groups, freezing, optimizers, distribution, export), not of a
+# keras.applications network: the same five layer groups as MobileNetV2
+# (stem to 1/4, then 1/8, 1/16, 1/32, the head), BatchNorm and depthwise
+# convolutions in each, and 22 layers instead of 150, so that each `fit`
+# traces in a fraction of the time. `tests/test_registry.py` holds every
+# real backbone to the same contract.
+TINY_BACKBONE = "test_tiny_backbone"
+
+
+def _tiny_backbone(input_shape, weights=None):
+    """A five-stride CNN (tests only); `weights` must be None."""
+    if weights is not None:
+        raise ValueError(f"{TINY_BACKBONE} has no pretrained weights.")
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i, filters in enumerate((8, 8, 16, 16, 32), start=1):
+        x = keras.layers.Conv2D(
+            filters,
+            3,
+            strides=2,
+            padding="same",
+            use_bias=False,
+            name=f"conv{i}",
+        )(x)
+        x = keras.layers.BatchNormalization(name=f"conv{i}_bn")(x)
+        x = keras.layers.ReLU(name=f"conv{i}_relu")(x)
+        x = keras.layers.DepthwiseConv2D(
+            3, padding="same", use_bias=False, name=f"block{i}_depthwise"
+        )(x)
+    return keras.Model(inputs, x, name=TINY_BACKBONE)
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone():
+    """Registers `TINY_BACKBONE` for one test module (the registry's size is
+    asserted elsewhere) and returns its name."""
+    from keras_tl.backbones import (
+        BackboneSpec,
+        register_backbone,
+        unregister_backbone,
+    )
+
+    register_backbone(
+        BackboneSpec(
+            name=TINY_BACKBONE,
+            constructor=_tiny_backbone,
+            preprocessing="tf",
+            default_input_size=32,
+            feature_dim=32,
+            min_input_size=32,
+            preprocess_input=lambda x: x / 127.5 - 1.0,
+        )
+    )
+    try:
+        yield TINY_BACKBONE
+    finally:
+        unregister_backbone(TINY_BACKBONE)
+
 
 @pytest.fixture(autouse=True)
 def _seed():

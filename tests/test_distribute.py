@@ -15,6 +15,7 @@ import tensorflow as tf
 
 import keras_tl
 from keras_tl import distribute
+from tests.conftest import TINY_BACKBONE
 
 
 def good_config(**task):
@@ -188,10 +189,10 @@ def _image_run(strategy, tmp_path, name):
     y = np.arange(16) % 3
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     with strategy.scope():
-        # The smallest registered backbone (depthwise convolutions and
-        # BatchNorm like the rest): every stage is traced once per replica.
+        # The test backbone (tests/conftest.py: depthwise convolutions and
+        # BatchNorm in each group): every stage is traced once per replica.
         model = keras_tl.build(
-            "mobilenet_025",
+            TINY_BACKBONE,
             num_classes=3,
             weights=None,
             input_shape=(32, 32, 3),
@@ -219,7 +220,9 @@ def _image_run(strategy, tmp_path, name):
     return model, history.history, scores, probabilities
 
 
-def test_mirrored_strategy_matches_one_device(mirrored_strategy, tmp_path):
+def test_mirrored_strategy_matches_one_device(
+    mirrored_strategy, tiny_backbone, tmp_path
+):
     assert mirrored_strategy.num_replicas_in_sync == 2
     one = _image_run(tf.distribute.get_strategy(), tmp_path, "one")
     two = _image_run(mirrored_strategy, tmp_path, "two")

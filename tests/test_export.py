@@ -24,12 +24,12 @@ def encode(pixels, fmt):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, tiny_backbone):
     keras.utils.set_random_seed(0)
-    # The smallest registered backbone: export() serves any image model the
-    # same way, and its TFLite conversion costs half of MobileNetV2's.
+    # The test backbone (tests/conftest.py): export() serves any image
+    # model the same way, and its traces and TFLite conversion are quick.
     model = keras_tl.build(
-        "mobilenet_025",
+        tiny_backbone,
         num_classes=3,
         weights=None,
         input_shape=(32, 32, 3),

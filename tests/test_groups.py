@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 import keras_tl
-from tests.conftest import images, same, weights_of
+from tests.conftest import TINY_BACKBONE, images, same, weights_of
+
+# Every test builds on the registered test backbone.
+pytestmark = pytest.mark.usefixtures("tiny_backbone")
 
 
 def data(n=8, size=32, classes=3):
@@ -15,7 +18,7 @@ def data(n=8, size=32, classes=3):
 
 def tiny(**kwargs):
     return keras_tl.build(
-        "mobilenet_025",  # the smallest registered backbone: 5 groups, BN
+        TINY_BACKBONE,  # 5 groups as MobileNetV2's, BatchNorm, 22 layers
         num_classes=3,
         weights=None,
         input_shape=(32, 32, 3),
@@ -81,7 +84,7 @@ def test_unfreeze_after_fit_trains_all_and_frozen_again_stops(recwarn):
     model.fit(x, y, epochs=1, verbose=0)
     keras_tl.unfreeze(model)
     before = snapshot(model.layers[2].trainable_weights)
-    assert len(before) == 81  # 27 convolutions, 27 BatchNorms (gamma, beta)
+    assert len(before) == 20  # 5 convolutions, 5 depthwise, 5 BatchNorms
     model.fit(x, y, epochs=1, verbose=0)
     after = snapshot(model.layers[2].trainable_weights)
     pairs = zip(before, after, strict=True)
