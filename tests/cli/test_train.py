@@ -217,7 +217,7 @@ def test_train_resumes_a_killed_run(tmp_path):
     argv = [
         "train",
         "--data", images,
-        "--backbone", "mobilenet_v2_035",
+        "--backbone", "mobilenet_025",
         "--weights", "none",
         "--image-size", "32",
         "--epochs", "1", "2",
