@@ -298,14 +298,18 @@ def write_images(folder, classes=("cats", "dogs"), n=6, size=36, seed=0):
 LONG_FILES = (
     "tests/cli/test_text.py",
     "tests/text/test_ulmfit.py",
-    "tests/text/test_string_model.py",
-    "tests/test_distribute.py",
-    "tests/cli/test_train.py",
-    "tests/test_groups.py",
     "tests/test_registry.py",
+    "tests/text/test_string_model.py",
+    "tests/text/test_pretraining.py",
     "tests/test_export.py",
-    "tests/test_presets.py",
+    "tests/cli/test_train.py",
     "tests/test_optimizers.py",
+    "tests/test_presets.py",
+    "tests/test_layers.py",
+    "tests/test_callbacks.py",
+    "tests/test_build.py",
+    "tests/test_distribute.py",
+    "tests/text/test_classifier.py",
 )
 
 
