@@ -42,10 +42,11 @@ HEAD_LEARNING_RATE = 1e-2
 # Stage-feature calls made eagerly before the stage model is traced.
 EAGER_CALLS = 3
 # Examples of each class the probes read: past a few hundred a class the
-# stage ranking is settled (cats vs dogs at 1,000 a class ranks its stages
-# the same from its first 256 a class) and every further image is a
-# decode and a backbone pass the advice pays for.
-PROBE_PER_CLASS = 512
+# stage choice is settled (cats vs dogs at 1,000 a class and rendered
+# digits at 500 a class choose the same stage from their first 256 a
+# class) and every further image is a decode and a backbone pass the
+# advice pays for.
+PROBE_PER_CLASS = 256
 
 CELLS = {
     (True, True): "linear classifier on the top layer",
@@ -252,7 +253,9 @@ def stage_features(
     eager call costs a fixed ~0.4 s on two CPU cores whatever its size, so
     four batches of 32 took 2.6 s and one call of 100 images takes 0.5 s.
     The first `EAGER_CALLS` calls run eagerly (small data pays no
-    tracing); later ones run the stage model traced.
+    tracing); later ones run the stage model traced, and all of them do
+    when the data (its cardinality, capped at `max_per_class` a class)
+    holds more than `EAGER_CALLS` calls' worth.
 
     Args:
         model: an image model from `keras_tl.build`.
@@ -285,7 +288,7 @@ def _read_stages(
     stages = _stage_model(model)
     units = int(model.outputs[0].shape[-1])
     num_classes = 2 if units == 1 else units
-    parts, labels, pending, kept = None, [], [], []
+    parts, labels, pending = None, [], []
     counts = np.zeros(num_classes, "int64")
     # Past a few calls, a traced stage model pays its tracing (~2 s) back:
     # a graph call is 3x faster than an eager one (0.15 s against 0.46 s
@@ -293,13 +296,13 @@ def _read_stages(
     traced = tf.function(
         lambda x: stages([x], training=False), reduce_retracing=True
     )
-    calls = 0
+    calls, eager_calls = 0, EAGER_CALLS
 
     def run(images):
         nonlocal parts, calls
         x = images[0] if len(images) == 1 else np.concatenate(images)
         calls += 1
-        if calls > EAGER_CALLS:
+        if calls > eager_calls:
             out = traced(tf.constant(x))
         else:
             out = stages([x], training=False)  # the input list, as built
@@ -312,6 +315,12 @@ def _read_stages(
     for i, (images, y) in enumerate(data):
         if max_batches is not None and i >= max_batches:
             break
+        if i == 0:
+            expected = _expected_examples(data, len(y), max_batches)
+            if max_per_class is not None:
+                expected = min(expected, num_classes * max_per_class)
+            if expected > EAGER_CALLS * chunk_size:
+                eager_calls = 0  # enough calls to pay the tracing back
         y = np.asarray(y)
         # One-hot labels (a categorical loss's) count as their class ids.
         y = y.argmax(-1) if y.ndim == 2 and y.shape[-1] > 1 else y
@@ -338,7 +347,6 @@ def _read_stages(
         if keep.any():
             pending.append(np.asarray(images)[keep])
             labels.append(y[keep])
-            kept.append(int(keep.sum()))
         if sum(len(p) for p in pending) >= chunk_size:
             run(pending)
             pending = []
@@ -351,6 +359,21 @@ def _read_stages(
     if parts is None:
         raise ValueError("advise() got no data: the dataset is empty.")
     return [np.concatenate(p) for p in parts], np.concatenate(labels), counts
+
+
+def _expected_examples(data, batch_size, max_batches):
+    """About how many examples `data` holds (its batches times the first
+    batch's size; infinite when tf.data cannot say)."""
+    import tensorflow as tf
+
+    batches = -1
+    if isinstance(data, tf.data.Dataset):
+        batches = int(data.cardinality())
+    if batches < 0:  # unknown or infinite
+        batches = float("inf")
+    if max_batches is not None:
+        batches = min(batches, max_batches)
+    return batches * batch_size
 
 
 def linear_probe(features, labels, *, folds=4, l2=1.0, seed=0):
