@@ -39,8 +39,10 @@ TOLERANCE = 0.01
 # stages at chance after 5 epochs of 300 images; see BENCHMARKS.md).
 HEAD_EPOCHS = 30
 HEAD_LEARNING_RATE = 1e-2
-# Stage-feature calls made eagerly before the stage model is traced.
+# Stage-feature calls made eagerly before the stage model is traced, and
+# the images gathered into one call (memory bound).
 EAGER_CALLS = 3
+CHUNK_SIZE = 128
 # Examples of each class the probes read: past a few hundred a class the
 # stage choice is settled (cats vs dogs at 1,000 a class and rendered
 # digits at 500 a class choose the same stage from their first 256 a
@@ -245,7 +247,7 @@ def _stage_model(model):
 
 
 def stage_features(
-    model, data, max_batches=None, *, chunk_size=128, max_per_class=None
+    model, data, max_batches=None, *, chunk_size=CHUNK_SIZE, max_per_class=None
 ):
     """Frozen features at the end of each backbone stage, in one pass.
 
@@ -470,7 +472,8 @@ def advise(
             only: the images are decoded but not run through the model).
         max_per_class: probe at most this many examples of each class;
             given `examples_per_class`, reading stops there.
-        **decide_options: `little_data`, `tolerance` (see `decide`).
+        **decide_options: `little_data`, `different_little_data`,
+            `tolerance` (see `decide`).
 
     Returns:
         An `Advice`; print it for the table, the evidence and the strategy.
@@ -486,7 +489,7 @@ def advise(
         model,
         data,
         max_batches,
-        128,
+        CHUNK_SIZE,
         max_per_class,
         count_rest=examples_per_class is None,
     )
