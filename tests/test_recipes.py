@@ -46,6 +46,26 @@ def test_fine_tune_runs_the_stages_and_merges_histories():
     )
 
 
+def test_each_stage_traces_its_train_step_once(monkeypatch):
+    """The first stage too: Keras builds string metrics ("mae") inside the
+    first trace when there is no strategy, and the variables they create
+    make TensorFlow trace the whole step again (seconds for a text
+    classifier); fine_tune builds them before."""
+    traced = []
+    train_step = keras.Model.train_step
+
+    def counting(self, data):
+        traced.append(tf.executing_eagerly())
+        return train_step(self, data)
+
+    monkeypatch.setattr(keras.Model, "train_step", counting)
+    model = compiled()
+    keras_tl.fine_tune(model, data(), epochs=(1, 2), verbose=0)
+    assert traced == [False, False]  # one graph trace per stage
+    assert [m.name for m in model.metrics] == ["loss", "compile_metrics"]
+    assert "mae" in model.get_metrics_result()
+
+
 def test_fine_tune_like_fastai_with_one_cycle():
     model = compiled()
     history = keras_tl.fine_tune(
