@@ -39,9 +39,7 @@ TOLERANCE = 0.01
 # stages at chance after 5 epochs of 300 images; see BENCHMARKS.md).
 HEAD_EPOCHS = 30
 HEAD_LEARNING_RATE = 1e-2
-# Stage-feature calls made eagerly before the stage model is traced, and
-# the images gathered into one call (memory bound).
-EAGER_CALLS = 3
+# Images gathered into one call of the stage model (memory bound).
 CHUNK_SIZE = 128
 # Examples of each class the probes read: past a few hundred a class the
 # stage choice is settled (cats vs dogs at 1,000 a class and rendered
@@ -251,13 +249,12 @@ def stage_features(
 ):
     """Frozen features at the end of each backbone stage, in one pass.
 
-    The batches are gathered into calls of about `chunk_size` images: an
-    eager call costs a fixed ~0.4 s on two CPU cores whatever its size, so
-    four batches of 32 took 2.6 s and one call of 100 images takes 0.5 s.
-    The first `EAGER_CALLS` calls run eagerly (small data pays no
-    tracing); later ones run the stage model traced, and all of them do
-    when the data (its cardinality, capped at `max_per_class` a class)
-    holds more than `EAGER_CALLS` calls' worth.
+    The batches are gathered into calls of about `chunk_size` images of
+    the stage model, traced: on two CPU cores (MobileNetV2 0.35, 100
+    images at 96 px) its first call, tracing included, takes 1.4 s, a
+    later one 0.1 s; eagerly the first takes 2.2 s (each layer's first
+    eager call is slow), a later one 0.3 s. So even one call is faster
+    traced.
 
     Args:
         model: an image model from `keras_tl.build`.
@@ -292,22 +289,14 @@ def _read_stages(
     num_classes = 2 if units == 1 else units
     parts, labels, pending = None, [], []
     counts = np.zeros(num_classes, "int64")
-    # Past a few calls, a traced stage model pays its tracing (~2 s) back:
-    # a graph call is 3x faster than an eager one (0.15 s against 0.46 s
-    # for 100 images at 96 px), which on 2,000 images halves the pass.
     traced = tf.function(
         lambda x: stages([x], training=False), reduce_retracing=True
     )
-    calls, eager_calls = 0, EAGER_CALLS
 
     def run(images):
-        nonlocal parts, calls
+        nonlocal parts
         x = images[0] if len(images) == 1 else np.concatenate(images)
-        calls += 1
-        if calls > eager_calls:
-            out = traced(tf.constant(x))
-        else:
-            out = stages([x], training=False)  # the input list, as built
+        out = traced(tf.constant(x))
         out = [np.asarray(o) for o in (out if isinstance(out, list) else [out])]
         parts = [[] for _ in out] if parts is None else parts
         for part, o in zip(parts, out, strict=True):
@@ -317,12 +306,6 @@ def _read_stages(
     for i, (images, y) in enumerate(data):
         if max_batches is not None and i >= max_batches:
             break
-        if i == 0:
-            expected = _expected_examples(data, len(y), max_batches)
-            if max_per_class is not None:
-                expected = min(expected, num_classes * max_per_class)
-            if expected > EAGER_CALLS * chunk_size:
-                eager_calls = 0  # enough calls to pay the tracing back
         y = np.asarray(y)
         # One-hot labels (a categorical loss's) count as their class ids.
         y = y.argmax(-1) if y.ndim == 2 and y.shape[-1] > 1 else y
@@ -361,21 +344,6 @@ def _read_stages(
     if parts is None:
         raise ValueError("advise() got no data: the dataset is empty.")
     return [np.concatenate(p) for p in parts], np.concatenate(labels), counts
-
-
-def _expected_examples(data, batch_size, max_batches):
-    """About how many examples `data` holds (its batches times the first
-    batch's size; infinite when tf.data cannot say)."""
-    import tensorflow as tf
-
-    batches = -1
-    if isinstance(data, tf.data.Dataset):
-        batches = int(data.cardinality())
-    if batches < 0:  # unknown or infinite
-        batches = float("inf")
-    if max_batches is not None:
-        batches = min(batches, max_batches)
-    return batches * batch_size
 
 
 def linear_probe(features, labels, *, folds=4, l2=1.0, seed=0):

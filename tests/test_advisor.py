@@ -122,9 +122,8 @@ def test_stage_features_and_advise_on_a_tiny_backbone():
     ]
     np.testing.assert_array_equal(seen, labels)
     assert stage_features(model, data, max_batches=1)[0][0].shape == (16, 48)
-    # How the stage model runs changes no feature: a traced call per batch
-    # (48 calls' worth of data: traced from the first), or one eager call
-    # for all 48 images (the default gathers up to 128).
+    # How the batches are gathered changes no feature: one call per image
+    # or one call for all 48 (the default gathers up to 128).
     per_batch, seen = stage_features(model, data, chunk_size=1)
     np.testing.assert_array_equal(seen, labels)
     for a, b in zip(per_batch, features, strict=True):
