@@ -167,7 +167,12 @@ class SentenceEncoder(keras.layers.Layer):
         self.built = True
 
     def _read(self, ids, mask, states, training, keep_outputs):
-        """Runs the encoder over `ids` in chunks, carrying `states`."""
+        """Runs the encoder over `ids` in chunks, carrying `states`.
+
+        Where `mask` is False a row's state stays as it was; `mask=None`
+        reads every step, which lets the LSTMs run their fused kernels
+        (in training on CPUs, `lstm_sequence`'s hand-written gradient).
+        """
         # Python ints where the length is static (XLA and TPUs need the
         # loop's trip count), tensors otherwise.
         length = ids.shape[1]
@@ -180,7 +185,8 @@ class SentenceEncoder(keras.layers.Layer):
         padded = _ceil_to(length, width)
         chunks = padded // width
         ids = tf.pad(ids, [[0, 0], [0, padded - length]])
-        mask = tf.pad(mask, [[0, 0], [0, padded - length]])
+        if mask is not None:
+            mask = tf.pad(mask, [[0, 0], [0, padded - length]])
         batch = ids.shape[0] if ids.shape[0] is not None else tf.shape(ids)[0]
         dtype = self.encoder.lstms[-1].compute_dtype
         outputs = tf.TensorArray(dtype, size=chunks, infer_shape=False)
@@ -189,20 +195,25 @@ class SentenceEncoder(keras.layers.Layer):
             start = i * width
             # tf.slice with a fixed size: a dynamic slice XLA can compile.
             chunk = tf.slice(ids, [0, start], [batch, width])
-            chunk_mask = tf.slice(mask, [0, start], [batch, width])
-            # cuDNN rejects rows with no unmasked step: give such rows one
-            # step, then put their old state back.
-            active = tf.reduce_any(chunk_mask, axis=1)
-            first = tf.range(width)[None, :] == 0
-            safe_mask = chunk_mask | (first & ~active[:, None])
-            x, new_states = self.encoder.call_with_state(
-                chunk, states, mask=safe_mask, training=training
-            )
-            states = tf.nest.map_structure(
-                lambda new, old: tf.where(active[:, None], new, old),
-                new_states,
-                states,
-            )
+            if mask is None:
+                x, states = self.encoder.call_with_state(
+                    chunk, states, training=training
+                )
+            else:
+                chunk_mask = tf.slice(mask, [0, start], [batch, width])
+                # cuDNN rejects rows with no unmasked step: give such rows
+                # one step, then put their old state back.
+                active = tf.reduce_any(chunk_mask, axis=1)
+                first = tf.range(width)[None, :] == 0
+                safe_mask = chunk_mask | (first & ~active[:, None])
+                x, new_states = self.encoder.call_with_state(
+                    chunk, states, mask=safe_mask, training=training
+                )
+                states = tf.nest.map_structure(
+                    lambda new, old: tf.where(active[:, None], new, old),
+                    new_states,
+                    states,
+                )
             if keep_outputs:
                 outputs = outputs.write(i, tf.transpose(x, (1, 0, 2)))
             return i + 1, states, outputs
@@ -269,9 +280,11 @@ class SentenceEncoder(keras.layers.Layer):
         )
         window = tf.where(real, window, tokenizers_lib.PAD_ID)
         # Padding after a row's end only changes its state after its last
-        # real token, so it needs no mask (and the fused kernel is kept).
+        # real token, and pooling skips it: read unmasked, with the fused
+        # kernel (a mask, even all True, sends the LSTMs to Keras' generic
+        # step loop and TensorFlow's generic gradient).
         outputs, _ = self._read(
-            window, tf.ones_like(real), states, training, keep_outputs=True
+            window, None, states, training, keep_outputs=True
         )
         return self.pooling(outputs, mask=real)
 

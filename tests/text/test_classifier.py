@@ -85,6 +85,38 @@ def test_tokens_before_the_kept_window_get_no_gradient():
     assert np.all(norms[[8, 9, 10]] > 0)  # the last max_length tokens
 
 
+def test_training_reads_the_kept_window_with_the_fused_kernel(monkeypatch):
+    """A mask, even an all-True one, sends Keras' LSTM to its generic step
+    loop and TensorFlow's generic gradient; the kept window is read
+    unmasked, so training on CPUs runs `lstm_sequence` (same numbers,
+    a smaller and faster graph)."""
+    from keras_tl.text import awd_lstm
+
+    calls = []
+    fused = awd_lstm.lstm_sequence
+
+    def counting(*args):
+        calls.append(len(args))
+        return fused(*args)
+
+    monkeypatch.setattr(awd_lstm, "lstm_sequence", counting)
+    encoder = AWDLSTMEncoder(**SIZES, drop_mult=0.0, seed=0)
+    reader = SentenceEncoder(encoder, sequence_length=4, max_length=8)
+    ids = padded_ids([10, 6], 10)  # row 0: 2 tokens before its window
+    expected = reader(ids).numpy()
+    with tf.GradientTape() as tape:
+        out = reader(ids, training=True)
+        loss = tf.reduce_sum(out)
+    # The window's 2 chunks of 4, each through every layer; the 2 tokens
+    # before it are read masked (rows stop at their own start).
+    assert len(calls) == 2 * SIZES["num_layers"]
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+    gradients = tape.gradient(loss, encoder.trainable_variables)
+    assert all(
+        np.abs(tf.convert_to_tensor(g).numpy()).sum() > 0 for g in gradients
+    )
+
+
 def test_build_awd_lstm_takes_its_head_and_refuses_image_options():
     model = keras_tl.build(
         "awd_lstm", num_classes=3, encoder=SIZES, hidden_units=(7,)
