@@ -40,6 +40,17 @@ def load_images(folder, size, batch_size, shuffle=True):
     return data.cache()
 
 
+def emit(result, output=None):
+    """Prints `result` as one JSON line, and appends it to `output` if given."""
+    import json
+
+    line = json.dumps(result)
+    print(line, flush=True)
+    if output:
+        with open(output, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
 def machine():
     import keras
     import tensorflow as tf

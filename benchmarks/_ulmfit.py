@@ -31,7 +31,7 @@ import json
 import time
 
 import numpy as np
-from _common import machine
+from _common import emit, machine
 
 ARMS = (
     "bow",
@@ -274,11 +274,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
                 "before": round(lm_info.perplexity_before, 2),
                 "after": round(lm_info.perplexity_after, 2),
             }
-        line = json.dumps(result)
-        print(line, flush=True)
-        if args.output:
-            with open(args.output, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
+        emit(result, args.output)
         results.append(result)
         if arm == "ulmfit" and args.export:
             import keras_tl

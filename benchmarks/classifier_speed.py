@@ -17,11 +17,10 @@ figures.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from _common import machine
+from _common import emit, machine
 
 SIZES = {
     "en": {"embedding_dim": 256, "hidden_dim": 768, "num_layers": 3},
@@ -84,11 +83,7 @@ def main():
         ),
         "machine": machine(),
     }
-    line = json.dumps(result)
-    print(line, flush=True)
-    if args.output:
-        with open(args.output, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+    emit(result, args.output)
     return 0
 
 

@@ -15,11 +15,11 @@ to have put anything in the features. Minutes on one core.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 import numpy as np
+from _common import emit
 from text_ablation import load_task
 
 
@@ -76,11 +76,7 @@ def main():
             se = (accuracy * (1 - accuracy) / len(test[1])) ** 0.5
             result[f"C={c}"] = [round(accuracy, 3), round(se, 3)]
         result["feature_seconds"] = round(seconds, 1)
-        line = json.dumps(result)
-        print(line, flush=True)
-        if args.output:
-            with open(args.output, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
+        emit(result, args.output)
     return 0
 
 

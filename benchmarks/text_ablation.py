@@ -25,7 +25,7 @@ import os
 import sys
 import time
 
-from _common import machine, missing
+from _common import emit, machine, missing
 from _ulmfit import bag_of_words, standard_errors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -196,11 +196,7 @@ def main():
         result = run_variant(
             name, VARIANTS[name], args, train, validation, test, label_names
         )
-        line = json.dumps(result)
-        print(line, flush=True)
-        if args.output:
-            with open(args.output, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
+        emit(result, args.output)
         results.append(result)
     print(json.dumps({"machine": machine(), "task": args.task}))
     print("| variant | accuracy | macro-F1 | train accuracy (last) | s |")

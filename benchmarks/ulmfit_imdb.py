@@ -30,7 +30,7 @@ import sys
 import time
 
 import numpy as np
-from _common import SHARED, missing
+from _common import SHARED, emit, missing
 from _ulmfit import (
     _comparisons,
     _table,
@@ -176,11 +176,7 @@ def run_resumable(args, train, test):
             "train_seconds": seconds,
             "predicted": [int(i) for i in predicted],
         }
-        line = json.dumps(result)
-        print(line, flush=True)
-        if args.output:
-            with open(args.output, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
+        emit(result, args.output)
         results.append(result)
     _table(results)
     _comparisons(results, truth)
