@@ -500,6 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ulmfit.add_argument("--lm-batch-size", type=int, default=32)
     ulmfit.add_argument(
+        "--lm-data",
+        nargs="+",
+        help="more unlabelled texts of the task's kind for the LM "
+        "fine-tuning only (ULMFiT's semi-supervised step): .txt files, or "
+        ".jsonl(.gz) with a `text` field",
+    )
+    ulmfit.add_argument(
         "--strategy",
         choices=["manual", "auto"],
         default="manual",

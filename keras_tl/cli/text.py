@@ -35,13 +35,18 @@ def ulmfit_command(args):
     from keras_tl.text import ensemble
 
     started = time.monotonic()
-    for path in (args.data, args.validation, args.test):
+    for path in (args.data, args.validation, args.test, *(args.lm_data or [])):
         check_exists(path)
+    _check_lm_data(args)
     strategy_of(args)  # before any TensorFlow op (see train_command)
     encoders = [args.encoder] + (
         [args.ensemble_with] if args.ensemble_with else []
     )
     texts = labelled_texts(args)  # checks the data before anything is written
+    if args.lm_data:
+        from keras_tl.data import read_corpus
+
+        texts["unlabelled"] = read_corpus(args.lm_data, strip_gutenberg=False)
     if args.test:  # a label training never saw fails before training
         from keras_tl.text.data import encode_labels
 
@@ -52,6 +57,12 @@ def ulmfit_command(args):
         language_model_config(encoder)
     if getattr(args, "strategy", "manual") == "auto":
         _apply_text_advice(args, texts["train"])
+        if args.lm_data and not args.lm_epochs:
+            print(
+                "The advice skips the LM fine-tuning, so --lm-data is not "
+                "used.",
+                flush=True,
+            )
     check_options(args, text=True)  # also the epochs the advice set
     root = args.run_dir or default_run_dir(args, args.encoder, args.data)
     top = open_run(args, root, overwrite=args.overwrite, ignore=AFTER_TRAINING)
@@ -153,13 +164,33 @@ def _apply_text_advice(args, train):
     }
 
 
+def _check_lm_data(args):
+    """--lm-data only feeds the LM fine-tuning: refused where there is none."""
+    if not args.lm_data:
+        return
+    if args.weights == "none":
+        raise ValueError(
+            "--lm-data is text for fine-tuning the pretrained language model; "
+            "with --weights none there is none to fine-tune. Drop --lm-data."
+        )
+    if not args.lm_epochs and getattr(args, "strategy", "manual") != "auto":
+        raise ValueError(
+            "--lm-data is text for the LM fine-tuning, which --lm-epochs with "
+            "no epochs skips. Give --lm-epochs (e.g. 1 1) or drop --lm-data."
+        )
+
+
 def _fine_tune_lm_for(args, texts, encoder, run):
-    """ULMFiT step (i) on the training texts, into the run folder."""
+    """ULMFiT step (i) on the training texts (and --lm-data's), into the
+    run folder."""
     folder = run.file("language_model")
+    data = [os.path.basename(args.data)] + [
+        os.path.basename(path) for path in args.lm_data or []
+    ]
     info = _fine_tune_lm(
         _lm_strategy(args, args.lm_batch_size),
         encoder,
-        texts["train"][0],
+        texts["train"][0] + texts.get("unlabelled", []),
         folder,
         validation=texts["validation"][0] if texts["validation"] else None,
         epochs=args.lm_epochs,
@@ -167,7 +198,7 @@ def _fine_tune_lm_for(args, texts, encoder, run):
         batch_size=args.lm_batch_size,
         sequence_length=args.sequence_length,
         verbose=verbosity(args),
-        training_data=os.path.basename(args.data),
+        training_data=", ".join(data),
     )
     return {"folder": folder, **info}
 

@@ -222,10 +222,17 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     pretrain_tiny_lm(
         tmp_path / "lm", [r["frase"] for r in rows], vocabulary_size=60
     )
+    # Unlabelled texts for the LM fine-tuning only (the labels are not read).
+    more = [f"es muy {'bueno' if i % 3 else 'malo'} {i % 7}" for i in range(20)]
+    unlabelled = tmp_path / "more.jsonl"
+    unlabelled.write_text(
+        "\n".join(json.dumps({"text": t}) for t in more), encoding="utf-8"
+    )
     export = tmp_path / "served"
     argv = [
         "ulmfit",
         "--data", str(train),
+        "--lm-data", str(unlabelled),
         "--test", str(test),
         "--text-column", "frase",
         "--label-column", "etiqueta",
@@ -247,6 +254,20 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["labels"] == ["neg", "pos"]
     assert (tmp_path / "run" / "language_model" / "config.json").exists()
+    # The language model was fine-tuned on the labelled and the unlabelled
+    # texts, token for token.
+    from keras_tl.text.data import encode_corpus
+    from keras_tl.text.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(tmp_path / "lm")
+    both = [r["frase"] for r in rows] + more
+    assert summary["language_model"]["train_tokens"] == len(
+        encode_corpus(both, tokenizer)
+    )
+    lm_card = json.loads(
+        (tmp_path / "run" / "language_model" / "config.json").read_text()
+    )
+    assert lm_card["fine_tuning"]["data"] == "train.csv, more.jsonl"
     served = tf.saved_model.load(str(export)).signatures["serving_default"]
     out = served(texts=tf.constant([r["frase"] for r in rows[:8]]))
     assert out["probabilities"].shape == (8, 2)
@@ -387,6 +408,24 @@ def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
     assert cli.main(args + [str(rows)]) == 2
     assert "row 2: no 'text' or 'label' field" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "runs")  # nothing was written
+
+
+def test_ulmfit_refuses_lm_data_where_nothing_fine_tunes(tmp_path, capsys):
+    data = tmp_path / "texts.csv"
+    data.write_text("text,label\nes bueno,pos\nes malo,neg\n", "utf-8")
+    more = tmp_path / "more.txt"
+    more.write_text("es muy bueno\n", encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["ulmfit", "--data", str(data), "--encoder", "en",
+            "--run-dir", str(run)]  # fmt: skip
+    with_more = [*argv, "--lm-data", str(more)]
+    assert cli.main([*with_more, "--weights", "none"]) == 2
+    assert "with --weights none there is none" in capsys.readouterr().err
+    assert cli.main([*with_more, "--lm-epochs"]) == 2
+    assert "which --lm-epochs with no epochs skips" in capsys.readouterr().err
+    assert cli.main([*argv, "--lm-data", str(tmp_path / "gone.txt")]) == 2
+    assert "gone.txt" in capsys.readouterr().err
+    assert not run.exists()  # refused before anything
 
 
 def test_ulmfit_strategy_auto_takes_the_text_advice(tmp_path, capsys):
