@@ -5,6 +5,7 @@ and with LM fine-tuning plus the full recipe.
     python benchmarks/ulmfit_imdb.py                      # 5,000 / 5,000
     python benchmarks/ulmfit_imdb.py --max-train 0 --max-test 0  # all (GPU)
     python benchmarks/ulmfit_imdb.py --runs runs/imdb     # resumable
+    python benchmarks/ulmfit_imdb.py --write-unlabeled runs/imdb_rest.jsonl
 
 A random subset (seed 0) of the 25,000 + 25,000 reviews on CPU. Reviews go
 in raw, `<br />` tags and all: the tokenizer's rules handle them. Needs
@@ -45,14 +46,33 @@ IMDB = os.path.join(SHARED, "data", "imdb")
 ENCODER = "en"
 
 
-def load_split(name, limit, seed):
-    """(reviews, "pos" / "neg") of a split, `limit` of them at random."""
+def load_split(name, limit, seed, rest=False):
+    """(reviews, "pos" / "neg") of a split, `limit` of them at random; with
+    `rest`, the reviews left out instead (their texts only)."""
     with gzip.open(os.path.join(IMDB, f"{name}.jsonl.gz"), "rt") as f:
         rows = [json.loads(line) for line in f]
     if limit:
         order = np.random.default_rng(seed).permutation(len(rows))
+        if rest:
+            return [rows[i]["text"] for i in order[limit:]]
         rows = [rows[i] for i in order[:limit]]
+    elif rest:
+        return []
     return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def write_unlabeled(path, args):
+    """The training reviews outside the subset, as unlabelled text (a
+    `text` field a line) for more in-domain language-model training: e.g.
+    `keras-tl lm pretrain --from en --corpus PATH` or `keras-tl ulmfit
+    --lm-data PATH`. Never the test split."""
+    texts = load_split("train", args.max_train, args.seed, rest=True)
+    part = path + ".part"
+    with open(part, "w", encoding="utf-8") as f:
+        for text in texts:
+            f.write(json.dumps({"text": text}) + "\n")
+    os.replace(part, path)
+    print(f"{len(texts):,} unlabelled training reviews -> {path}")
 
 
 def write_jsonl(path, texts, labels):
@@ -199,8 +219,17 @@ def main():
         lm_epochs=[1, 1],
         scratch_learning_rate=1e-3,
     )
+    p.add_argument(
+        "--write-unlabeled",
+        metavar="PATH",
+        help="write the training reviews outside the subset (text only) to "
+        "PATH for language-model training, and stop",
+    )
     args = p.parse_args()
     if missing(IMDB):
+        return 0
+    if args.write_unlabeled:
+        write_unlabeled(args.write_unlabeled, args)
         return 0
     train = load_split("train", args.max_train, args.seed)
     test = load_split("test", args.max_test, args.seed)
