@@ -306,11 +306,15 @@ def _build_metrics(model, data):
     Keras' own build (what it does under a strategy) runs here instead, on
     symbolic tensors shaped as the dataset's elements.
     """
+    # Keras 3.15's private trainer API: where a later Keras lacks it, fit
+    # builds the metrics itself (tests/test_recipes.py counts the traces).
     compiled = getattr(model, "_compile_metrics", None)
+    build = getattr(model, "_symbolic_build", None)
     if (
         compiled is None
+        or build is None
         or compiled.built
-        or model._distribute_strategy is not None
+        or getattr(model, "_distribute_strategy", None) is not None
         or not isinstance(data, tf.data.Dataset)
     ):
         return
@@ -321,7 +325,7 @@ def _build_metrics(model, data):
         lambda spec: keras.KerasTensor(spec.shape, spec.dtype.name),
         data.element_spec,
     )
-    model._symbolic_build(data_batch=batch)
+    build(data_batch=batch)
 
 
 def planned_learning_rates(
