@@ -81,6 +81,19 @@ def _strings(x):
     return x
 
 
+def _sortable(x, args, kwargs):
+    """Whether `predict` may reorder `x` by length: a 1-D array of strings,
+    with no fixed number of steps."""
+    return (
+        isinstance(x, np.ndarray)
+        and x.ndim == 1
+        and x.dtype == object
+        and len(x) > 1
+        and (args[2] if len(args) > 2 else kwargs.get("steps")) is None
+        and all(isinstance(t, (str, bytes)) for t in x)
+    )
+
+
 def _labels(y):
     return np.asarray(y) if isinstance(y, (list, tuple)) else y
 
@@ -120,7 +133,20 @@ class TextModel(keras.Model):
         return config
 
     def predict(self, x, *args, **kwargs):
-        return super().predict(_strings(x), *args, **kwargs)
+        """As `keras.Model.predict`; also takes Python strings.
+
+        An array or list of strings is read in order of length, so each
+        batch is padded only to its own longest text (long, uneven
+        documents such as reviews run several times faster), and the
+        predictions come back in the order given."""
+        x = _strings(x)
+        if not _sortable(x, args, kwargs):
+            return super().predict(x, *args, **kwargs)
+        order = np.argsort([len(t) for t in x], kind="stable")
+        predictions = super().predict(x[order], *args, **kwargs)
+        restore = np.empty_like(order)
+        restore[order] = np.arange(len(order))
+        return keras.tree.map_structure(lambda p: p[restore], predictions)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         if not self.compiled:

@@ -173,3 +173,37 @@ def test_ensemble_refuses_what_it_cannot_average(forward):
         ensemble([forward, forward.get_layer("ulmfit_classifier")])
     with pytest.raises(ValueError, match="token ids"):
         text_model(forward, forward.get_layer("document_ids").tokenizer)
+
+
+def test_predict_reads_texts_by_length_and_answers_in_order(
+    forward, monkeypatch
+):
+    # Long and short texts interleaved: in the given order every batch of
+    # two would be padded to a long one.
+    texts = [
+        "muy " * 40 + "bueno",
+        "malo",
+        "es muy bueno " * 15,
+        "la de",
+        "bueno " * 60,
+        "",
+        "de malo",
+    ]
+    seen = []
+    parent = keras.Model.predict
+
+    def spy(self, x, *args, **kwargs):
+        seen.append(list(x))
+        return parent(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "predict", spy)
+    predicted = forward.predict(texts, batch_size=2, verbose=0)
+    assert seen == [sorted(texts, key=len)]
+    # Each answer is the model's answer for that text read on its own
+    # (no padding at all), in the order the texts were given.
+    alone = np.concatenate([outputs(forward, [t]) for t in texts])
+    np.testing.assert_allclose(predicted, alone, rtol=1e-5, atol=1e-6)
+    # A fixed number of steps keeps the order it was given.
+    seen.clear()
+    forward.predict(texts, batch_size=7, steps=1, verbose=0)
+    assert seen == [texts]
