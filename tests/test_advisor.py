@@ -94,7 +94,7 @@ def test_linear_probe_separates_what_is_separable():
     assert linear_probe(noise, labels) < 0.55  # chance is 1/3
 
 
-def test_stage_features_and_advise_on_a_tiny_backbone():
+def test_stage_features_and_advise_on_a_tiny_backbone(monkeypatch):
     import numpy as np
     import tensorflow as tf
 
@@ -128,6 +128,27 @@ def test_stage_features_and_advise_on_a_tiny_backbone():
     np.testing.assert_array_equal(seen, labels)
     for a, b in zip(per_batch, features, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # Calls of 20, 20 and 8 images: the stage model is traced once.
+    import keras_tl.advisor as advisor_module
+
+    stages = advisor_module._stage_model(model)
+    calls = []
+
+    class Counting:
+        inputs = stages.inputs
+
+        def __call__(self, *args, **kwargs):
+            calls.append(1)  # Python runs only while tracing
+            return stages(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(advisor_module, "_stage_model", lambda m: Counting())
+        uneven, seen = stage_features(
+            model, data.unbatch().batch(20), chunk_size=1
+        )
+    assert len(calls) == 1
+    np.testing.assert_array_equal(seen, labels)
+    np.testing.assert_allclose(uneven[3], features[3], rtol=1e-5, atol=1e-5)
     advice = advise(model, data)
     assert advice.examples_per_class == 24
     assert advice.little_data
