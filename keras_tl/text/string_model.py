@@ -149,6 +149,8 @@ class TextModel(keras.Model):
         return keras.tree.map_structure(lambda p: p[restore], predictions)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        """As `keras.Model.evaluate`; also takes Python strings, and reads
+        a list of them in order of length, as `predict` does."""
         if not self.compiled:
             # Scoring needs no optimizer: the loss and accuracy that fit
             # the output (one sigmoid or a softmax).
@@ -159,7 +161,21 @@ class TextModel(keras.Model):
                 else "sparse_categorical_crossentropy",
                 metrics=["binary_accuracy" if binary else "accuracy"],
             )
-        return super().evaluate(_strings(x), _labels(y), *args, **kwargs)
+        x, y = _strings(x), _labels(y)
+        # Read by length too (the score does not depend on the order):
+        # args are batch_size, verbose, sample_weight, steps.
+        if (
+            len(args) <= 2
+            and _sortable(x, (), kwargs)
+            and isinstance(y, np.ndarray)
+            and len(y) == len(x)
+        ):
+            order = np.argsort([len(t) for t in x], kind="stable")
+            x, y = x[order], y[order]
+            weights = kwargs.get("sample_weight")
+            if weights is not None:
+                kwargs["sample_weight"] = np.asarray(weights)[order]
+        return super().evaluate(x, y, *args, **kwargs)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         return super().fit(_strings(x), _labels(y), *args, **kwargs)

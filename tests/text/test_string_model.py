@@ -207,3 +207,38 @@ def test_predict_reads_texts_by_length_and_answers_in_order(
     seen.clear()
     forward.predict(texts, batch_size=7, steps=1, verbose=0)
     assert seen == [texts]
+
+
+def test_evaluate_reads_texts_by_length_with_their_labels(forward, monkeypatch):
+    texts = ["muy " * 30 + "bueno", "malo", "es muy bueno " * 5, "la de"]
+    labels = [1, 0, 1, 0]
+    weights = [1.0, 2.0, 3.0, 4.0]
+    expected = outputs(forward, texts)  # each row (batch 4, padded)
+    picked = expected[np.arange(4), labels]
+    # Keras' weighted loss: the weighted sum over the number of texts.
+    loss = -np.sum(np.asarray(weights) * np.log(picked)) / len(texts)
+    seen = []
+    parent = keras.Model.evaluate
+
+    def spy(self, x, y, *args, **kwargs):
+        seen.append((list(x), list(y), list(kwargs["sample_weight"])))
+        return parent(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "evaluate", spy)
+    result = forward.evaluate(
+        texts,
+        labels,
+        batch_size=2,
+        sample_weight=weights,
+        verbose=0,
+        return_dict=True,
+    )
+    order = [1, 3, 2, 0]  # by length, each text with its label and weight
+    assert seen == [
+        (
+            [texts[i] for i in order],
+            [labels[i] for i in order],
+            [weights[i] for i in order],
+        )
+    ]
+    np.testing.assert_allclose(result["loss"], loss, rtol=1e-4)
