@@ -94,6 +94,11 @@ def _sortable(x, args, kwargs):
     )
 
 
+def _one_per_text(weights, x):
+    weights = np.asarray(weights)
+    return weights.ndim == 1 and len(weights) == len(x)
+
+
 def _labels(y):
     return np.asarray(y) if isinstance(y, (list, tuple)) else y
 
@@ -135,10 +140,11 @@ class TextModel(keras.Model):
     def predict(self, x, *args, **kwargs):
         """As `keras.Model.predict`; also takes Python strings.
 
-        An array or list of strings is read in order of length, so each
-        batch is padded only to its own longest text (IMDb reviews score
-        1.7x faster, `benchmarks/predict_speed.py`), and the predictions
-        come back in the order given."""
+        A list or object array of strings is read in order of length
+        (unless `steps` is given), so each batch is padded only to its own
+        longest text (IMDb reviews score 1.7x faster,
+        `benchmarks/predict_speed.py`); the predictions come back in the
+        order given (callbacks see the batches in order of length)."""
         x = _strings(x)
         if not _sortable(x, args, kwargs):
             return super().predict(x, *args, **kwargs)
@@ -146,11 +152,21 @@ class TextModel(keras.Model):
         predictions = super().predict(x[order], *args, **kwargs)
         restore = np.empty_like(order)
         restore[order] = np.arange(len(order))
-        return keras.tree.map_structure(lambda p: p[restore], predictions)
+        # Per-token outputs of uneven batches come back ragged.
+        return keras.tree.map_structure(
+            lambda p: (
+                tf.gather(p, restore)
+                if isinstance(p, tf.RaggedTensor)
+                else p[restore]
+            ),
+            predictions,
+        )
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """As `keras.Model.evaluate`; also takes Python strings, and reads
-        a list of them in order of length, as `predict` does."""
+        a list of them in order of length, as `predict` does, each with
+        its label and sample weight (when they are one per text and passed
+        by name: anything else is read in the order given)."""
         if not self.compiled:
             # Scoring needs no optimizer: the loss and accuracy that fit
             # the output (one sigmoid or a softmax).
@@ -164,15 +180,17 @@ class TextModel(keras.Model):
         x, y = _strings(x), _labels(y)
         # Read by length too (the score does not depend on the order):
         # args are batch_size, verbose, sample_weight, steps.
+        weights = kwargs.get("sample_weight")
         if (
             len(args) <= 2
             and _sortable(x, (), kwargs)
             and isinstance(y, np.ndarray)
+            and y.ndim >= 1
             and len(y) == len(x)
+            and (weights is None or _one_per_text(weights, x))
         ):
             order = np.argsort([len(t) for t in x], kind="stable")
             x, y = x[order], y[order]
-            weights = kwargs.get("sample_weight")
             if weights is not None:
                 kwargs["sample_weight"] = np.asarray(weights)[order]
         return super().evaluate(x, y, *args, **kwargs)

@@ -242,3 +242,20 @@ def test_evaluate_reads_texts_by_length_with_their_labels(forward, monkeypatch):
         )
     ]
     np.testing.assert_allclose(result["loss"], loss, rtol=1e-4)
+
+
+def test_predict_by_length_restores_the_order_of_ragged_outputs():
+    # A per-token model (as a language model is): batches of one text
+    # each have their own length, and Keras joins them ragged.
+    tokenizer = WordTokenizer.from_corpus(["es muy bueno", "la de malo"])
+    ids = keras.Input(shape=(None,), dtype="int32")
+    keras.utils.set_random_seed(0)
+    inner = keras.Model(
+        ids, keras.layers.Embedding(tokenizer.vocabulary_size, 3)(ids)
+    )
+    model = text_model(inner, tokenizer)
+    texts = ["es muy bueno muy bueno", "malo", "la de malo"]
+    predicted = model.predict(texts, batch_size=1, verbose=0)
+    assert isinstance(predicted, tf.RaggedTensor)
+    for row, text in zip(predicted, texts, strict=True):
+        np.testing.assert_allclose(row, outputs(model, [text])[0], atol=1e-7)
