@@ -81,17 +81,18 @@ def _strings(x):
     return x
 
 
-def _sortable(x, args, kwargs):
-    """Whether `predict` may reorder `x` by length: a 1-D array of strings,
-    with no fixed number of steps."""
-    return (
+def _length_order(x):
+    """The order that reads `x` shortest first, where `x` is a 1-D array of
+    strings (more than one); None for anything else."""
+    if not (
         isinstance(x, np.ndarray)
         and x.ndim == 1
         and x.dtype == object
         and len(x) > 1
-        and (args[2] if len(args) > 2 else kwargs.get("steps")) is None
         and all(isinstance(t, (str, bytes)) for t in x)
-    )
+    ):
+        return None
+    return np.argsort([len(t) for t in x], kind="stable")
 
 
 def _one_per_text(weights, x):
@@ -146,13 +147,15 @@ class TextModel(keras.Model):
         `benchmarks/predict_speed.py`); the predictions come back in the
         order given (callbacks see the batches in order of length)."""
         x = _strings(x)
-        if not _sortable(x, args, kwargs):
+        steps = args[2] if len(args) > 2 else kwargs.get("steps")
+        order = _length_order(x) if steps is None else None
+        if order is None:
             return super().predict(x, *args, **kwargs)
-        order = np.argsort([len(t) for t in x], kind="stable")
         predictions = super().predict(x[order], *args, **kwargs)
         restore = np.empty_like(order)
         restore[order] = np.arange(len(order))
-        # Per-token outputs of uneven batches come back ragged.
+        # Per-token outputs of uneven batches come back ragged, which an
+        # index array cannot index.
         return keras.tree.map_structure(
             lambda p: (
                 tf.gather(p, restore)
@@ -181,15 +184,18 @@ class TextModel(keras.Model):
         # Read by length too (the score does not depend on the order):
         # args are batch_size, verbose, sample_weight, steps.
         weights = kwargs.get("sample_weight")
+        order = (
+            _length_order(x)
+            if len(args) <= 2 and kwargs.get("steps") is None
+            else None
+        )
         if (
-            len(args) <= 2
-            and _sortable(x, (), kwargs)
+            order is not None
             and isinstance(y, np.ndarray)
             and y.ndim >= 1
             and len(y) == len(x)
             and (weights is None or _one_per_text(weights, x))
         ):
-            order = np.argsort([len(t) for t in x], kind="stable")
             x, y = x[order], y[order]
             if weights is not None:
                 kwargs["sample_weight"] = np.asarray(weights)[order]
