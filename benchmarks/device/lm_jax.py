@@ -1,0 +1,427 @@
+"""AWD-LSTM language-model training in JAX, for a lent GPU without TensorFlow.
+
+    python benchmarks/device/lm_jax.py --weights saved_models/awd_lstm_en \\
+        --data .dev/imdb_lm.npz --out OUT --seconds 330
+
+The lent GPU machines carry JAX but no TensorFlow, and a TensorFlow wheel is
+ten times what one call may carry; this is keras_tl's AWD-LSTM language
+model (`keras_tl.text.awd_lstm`) written again in JAX, for one job: train
+a language model keras_tl saved, and hand its weights back to keras_tl
+(`import_weights.py`). Same model and regularisation: embedding dropout
+(whole word types), locked input / hidden / output dropout, DropConnect on
+each recurrent kernel (one mask per batch), AR and TAR on the last layer,
+the tied decoder with its bias, Keras' LSTM (gates i, f, c, o). Same
+training as `compile_language_model`: Adam (0.8, 0.99), global gradient
+clipping at 0.1, the cross-entropy of every next token, the state carried
+from window to window along contiguous rows (`keras_tl.text.data.rows`);
+one-cycle as fastai's `fit_one_cycle` (warm-up 25 %, cosine, /25,
+/1e4). `--check` compares this forward pass with logits keras_tl wrote,
+before anything trains.
+
+The number of steps is set from the time given: a few steps are timed
+first, then the schedule is laid over as many steps as fit `--seconds`.
+Writes the weights as float16 NumPy archives named after their paths in
+keras_tl's weights file, and `log.json` (perplexities, losses, timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+jax.config.update("jax_default_matmul_precision", "highest")
+
+WEIGHTS = "language_model.weights.h5"
+BASE = {  # keras_tl.text.awd_lstm.DROPOUTS, before drop_mult
+    "output": 0.1,
+    "hidden": 0.15,
+    "input": 0.25,
+    "embedding": 0.02,
+    "weight": 0.2,
+}
+
+
+def read_weights(folder):
+    """{h5 path: float32 array} and the parameter tree built from it."""
+    arrays = {}
+    with h5py.File(os.path.join(folder, WEIGHTS), "r") as f:
+        f.visititems(
+            lambda name, obj: (
+                arrays.__setitem__(name, obj[()])
+                if isinstance(obj, h5py.Dataset)
+                else None
+            )
+        )
+
+    def order(name):  # weight_drop_lstm, weight_drop_lstm_1, ...
+        tail = name.rsplit("_", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    layers = sorted(
+        {k.split("/")[2] for k in arrays if k.startswith("encoder/lstms/")},
+        key=order,
+    )
+    params = {
+        "embedding": arrays["encoder/embedding/vars/0"],
+        "decoder_bias": arrays["vars/0"],
+        "lstms": [
+            {
+                part: arrays[f"encoder/lstms/{name}/cell/vars/{i}"]
+                for i, part in enumerate(("kernel", "recurrent", "bias"))
+            }
+            for name in layers
+        ],
+    }
+    params = jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a, jnp.float32), params
+    )
+    return arrays, layers, params
+
+
+def to_paths(params, layers):
+    """The parameter tree back as {h5 path: float16 array}."""
+    out = {
+        "encoder/embedding/vars/0": params["embedding"],
+        "vars/0": params["decoder_bias"],
+    }
+    for name, layer in zip(layers, params["lstms"], strict=True):
+        for i, part in enumerate(("kernel", "recurrent", "bias")):
+            out[f"encoder/lstms/{name}/cell/vars/{i}"] = layer[part]
+    return {k: np.asarray(v, np.float16) for k, v in out.items()}
+
+
+def lstm(x, state, layer, recurrent, unroll):
+    """Keras' LSTM over (batch, time, features) from `state` = (h, c)."""
+    projected = x @ layer["kernel"] + layer["bias"]
+
+    def step(carry, z):
+        h, c = carry
+        z = z + h @ recurrent
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    state, hs = jax.lax.scan(
+        step, state, jnp.swapaxes(projected, 0, 1), unroll=unroll
+    )
+    return jnp.swapaxes(hs, 0, 1), state
+
+
+def dropout(key, x, rate, shape):
+    if not rate:
+        return x
+    keep = jax.random.bernoulli(key, 1 - rate, shape)
+    return x * keep.astype(x.dtype) / (1 - rate)
+
+
+def forward(params, x, states, key, rates, unroll):
+    """Logits, new states, (raw, dropped) last outputs. `key` None: eval."""
+    training = key is not None
+    keys = (
+        jax.random.split(key, 4 + 2 * len(params["lstms"]))
+        if training
+        else None
+    )
+    table = params["embedding"]
+    h = table[x]
+    if training:
+        vocab = table.shape[0]
+        if rates["embedding"]:
+            keep = jax.random.bernoulli(
+                keys[0], 1 - rates["embedding"], (vocab, 1)
+            )
+            h = h * (keep.astype(h.dtype) / (1 - rates["embedding"]))[x]
+        h = dropout(keys[1], h, rates["input"], (x.shape[0], 1, h.shape[-1]))
+    new_states = []
+    n = len(params["lstms"])
+    for i, layer in enumerate(params["lstms"]):
+        recurrent = layer["recurrent"]
+        if training:
+            recurrent = dropout(
+                keys[4 + 2 * i], recurrent, rates["weight"], recurrent.shape
+            )
+        h, state = lstm(h, states[i], layer, recurrent, unroll)
+        new_states.append(state)
+        if i < n - 1 and training:
+            h = dropout(
+                keys[5 + 2 * i],
+                h,
+                rates["hidden"],
+                (x.shape[0], 1, h.shape[-1]),
+            )
+    raw = h
+    dropped = (
+        dropout(keys[2], raw, rates["output"], (x.shape[0], 1, raw.shape[-1]))
+        if training
+        else raw
+    )
+    logits = dropped @ table.T + params["decoder_bias"]
+    return logits, new_states, raw, dropped
+
+
+def cross_entropy(logits, y):
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
+
+
+def zero_states(params, batch):
+    return [
+        (jnp.zeros((batch, layer["recurrent"].shape[0])),) * 2
+        for layer in params["lstms"]
+    ]
+
+
+def make_steps(rates, unroll, alpha, beta, optimizer):
+    def loss_fn(params, x, y, states, key):
+        logits, states, raw, dropped = forward(
+            params, x, states, key, rates, unroll
+        )
+        ce = jnp.mean(cross_entropy(logits, y))
+        loss = ce + alpha * jnp.mean(dropped**2)
+        loss = loss + beta * jnp.mean((raw[:, 1:] - raw[:, :-1]) ** 2)
+        return loss, (ce, states)
+
+    @jax.jit
+    def train_step(params, opt_state, x, y, states, key, rate):
+        (loss, (ce, states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, x, y, states, key
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = jax.tree_util.tree_map(
+            lambda p, u: p - rate * u, params, updates
+        )
+        states = jax.tree_util.tree_map(jax.lax.stop_gradient, states)
+        return params, opt_state, states, loss, ce
+
+    @jax.jit
+    def eval_window(params, x, y, states):
+        logits, states, _, _ = forward(params, x, states, None, rates, unroll)
+        return jnp.sum(cross_entropy(logits, y)), states
+
+    return train_step, eval_window
+
+
+def rows(ids, batch):
+    length = (len(ids) - 1) // batch
+    x = ids[: batch * length].reshape(batch, length)
+    y = ids[1 : batch * length + 1].reshape(batch, length)
+    return x, y
+
+
+def perplexity(eval_window, params, ids, batch=10, window=70):
+    """As keras_tl's evaluate_perplexity: rows, state carried, every token."""
+    x, y = rows(ids, batch)
+    states = zero_states(params, batch)
+    total = 0.0
+    for start in range(0, x.shape[1], window):
+        s, states = eval_window(
+            params,
+            x[:, start : start + window],
+            y[:, start : start + window],
+            states,
+        )
+        total += float(s)
+    loss = total / y.size
+    return {"perplexity": math.exp(loss), "loss": loss, "tokens": int(y.size)}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", required=True, help="a keras_tl LM folder")
+    p.add_argument("--data", required=True, help="npz with train / valid ids")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seconds", type=float, default=300)
+    p.add_argument("--max-steps", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--sequence-length", type=int, default=70)
+    p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--drop-mult", type=float, default=0.3)
+    p.add_argument("--unroll", type=int, default=8)
+    p.add_argument(
+        "--eval-every", type=int, default=0, help="steps (0: epochs)"
+    )
+    p.add_argument("--check", help="npz from keras_tl: x, logits")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=0,
+        help="seconds from the start: past it, stop training and save",
+    )
+    args = p.parse_args()
+    started = time.perf_counter()
+    os.makedirs(args.out, exist_ok=True)
+    log = {"args": vars(args), "devices": [str(d) for d in jax.devices()]}
+
+    def save_log():
+        with open(os.path.join(args.out, "log.json"), "w") as f:
+            json.dump(log, f, indent=1)
+
+    print(log["devices"], flush=True)
+    _, layers, params = read_weights(args.weights)
+    data = np.load(args.data)
+    train_ids = data["train"].astype(np.int32)
+    valid_ids = data["valid"].astype(np.int32)
+    rates = {k: v * args.drop_mult for k, v in BASE.items()}
+    # The rate is an argument of the step (read from the schedule on the
+    # host), so the step compiled while timing serves the real run.
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(0.1),
+        optax.scale_by_adam(b1=0.8, b2=0.99, eps=1e-7),
+    )
+    train_step, eval_window = make_steps(
+        rates, args.unroll, 2.0, 1.0, optimizer
+    )
+
+    if args.check:
+        ref = np.load(args.check)
+        logits, _, _, _ = forward(
+            params,
+            jnp.asarray(ref["x"]),
+            zero_states(params, ref["x"].shape[0]),
+            None,
+            rates,
+            args.unroll,
+        )
+        diff = float(np.max(np.abs(np.asarray(logits) - ref["logits"])))
+        log["check_max_abs_logit_difference"] = diff
+        print(f"check: max |logits - keras_tl's| = {diff:.2e}", flush=True)
+        assert diff < 1e-3, diff
+
+    t0 = time.perf_counter()
+    log["before"] = perplexity(eval_window, params, valid_ids)
+    log["before"]["seconds"] = round(time.perf_counter() - t0, 1)
+    print("held-out before:", log["before"], flush=True)
+    save_log()
+
+    x_all, y_all = rows(train_ids, args.batch_size)
+    windows = x_all.shape[1] // args.sequence_length
+    L = args.sequence_length
+
+    def batch(k):
+        w = k % windows
+        return x_all[:, w * L : (w + 1) * L], y_all[:, w * L : (w + 1) * L]
+
+    # Time steps at rate 0 (a copy of the weights, thrown away).
+    opt_state = optimizer.init(params)
+    states = zero_states(params, args.batch_size)
+    key = jax.random.PRNGKey(args.seed)
+    t0 = time.perf_counter()
+    p_, o_, s_ = params, opt_state, states
+    zero = jnp.float32(0.0)
+    p_, o_, s_, loss, _ = train_step(p_, o_, *batch(0), s_, key, zero)
+    float(loss)
+    compile_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for k in range(1, 21):
+        p_, o_, s_, loss, _ = train_step(
+            p_, o_, *batch(k), s_, jax.random.fold_in(key, k), zero
+        )
+    float(loss)
+    step_seconds = (time.perf_counter() - t0) / 20
+    del p_, o_, s_
+    steps = int(args.seconds / step_seconds)
+    if args.max_steps:
+        steps = min(steps, args.max_steps)
+    log.update(
+        compile_seconds=round(compile_seconds, 1),
+        step_seconds=round(step_seconds, 4),
+        steps=steps,
+        windows_per_epoch=windows,
+        epochs=round(steps / windows, 3),
+        tokens_seen=steps * args.batch_size * L,
+        train_tokens=int(len(train_ids)),
+    )
+    print(
+        f"compile {compile_seconds:.1f} s, "
+        f"{step_seconds * 1000:.1f} ms a step: "
+        f"{steps} steps = {steps / windows:.2f} epochs",
+        flush=True,
+    )
+    save_log()
+    schedule = optax.cosine_onecycle_schedule(
+        steps,
+        args.learning_rate,
+        pct_start=0.25,
+        div_factor=25.0,
+        final_div_factor=1e4,
+    )
+    rate_at = np.asarray(jax.vmap(schedule)(jnp.arange(steps)), np.float32)
+    opt_state = optimizer.init(params)
+    history = []
+    eval_every = args.eval_every or windows
+    t0 = time.perf_counter()
+    losses = []
+    for k in range(steps):
+        if k % windows == 0:
+            states = zero_states(params, args.batch_size)
+        params, opt_state, states, loss, ce = train_step(
+            params,
+            opt_state,
+            *batch(k),
+            states,
+            jax.random.fold_in(key, 10**6 + k),
+            rate_at[k],
+        )
+        losses.append(ce)
+        late = args.deadline and time.perf_counter() - started > args.deadline
+        if late:
+            log["stopped_early"] = f"deadline reached after {k + 1} steps"
+            print(log["stopped_early"], flush=True)
+        if (k + 1) % eval_every == 0 or k + 1 == steps or late:
+            entry = {
+                "step": k + 1,
+                "epoch": round((k + 1) / windows, 3),
+                "train_cross_entropy": float(
+                    np.mean([float(v) for v in losses])
+                ),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            entry.update(perplexity(eval_window, params, valid_ids))
+            losses = []
+            history.append(entry)
+            log["history"] = history
+            print(entry, flush=True)
+            save_log()
+        if late:
+            break
+    log["train_seconds"] = round(time.perf_counter() - t0, 1)
+    log["after"] = history[-1] if history else None
+    # Few archives of under 16 MiB each (what a lent machine hands back):
+    # the largest arrays first, each into the first archive it fits.
+    arrays = to_paths(params, layers)
+    groups = []
+    for key in sorted(arrays, key=lambda k: -arrays[k].nbytes):
+        for group in groups:
+            if (
+                sum(arrays[k].nbytes for k in group) + arrays[key].nbytes
+                < 15.5e6
+            ):
+                group.append(key)
+                break
+        else:
+            groups.append([key])
+    for i, keys in enumerate(groups):
+        path = os.path.join(args.out, f"weights_{i}.npz")
+        np.savez(
+            path + ".part.npz", **{k.replace("/", "|"): arrays[k] for k in keys}
+        )
+        os.replace(path + ".part.npz", path)
+    if not all(np.isfinite(a).all() for a in arrays.values()):
+        log["error"] = "non-finite weights"
+    save_log()
+    print("done", log.get("after"), flush=True)
+
+
+if __name__ == "__main__":
+    main()

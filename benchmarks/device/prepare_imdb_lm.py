@@ -1,0 +1,75 @@
+"""Token ids of IMDb's 25,000 training reviews for language-model fine-tuning
+on a machine without TensorFlow (see `lm_jax.py`).
+
+    python benchmarks/device/prepare_imdb_lm.py --output .dev/imdb_lm.npz
+
+Tokenized here, with the encoder's own tokenizer and `encode_corpus` (one
+`<eos>` after each review), so the ids are exactly the ones `keras-tl`
+reads. Reviews in a random order (seed 0); the last 1 % of them held out
+for perplexity. Text only: never the test split, never a label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _common import SHARED  # noqa: E402
+
+from keras_tl.text import data as data_lib  # noqa: E402
+from keras_tl.text.language_model import (  # noqa: E402
+    evaluate_perplexity,
+    load_language_model,
+)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--encoder", default="en")
+    p.add_argument("--output", required=True)
+    p.add_argument("--held-out", type=float, default=0.01)
+    p.add_argument(
+        "--check",
+        help="also write keras_tl's logits for two held-out windows here "
+        "(lm_jax.py --check compares its forward pass with them)",
+    )
+    args = p.parse_args()
+    path = os.path.join(SHARED, "data", "imdb", "train.jsonl.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f]
+    order = np.random.default_rng(0).permutation(len(texts))
+    texts = [texts[i] for i in order]
+    cut = len(texts) - max(1, int(len(texts) * args.held_out))
+    _, tokenizer = load_language_model(args.encoder)
+    train = data_lib.encode_corpus(texts[:cut], tokenizer, verbose=True)
+    valid = data_lib.encode_corpus(texts[cut:], tokenizer)
+    assert tokenizer.vocabulary_size <= 65536
+    part = args.output + ".part.npz"
+    np.savez_compressed(
+        part,
+        train=train.astype("uint16"),
+        valid=valid.astype("uint16"),
+        documents=np.array([cut, len(texts) - cut]),
+    )
+    os.replace(part, args.output)
+    if args.check:
+        lm, _ = load_language_model(args.encoder)
+        x = valid[: 2 * 70].reshape(2, 70)
+        logits = np.asarray(lm(x, training=False))
+        perplexity = evaluate_perplexity(lm, valid)["perplexity"]
+        np.savez(args.check, x=x, logits=logits, perplexity=perplexity)
+        print(f"keras_tl's held-out perplexity: {perplexity:.3f}")
+    print(
+        f"{len(train):,} training and {len(valid):,} held-out tokens "
+        f"({cut:,} / {len(texts) - cut:,} reviews) -> {args.output}"
+    )
+
+
+if __name__ == "__main__":
+    main()
