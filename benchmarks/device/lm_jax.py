@@ -10,12 +10,22 @@ a language model keras_tl saved, and hand its weights back to keras_tl
 (`import_weights.py`). Same model and regularisation: embedding dropout
 (whole word types), locked input / hidden / output dropout, DropConnect on
 each recurrent kernel (one mask per batch), AR and TAR on the last layer,
-the tied decoder with its bias, Keras' LSTM (gates i, f, c, o). Same
-training as `compile_language_model`: Adam (0.8, 0.99), global gradient
-clipping at 0.1, the cross-entropy of every next token, the state carried
-from window to window along contiguous rows (`keras_tl.text.data.rows`);
-one-cycle as fastai's `fit_one_cycle` (warm-up 25 %, cosine, /25,
-/1e4). `--check` compares this forward pass with logits keras_tl wrote,
+the tied decoder with its bias, Keras' LSTM (gates i, f, c, o). Training
+as `compile_language_model`'s in its main lines: Adam (0.8, 0.99, 1e-7),
+global gradient clipping at 0.1, the mean cross-entropy of every next
+token, the state carried from window to window along contiguous rows
+(`keras_tl.text.data.rows`), reset at each pass over the data; a one-cycle
+rate (warm-up 25 % from peak / 25, cosine, down to peak / 2.5e5).
+Where it differs from `keras-tl lm pretrain` (a second read found these;
+none was measured): beta_1 stays at 0.8 (keras_tl cycles it 0.8 -> 0.7
+-> 0.8 with the rate), epsilon is added after the bias correction
+(optax's Adam; Keras adds it before), the rate ends at peak / 2.5e5
+(keras_tl: peak / 1e5), and keras_tl resets the state at each checkpoint
+rather than at each pass. The defaults `--drop-mult 0.3` (fastai's for
+IMDb LM fine-tuning) and `--batch-size 128` are choices, not keras_tl's:
+`--from en` keeps the model's 0.2, and `lm pretrain` reads batches of 32
+(64 when `en` was made).
+`--check` compares this forward pass with logits keras_tl wrote,
 before anything trains.
 
 The number of steps is set from the time given: a few steps are timed
