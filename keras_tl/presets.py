@@ -197,6 +197,16 @@ register_encoder_preset(
 )
 register_encoder_preset(
     EncoderPreset(
+        "en-imdb",
+        "awd_lstm_en_imdb",
+        "en",
+        "en fine-tuned on IMDb's 25,000 training reviews (movie reviews), "
+        "AWD-LSTM 256/768 x 3, SentencePiece 16k",
+        aliases=("awd_lstm_en_imdb",),
+    )
+)
+register_encoder_preset(
+    EncoderPreset(
         "es",
         "awd_lstm_es",
         "es",

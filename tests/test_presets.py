@@ -197,6 +197,7 @@ def test_lm_pretrain_resumes_a_killed_run(tmp_path):
         ("en", 'The IMF said: <br />"It\'s GREAT!!!!!" 😀'),
         ("es", "¡HOLA, señor Núñez! ¿Qué tal? @user #México 😀"),
         ("en-bwd", 'The IMF said: <br />"It\'s GREAT!!!!!" 😀'),
+        ("en-imdb", "A GREAT film.<br /><br />10/10, would watch again!!! 😀"),
     ],
 )
 def test_the_shipped_encoders_load_from_the_repository(name, monkeypatch, text):
