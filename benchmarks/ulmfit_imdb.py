@@ -6,6 +6,8 @@ and with LM fine-tuning plus the full recipe.
     python benchmarks/ulmfit_imdb.py --max-train 0 --max-test 0  # all (GPU)
     python benchmarks/ulmfit_imdb.py --runs runs/imdb     # resumable
     python benchmarks/ulmfit_imdb.py --write-unlabeled runs/imdb_rest.jsonl
+    python benchmarks/ulmfit_imdb.py --runs runs/imdb9 --encoder en-imdb \
+        --arms bow pretrained scratch  # the encoder fine-tuned on reviews
 
 A random subset (seed 0) of the 25,000 + 25,000 reviews on CPU. Reviews go
 in raw, `<br />` tags and all: the tokenizer's rules handle them. Needs
