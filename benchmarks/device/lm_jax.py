@@ -222,6 +222,7 @@ def make_steps(rates, unroll, alpha, beta, optimizer):
 
 
 def rows(ids, batch):
+    # keras_tl.text.data.rows, which cannot be imported without TensorFlow.
     length = (len(ids) - 1) // batch
     x = ids[: batch * length].reshape(batch, length)
     y = ids[1 : batch * length + 1].reshape(batch, length)

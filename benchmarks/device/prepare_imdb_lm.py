@@ -12,15 +12,13 @@ for perplexity. Text only: never the test split, never a label.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _common import SHARED  # noqa: E402
+from ulmfit_imdb import load_split  # noqa: E402
 
 from keras_tl.text import data as data_lib  # noqa: E402
 from keras_tl.text.language_model import (  # noqa: E402
@@ -40,16 +38,14 @@ def main():
         "(lm_jax.py --check compares its forward pass with them)",
     )
     args = p.parse_args()
-    path = os.path.join(SHARED, "data", "imdb", "train.jsonl.gz")
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        texts = [json.loads(line)["text"] for line in f]
+    texts, _ = load_split("train", 0, 0)  # all of them, in file order
     order = np.random.default_rng(0).permutation(len(texts))
     texts = [texts[i] for i in order]
     cut = len(texts) - max(1, int(len(texts) * args.held_out))
-    _, tokenizer = load_language_model(args.encoder)
+    lm, tokenizer = load_language_model(args.encoder)
+    assert tokenizer.vocabulary_size <= 65536  # ids stored as uint16
     train = data_lib.encode_corpus(texts[:cut], tokenizer, verbose=True)
     valid = data_lib.encode_corpus(texts[cut:], tokenizer)
-    assert tokenizer.vocabulary_size <= 65536
     part = args.output + ".part.npz"
     np.savez_compressed(
         part,
@@ -59,7 +55,6 @@ def main():
     )
     os.replace(part, args.output)
     if args.check:
-        lm, _ = load_language_model(args.encoder)
         x = valid[: 2 * 70].reshape(2, 70)
         logits = np.asarray(lm(x, training=False))
         perplexity = evaluate_perplexity(lm, valid)["perplexity"]
