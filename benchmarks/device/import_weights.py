@@ -75,7 +75,15 @@ def main():
                     raise SystemExit(f"{name} holds non-finite values")
                 f[name][...] = value.astype(f[name].dtype)
         model.load_weights(weights)
-    valid = np.load(args.data)["valid"].astype("int32")
+    with np.load(args.data) as data:
+        valid = data["valid"].astype("int32")
+        reversed_ids = bool(data["backwards"]) if "backwards" in data else False
+    if reversed_ids != bool(language_model_config(folder).get("backwards")):
+        raise SystemExit(
+            f"{args.data} holds {'reversed' if reversed_ids else 'forward'} "
+            f"ids and {args.initial} reads the other way: prepare the ids "
+            f"with prepare_imdb_lm.py --encoder {args.initial}"
+        )
     ours = evaluate_perplexity(model, valid)
     theirs = log["after"]["perplexity"]
     print(

@@ -7,6 +7,13 @@ Tokenized here, with the encoder's own tokenizer and `encode_corpus` (one
 `<eos>` after each review), so the ids are exactly the ones `keras-tl`
 reads. Reviews in a random order (seed 0); the last 1 % of them held out
 for perplexity. Text only: never the test split, never a label.
+
+For a backward encoder (`--encoder en-bwd`: its config says `backwards`)
+both streams are reversed, as `keras-tl lm pretrain --backwards` reverses
+its corpus, so `lm_jax.py` trains it on the reviews read backwards:
+
+    python benchmarks/device/prepare_imdb_lm.py --encoder en-bwd \
+        --output .dev/imdb_lm_bwd.npz --check .dev/check_bwd.npz
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ulmfit_imdb import load_split  # noqa: E402
 
+from keras_tl.presets import language_model_config  # noqa: E402
 from keras_tl.text import data as data_lib  # noqa: E402
 from keras_tl.text.language_model import (  # noqa: E402
     evaluate_perplexity,
@@ -46,12 +54,16 @@ def main():
     assert tokenizer.vocabulary_size <= 65536  # ids stored as uint16
     train = data_lib.encode_corpus(texts[:cut], tokenizer, verbose=True)
     valid = data_lib.encode_corpus(texts[cut:], tokenizer)
+    backwards = bool(language_model_config(args.encoder).get("backwards"))
+    if backwards:  # the whole stream, as keras-tl lm pretrain reads it
+        train, valid = train[::-1].copy(), valid[::-1].copy()
     part = args.output + ".part.npz"
     np.savez_compressed(
         part,
         train=train.astype("uint16"),
         valid=valid.astype("uint16"),
         documents=np.array([cut, len(texts) - cut]),
+        backwards=np.array(backwards),
     )
     os.replace(part, args.output)
     if args.check:
@@ -62,7 +74,8 @@ def main():
         print(f"keras_tl's held-out perplexity: {perplexity:.3f}")
     print(
         f"{len(train):,} training and {len(valid):,} held-out tokens "
-        f"({cut:,} / {len(texts) - cut:,} reviews) -> {args.output}"
+        f"({cut:,} / {len(texts) - cut:,} reviews"
+        f"{', reversed' if backwards else ''}) -> {args.output}"
     )
 
 
