@@ -69,7 +69,14 @@ def parser(description, encoder):
     # BENCHMARKS.md): the scratch arm trains every layer at one rate.
     p.add_argument("--scratch-factor", type=float, default=1.0)
     p.add_argument("--factor", type=float, default=2.6)
-    p.add_argument("--lm-epochs", type=int, nargs="+", default=[1, 2])
+    p.add_argument(
+        "--lm-epochs",
+        type=int,
+        nargs="*",
+        default=[1, 2],
+        help="the ulmfit arms' LM fine-tuning stages; none (`--lm-epochs` "
+        "alone) skips it, for an encoder already fine-tuned on the texts",
+    )
     p.add_argument("--lm-batch-size", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument(
@@ -163,6 +170,21 @@ def _encoder(args):
     return encoder_sizes(args.encoder), load_tokenizer(args.encoder)
 
 
+def check_backward_encoder(args):
+    """Refuses the backward arms without a backward `--backward-encoder`."""
+    if {"ulmfit_backward", "ensemble"} & set(args.arms):
+        from keras_tl.presets import language_model_config
+
+        if not args.backward_encoder or not language_model_config(
+            args.backward_encoder
+        ).get("backwards"):
+            raise SystemExit(
+                "The ulmfit_backward and ensemble arms need "
+                "--backward-encoder: a language model pretrained backwards. "
+                f"Received: {args.backward_encoder}"
+            )
+
+
 def run_arms(args, train, test, validation=None, unlabelled=()):
     """Trains each arm on `train` and scores it on `test` (texts, labels)."""
     import keras
@@ -183,17 +205,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
         seed=args.seed,
         verbose=2,
     )
-    if {"ulmfit_backward", "ensemble"} & set(args.arms):
-        from keras_tl.presets import language_model_config
-
-        if not args.backward_encoder or not language_model_config(
-            args.backward_encoder
-        ).get("backwards"):
-            raise SystemExit(
-                "The ulmfit_backward and ensemble arms need "
-                "--backward-encoder: a language model pretrained backwards. "
-                f"Received: {args.backward_encoder}"
-            )
+    check_backward_encoder(args)
     if "ensemble" in args.arms:
         order = list(args.arms)
         if not (

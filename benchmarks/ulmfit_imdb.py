@@ -8,6 +8,9 @@ and with LM fine-tuning plus the full recipe.
     python benchmarks/ulmfit_imdb.py --write-unlabeled runs/imdb_rest.jsonl
     python benchmarks/ulmfit_imdb.py --runs runs/imdb9 --encoder en-imdb \
         --arms bow pretrained scratch  # the encoder fine-tuned on reviews
+    python benchmarks/ulmfit_imdb.py --runs runs/imdb10 --encoder en-imdb \
+        --backward-encoder BWD --lm-epochs --arms bow pretrained \
+        ulmfit_backward ensemble  # + a backward model, and both averaged
 
 A random subset (seed 0) of the 25,000 + 25,000 reviews on CPU. Reviews go
 in raw, `<br />` tags and all: the tokenizer's rules handle them. Needs
@@ -38,6 +41,7 @@ from _ulmfit import (
     _comparisons,
     _table,
     bag_of_words,
+    check_backward_encoder,
     parser,
     report,
     run_arms,
@@ -92,6 +96,7 @@ def write_jsonl(path, texts, labels):
 def cli_arm(args, arm, train_file):
     """The `keras-tl ulmfit` command line of a neural arm."""
     folder = os.path.join(args.runs, arm)
+    backward = arm == "ulmfit_backward"
     command = [
         sys.executable,
         "-m",
@@ -100,7 +105,7 @@ def cli_arm(args, arm, train_file):
         "--data",
         train_file,
         "--encoder",
-        str(args.encoder),
+        str(args.backward_encoder if backward else args.encoder),
         "--run-dir",
         folder,
         "--batch-size",
@@ -133,7 +138,7 @@ def cli_arm(args, arm, train_file):
         command += ["--factor", str(args.factor)]
         command += ["--lm-batch-size", str(args.lm_batch_size)]
         command += ["--lm-epochs"] + (
-            [str(e) for e in args.lm_epochs] if arm == "ulmfit" else []
+            [str(e) for e in args.lm_epochs] if arm != "pretrained" else []
         )
     return folder, command
 
@@ -144,9 +149,19 @@ def run_resumable(args, train, test):
 
     import keras_tl.text  # noqa: F401  (registers TextModel for loading)
 
-    unknown = set(args.arms) - {"bow", "scratch", "pretrained", "ulmfit"}
-    if unknown:
-        raise SystemExit(f"--runs does not run the {sorted(unknown)} arm(s)")
+    neural = ("scratch", "pretrained", "ulmfit", "ulmfit_backward")
+    check_backward_encoder(args)
+    if "ensemble" in args.arms:
+        order = list(args.arms)
+        members = [a for a in ("ulmfit", "pretrained") if a in order][:1]
+        members.append("ulmfit_backward")
+        if not set(members) <= set(order) or order.index("ensemble") < max(
+            map(order.index, members)
+        ):
+            raise SystemExit(
+                "--arms: the ensemble averages a forward arm (ulmfit, or "
+                "else pretrained) and ulmfit_backward; list both before it."
+            )
     os.makedirs(args.runs, exist_ok=True)
     # The folder's runs belong to one subset: a second one is refused
     # instead of scoring models trained on the first.
@@ -171,13 +186,18 @@ def run_resumable(args, train, test):
     train_file = write_jsonl(os.path.join(args.runs, "train.jsonl"), *train)
     label_names = sorted(set(train[1]))
     truth = [label_names.index(y) for y in test[1]]
-    results = []
+    results, probabilities = [], {}
     for arm in args.arms:
         start = time.perf_counter()
         if arm == "bow":
             predicted = bag_of_words(train, test, label_names)
             seconds = round(time.perf_counter() - start, 1)
-        elif arm in ("scratch", "pretrained", "ulmfit"):
+        elif arm == "ensemble":
+            # keras_tl.text.ensemble's output: the members' mean.
+            mean = np.mean([probabilities[m] for m in members], axis=0)
+            predicted = mean.argmax(-1)
+            seconds = None
+        elif arm in neural:
             folder, command = cli_arm(args, arm, train_file)
             seconds = None  # finished in an earlier sitting
             if not os.path.exists(os.path.join(folder, "summary.json")):
@@ -187,13 +207,17 @@ def run_resumable(args, train, test):
                 seconds = round(time.perf_counter() - start, 1)
             model = keras.saving.load_model(os.path.join(folder, "model.keras"))
             assert model.label_names == label_names, model.label_names
-            predicted = model.predict(
+            probabilities[arm] = model.predict(
                 test[0], batch_size=args.batch_size, verbose=0
-            ).argmax(-1)
+            )
+            predicted = probabilities[arm].argmax(-1)
         scores = standard_errors(truth, predicted, len(label_names))
         result = {
             "arm": arm,
-            "encoder": str(args.encoder),
+            "encoder": {
+                "ulmfit_backward": str(args.backward_encoder),
+                "ensemble": f"{args.encoder} + {args.backward_encoder}",
+            }.get(arm, str(args.encoder)),
             **{k: round(v, 4) for k, v in scores.items()},
             "train_seconds": seconds,
             "predicted": [int(i) for i in predicted],
