@@ -46,6 +46,17 @@ def main():
     with open(os.path.join(args.trained, "log.json")) as f:
         log = json.load(f)
     folder = resolve_encoder(args.initial)
+    card = language_model_config(folder)
+    # Found before any weights are read: ids read the other way.
+    with np.load(args.data) as data:
+        valid = data["valid"].astype("int32")
+        reversed_ids = bool(data["backwards"]) if "backwards" in data else False
+    if reversed_ids != bool(card.get("backwards")):
+        raise SystemExit(
+            f"{args.data} holds {'reversed' if reversed_ids else 'forward'} "
+            f"ids and {args.initial} reads the other way: prepare the ids "
+            f"with prepare_imdb_lm.py --encoder {args.initial}"
+        )
     arrays = {}
     for path in sorted(glob.glob(os.path.join(args.trained, "weights_*.npz"))):
         with np.load(path) as archive:
@@ -75,15 +86,6 @@ def main():
                     raise SystemExit(f"{name} holds non-finite values")
                 f[name][...] = value.astype(f[name].dtype)
         model.load_weights(weights)
-    with np.load(args.data) as data:
-        valid = data["valid"].astype("int32")
-        reversed_ids = bool(data["backwards"]) if "backwards" in data else False
-    if reversed_ids != bool(language_model_config(folder).get("backwards")):
-        raise SystemExit(
-            f"{args.data} holds {'reversed' if reversed_ids else 'forward'} "
-            f"ids and {args.initial} reads the other way: prepare the ids "
-            f"with prepare_imdb_lm.py --encoder {args.initial}"
-        )
     ours = evaluate_perplexity(model, valid)
     theirs = log["after"]["perplexity"]
     print(
@@ -93,7 +95,6 @@ def main():
     # float16 storage rounds the weights: a small difference, no more.
     if abs(ours["perplexity"] / theirs - 1) > 0.01:
         raise SystemExit("the perplexities disagree: not written")
-    card = language_model_config(folder)
     before = log["before"]["perplexity"]
     config = {
         key: card[key]
