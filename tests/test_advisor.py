@@ -128,7 +128,8 @@ def test_stage_features_and_advise_on_a_tiny_backbone(monkeypatch):
     np.testing.assert_array_equal(seen, labels)
     for a, b in zip(per_batch, features, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    # Calls of 20, 20 and 8 images: the stage model is traced once.
+    # Calls of 20, 20 and 8 images: the stage model is traced once; data
+    # that takes one call runs it eagerly, without a trace.
     import keras_tl.advisor as advisor_module
 
     stages = advisor_module._stage_model(model)
@@ -138,7 +139,8 @@ def test_stage_features_and_advise_on_a_tiny_backbone(monkeypatch):
         inputs = stages.inputs
 
         def __call__(self, *args, **kwargs):
-            calls.append(1)  # Python runs only while tracing
+            # Python runs here once per trace, or on every eager call.
+            calls.append(tf.executing_eagerly())
             return stages(*args, **kwargs)
 
     with monkeypatch.context() as patch:
@@ -146,9 +148,21 @@ def test_stage_features_and_advise_on_a_tiny_backbone(monkeypatch):
         uneven, seen = stage_features(
             model, data.unbatch().batch(20), chunk_size=1
         )
-    assert len(calls) == 1
-    np.testing.assert_array_equal(seen, labels)
-    np.testing.assert_allclose(uneven[3], features[3], rtol=1e-5, atol=1e-5)
+        assert calls == [False]
+        np.testing.assert_array_equal(seen, labels)
+        np.testing.assert_allclose(uneven[3], features[3], rtol=1e-5, atol=1e-5)
+        for chunk_size, expected in [(48, [True]), (128, [True])]:
+            calls.clear()
+            stage_features(model, data, chunk_size=chunk_size)
+            assert calls == expected
+        # Exactly one full chunk and nothing after it: still one call.
+        calls.clear()
+        stage_features(model, data.take(2), chunk_size=32)
+        assert calls == [True]
+        # A full chunk, then a partial one: two calls, one trace.
+        calls.clear()
+        stage_features(model, data, chunk_size=32)
+        assert calls == [False]
     advice = advise(model, data)
     assert advice.examples_per_class == 24
     assert advice.little_data
