@@ -125,6 +125,13 @@ def main():
         help="the advice probes at most this many images a class (default: "
         "keras_tl.advisor.PROBE_PER_CLASS)",
     )
+    p.add_argument(
+        "--strategies",
+        nargs="+",
+        help="train only these strategies (e.g. head-2 head-3 tune-5); the "
+        "advised one is added if left out, and the regret is then against "
+        "the best of those tried (default: all)",
+    )
     p.add_argument("--output", help="append the JSON lines to this file")
     p.add_argument(
         "--advice-only",
@@ -179,8 +186,25 @@ def main():
 
     groups = len(advice.probe_accuracy)
     num_groups = len(keras_tl.layer_groups(build(args, classes)))
+    if advice.train_groups == 1:
+        advised = f"head-{advice.feature_group % groups}"
+    else:
+        advised = f"tune-{advice.train_groups}"
+    names = [f"head-{k}" for k in range(groups)]
+    names += [f"tune-{k}" for k in range(2, num_groups + 1)]
+    chosen = set(names)
+    if args.strategies:
+        unknown = sorted(set(args.strategies) - chosen)
+        if unknown:
+            raise SystemExit(
+                f"--strategies: unknown {unknown}; this backbone has "
+                f"{' '.join(names)}"
+            )
+        chosen = {*args.strategies, advised}
     results = {}
     for k in range(groups):
+        if f"head-{k}" not in chosen:
+            continue
         results[f"head-{k}"] = run(
             f"head-{k}",
             args,
@@ -193,6 +217,8 @@ def main():
             train_groups=1,
         )
     for k in range(2, num_groups + 1):
+        if f"tune-{k}" not in chosen:
+            continue
         epochs = (1,) * (k - 1) + (2,)
         results[f"tune-{k}"] = run(
             f"tune-{k}",
@@ -203,10 +229,6 @@ def main():
             epochs=epochs,
             train_groups=k,
         )
-    if advice.train_groups == 1:
-        advised = f"head-{advice.feature_group % groups}"
-    else:
-        advised = f"tune-{advice.train_groups}"
     # The advice again, as warm as the strategies were timed: the first
     # advice also paid what any first work in a process pays (decoding the
     # images into the cache every strategy reads, TensorFlow's and
@@ -229,6 +251,7 @@ def main():
         "per_class_drawn": args.per_class,
         "examples_per_class": per_class,
         "probe_accuracy": [round(a, 4) for a in advice.probe_accuracy],
+        "strategies": sorted(results),
         # advice_seconds and cost_vs_best_training: the warm timing (the
         # cold one until the eighth session; BENCHMARKS.md says which).
         **scores,
