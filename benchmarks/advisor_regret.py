@@ -9,7 +9,9 @@ by default), each from the same pretrained weights and seed:
 - head-k: a linear head on layer group k, backbone frozen (every stage),
   the advisor's head recipe (`HEAD_EPOCHS` at `HEAD_LEARNING_RATE`);
 - tune-k: the head on the top, then the last stage training the top k
-  layer groups (k = 2 .. all), gradual unfreezing as `fine_tune` does.
+  layer groups (k = 2 .. all), gradual unfreezing as `fine_tune` does;
+- cut-k (only when named in `--strategies`): the head on layer group k,
+  then every group up to k fine-tuned, gradual unfreezing.
 
 Each is scored on the validation folder. The advisor's regret is the best
 strategy's accuracy minus the advised one's; its cost is the advice's
@@ -192,13 +194,16 @@ def main():
         advised = f"tune-{advice.train_groups}"
     names = [f"head-{k}" for k in range(groups)]
     names += [f"tune-{k}" for k in range(2, num_groups + 1)]
+    # The head on an earlier stage, then every group below it fine-tuned
+    # too (run only when named in --strategies).
+    cuts = [f"cut-{k}" for k in range(groups - 1)]
     chosen = set(names)
     if args.strategies:
-        unknown = sorted(set(args.strategies) - chosen)
+        unknown = sorted(set(args.strategies) - chosen - set(cuts))
         if unknown:
             raise SystemExit(
                 f"--strategies: unknown {unknown}; this backbone has "
-                f"{' '.join(names)}"
+                f"{' '.join(names + cuts)}"
             )
         chosen = {*args.strategies, advised}
     results = {}
@@ -228,6 +233,21 @@ def main():
             validation,
             epochs=epochs,
             train_groups=k,
+        )
+    for k in range(groups - 1):
+        if f"cut-{k}" not in chosen:
+            continue
+        # The model cut at group k has k + 1 backbone groups and the head.
+        epochs = (1,) * (k + 1) + (2,)
+        results[f"cut-{k}"] = run(
+            f"cut-{k}",
+            args,
+            classes,
+            train,
+            validation,
+            group=k,
+            epochs=epochs,
+            train_groups=k + 2,
         )
     # The advice again, as warm as the strategies were timed: the first
     # advice also paid what any first work in a process pays (decoding the
