@@ -10,8 +10,9 @@ by default), each from the same pretrained weights and seed:
   the advisor's head recipe (`HEAD_EPOCHS` at `HEAD_LEARNING_RATE`);
 - tune-k: the head on the top, then the last stage training the top k
   layer groups (k = 2 .. all), gradual unfreezing as `fine_tune` does;
-- cut-k (only when named in `--strategies`): the head on layer group k,
-  then every group up to k fine-tuned, gradual unfreezing.
+- cut-k: the head on layer group k, then every group up to k
+  fine-tuned, gradual unfreezing (what the advice gives for different
+  data with enough of it). Tried when named in `--strategies` or advised.
 
 Each is scored on the validation folder. The advisor's regret is the best
 strategy's accuracy minus the advised one's; its cost is the advice's
@@ -190,6 +191,8 @@ def main():
     num_groups = len(keras_tl.layer_groups(build(args, classes)))
     if advice.train_groups == 1:
         advised = f"head-{advice.feature_group % groups}"
+    elif advice.feature_group != -1:
+        advised = f"cut-{advice.feature_group}"
     else:
         advised = f"tune-{advice.train_groups}"
     names = [f"head-{k}" for k in range(groups)]

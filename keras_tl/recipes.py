@@ -183,10 +183,17 @@ def fine_tune(
         advice = advisor.advise(model, train_data)
         if advice.feature_group != -1:
             group = advice.feature_group
+            rate = (
+                ""
+                if advice.learning_rate is None
+                else f", learning_rate={advice.learning_rate:g}"
+            )
             raise ValueError(
                 f"{advice}\n\nThe advice is a head on layer group {group}, "
                 "not on the top: rebuild the model with keras_tl.build(..., "
-                f"feature_group={group}) and fine-tune that one."
+                f"feature_group={group}) and fine-tune that one with "
+                f"keras_tl.fine_tune(model, data, epochs={advice.epochs}, "
+                f"train_groups={advice.train_groups}{rate})."
             )
         epochs, train_groups = advice.epochs, advice.train_groups
         if advice.learning_rate is not None and learning_rate is None:

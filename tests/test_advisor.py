@@ -14,13 +14,16 @@ MIDDLE_BEST = [0.60, 0.84, 0.79, 0.70]  # the top is too task-specific
         (40, TOP_BEST, "linear classifier on the top layer", -1, 1, (30,)),
         (40, MIDDLE_BEST, "linear classifiers on earlier stages", 1, 1, (30,)),
         (1000, TOP_BEST, "fine-tune a few layers", -1, 2, (1, 2)),
+        # The head on the stage that probes best, every group up to it
+        # fine-tuned: group 1 of the network cut there, group 0 and the
+        # head.
         (
             1000,
             MIDDLE_BEST,
             "fine-tune a larger number of layers",
-            -1,
-            5,
-            (1, 1, 1, 1, 2),
+            1,
+            3,
+            (1, 1, 2),
         ),
     ],
 )
@@ -47,6 +50,14 @@ def test_different_data_needs_more_before_fine_tuning_from_the_top():
     assert decide(999, MIDDLE_BEST).little_data
     assert not decide(1000, MIDDLE_BEST).little_data
     assert not decide(200, MIDDLE_BEST, different_little_data=150).little_data
+    # 10,000 rendered digits (1,000 a class): fine-tune the network cut at
+    # group 2, its three groups and the head (it scored 0.866, the head
+    # alone on group 2 0.802, fine-tuning everything from the top 0.755).
+    more = decide(1000, [0.359, 0.584, 0.790, 0.685], num_groups=5)
+    assert not more.little_data and not more.similar
+    assert (more.feature_group, more.train_groups) == (2, 4)
+    assert more.epochs == (1, 1, 1, 2)
+    assert more.cell == "fine-tune a larger number of layers"
 
 
 def test_ties_go_to_the_later_stage_and_thresholds_apply():

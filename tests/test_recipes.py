@@ -186,7 +186,20 @@ def test_strategy_auto_takes_the_advice(monkeypatch):
         return advisor.decide(20, [0.5, 0.9] + [0.6] * (num_groups - 3))
 
     monkeypatch.setattr(advisor, "advise", advise_earlier)
-    with pytest.raises(ValueError, match=r"feature_group=1\)"):
+    with pytest.raises(ValueError, match=r"feature_group=1\)") as refused:
         keras_tl.fine_tune(compiled(), data(), strategy="auto", verbose=0)
+    # The message gives the recipe to run on the rebuilt model.
+    assert (
+        "keras_tl.fine_tune(model, data, epochs=(30,), train_groups=1, "
+        "learning_rate=0.01)" in str(refused.value)
+    )
+
+    def advise_earlier_more(model, data):
+        return advisor.decide(1000, [0.5, 0.9] + [0.6] * (num_groups - 3))
+
+    monkeypatch.setattr(advisor, "advise", advise_earlier_more)
+    with pytest.raises(ValueError, match="feature_group=1") as refused:
+        keras_tl.fine_tune(compiled(), data(), strategy="auto", verbose=0)
+    assert "epochs=(1, 1, 2), train_groups=3)" in str(refused.value)
     with pytest.raises(ValueError, match="`strategy` must be"):
         keras_tl.fine_tune(compiled(), data(), strategy="best", verbose=0)
