@@ -41,6 +41,11 @@ HEAD_EPOCHS = 30
 HEAD_LEARNING_RATE = 1e-2
 # Images gathered into one call of the stage model (memory bound).
 CHUNK_SIZE = 128
+# Up to this many calls of the stage model run eagerly, more are traced:
+# a trace costs about 0.7 s and saves about 0.2 s a call of 128 images
+# (two AMD EPYC cores, MobileNetV2 0.35 at 64 px: 3 calls 0.80 s eagerly
+# against 1.08 s traced, 16 calls 4.9 s against 2.3 s).
+EAGER_CALLS = 4
 # Examples of each class the probes read: past a few hundred a class the
 # stage choice is settled (cats vs dogs at 1,000 a class and rendered
 # digits at 500 a class choose the same stage from their first 256 a
@@ -256,20 +261,27 @@ def _stage_model(model):
 
 
 def stage_features(
-    model, data, max_batches=None, *, chunk_size=CHUNK_SIZE, max_per_class=None
+    model,
+    data,
+    max_batches=None,
+    *,
+    chunk_size=CHUNK_SIZE,
+    max_per_class=None,
+    expected=None,
 ):
     """Frozen features at the end of each backbone stage, in one pass.
 
     The batches are gathered into calls of about `chunk_size` images of
-    the stage model. When the data takes more than one call, the stage
-    model is traced once, for calls of any size; a single call runs
-    eagerly, since a trace pays for itself only over several calls. On two
-    AMD EPYC cores (MobileNetV2 0.35, 100 images at 96 px, warm process)
-    one eager call took 0.88-0.97 s against 1.20-1.55 s traced (the trace
-    is about 1 s of Keras' Python through ~150 layers). A later call
+    the stage model. A trace pays for itself only over several calls, so
+    when the data is known to take at most `EAGER_CALLS` calls (from
+    `expected`), or takes one, the calls run eagerly; otherwise the stage
+    model is traced once, for calls of any size. On two AMD EPYC cores
+    (MobileNetV2 0.35, 100 images at 96 px, warm process) one eager call
+    took 0.88-0.97 s against 1.20-1.55 s traced; eagerly, most of it is
+    the ops themselves, the 52 batch normalizations unfused. A later call
     takes about 0.1 s traced against 0.3 s eagerly. (On an Intel Xeon
-    with AVX-512, timed cold, the first call was the other way round:
-    2.2 s eagerly, 1.4 s traced.)
+    with AVX-512, timed cold, one call was the other way round: 2.2 s
+    eagerly, 1.4 s traced.)
 
     Args:
         model: an image model from `keras_tl.build`.
@@ -279,19 +291,33 @@ def stage_features(
         max_per_class: keep at most this many examples of each class (the
             first ones read), and stop reading once every class of the
             model's head has them.
+        expected: how many examples will be read, when known (it chooses
+            between eager calls and a trace; the features are the same).
 
     Returns:
         `(features, labels)`: a list with one `(n, channels)` array of
         average-pooled features per stage (stem first), and the labels.
     """
     features, labels, _ = _read_stages(
-        model, data, max_batches, chunk_size, max_per_class, count_rest=False
+        model,
+        data,
+        max_batches,
+        chunk_size,
+        max_per_class,
+        count_rest=False,
+        expected=expected,
     )
     return features, labels
 
 
 def _read_stages(
-    model, data, max_batches, chunk_size, max_per_class, count_rest
+    model,
+    data,
+    max_batches,
+    chunk_size,
+    max_per_class,
+    count_rest,
+    expected=None,
 ):
     """`stage_features`, and the class counts of all that was read; with
     `count_rest`, reading on past the cap for the labels alone (the
@@ -322,9 +348,11 @@ def _read_stages(
         for part, o in zip(parts, out, strict=True):
             part.append(o)
 
-    # A full chunk waits until the next one fills or the data ends: only
-    # then is it known whether the data takes one call (run eagerly) or
-    # more (traced).
+    # Known to take few calls: every call eager. Otherwise a full chunk
+    # waits until the next one fills or the data ends: only then is it
+    # known whether the data takes one call (run eagerly) or more
+    # (traced).
+    few = expected is not None and -(-expected // chunk_size) <= EAGER_CALLS
     held = None
     full = False
     for i, (images, y) in enumerate(data):
@@ -357,16 +385,20 @@ def _read_stages(
             pending.append(np.asarray(images)[keep])
             labels.append(y[keep])
         if sum(len(p) for p in pending) >= chunk_size:
-            if held is not None:
-                run(held, eagerly=False)
-            held, pending = pending, []
+            if few:
+                run(pending, eagerly=True)
+                pending = []
+            else:
+                if held is not None:
+                    run(held, eagerly=False)
+                held, pending = pending, []
         if max_per_class is not None and counts.min() >= max_per_class:
             if not count_rest:
                 break
             full = True
     calls = [c for c in (held, pending) if c]
     for chunk in calls:
-        run(chunk, eagerly=parts is None and len(calls) == 1)
+        run(chunk, eagerly=few or (parts is None and len(calls) == 1))
     if parts is None:
         raise ValueError("advise() got no data: the dataset is empty.")
     return [np.concatenate(p) for p in parts], np.concatenate(labels), counts
@@ -479,6 +511,14 @@ def advise(
     """
     from keras_tl.groups import layer_groups
 
+    expected = None
+    if examples_per_class is not None and max_batches is None:
+        units = int(model.outputs[0].shape[-1])
+        per_class = examples_per_class
+        if max_per_class is not None:
+            per_class = min(per_class, max_per_class)
+        # At least this many: the smallest class's count for every class.
+        expected = int(per_class * (2 if units == 1 else units))
     features, labels, counts = _read_stages(
         model,
         data,
@@ -486,6 +526,7 @@ def advise(
         CHUNK_SIZE,
         max_per_class,
         count_rest=examples_per_class is None,
+        expected=expected,
     )
     counts = counts[counts > 0]
     probes = [linear_probe(f, labels) for f in features]

@@ -174,6 +174,16 @@ def test_stage_features_and_advise_on_a_tiny_backbone(monkeypatch):
         calls.clear()
         stage_features(model, data, chunk_size=32)
         assert calls == [False]
+        # Known to take few calls (at most EAGER_CALLS): all eager.
+        assert advisor_module.EAGER_CALLS == 4
+        calls.clear()
+        few, seen = stage_features(model, data, chunk_size=16, expected=48)
+        assert calls == [True, True, True]
+        np.testing.assert_array_equal(seen, labels)
+        np.testing.assert_allclose(few[3], features[3], rtol=1e-5, atol=1e-5)
+        calls.clear()
+        stage_features(model, data, chunk_size=8, expected=48)
+        assert calls == [False]  # six calls: traced once
     advice = advise(model, data)
     assert advice.examples_per_class == 24
     assert advice.little_data
