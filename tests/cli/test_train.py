@@ -210,6 +210,38 @@ def test_train_strategy_auto_records_and_applies_the_advice(
         assert config["feature_group"] == advice["feature_group"]
 
 
+def test_train_strategy_auto_fine_tunes_the_network_cut_at_a_stage(
+    tmp_path, capsys, monkeypatch
+):
+    """Different data, enough of it: the head on the stage that probes
+    best, every group up to it fine-tuned."""
+    from keras_tl import advisor
+
+    def advise(model, data, **options):
+        return advisor.decide(1000, [0.3, 0.5, 0.9, 0.6], num_groups=5)
+
+    monkeypatch.setattr(advisor, "advise", advise)
+    images = write_images(tmp_path / "photos", n=8)
+    argv = [
+        "train",
+        "--data", images,
+        "--backbone", "mobilenet_v2_035",
+        "--weights", "none",
+        "--image-size", "32",
+        "--batch-size", "4",
+        "--strategy", "auto",
+        "--run-dir", str(tmp_path / "run"),
+        "--verbose", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "fine-tune a larger number of layers" in capsys.readouterr().out
+    config = data_yaml(tmp_path / "run" / "config.yaml")
+    assert config["feature_group"] == 2 and config["train_groups"] == 4
+    assert config["epochs"] == [1, 1, 1, 2]
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 5
+
+
 def test_train_resumes_a_killed_run(tmp_path):
     """A training process killed after its first checkpoint is rerun with
     the same command and finishes with every epoch in its history."""
