@@ -260,6 +260,12 @@ def _stage_model(model):
     return keras.Model(model.inputs, stages(fed))
 
 
+def _num_classes(model):
+    """The classes of an image model's head (a one-unit head has two)."""
+    units = int(model.outputs[0].shape[-1])
+    return 2 if units == 1 else units
+
+
 def stage_features(
     model,
     data,
@@ -326,8 +332,7 @@ def _read_stages(
     import tensorflow as tf
 
     stages = _stage_model(model)
-    units = int(model.outputs[0].shape[-1])
-    num_classes = 2 if units == 1 else units
+    num_classes = _num_classes(model)
     parts, labels, pending = None, [], []
     counts = np.zeros(num_classes, "int64")
     # One trace for every call: the last chunk is smaller than the others
@@ -513,12 +518,11 @@ def advise(
 
     expected = None
     if examples_per_class is not None and max_batches is None:
-        units = int(model.outputs[0].shape[-1])
         per_class = examples_per_class
         if max_per_class is not None:
             per_class = min(per_class, max_per_class)
         # At least this many: the smallest class's count for every class.
-        expected = int(per_class * (2 if units == 1 else units))
+        expected = int(per_class * _num_classes(model))
     features, labels, counts = _read_stages(
         model,
         data,
