@@ -195,63 +195,45 @@ def main():
         advised = f"cut-{advice.feature_group}"
     else:
         advised = f"tune-{advice.train_groups}"
-    names = [f"head-{k}" for k in range(groups)]
-    names += [f"tune-{k}" for k in range(2, num_groups + 1)]
+    # Each strategy's build and recipe: the head on group k (None: the
+    # top), the stage epochs, the groups trained by the end.
+    head = {"epochs": (HEAD_EPOCHS,), "learning_rate": HEAD_LEARNING_RATE}
+    recipes = {
+        f"head-{k}": {"group": k, "train_groups": 1, **head}
+        for k in range(groups)
+    }
+    for k in range(2, num_groups + 1):
+        recipes[f"tune-{k}"] = {
+            "epochs": (1,) * (k - 1) + (2,),
+            "train_groups": k,
+        }
     # The head on an earlier stage, then every group below it fine-tuned
-    # too (run only when named in --strategies).
-    cuts = [f"cut-{k}" for k in range(groups - 1)]
-    chosen = set(names)
+    # too: the model cut at group k has k + 1 backbone groups and the head
+    # (run only when named in --strategies, or advised).
+    cuts = {
+        f"cut-{k}": {
+            "group": k,
+            "epochs": (1,) * (k + 1) + (2,),
+            "train_groups": k + 2,
+        }
+        for k in range(groups - 1)
+    }
+    chosen = set(recipes)
+    recipes.update(cuts)
     if args.strategies:
-        unknown = sorted(set(args.strategies) - chosen - set(cuts))
+        unknown = sorted(set(args.strategies) - set(recipes))
         if unknown:
             raise SystemExit(
                 f"--strategies: unknown {unknown}; this backbone has "
-                f"{' '.join(names + cuts)}"
+                f"{' '.join(recipes)}"
             )
-        chosen = {*args.strategies, advised}
-    results = {}
-    for k in range(groups):
-        if f"head-{k}" not in chosen:
-            continue
-        results[f"head-{k}"] = run(
-            f"head-{k}",
-            args,
-            classes,
-            train,
-            validation,
-            group=k,
-            epochs=(HEAD_EPOCHS,),
-            learning_rate=HEAD_LEARNING_RATE,
-            train_groups=1,
-        )
-    for k in range(2, num_groups + 1):
-        if f"tune-{k}" not in chosen:
-            continue
-        epochs = (1,) * (k - 1) + (2,)
-        results[f"tune-{k}"] = run(
-            f"tune-{k}",
-            args,
-            classes,
-            train,
-            validation,
-            epochs=epochs,
-            train_groups=k,
-        )
-    for k in range(groups - 1):
-        if f"cut-{k}" not in chosen:
-            continue
-        # The model cut at group k has k + 1 backbone groups and the head.
-        epochs = (1,) * (k + 1) + (2,)
-        results[f"cut-{k}"] = run(
-            f"cut-{k}",
-            args,
-            classes,
-            train,
-            validation,
-            group=k,
-            epochs=epochs,
-            train_groups=k + 2,
-        )
+        chosen = set(args.strategies)
+    chosen.add(advised)
+    results = {
+        name: run(name, args, classes, train, validation, **recipe)
+        for name, recipe in recipes.items()
+        if name in chosen
+    }
     # The advice again, as warm as the strategies were timed: the first
     # advice also paid what any first work in a process pays (decoding the
     # images into the cache every strategy reads, TensorFlow's and
