@@ -175,14 +175,10 @@ def test_a_finished_run_is_not_rerun(trained, image_module_path, capsys):
     assert "holds a finished run" in capsys.readouterr().err
 
 
-def test_train_strategy_auto_records_and_applies_the_advice(
-    tmp_path, capsys, monkeypatch
-):
-    from keras_tl import advisor
-
-    monkeypatch.setattr(advisor, "HEAD_EPOCHS", 3)  # 30 in earnest
+def _train_auto_argv(tmp_path):
+    """`keras-tl train --strategy auto` on 8 tiny images a class."""
     images = write_images(tmp_path / "photos", n=8)
-    argv = [
+    return [
         "train",
         "--data", images,
         "--backbone", "mobilenet_v2_035",
@@ -193,7 +189,15 @@ def test_train_strategy_auto_records_and_applies_the_advice(
         "--run-dir", str(tmp_path / "run"),
         "--verbose", "0",
     ]  # fmt: skip
-    assert cli.main(argv) == 0
+
+
+def test_train_strategy_auto_records_and_applies_the_advice(
+    tmp_path, capsys, monkeypatch
+):
+    from keras_tl import advisor
+
+    monkeypatch.setattr(advisor, "HEAD_EPOCHS", 3)  # 30 in earnest
+    assert cli.main(_train_auto_argv(tmp_path)) == 0
     out = capsys.readouterr().out
     assert out.count("[x]") == 1 and "examples per class: 8" in out
     config = data_yaml(tmp_path / "run" / "config.yaml")
@@ -221,19 +225,7 @@ def test_train_strategy_auto_fine_tunes_the_network_cut_at_a_stage(
         return advisor.decide(1000, [0.3, 0.5, 0.9, 0.6], num_groups=5)
 
     monkeypatch.setattr(advisor, "advise", advise)
-    images = write_images(tmp_path / "photos", n=8)
-    argv = [
-        "train",
-        "--data", images,
-        "--backbone", "mobilenet_v2_035",
-        "--weights", "none",
-        "--image-size", "32",
-        "--batch-size", "4",
-        "--strategy", "auto",
-        "--run-dir", str(tmp_path / "run"),
-        "--verbose", "0",
-    ]  # fmt: skip
-    assert cli.main(argv) == 0
+    assert cli.main(_train_auto_argv(tmp_path)) == 0
     assert "fine-tune a larger number of layers" in capsys.readouterr().out
     config = data_yaml(tmp_path / "run" / "config.yaml")
     assert config["feature_group"] == 2 and config["train_groups"] == 4
