@@ -14,11 +14,20 @@ its corpus, so `lm_jax.py` trains it on the reviews read backwards:
 
     python benchmarks/device/prepare_imdb_lm.py --encoder en-bwd \
         --output .dev/imdb_lm_bwd.npz --check .dev/check_bwd.npz
+
+Without a GPU, `--jsonl PREFIX` writes the same reviews, in the same order
+and with the same held-out tail, as text (`PREFIX.train.jsonl`,
+`PREFIX.valid.jsonl`, a `text` field a line) for `keras-tl lm pretrain
+--from en --corpus PREFIX.train.jsonl --validation PREFIX.valid.jsonl`
+(add `--backwards` for `en-bwd`: it reverses the stream itself):
+
+    python benchmarks/device/prepare_imdb_lm.py --jsonl runs/imdb_lm
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -35,10 +44,23 @@ from keras_tl.text.language_model import (  # noqa: E402
 )
 
 
+def write_texts(path, texts):
+    """One JSON object (`text`) a line, moved into place when whole."""
+    with open(path + ".part", "w", encoding="utf-8") as f:
+        for text in texts:
+            f.write(json.dumps({"text": text}) + "\n")
+    os.replace(path + ".part", path)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--encoder", default="en")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", help="the ids (.npz) for lm_jax.py")
+    p.add_argument(
+        "--jsonl",
+        metavar="PREFIX",
+        help="write the reviews as text for `keras-tl lm pretrain` instead",
+    )
     p.add_argument("--held-out", type=float, default=0.01)
     p.add_argument(
         "--check",
@@ -46,10 +68,17 @@ def main():
         "(lm_jax.py --check compares its forward pass with them)",
     )
     args = p.parse_args()
+    if not (args.output or args.jsonl):
+        p.error("give --output (ids for lm_jax.py) or --jsonl (text)")
     texts, _ = load_split("train", 0, 0)  # all of them, in file order
     order = np.random.default_rng(0).permutation(len(texts))
     texts = [texts[i] for i in order]
     cut = len(texts) - max(1, int(len(texts) * args.held_out))
+    if args.jsonl:
+        for part, rows in (("train", texts[:cut]), ("valid", texts[cut:])):
+            write_texts(f"{args.jsonl}.{part}.jsonl", rows)
+        print(f"{cut:,} / {len(texts) - cut:,} reviews -> {args.jsonl}.*")
+        return
     lm, tokenizer = load_language_model(args.encoder)
     assert tokenizer.vocabulary_size <= 65536  # ids stored as uint16
     train = data_lib.encode_corpus(texts[:cut], tokenizer, verbose=True)
