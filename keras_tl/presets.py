@@ -207,6 +207,17 @@ register_encoder_preset(
 )
 register_encoder_preset(
     EncoderPreset(
+        "en-imdb-bwd",
+        "awd_lstm_en_imdb_bwd",
+        "en",
+        "en-bwd fine-tuned on IMDb's 25,000 training reviews, backward (for "
+        "forward + backward ensembles with en-imdb), AWD-LSTM 256/768 x 3, "
+        "SentencePiece 16k",
+        aliases=("awd_lstm_en_imdb_bwd",),
+    )
+)
+register_encoder_preset(
+    EncoderPreset(
         "es",
         "awd_lstm_es",
         "es",

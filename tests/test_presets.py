@@ -191,13 +191,17 @@ def test_lm_pretrain_resumes_a_killed_run(tmp_path):
     assert len(final["history"]["loss"]) == config["training"]["steps"] // 10
 
 
+REVIEW = "A GREAT film.<br /><br />10/10, would watch again!!! 😀"
+
+
 @pytest.mark.parametrize(
     "name, text",
     [
         ("en", 'The IMF said: <br />"It\'s GREAT!!!!!" 😀'),
         ("es", "¡HOLA, señor Núñez! ¿Qué tal? @user #México 😀"),
         ("en-bwd", 'The IMF said: <br />"It\'s GREAT!!!!!" 😀'),
-        ("en-imdb", "A GREAT film.<br /><br />10/10, would watch again!!! 😀"),
+        ("en-imdb", REVIEW),
+        ("en-imdb-bwd", REVIEW),
     ],
 )
 def test_the_shipped_encoders_load_from_the_repository(name, monkeypatch, text):
