@@ -67,17 +67,21 @@ def load_split(name, limit, seed, rest=False):
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
+def write_texts(path, texts):
+    """One JSON object (`text`) a line, moved into place when whole."""
+    with open(path + ".part", "w", encoding="utf-8") as f:
+        for text in texts:
+            f.write(json.dumps({"text": text}) + "\n")
+    os.replace(path + ".part", path)
+
+
 def write_unlabeled(path, args):
     """The training reviews outside the subset, as unlabelled text (a
     `text` field a line) for more in-domain language-model training: e.g.
     `keras-tl lm pretrain --from en --corpus PATH` or `keras-tl ulmfit
     --lm-data PATH`. Never the test split."""
     texts = load_split("train", args.max_train, args.seed, rest=True)
-    part = path + ".part"
-    with open(part, "w", encoding="utf-8") as f:
-        for text in texts:
-            f.write(json.dumps({"text": text}) + "\n")
-    os.replace(part, path)
+    write_texts(path, texts)
     print(f"{len(texts):,} unlabelled training reviews -> {path}")
 
 

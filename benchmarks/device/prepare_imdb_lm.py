@@ -27,14 +27,13 @@ and with the same held-out tail, as text (`PREFIX.train.jsonl`,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ulmfit_imdb import load_split  # noqa: E402
+from ulmfit_imdb import load_split, write_texts  # noqa: E402
 
 from keras_tl.presets import language_model_config  # noqa: E402
 from keras_tl.text import data as data_lib  # noqa: E402
@@ -44,19 +43,12 @@ from keras_tl.text.language_model import (  # noqa: E402
 )
 
 
-def write_texts(path, texts):
-    """One JSON object (`text`) a line, moved into place when whole."""
-    with open(path + ".part", "w", encoding="utf-8") as f:
-        for text in texts:
-            f.write(json.dumps({"text": text}) + "\n")
-    os.replace(path + ".part", path)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--encoder", default="en")
-    p.add_argument("--output", help="the ids (.npz) for lm_jax.py")
-    p.add_argument(
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output", help="the ids (.npz) for lm_jax.py")
+    where.add_argument(
         "--jsonl",
         metavar="PREFIX",
         help="write the reviews as text for `keras-tl lm pretrain` instead",
@@ -68,8 +60,6 @@ def main():
         "(lm_jax.py --check compares its forward pass with them)",
     )
     args = p.parse_args()
-    if not (args.output or args.jsonl):
-        p.error("give --output (ids for lm_jax.py) or --jsonl (text)")
     texts, _ = load_split("train", 0, 0)  # all of them, in file order
     order = np.random.default_rng(0).permutation(len(texts))
     texts = [texts[i] for i in order]
