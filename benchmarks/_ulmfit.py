@@ -185,6 +185,25 @@ def check_backward_encoder(args):
             )
 
 
+def ensemble_members(arms, forwards=("ulmfit",)):
+    """The two arms the ensemble averages: the first of `forwards` listed
+    in `arms`, and ulmfit_backward; refused unless both come before it."""
+    order = list(arms)
+    forward = [a for a in forwards if a in order][:1]
+    members = [*forward, "ulmfit_backward"]
+    if (
+        len(members) < 2
+        or "ulmfit_backward" not in order
+        or order.index("ensemble") < max(map(order.index, members))
+    ):
+        names = " or ".join(forwards)
+        raise SystemExit(
+            f"--arms: the ensemble averages a forward arm ({names}) and "
+            "ulmfit_backward; list both before it."
+        )
+    return members
+
+
 def run_arms(args, train, test, validation=None, unlabelled=()):
     """Trains each arm on `train` and scores it on `test` (texts, labels)."""
     import keras
@@ -207,17 +226,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
     )
     check_backward_encoder(args)
     if "ensemble" in args.arms:
-        order = list(args.arms)
-        if not (
-            "ulmfit" in order
-            and "ulmfit_backward" in order
-            and order.index("ensemble")
-            > max(order.index("ulmfit"), order.index("ulmfit_backward"))
-        ):
-            raise SystemExit(
-                "--arms: ensemble averages the ulmfit and ulmfit_backward "
-                "arms; list both before it."
-            )
+        ensemble_members(args.arms)
     results = []
     members = {}
     for arm in args.arms:

@@ -42,6 +42,7 @@ from _ulmfit import (
     _table,
     bag_of_words,
     check_backward_encoder,
+    ensemble_members,
     parser,
     report,
     run_arms,
@@ -156,16 +157,7 @@ def run_resumable(args, train, test):
     neural = ("scratch", "pretrained", "ulmfit", "ulmfit_backward")
     check_backward_encoder(args)
     if "ensemble" in args.arms:
-        order = list(args.arms)
-        members = [a for a in ("ulmfit", "pretrained") if a in order][:1]
-        members.append("ulmfit_backward")
-        if not set(members) <= set(order) or order.index("ensemble") < max(
-            map(order.index, members)
-        ):
-            raise SystemExit(
-                "--arms: the ensemble averages a forward arm (ulmfit, or "
-                "else pretrained) and ulmfit_backward; list both before it."
-            )
+        members = ensemble_members(args.arms, ("ulmfit", "pretrained"))
     os.makedirs(args.runs, exist_ok=True)
     # The folder's runs belong to one subset: a second one is refused
     # instead of scoring models trained on the first.
