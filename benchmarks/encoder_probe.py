@@ -3,6 +3,7 @@ in the features, before any fine-tuning?
 
     python benchmarks/encoder_probe.py --task trec6 --encoders en awd_lstm_en2
     python benchmarks/encoder_probe.py --task es_tweets --encoders es
+    python benchmarks/encoder_probe.py --task imdb --encoders en-imdb random:en
 
 Each encoder reads every text once, without dropout, and its concat-pooled
 features (`[h_T, max, mean]` of the last layer, what the ULMFiT head sees)
@@ -36,12 +37,18 @@ def features(source, texts, random=False, batch_size=256):
     else:
         encoder, _ = classifier_encoder(source, drop_mult=0.0)
     reader = SentenceEncoder(encoder)
-    ids = tokenizer(tf.constant(texts)).to_tensor().numpy()
-    parts = [
-        np.asarray(reader(ids[i : i + batch_size], training=False))
-        for i in range(0, len(ids), batch_size)
-    ]
-    return np.concatenate(parts)
+    ids = tokenizer(tf.constant(texts))
+    # Read by length, each batch padded only to its own longest text (IMDb's
+    # reviews run from a few tokens to thousands), then put back in order.
+    order = np.argsort(ids.row_lengths().numpy(), kind="stable")
+    pooled = [None] * len(texts)
+    for i in range(0, len(order), batch_size):
+        rows = order[i : i + batch_size]
+        batch = tf.gather(ids, rows).to_tensor()
+        vectors = np.asarray(reader(batch, training=False))
+        for row, vector in zip(rows, vectors, strict=True):
+            pooled[row] = vector
+    return np.stack(pooled)
 
 
 def main():
@@ -51,7 +58,9 @@ def main():
     from sklearn.preprocessing import StandardScaler
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=["trec6", "es_tweets"], default="trec6")
+    p.add_argument(
+        "--task", choices=["trec6", "es_tweets", "imdb"], default="trec6"
+    )
     p.add_argument("--encoders", nargs="+", default=["en", "random:en"])
     p.add_argument("--output", help="append each JSON line to this file")
     args = p.parse_args()

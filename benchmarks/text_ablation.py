@@ -116,6 +116,13 @@ def load_task(task):
         if missing(TWEETS):
             sys.exit(0)
         return load_split("train"), load_split("val"), load_split("test")
+    if task == "imdb":
+        # The 5,000 / 5,000 subset (seed 0) of every IMDb figure.
+        from ulmfit_imdb import IMDB, load_split
+
+        if missing(IMDB):
+            sys.exit(0)
+        return load_split("train", 5000, 0), None, load_split("test", 5000, 0)
     raise SystemExit(f"unknown task {task!r}")
 
 
