@@ -6,6 +6,7 @@ and with LM fine-tuning plus the full recipe.
     python benchmarks/ulmfit_imdb.py --max-train 0 --max-test 0  # all (GPU)
     python benchmarks/ulmfit_imdb.py --runs runs/imdb     # resumable
     python benchmarks/ulmfit_imdb.py --write-unlabeled runs/imdb_rest.jsonl
+    python benchmarks/ulmfit_imdb.py --write-unscored runs/imdb_unscored.jsonl
     python benchmarks/ulmfit_imdb.py --runs runs/imdb9 --encoder en-imdb \
         --arms bow pretrained scratch  # the encoder fine-tuned on reviews
     python benchmarks/ulmfit_imdb.py --runs runs/imdb10 --encoder en-imdb \
@@ -84,6 +85,29 @@ def write_unlabeled(path, args):
     texts = load_split("train", args.max_train, args.seed, rest=True)
     write_texts(path, texts)
     print(f"{len(texts):,} unlabelled training reviews -> {path}")
+
+
+def write_unscored(path, args):
+    """The test reviews outside the scored subset (`--max-test`, `--seed`),
+    as unlabelled text: more in-domain language-model text, as fastai's
+    IMDb recipe fine-tunes its language model on the test texts too. The
+    reviews scored are never among them; a language model trained on them
+    has read the rest of the test split, so it is for figures on the
+    subset only, never for the full test set, and never ships."""
+    if not args.max_test:
+        raise SystemExit(
+            "--write-unscored: with --max-test 0 every test review is "
+            "scored, so none is left to write. Give --max-test N."
+        )
+    scored = set(load_split("test", args.max_test, args.seed)[0])
+    rest = load_split("test", args.max_test, args.seed, rest=True)
+    # IMDb repeats some reviews word for word: a copy of a scored one stays out.
+    texts = [t for t in rest if t not in scored]
+    write_texts(path, texts)
+    print(
+        f"{len(texts):,} unscored test reviews (no labels; "
+        f"{len(rest) - len(texts)} copies of scored ones left out) -> {path}"
+    )
 
 
 def write_jsonl(path, texts, labels):
@@ -247,11 +271,20 @@ def main():
         help="write the training reviews outside the subset (text only) to "
         "PATH for language-model training, and stop",
     )
+    p.add_argument(
+        "--write-unscored",
+        metavar="PATH",
+        help="write the test reviews outside the scored subset (text only) "
+        "to PATH for language-model training, and stop",
+    )
     args = p.parse_args()
     if missing(IMDB):
         return 0
-    if args.write_unlabeled:
-        write_unlabeled(args.write_unlabeled, args)
+    if args.write_unlabeled or args.write_unscored:
+        if args.write_unlabeled:
+            write_unlabeled(args.write_unlabeled, args)
+        if args.write_unscored:
+            write_unscored(args.write_unscored, args)
         return 0
     train = load_split("train", args.max_train, args.seed)
     test = load_split("test", args.max_test, args.seed)
