@@ -524,19 +524,25 @@ class AWDLSTMLanguageModel(keras.Model):
         raw = self.encoder(inputs, training=training)
         dropped = self.output_dropout_layer(raw, training=training)
         if training:
+            # In float32, as Keras sums the losses (a mixed policy computes
+            # the activations in half precision).
             if self.activation_regularization:
                 self.add_loss(
                     self.activation_regularization
-                    * ops.mean(ops.square(dropped))
+                    * ops.mean(ops.square(ops.cast(dropped, "float32")))
                 )
             if self.temporal_activation_regularization:
-                step = raw[:, 1:] - raw[:, :-1]
+                step = ops.cast(raw[:, 1:] - raw[:, :-1], "float32")
                 self.add_loss(
                     self.temporal_activation_regularization
                     * ops.mean(ops.square(step))
                 )
         logits = self.encoder.embedding(dropped, reverse=True)
-        return ops.cast(logits, "float32") + self.decoder_bias
+        # Softmax in float32 under a mixed policy; inside call Keras hands
+        # out the bias in the compute dtype, so it is cast back too.
+        return ops.cast(logits, "float32") + ops.cast(
+            self.decoder_bias, "float32"
+        )
 
     def reset_state(self):
         self.encoder.reset_state()

@@ -80,3 +80,24 @@ def test_language_model_trains_several_steps_per_call(monkeypatch):
     assert three_losses == pytest.approx(one_losses, rel=1e-5)
     for a, b in zip(one.weights, three.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_language_model_trains_under_mixed_precision(policy):
+    # `--precision mixed` on a CPU, and `auto` on a GPU: float32 logits and
+    # weights, the rest in half precision, and the loss goes down.
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        lm = tiny_lm(drop_mult=0.0)
+        ids = np.random.default_rng(2).integers(4, 30, size=(4, 10))
+        logits = lm(ids)
+        assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+        assert {w.dtype for w in lm.weights} == {"float32"}
+        compile_language_model(lm, 1e-2)
+        x, y = ids[:, :-1], ids[:, 1:]
+        first = lm.evaluate(x, y, verbose=0)[0]
+        lm.fit(x, y, epochs=20, batch_size=4, verbose=0)
+        last = lm.evaluate(x, y, verbose=0)[0]
+        assert np.isfinite(last) and last < first - 0.1, (first, last)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
