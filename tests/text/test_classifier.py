@@ -149,6 +149,33 @@ def test_one_class_is_a_binary_sigmoid_as_for_images():
     assert np.all((probabilities > 0) & (probabilities < 1))
 
 
+def test_classifier_trains_under_mixed_bfloat16():
+    # `--precision mixed` on a CPU: float32 weights and probabilities, the
+    # reading in bfloat16, and it fits four texts.
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = keras_tl.build(
+            "awd_lstm", num_classes=2, encoder=SIZES, drop_mult=0.0
+        )
+        keras_tl.unfreeze(model)
+        model.compile(keras.optimizers.Adam(1e-2), model.loss)
+        ids = padded_ids([5, 3, 4, 6], 6)
+        labels = np.array([0, 1, 0, 1])
+        probabilities = model.predict(ids, verbose=0)
+        assert probabilities.dtype == np.float32
+        assert {w.dtype for w in model.weights} == {"float32"}
+        reader = model.get_layer("sentence_encoder")
+        assert reader.compute_dtype == "bfloat16"
+        before = model.evaluate(ids, labels, verbose=0, return_dict=True)[
+            "loss"
+        ]
+        model.fit(ids, labels, epochs=30, batch_size=4, verbose=0)
+        after = model.evaluate(ids, labels, verbose=0, return_dict=True)["loss"]
+        assert np.isfinite(after) and after < before / 2, (before, after)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
 def test_classifier_groups_freezing_and_keras_round_trip(tmp_path):
     model = keras_tl.build(
         "awd_lstm",
