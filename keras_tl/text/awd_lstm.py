@@ -516,6 +516,9 @@ class AWDLSTMLanguageModel(keras.Model):
         self.decoder_bias = self.add_weight(
             shape=(self.encoder.vocabulary_size,),
             initializer="zeros",
+            # Always read in float32: the logits are float32 under a mixed
+            # policy too (softmax and loss in full precision).
+            autocast=False,
             name="decoder_bias",
         )
         self.built = True
@@ -538,11 +541,7 @@ class AWDLSTMLanguageModel(keras.Model):
                     * ops.mean(ops.square(step))
                 )
         logits = self.encoder.embedding(dropped, reverse=True)
-        # Softmax in float32 under a mixed policy; inside call Keras hands
-        # out the bias in the compute dtype, so it is cast back too.
-        return ops.cast(logits, "float32") + ops.cast(
-            self.decoder_bias, "float32"
-        )
+        return ops.cast(logits, "float32") + self.decoder_bias
 
     def reset_state(self):
         self.encoder.reset_state()
