@@ -1,3 +1,4 @@
+import contextlib
 import gc
 import os
 
@@ -188,6 +189,16 @@ def mirrored_strategy():
     data_type ...") once their ops differ: share one.
     """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Keras' global dtype policy set to `name` inside, float32 after."""
+    keras.mixed_precision.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
 
 
 def pretrain_tiny_lm(folder, texts, **overrides):

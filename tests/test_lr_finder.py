@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import keras_tl
-from tests.conftest import same, tiny_cnn, tiny_data, weights_of
+from tests.conftest import dtype_policy, same, tiny_cnn, tiny_data, weights_of
 
 
 def dataset(n=32, batch_size=4):
@@ -111,12 +111,9 @@ def test_empty_dataset_is_a_clear_error():
 
 
 def test_mixed_precision_model_is_restored_with_its_wrapper():
-    keras.mixed_precision.set_dtype_policy("mixed_float16")
-    try:
+    with dtype_policy("mixed_float16"):
         model = tiny_cnn(batchnorm=False)
         model.compile(keras.optimizers.Adam(1e-3), "mse")
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")
     data = dataset(n=16)
     model.fit(data, epochs=1, verbose=0)
     wrapper = model.optimizer

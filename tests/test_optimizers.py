@@ -4,7 +4,7 @@ import pytest
 
 import keras_tl
 from keras_tl import optimizers
-from tests.conftest import same, tiny_cnn, tiny_data
+from tests.conftest import dtype_policy, same, tiny_cnn, tiny_data
 
 FACTORS = [1 / 2.6**3, 1 / 2.6**2, 1 / 2.6, 1.0]
 
@@ -202,12 +202,9 @@ def test_save_and_load_keep_factors_and_state(tmp_path):
 
 
 def test_mixed_precision_loss_scale_optimizer_is_kept(tmp_path):
-    keras.mixed_precision.set_dtype_policy("mixed_float16")
-    try:
+    with dtype_policy("mixed_float16"):
         model = tiny_cnn(batchnorm=False)
         model.compile(keras.optimizers.Adam(1e-3), "mse")
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")
     wrapper = model.optimizer
     assert isinstance(wrapper, keras.optimizers.LossScaleOptimizer)
     optimizer = keras_tl.discriminative(model, 2.0)

@@ -15,6 +15,7 @@ from keras_tl.text import (
     classification_metrics,
     text_classifier,
 )
+from tests.conftest import dtype_policy
 from tests.text.helpers import (
     SIZES,
     padded_ids,
@@ -152,8 +153,7 @@ def test_one_class_is_a_binary_sigmoid_as_for_images():
 def test_classifier_trains_under_mixed_bfloat16():
     # `--precision mixed` on a CPU: float32 weights and probabilities, the
     # reading in bfloat16, and it fits four texts.
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
-    try:
+    with dtype_policy("mixed_bfloat16"):
         model = keras_tl.build(
             "awd_lstm", num_classes=2, encoder=SIZES, drop_mult=0.0
         )
@@ -172,8 +172,6 @@ def test_classifier_trains_under_mixed_bfloat16():
         model.fit(ids, labels, epochs=30, batch_size=4, verbose=0)
         after = model.evaluate(ids, labels, verbose=0, return_dict=True)["loss"]
         assert np.isfinite(after) and after < before / 2, (before, after)
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")
 
 
 def test_classifier_groups_freezing_and_keras_round_trip(tmp_path):

@@ -16,6 +16,7 @@ from keras_tl.text.language_model import (
     evaluate_perplexity,
     generate,
 )
+from tests.conftest import dtype_policy
 from tests.text.helpers import (
     tiny_lm,
 )
@@ -86,8 +87,7 @@ def test_language_model_trains_several_steps_per_call(monkeypatch):
 def test_language_model_trains_under_mixed_precision(policy):
     # `--precision mixed` on a CPU, and `auto` on a GPU: float32 logits and
     # weights, the rest in half precision, and the loss goes down.
-    keras.mixed_precision.set_dtype_policy(policy)
-    try:
+    with dtype_policy(policy):
         lm = tiny_lm(drop_mult=0.0)
         ids = np.random.default_rng(2).integers(4, 30, size=(4, 10))
         logits = lm(ids)
@@ -99,5 +99,3 @@ def test_language_model_trains_under_mixed_precision(policy):
         lm.fit(x, y, epochs=20, batch_size=4, verbose=0)
         last = lm.evaluate(x, y, verbose=0)[0]
         assert np.isfinite(last) and last < first - 0.1, (first, last)
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")
