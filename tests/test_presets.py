@@ -219,6 +219,22 @@ def test_the_shipped_encoders_load_from_the_repository(name, monkeypatch, text):
     assert logits.shape == (1, len(ids), 16000)
 
 
+@pytest.mark.parametrize(
+    "name", ["en", "es", "en-bwd", "en-imdb", "en-imdb-bwd"]
+)
+def test_shipped_model_cards_are_written_from_their_config(name, monkeypatch):
+    """Everything a shipped card says is in its config.json, so
+    `write_model_card` (run again after a continuation, or to add a note)
+    rewrites the card without losing a hand-written line."""
+    from keras_tl.text.lm_saving import _model_card
+
+    monkeypatch.delenv(MODELS_DIR_VARIABLE, raising=False)
+    folder = preset_folder(name)
+    with open(os.path.join(folder, "MODEL_CARD.md"), encoding="utf-8") as f:
+        card = f.read()
+    assert card == _model_card(language_model_config(name))
+
+
 def test_dropout_is_one_option_for_images_and_text():
     from keras_tl.cli.parser import build_parser, resolve_model_options
 
