@@ -18,6 +18,7 @@ from keras_tl.presets import (
 )
 from keras_tl.text import load_tokenizer
 from keras_tl.text.language_model import load_language_model
+from keras_tl.text.lm_saving import write_model_card
 from tests.conftest import kill_after_first_checkpoint, pretrain_tiny_lm
 
 TEXTS = [f"es {'bueno' if i % 2 else 'malo'} y muy {i % 5}" for i in range(64)]
@@ -219,20 +220,25 @@ def test_the_shipped_encoders_load_from_the_repository(name, monkeypatch, text):
     assert logits.shape == (1, len(ids), 16000)
 
 
-@pytest.mark.parametrize(
-    "name", ["en", "es", "en-bwd", "en-imdb", "en-imdb-bwd"]
-)
-def test_shipped_model_cards_are_written_from_their_config(name, monkeypatch):
+@pytest.mark.parametrize("name", [p.name for p in list_encoder_presets()])
+def test_shipped_model_cards_are_written_from_their_config(
+    name, monkeypatch, tmp_path
+):
     """Everything a shipped card says is in its config.json, so
     `write_model_card` (run again after a continuation, or to add a note)
-    rewrites the card without losing a hand-written line."""
-    from keras_tl.text.lm_saving import _model_card
-
+    rewrites the card, and the config, without losing a line."""
     monkeypatch.delenv(MODELS_DIR_VARIABLE, raising=False)
     folder = preset_folder(name)
-    with open(os.path.join(folder, "MODEL_CARD.md"), encoding="utf-8") as f:
-        card = f.read()
-    assert card == _model_card(language_model_config(name))
+    shipped = {}
+    for file in ("config.json", "MODEL_CARD.md"):
+        with open(os.path.join(folder, file), encoding="utf-8") as f:
+            shipped[file] = f.read()
+    (tmp_path / "config.json").write_text(
+        shipped["config.json"], encoding="utf-8"
+    )
+    write_model_card(str(tmp_path))
+    for file, text in shipped.items():
+        assert (tmp_path / file).read_text(encoding="utf-8") == text, file
 
 
 def test_dropout_is_one_option_for_images_and_text():
