@@ -50,31 +50,35 @@ from _ulmfit import (
     standard_errors,
 )
 
+from keras_tl.files import atomic_write
+
 IMDB = os.path.join(SHARED, "data", "imdb")
 ENCODER = "en"
+
+
+def _subset(name, limit, seed):
+    """(the rows chosen, the rest) of a split: `limit` rows at random
+    (`seed`), or every row and none left with `limit` 0."""
+    with gzip.open(os.path.join(IMDB, f"{name}.jsonl.gz"), "rt") as f:
+        rows = [json.loads(line) for line in f]
+    if not limit:
+        return rows, []
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return [rows[i] for i in order[:limit]], [rows[i] for i in order[limit:]]
 
 
 def load_split(name, limit, seed, rest=False):
     """(reviews, "pos" / "neg") of a split, `limit` of them at random; with
     `rest`, the reviews left out instead (their texts only)."""
-    with gzip.open(os.path.join(IMDB, f"{name}.jsonl.gz"), "rt") as f:
-        rows = [json.loads(line) for line in f]
-    if limit:
-        order = np.random.default_rng(seed).permutation(len(rows))
-        if rest:
-            return [rows[i]["text"] for i in order[limit:]]
-        rows = [rows[i] for i in order[:limit]]
-    elif rest:
-        return []
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+    chosen, left = _subset(name, limit, seed)
+    if rest:
+        return [r["text"] for r in left]
+    return [r["text"] for r in chosen], [r["label"] for r in chosen]
 
 
-def write_texts(path, texts):
-    """One JSON object (`text`) a line, moved into place when whole."""
-    with open(path + ".part", "w", encoding="utf-8") as f:
-        for text in texts:
-            f.write(json.dumps({"text": text}) + "\n")
-    os.replace(path + ".part", path)
+def _write_rows(path, rows):
+    """One JSON object a line, written whole or not at all."""
+    atomic_write(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def write_unlabeled(path, args):
@@ -83,7 +87,7 @@ def write_unlabeled(path, args):
     `keras-tl lm pretrain --from en --corpus PATH` or `keras-tl ulmfit
     --lm-data PATH`. Never the test split."""
     texts = load_split("train", args.max_train, args.seed, rest=True)
-    write_texts(path, texts)
+    _write_rows(path, ({"text": t} for t in texts))
     print(f"{len(texts):,} unlabelled training reviews -> {path}")
 
 
@@ -99,26 +103,22 @@ def write_unscored(path, args):
             "--write-unscored: with --max-test 0 every test review is "
             "scored, so none is left to write. Give --max-test N."
         )
-    scored = set(load_split("test", args.max_test, args.seed)[0])
-    rest = load_split("test", args.max_test, args.seed, rest=True)
+    chosen, left = _subset("test", args.max_test, args.seed)
+    scored = {r["text"] for r in chosen}
     # IMDb repeats some reviews word for word: a copy of a scored one stays out.
-    texts = [t for t in rest if t not in scored]
-    write_texts(path, texts)
+    texts = [r["text"] for r in left if r["text"] not in scored]
+    _write_rows(path, ({"text": t} for t in texts))
     print(
         f"{len(texts):,} unscored test reviews (no labels; "
-        f"{len(rest) - len(texts)} copies of scored ones left out) -> {path}"
+        f"{len(left) - len(texts)} copies of scored ones left out) -> {path}"
     )
 
 
 def write_jsonl(path, texts, labels):
     """The subset as a file `keras-tl` reads, written once."""
-    if os.path.exists(path):
-        return path
-    part = path + ".part"
-    with open(part, "w", encoding="utf-8") as f:
-        for text, label in zip(texts, labels, strict=True):
-            f.write(json.dumps({"text": text, "label": label}) + "\n")
-    os.replace(part, path)
+    if not os.path.exists(path):
+        rows = zip(texts, labels, strict=True)
+        _write_rows(path, ({"text": t, "label": y} for t, y in rows))
     return path
 
 
