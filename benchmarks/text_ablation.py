@@ -38,6 +38,11 @@ RECIPE = dict(
 
 VARIANTS = {
     "floor": {"kind": "floor"},
+    # The floor without its character n-grams: word 1-2 grams only.
+    "floor-words": {"kind": "floor", "chars": False},
+    # The floor on the encoder's own token ids (1-2 grams, no characters):
+    # how much of what bag-of-words uses survives the tokenizer.
+    "floor-tokens": {"kind": "floor", "tokens": True, "chars": False},
     # The old tokenizer and sizes (WikiText-2 words, 200 / 600).
     "scratch-wt2": {
         "kind": "scratch",
@@ -137,8 +142,23 @@ def run_variant(name, spec, args, train, validation, test, label_names):
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     history = {}
-    if spec["kind"] == "floor":
-        predicted = bag_of_words(train, test, label_names)
+    if spec["kind"] == "floor" and spec.get("tokens"):
+        tokenizer = load_tokenizer(spec.get("encoder", args.encoder))
+
+        def ids(texts):
+            return [" ".join(map(str, row)) for row in tokenizer.encode(texts)]
+
+        predicted = bag_of_words(
+            (ids(train[0]), train[1]),
+            (ids(test[0]), test[1]),
+            label_names,
+            chars=False,
+            words=r"\S+",
+        )
+    elif spec["kind"] == "floor":
+        predicted = bag_of_words(
+            train, test, label_names, chars=spec.get("chars", True)
+        )
     else:
         encoder = spec.get("encoder", args.encoder)
         source, tokenizer = encoder, None
@@ -187,7 +207,9 @@ def run_variant(name, spec, args, train, validation, test, label_names):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=["trec6", "es_tweets"], default="trec6")
+    p.add_argument(
+        "--task", choices=["trec6", "es_tweets", "imdb"], default="trec6"
+    )
     p.add_argument("--encoder", default="en", help="a preset or folder")
     p.add_argument(
         "--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS
