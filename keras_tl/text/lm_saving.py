@@ -120,6 +120,11 @@ def _model_card(config):
         + f", batch {training['batch_size']} x "
         f"{training['sequence_length']}, peak rate "
         f"{training['learning_rate']}, {training['schedule']}"
+        + (
+            f", {training['precision']} compute"
+            if training.get("precision")
+            else ""
+        )
     )
     if config.get("initial"):
         start = config["initial"]

@@ -346,6 +346,9 @@ def pretrain_language_model(
             "sequence_length": sequence_length,
             "learning_rate": learning_rate,
             "schedule": "one-cycle, Adam(0.8, 0.99), global clipnorm 0.1",
+            # bfloat16 compute changes the training loss (BENCHMARKS.md,
+            # mixed precision): the card says which one trained it.
+            "precision": model.dtype_policy.name,
         },
         **({"initial": start["record"]} if start is not None else {}),
         "validation_perplexity": round(scores["perplexity"], 2),

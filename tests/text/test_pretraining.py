@@ -11,6 +11,7 @@ from keras_tl.files import sha256
 from keras_tl.runs import RunFolder
 from keras_tl.text.language_model import load_language_model
 from keras_tl.text.pretraining import pretrain_language_model
+from tests.conftest import dtype_policy
 from tests.text.helpers import ENGLISH, SPANISH
 
 _WORDS = "el gato come pescado y la niña lee un libro mientras llueve".split()
@@ -259,4 +260,21 @@ def test_pretrain_writes_a_complete_folder(tmp_path):
     lm, tokenizer = load_language_model(str(out))
     assert lm.encoder.vocabulary_size == tokenizer.vocabulary_size
     assert lm.encoder.hidden_dim == 12 and lm.encoder.num_layers == 2
-    assert "Held-out perplexity" in (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Held-out perplexity" in card
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["precision"] == "float32"
+    assert "clipnorm 0.1, float32 compute" in card
+
+
+def test_the_card_says_which_precision_trained_it(tmp_path):
+    # `keras-tl lm pretrain --precision mixed` on a CPU is bfloat16 compute:
+    # its config and card say so, as they say float32 above.
+    with dtype_policy("mixed_bfloat16"):
+        pretrain_language_model(
+            CORPUS, str(tmp_path / "lm"), epochs=0.2, **SIZES
+        )
+    config = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert config["training"]["precision"] == "mixed_bfloat16"
+    card = (tmp_path / "lm" / "MODEL_CARD.md").read_text()
+    assert "clipnorm 0.1, mixed_bfloat16 compute" in card
