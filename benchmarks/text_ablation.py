@@ -71,6 +71,9 @@ VARIANTS = {
         "drop_mult": 0.0,
     },
     "pretrained": {"kind": "pretrained", **RECIPE},
+    # One rate for every layer group: lets the embedding learn the task's
+    # words at the head's rate, as the floor's weights do.
+    "pretrained-flat": {"kind": "pretrained", **RECIPE, "factor": 1.0},
     "pretrained-drop1": {"kind": "pretrained", **RECIPE, "drop_mult": 1.0},
     "pretrained-long": {
         "kind": "pretrained",
