@@ -145,23 +145,17 @@ def run_variant(name, spec, args, train, validation, test, label_names):
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     history = {}
-    if spec["kind"] == "floor" and spec.get("tokens"):
-        tokenizer = load_tokenizer(spec.get("encoder", args.encoder))
-
-        def ids(texts):
-            return [" ".join(map(str, row)) for row in tokenizer.encode(texts)]
-
-        predicted = bag_of_words(
-            (ids(train[0]), train[1]),
-            (ids(test[0]), test[1]),
-            label_names,
-            chars=False,
-            words=r"\S+",
-        )
-    elif spec["kind"] == "floor":
-        predicted = bag_of_words(
-            train, test, label_names, chars=spec.get("chars", True)
-        )
+    if spec["kind"] == "floor":
+        options = {"chars": spec.get("chars", True)}
+        if spec.get("tokens"):
+            # What the encoder reads: its token ids, one "word" each.
+            tokenizer = load_tokenizer(spec.get("encoder", args.encoder))
+            train, test = (
+                ([" ".join(map(str, r)) for r in tokenizer.encode(x)], y)
+                for x, y in (train, test)
+            )
+            options["words"] = r"\S+"
+        predicted = bag_of_words(train, test, label_names, **options)
     else:
         encoder = spec.get("encoder", args.encoder)
         source, tokenizer = encoder, None
