@@ -66,18 +66,32 @@ def test_each_stage_traces_its_train_step_once(monkeypatch):
     assert "mae" in model.get_metrics_result()
 
 
-def test_fine_tune_like_fastai_with_one_cycle():
+@pytest.mark.parametrize(
+    "name, schedule",
+    [
+        ("one_cycle", schedules.OneCycle),
+        ("warmup_cosine", schedules.WarmupCosine),
+    ],
+)
+def test_fine_tune_follows_the_named_schedule(name, schedule):
+    """Each stage is one cycle of the named schedule over its own steps (4
+    a epoch here): the rate logged after each epoch is that schedule's."""
     model = compiled()
     history = keras_tl.fine_tune(
         model,
         data(),
         epochs=(1, 2),
         learning_rate=[2e-3, 1e-3],
-        schedule="one_cycle",
+        schedule=name,
         verbose=0,
     )
-    assert history.history["trainable_groups"] == [1, 4, 4]
+    logs = history.history
+    assert logs["trainable_groups"] == [1, 4, 4]
+    first, second = schedule(2e-3, 4), schedule(1e-3, 8)
+    expected = [float(first(4)), float(second(4)), float(second(8))]
+    assert logs["learning_rate"] == pytest.approx(expected, rel=1e-5, abs=1e-12)
     assert model.optimizer.learning_rate_schedule is None
+    assert model.optimizer.momentum_schedule is None
 
 
 @pytest.mark.parametrize(
