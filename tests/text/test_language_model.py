@@ -16,6 +16,7 @@ from keras_tl.text.language_model import (
     evaluate_perplexity,
     generate,
 )
+from keras_tl.text.tokenizers import EOS_ID
 from tests.conftest import dtype_policy
 from tests.text.helpers import (
     tiny_lm,
@@ -48,8 +49,25 @@ def test_generate_continues_the_prompt():
     words = text.split()  # <eos> is a line break
     assert words[:2] == ["uno", "dos"]
     assert len(words) + text.count("\n") == 7
-    assert generate(lm, tokenizer, "uno dos", 5, temperature=0) == generate(
-        lm, tokenizer, "uno dos", 5, temperature=0
+    # Greedy: the most likely token after the whole text so far, read by
+    # the model from the start each time (generate reads one token a step
+    # with a stateful copy); never <pad>, <unk> or <bos>.
+    ids = tokenizer.encode(["uno dos"])[0]
+    for _ in range(5):
+        logits = keras.ops.convert_to_numpy(lm(np.array([ids], "int32")))
+        ids.append(int(np.argmax(logits[0, -1, EOS_ID:])) + EOS_ID)
+    lines = [[]]
+    for token in ids:
+        if token == EOS_ID:
+            lines.append([])
+        else:
+            lines[-1].append(token)
+    greedy = "\n".join(tokenizer.decode(lines))
+    assert generate(lm, tokenizer, "uno dos", 5, temperature=0) == greedy
+    # top_k=1 leaves only the most likely token to sample.
+    assert generate(lm, tokenizer, "uno dos", 5, top_k=1, seed=3) == greedy
+    assert generate(lm, tokenizer, "uno", 8, seed=1) == generate(
+        lm, tokenizer, "uno", 8, seed=1
     )
     with pytest.raises(ValueError, match="temperature"):
         generate(lm, tokenizer, "uno", temperature=-1)
