@@ -17,7 +17,10 @@ from keras_tl.presets import (
     resolve_encoder,
 )
 from keras_tl.text import load_tokenizer
-from keras_tl.text.language_model import load_language_model
+from keras_tl.text.language_model import (
+    evaluate_perplexity,
+    load_language_model,
+)
 from keras_tl.text.lm_saving import write_model_card
 from tests.conftest import kill_after_first_checkpoint, pretrain_tiny_lm
 
@@ -192,6 +195,14 @@ def test_lm_pretrain_resumes_a_killed_run(tmp_path):
     assert len(final["history"]["loss"]) == config["training"]["steps"] // 10
 
 
+SENTENCES = {
+    "en": "The city council voted on Tuesday to approve the new budget for "
+    "the public library.",
+    "es": "El gobierno presentó ayer en el Congreso el nuevo presupuesto para "
+    "las escuelas públicas del país.",
+    "imdb": "This movie was one of the worst films I have ever seen. The "
+    "acting was terrible and the plot made no sense.",
+}
 REVIEW = "A GREAT film.<br /><br />10/10, would watch again!!! 😀"
 
 
@@ -218,6 +229,18 @@ def test_the_shipped_encoders_load_from_the_repository(name, monkeypatch, text):
     assert 1 not in ids  # no <unk>
     logits = model(np.array([ids]))
     assert logits.shape == (1, len(ids), 16000)
+    # Trained weights, read in their direction: a plain sentence of the
+    # language is likely (perplexity about 5-120 here) where random weights
+    # give about the vocabulary size, and the other way round unlikely.
+    domain = "imdb" if "imdb" in name else name.split("-")[0]
+    sentence = np.array(tokenizer.encode([SENTENCES[domain]])[0])
+    forwards, backwards = (
+        evaluate_perplexity(model, x, batch_size=1)["perplexity"]
+        for x in (sentence, sentence[::-1])
+    )
+    if name.endswith("-bwd"):
+        forwards, backwards = backwards, forwards
+    assert forwards < 300 < 1000 < backwards
 
 
 @pytest.mark.parametrize("name", [p.name for p in list_encoder_presets()])
