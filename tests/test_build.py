@@ -195,7 +195,11 @@ def test_heads_on_an_intermediate_stage(tmp_path):
     assert cut.get_layer("Conv1").kernel is net.get_layer("Conv1").kernel
     assert "block_6_project" not in [layer.name for layer in cut.layers]
     x = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3))
-    inner = keras.Model(net.inputs, cut.output)
+    # Group 1 ends where the next stride-2 block starts (Keras' own stage
+    # boundary for MobileNetV2's feature pyramid): 8 x 8 at 64 x 64.
+    stage = net.get_layer("block_6_expand_relu").output
+    assert cut.output_shape == (None, 8, 8, 96)
+    inner = keras.Model(net.inputs, stage)
     np.testing.assert_allclose(cut(x), inner(x), rtol=1e-6)
     # It trains and saves like any model build makes.
     model = keras_tl.build(
