@@ -228,18 +228,28 @@ def test_scheduler_under_mirrored_strategy_matches_one_device(
 def test_slice_gives_discriminative_rates():
     model = compiled()
     x, y = tiny_data(n=8)
+    recorder = RateRecorder()
     model.fit(
         x,
         y,
         batch_size=4,
         epochs=1,
         verbose=0,
-        callbacks=[callbacks.SlantedTriangularScheduler(slice(1e-5, 1e-2))],
+        callbacks=[
+            callbacks.SlantedTriangularScheduler(slice(1e-5, 1e-2)),
+            recorder,
+        ],
     )
     assert model.optimizer.group_factors == pytest.approx(
         [1e-3, 1e-2, 1e-1, 1.0]
     )
-    assert max(model.history.history["learning_rate"]) <= 1e-2
+    # The top group trains at the slice's high end: the triangle peaks at
+    # 1e-2, and the lower groups take their factors of it.
+    expected = schedules.values(schedules.SlantedTriangular(1e-2, 2))
+    np.testing.assert_allclose(recorder.rates, expected[:2], rtol=1e-6)
+    assert model.history.history["learning_rate"] == pytest.approx(
+        [float(expected[2])], rel=1e-6
+    )
 
 
 def test_unknown_length_data_is_a_clear_error():
