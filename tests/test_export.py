@@ -178,13 +178,24 @@ def test_tflite_gives_the_same_predictions(exported):
     )
 
 
-def test_existing_target_is_refused_unless_overwrite(exported):
-    model, path, _ = exported
+def test_existing_target_is_refused_unless_overwrite(tmp_path):
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    path = str(tmp_path / "model")
+    keras_tl.export(model, path, labels=["no", "yes"], tflite=True)
+
+    def card():
+        with open(os.path.join(path, "model_card.json")) as f:
+            return json.load(f)
+
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        keras_tl.export(model, path)
-    before = os.path.getmtime(os.path.join(path, "saved_model.pb"))
-    keras_tl.export(model, path, overwrite=True, labels=LABELS)
-    assert os.path.getmtime(os.path.join(path, "saved_model.pb")) >= before
+        keras_tl.export(model, path, labels=["a", "b"])
+    assert card()["labels"] == ["no", "yes"]  # untouched
+    assert os.path.exists(os.path.join(path, "model.tflite"))
+    keras_tl.export(model, path, overwrite=True, labels=["a", "b"])
+    assert card()["labels"] == ["a", "b"]
+    # The whole folder is replaced: nothing of the old export is left.
     assert not os.path.exists(os.path.join(path, "model.tflite"))
 
 
