@@ -88,6 +88,16 @@ def strategy_of(args):
     return strategy
 
 
+def seed_of(args):
+    """Seeds Python, NumPy and Keras with `--seed`, so a command run twice
+    gives the same model: the head's initial weights and the dropout masks
+    repeat, not only the shuffling. After `strategy_of` (a multi-worker
+    strategy must exist before TensorFlow runs anything)."""
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+
+
 def rates_of(args):
     """`--learning-rate`: one peak (halved each stage) or one per stage;
     default: `keras_tl.recipes.default_rates` for the backbone's kind."""

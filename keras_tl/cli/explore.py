@@ -10,6 +10,7 @@ from keras_tl.cli.common import (
     default_run_dir,
     duration,
     examples_per_class,
+    seed_of,
 )
 from keras_tl.cli.inputs import Task, data_kind, read_texts
 
@@ -83,6 +84,7 @@ def lr_find_command(args):
     from keras_tl.plots import plot_lr_find
 
     started = time.monotonic()
+    seed_of(args)
     task = Task(args)
     run = _exploratory_run(args)
     result = lr_find(
@@ -113,6 +115,7 @@ def advise_command(args):
     from keras_tl.plots import plot_probes
 
     started = time.monotonic()
+    seed_of(args)
     if data_kind(args.data) == "text":
         _advise_text(args, started)
         return

@@ -298,6 +298,7 @@ def _add_lm_options(parser):
         help="use only the first documents, up to this many words",
     )
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sequence-length", type=int, default=70)
     _add_device_options(parser)
 
@@ -671,7 +672,7 @@ _HELP = {
     "test_labels": "with a .txt --test: its labels file",
     "batch_size": "examples a batch",
     "lm_batch_size": "rows a batch while the language model is fine-tuned",
-    "seed": "the shuffling and dropout seed",
+    "seed": "the random seed: initial weights, dropout and shuffling",
     "schedule": "the learning-rate cycle of each stage",
     "sequence_length": "tokens a window (BPTT length)",
     "tokenizer": "subword: SentencePiece over normalised raw text; word: "

@@ -16,6 +16,7 @@ from keras_tl.cli.common import (
     finish,
     open_run,
     rates_of,
+    seed_of,
     strategy_of,
 )
 from keras_tl.cli.inputs import (
@@ -39,6 +40,7 @@ def ulmfit_command(args):
         check_exists(path)
     _check_lm_data(args)
     strategy_of(args)  # before any TensorFlow op (see train_command)
+    seed_of(args)
     encoders = [args.encoder] + (
         [args.ensemble_with] if args.ensemble_with else []
     )
@@ -422,8 +424,10 @@ def lm_finetune_command(args):
 
 
 def _lm_strategy(args, batch_size):
-    """`strategy_of`, checked against a language model's batch size."""
+    """`strategy_of` (and `seed_of`), checked against a language model's
+    batch size."""
     strategy = strategy_of(args)
+    seed_of(args)
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
         raise ValueError(

@@ -18,6 +18,7 @@ from keras_tl.cli.common import (
     no_tflite_for_text,
     open_run,
     rates_of,
+    seed_of,
     strategy_of,
 )
 from keras_tl.cli.inputs import (
@@ -42,6 +43,7 @@ def train_command(args):
     # Multi-worker strategies (TF_CONFIG) must exist before any TensorFlow
     # op runs, so the strategy comes before the data is read.
     strategy_of(args)
+    seed_of(args)
     task = Task(args)  # checks the data before anything is written
     check_options(args, task.kind == "text")
     if getattr(args, "strategy", "manual") == "auto":

@@ -57,6 +57,20 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     run = tmp_path / "runs" / "pretrain"
     assert (run / "config.yaml").exists() and (run / "history.csv").exists()
     assert_real_png(run / "history.png", (150, 100))
+    # --seed (default 0) repeats a pretraining: the same weights again.
+    from keras_tl.text.language_model import load_language_model
+
+    twin = tmp_path / "saved_models" / "es_twin"
+    argv = ["lm", "pretrain", "--corpus", str(novels), str(book), "--output",
+            str(twin), "--vocabulary-size", "33", "--embedding-dim", "8",
+            "--hidden-dim", "12", "--num-layers", "2", "--language", "es",
+            "--run-dir", str(tmp_path / "runs" / "twin"), *sizes]  # fmt: skip
+    assert cli.main(argv) == 0
+    weights = [
+        load_language_model(str(p))[0].get_weights() for p in (out, twin)
+    ]
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
     # Pretraining continues from the model just written: sizes come from it.
     more = tmp_path / "saved_models" / "es_more"
@@ -97,8 +111,6 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
         config["fine_tuning"]["perplexity_after"]
         < config["fine_tuning"]["perplexity_before"]
     )
-    from keras_tl.text.language_model import load_language_model
-
     model, tokenizer = load_language_model(str(tuned))
     assert tokenizer.vocabulary_size == 33
     # The alias of older scripts still works.
@@ -298,6 +310,26 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     assert cli.main(["predict", "--model", str(export),
                      "--text", rows[0]["frase"]]) == 0  # fmt: skip
     assert last_json(capsys)["label"] == labels[0]
+    # The same command again (another folder, no export) trains the same:
+    # --seed seeds the weights and dropout, not only the shuffling.
+    cut = argv.index("--export")
+    again = argv[:cut] + [
+        "--run-dir",
+        str(tmp_path / "again"),
+        "--verbose",
+        "0",
+    ]
+    assert cli.main(again) == 0
+
+    def history(run):
+        rows = csv.DictReader(open(tmp_path / run / "history.csv"))
+        return [float(row["loss"]) for row in rows]
+
+    assert history("again") == pytest.approx(history("run"), rel=1e-5)
+    again_lm = json.loads(
+        (tmp_path / "again" / "language_model" / "config.json").read_text()
+    )
+    assert again_lm["fine_tuning"] == lm_card["fine_tuning"]
 
     # Killed while exporting: the rerun trains nothing again (neither the
     # language model nor the classifier) and writes the export.

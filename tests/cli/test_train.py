@@ -81,6 +81,22 @@ def test_train_writes_the_run_folder(trained):
     assert card["metrics"]["accuracy"] == summary["test"]["accuracy"]
 
 
+def test_the_seed_repeats_a_run(trained, tmp_path, image_module_path):
+    """`--seed` seeds the head's initial weights too, not only the
+    shuffling: the same command gives the same training, another seed
+    another one."""
+
+    def losses(root):
+        rows = csv.DictReader(open(root / "run" / "history.csv"))
+        return [float(row["loss"]) for row in rows]
+
+    assert tiny_train(tmp_path / "same", image_module_path) == 0
+    assert losses(tmp_path / "same") == pytest.approx(losses(trained), rel=1e-5)
+    other = tmp_path / "other"
+    assert tiny_train(other, image_module_path, "--seed", "1") == 0
+    assert losses(other) != pytest.approx(losses(trained), rel=1e-3)
+
+
 def test_train_takes_several_steps_per_call_where_the_device_wants_it(
     trained, tmp_path, image_module_path, monkeypatch
 ):
@@ -99,15 +115,13 @@ def test_train_takes_several_steps_per_call_where_the_device_wants_it(
     monkeypatch.setattr(recipes, "fine_tune", spy)
     code = tiny_train(tmp_path, image_module_path)
     assert code == 0 and seen == [2]
-    rates = [
-        float(row["learning_rate"])
-        for row in csv.DictReader(open(tmp_path / "run" / "history.csv"))
-    ]
-    expected = [
-        float(row["learning_rate"])
-        for row in csv.DictReader(open(trained / "run" / "history.csv"))
-    ]
-    assert rates == pytest.approx(expected, rel=1e-6)
+    # The same training as one step a call: rates, and so the losses.
+    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    expected = list(csv.DictReader(open(trained / "run" / "history.csv")))
+    for column, rel in (("learning_rate", 1e-6), ("loss", 1e-4)):
+        got = [float(row[column]) for row in rows]
+        want = [float(row[column]) for row in expected]
+        assert got == pytest.approx(want, rel=rel), column
 
 
 def test_train_plots_are_real_pngs(trained):
