@@ -108,7 +108,15 @@ def test_saves_a_plot(tmp_path):
         model, tiny_data(n=16), num_steps=10, batch_size=4, plot_path=path
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert result.plot() is not None
+    figure = result.plot()
+    ax = figure.axes[0]
+    curve = ax.lines[0]
+    np.testing.assert_allclose(curve.get_xdata(), result.learning_rates)
+    np.testing.assert_allclose(curve.get_ydata(), result.losses)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        f"{name} {getattr(result, name):.2g}"
+        for name in ("valley", "steepest", "minimum")
+    ]
 
 
 @pytest.mark.parametrize(
