@@ -1,6 +1,7 @@
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 import keras_tl
@@ -29,6 +30,15 @@ def test_plot_scheduler_callback_with_momentum(tmp_path):
         "learning rate",
         "momentum",
     ]
+    rates, momenta = (ax.lines[0].get_ydata() for ax in figure.axes)
+    expected = keras_tl.schedules.values(keras_tl.schedules.OneCycle(1e-3, 50))
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    # Down from 0.95 to 0.85 while the rate warms up, then back.
+    assert (momenta[0], momenta.min(), momenta[-1]) == pytest.approx(
+        (0.95, 0.85, 0.95),
+        abs=1e-4,  # the peak falls between steps
+    )
+    assert np.argmin(momenta) == np.argmax(rates)
     with pytest.raises(ValueError, match="total_steps"):
         keras_tl.plot_schedule(keras_tl.OneCycleScheduler(1e-3))
 
