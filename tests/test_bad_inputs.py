@@ -80,6 +80,12 @@ CASES = {
                           "mobilenet_v2_035", "--image-size", "-5"],
         "argument --image-size: must be an integer >= 1. Received: -5",
     ),
+    "lm pretrain: --seed -1": (
+        lambda root, lm: ["lm", "pretrain", "--corpus", lm, "--output",
+                          str(root / "out"), "--seed", "-1"],
+        "argument --seed: must be an integer from 0 to 2**32 - 1. "
+        "Received: -1",
+    ),
     "train: awd_lstm with --pooling": (
         lambda root, lm: ["train", "--data", _some_empty(root), "--backbone",
                           "awd_lstm", "--encoder", lm, "--pooling", "max"],

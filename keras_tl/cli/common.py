@@ -90,9 +90,12 @@ def strategy_of(args):
 
 def seed_of(args):
     """Seeds Python, NumPy and Keras with `--seed`, so a command run twice
-    gives the same model: the head's initial weights and the dropout masks
-    repeat, not only the shuffling. After `strategy_of` (a multi-worker
-    strategy must exist before TensorFlow runs anything)."""
+    gives the same model: new weights (an image head, a language model
+    made from scratch) and every dropout mask repeat, not only the
+    shuffling. Called at a command's start, after `strategy_of` (a
+    multi-worker strategy must exist before TensorFlow runs anything), and
+    again before each model a resumed run may build without what came
+    before it."""
     import keras
 
     keras.utils.set_random_seed(args.seed)

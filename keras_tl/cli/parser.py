@@ -672,7 +672,8 @@ _HELP = {
     "test_labels": "with a .txt --test: its labels file",
     "batch_size": "examples a batch",
     "lm_batch_size": "rows a batch while the language model is fine-tuned",
-    "seed": "the random seed: initial weights, dropout and shuffling",
+    "seed": "the random seed (new weights, dropout, shuffling): the same "
+    "command with the same seed trains the same model",
     "schedule": "the learning-rate cycle of each stage",
     "sequence_length": "tokens a window (BPTT length)",
     "tokenizer": "subword: SentencePiece over normalised raw text; word: "
@@ -729,6 +730,12 @@ def _check_numbers(parser):
                 )
             elif dest == "drop_mult" and kind is float:
                 action.type = _number(float, lambda v: v >= 0, "a number >= 0")
+            elif dest == "seed" and kind is int:
+                action.type = _number(
+                    int,
+                    lambda v: 0 <= v < 2**32,
+                    "an integer from 0 to 2**32 - 1",
+                )
 
 
 def apply_config(parser, argv):

@@ -106,6 +106,9 @@ def fit_classifier(args, task, run):
             )
             model = run.load_last()
         else:
+            # Seeded again here, so a rerun that skips work finished before
+            # it (ulmfit's language model) builds the same classifier.
+            seed_of(args)
             model = task.build()
     # Several steps per call on TPUs (1 elsewhere). Set, not recompiled:
     # compiling again would drop a resumed run's optimizer state.
