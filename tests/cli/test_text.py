@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from keras_tl import cli
-from tests.cli.helpers import assert_real_png, last_json
+from tests.cli.helpers import assert_real_png, history, last_json
 from tests.conftest import pretrain_tiny_lm
 
 SPANISH = "¿Qué tal, señor Núñez? El niño come piña en Cádiz.\n" * 40
@@ -35,21 +35,24 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     )
     out = tmp_path / "saved_models" / "es"
     sizes = ["--batch-size", "4", "--sequence-length", "8", "--verbose", "0"]
-    code = cli.main(
-        [
-            "lm", "pretrain",
-            "--corpus", str(novels), str(book),
-            "--output", str(out),
-            "--vocabulary-size", "33",
-            "--embedding-dim", "8",
-            "--hidden-dim", "12",
-            "--num-layers", "2",
-            "--language", "es",
-            "--run-dir", str(tmp_path / "runs" / "pretrain"),
-            *sizes,
-        ]
-    )  # fmt: skip
-    assert code == 0
+
+    def pretrain(output, run):
+        return cli.main(
+            [
+                "lm", "pretrain",
+                "--corpus", str(novels), str(book),
+                "--output", str(output),
+                "--vocabulary-size", "33",
+                "--embedding-dim", "8",
+                "--hidden-dim", "12",
+                "--num-layers", "2",
+                "--language", "es",
+                "--run-dir", str(tmp_path / "runs" / run),
+                *sizes,
+            ]
+        )  # fmt: skip
+
+    assert pretrain(out, "pretrain") == 0
     assert "validation perplexity" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["language"] == "es"
@@ -61,11 +64,7 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     from keras_tl.text.language_model import load_language_model
 
     twin = tmp_path / "saved_models" / "es_twin"
-    argv = ["lm", "pretrain", "--corpus", str(novels), str(book), "--output",
-            str(twin), "--vocabulary-size", "33", "--embedding-dim", "8",
-            "--hidden-dim", "12", "--num-layers", "2", "--language", "es",
-            "--run-dir", str(tmp_path / "runs" / "twin"), *sizes]  # fmt: skip
-    assert cli.main(argv) == 0
+    assert pretrain(twin, "twin") == 0
     weights = [
         load_language_model(str(p))[0].get_weights() for p in (out, twin)
     ]
@@ -330,12 +329,9 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
         "0",
     ]
     assert cli.main(again) == 0
-
-    def history(run):
-        rows = csv.DictReader(open(tmp_path / run / "history.csv"))
-        return [float(row["loss"]) for row in rows]
-
-    assert history("again") == pytest.approx(history("run"), rel=1e-5)
+    assert history(tmp_path / "again", "loss") == pytest.approx(
+        history(tmp_path / "run", "loss"), rel=1e-5
+    )
     again_lm = json.loads(
         (tmp_path / "again" / "language_model" / "config.json").read_text()
     )

@@ -12,7 +12,7 @@ import pytest
 
 from keras_tl import cli
 from keras_tl.runs import read_yaml, write_yaml
-from tests.cli.helpers import assert_real_png, last_json
+from tests.cli.helpers import assert_real_png, history, last_json
 from tests.conftest import kill_after_first_checkpoint, write_images
 
 
@@ -86,15 +86,14 @@ def test_the_seed_repeats_a_run(trained, tmp_path, image_module_path):
     shuffling: the same command gives the same training, another seed
     another one."""
 
-    def losses(root):
-        rows = csv.DictReader(open(root / "run" / "history.csv"))
-        return [float(row["loss"]) for row in rows]
-
+    expected = history(trained / "run", "loss")
     assert tiny_train(tmp_path / "same", image_module_path) == 0
-    assert losses(tmp_path / "same") == pytest.approx(losses(trained), rel=1e-5)
+    assert history(tmp_path / "same" / "run", "loss") == pytest.approx(
+        expected, rel=1e-5
+    )
     other = tmp_path / "other"
     assert tiny_train(other, image_module_path, "--seed", "1") == 0
-    assert losses(other) != pytest.approx(losses(trained), rel=1e-3)
+    assert history(other / "run", "loss") != pytest.approx(expected, rel=1e-3)
 
 
 def test_train_takes_several_steps_per_call_where_the_device_wants_it(
@@ -116,12 +115,10 @@ def test_train_takes_several_steps_per_call_where_the_device_wants_it(
     code = tiny_train(tmp_path, image_module_path)
     assert code == 0 and seen == [2]
     # The same training as one step a call: rates, and so the losses.
-    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
-    expected = list(csv.DictReader(open(trained / "run" / "history.csv")))
     for column, rel in (("learning_rate", 1e-6), ("loss", 1e-4)):
-        got = [float(row[column]) for row in rows]
-        want = [float(row[column]) for row in expected]
-        assert got == pytest.approx(want, rel=rel), column
+        assert history(tmp_path / "run", column) == pytest.approx(
+            history(trained / "run", column), rel=rel
+        ), column
 
 
 def test_train_plots_are_real_pngs(trained):
