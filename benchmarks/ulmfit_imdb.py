@@ -81,13 +81,19 @@ def _write_rows(path, rows):
     atomic_write(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
+def write_texts(path, texts):
+    """Texts as `{"text": ...}` lines, the form `keras-tl lm pretrain
+    --corpus` reads (also used by device/prepare_imdb_lm.py --jsonl)."""
+    write_texts(path, texts)
+
+
 def write_unlabeled(path, args):
     """The training reviews outside the subset, as unlabelled text (a
     `text` field a line) for more in-domain language-model training: e.g.
     `keras-tl lm pretrain --from en --corpus PATH` or `keras-tl ulmfit
     --lm-data PATH`. Never the test split."""
     texts = load_split("train", args.max_train, args.seed, rest=True)
-    _write_rows(path, ({"text": t} for t in texts))
+    write_texts(path, texts)
     print(f"{len(texts):,} unlabelled training reviews -> {path}")
 
 
@@ -107,7 +113,7 @@ def write_unscored(path, args):
     scored = {r["text"] for r in chosen}
     # IMDb repeats some reviews word for word: a copy of a scored one stays out.
     texts = [r["text"] for r in left if r["text"] not in scored]
-    _write_rows(path, ({"text": t} for t in texts))
+    write_texts(path, texts)
     print(
         f"{len(texts):,} unscored test reviews (no labels; "
         f"{len(left) - len(texts)} copies of scored ones left out) -> {path}"
