@@ -1,0 +1,121 @@
+"""The benchmark scripts still agree with what they import.
+
+They are run by hand, for hours, and no test runs them end to end, so a
+name renamed in a sibling script or in keras_tl breaks one unseen until
+the next time someone needs it (device/prepare_imdb_lm.py imported a
+`write_texts` that ulmfit_imdb.py no longer had). Every `from X import
+names` in benchmarks/ is checked without running the script: a sibling
+script's names must be defined at its top level, keras_tl's must exist.
+"""
+
+import ast
+import importlib
+import os
+
+import pytest
+
+BENCHMARKS = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "benchmarks"
+)
+FOLDERS = [BENCHMARKS, os.path.join(BENCHMARKS, "device")]
+
+
+def _scripts():
+    return sorted(
+        os.path.join(folder, name)
+        for folder in FOLDERS
+        for name in os.listdir(folder)
+        if name.endswith(".py")
+    )
+
+
+def top_level_names(path):
+    """The names a module defines at its top level."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    names = set()
+    for node in tree.body:
+        if isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        ):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = (
+                node.targets if isinstance(node, ast.Assign) else [node.target]
+            )
+            for target in targets:
+                names.update(
+                    n.id for n in ast.walk(target) if isinstance(n, ast.Name)
+                )
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def imports_from(path):
+    """(module, name, line) for each `from module import name` in a file,
+    inside functions too."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    return [
+        (node.module, alias.name, node.lineno)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level
+        for alias in node.names
+    ]
+
+
+def missing_names(script, folders):
+    """`from X import name` lines of `script` whose name X lacks: X a
+    script in its own folder or in `folders` (scripts import their
+    siblings by bare name), or a keras_tl module."""
+    siblings = {}
+    for folder in (os.path.dirname(script), *folders):
+        for name in os.listdir(folder):
+            if name.endswith(".py"):
+                siblings.setdefault(name[:-3], os.path.join(folder, name))
+    missing = []
+    for module, name, line in imports_from(script):
+        if module in siblings:
+            if name not in top_level_names(siblings[module]):
+                missing.append(f"line {line}: {name} from {siblings[module]}")
+        elif module == "keras_tl" or module.startswith("keras_tl."):
+            mod = importlib.import_module(module)
+            if not hasattr(mod, name):
+                try:  # a submodule: from keras_tl.text import data
+                    importlib.import_module(f"{module}.{name}")
+                except ImportError:
+                    missing.append(f"line {line}: {name} from {module}")
+    return missing
+
+
+@pytest.mark.parametrize(
+    "script", _scripts(), ids=lambda p: os.path.relpath(p, BENCHMARKS)
+)
+def test_every_imported_name_exists(script):
+    missing = missing_names(script, [BENCHMARKS])
+    assert not missing, f"{script} imports names that do not exist: {missing}"
+
+
+def test_the_check_finds_missing_names(tmp_path):
+    (tmp_path / "lib.py").write_text(
+        "import os\nfrom json import dumps as d\n"
+        "def kept():\n    pass\nVALUE, (A, B) = 1, (2, 3)\n"
+    )
+    assert top_level_names(str(tmp_path / "lib.py")) == {
+        "os",
+        "d",
+        "kept",
+        "VALUE",
+        "A",
+        "B",
+    }
+    (tmp_path / "user.py").write_text(
+        "from keras_tl.presets import resolve_encoder, no_such_thing\n"
+        "from keras_tl.text import data\n"
+        "def main():\n    from lib import kept, gone\n"
+    )
+    assert missing_names(str(tmp_path / "user.py"), []) == [
+        "line 1: no_such_thing from keras_tl.presets",
+        f"line 4: gone from {tmp_path / 'lib.py'}",
+    ]
