@@ -29,7 +29,9 @@ IMDb LM fine-tuning) and `--batch-size 128` are choices, not keras_tl's:
 before anything trains.
 
 The number of steps is set from the time given: a few steps are timed
-first, then the schedule is laid over as many steps as fit `--seconds`.
+first, then the schedule is laid over as many steps as fit `--seconds`
+(or over `--epochs` passes, whatever the time; `--deadline` still stops
+it).
 Writes the weights as float16 NumPy archives named after their paths in
 keras_tl's weights file, and `log.json` (perplexities, losses, timings).
 """
@@ -253,6 +255,13 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--seconds", type=float, default=300)
     p.add_argument("--max-steps", type=int, default=0)
+    p.add_argument(
+        "--epochs",
+        type=float,
+        default=0,
+        help="train this many passes over the data instead of what fits "
+        "--seconds (two runs sharing a GPU time each other's steps)",
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--sequence-length", type=int, default=70)
     p.add_argument("--learning-rate", type=float, default=2e-3)
@@ -342,6 +351,8 @@ def main():
     step_seconds = (time.perf_counter() - t0) / 20
     del p_, o_, s_
     steps = int(args.seconds / step_seconds)
+    if args.epochs:
+        steps = max(1, round(args.epochs * windows))
     if args.max_steps:
         steps = min(steps, args.max_steps)
     log.update(
