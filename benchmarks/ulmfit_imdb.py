@@ -84,7 +84,7 @@ def _write_rows(path, rows):
 def write_texts(path, texts):
     """Texts as `{"text": ...}` lines, the form `keras-tl lm pretrain
     --corpus` reads (also used by device/prepare_imdb_lm.py --jsonl)."""
-    write_texts(path, texts)
+    _write_rows(path, ({"text": t} for t in texts))
 
 
 def write_unlabeled(path, args):

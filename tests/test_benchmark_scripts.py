@@ -10,6 +10,8 @@ script's names must be defined at its top level, keras_tl's must exist.
 
 import ast
 import importlib
+import importlib.util
+import json
 import os
 
 import pytest
@@ -17,6 +19,8 @@ import pytest
 BENCHMARKS = os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "benchmarks"
 )
+# Benchmark-only extras, absent where only the package is installed.
+OPTIONAL = {"sklearn", "jax", "optax"}
 FOLDERS = [BENCHMARKS, os.path.join(BENCHMARKS, "device")]
 
 
@@ -29,17 +33,31 @@ def _scripts():
     )
 
 
+def _module_statements(body):
+    """The statements run when a module is imported: its top level and
+    what `if`, `try`, `with` and loops there hold (not function bodies)."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody"):
+            if not isinstance(
+                node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+            ):
+                yield from _module_statements(getattr(node, field, []))
+        for handler in getattr(node, "handlers", []):
+            yield from _module_statements(handler.body)
+
+
 def top_level_names(path):
-    """The names a module defines at its top level."""
+    """The names a module defines when imported."""
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read(), path)
     names = set()
-    for node in tree.body:
+    for node in _module_statements(tree.body):
         if isinstance(
             node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
         ):
             names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = (
                 node.targets if isinstance(node, ast.Assign) else [node.target]
             )
@@ -76,6 +94,8 @@ def missing_names(script, folders):
                 siblings.setdefault(name[:-3], os.path.join(folder, name))
     missing = []
     for module, name, line in imports_from(script):
+        if name == "*":
+            continue  # nothing to check a name against
         if module in siblings:
             if name not in top_level_names(siblings[module]):
                 missing.append(f"line {line}: {name} from {siblings[module]}")
@@ -86,6 +106,9 @@ def missing_names(script, folders):
                     importlib.import_module(f"{module}.{name}")
                 except ImportError:
                     missing.append(f"line {line}: {name} from {module}")
+        elif module.split(".")[0] not in OPTIONAL:
+            if importlib.util.find_spec(module.split(".")[0]) is None:
+                missing.append(f"line {line}: no module {module}")
     return missing
 
 
@@ -100,7 +123,9 @@ def test_every_imported_name_exists(script):
 def test_the_check_finds_missing_names(tmp_path):
     (tmp_path / "lib.py").write_text(
         "import os\nfrom json import dumps as d\n"
-        "def kept():\n    pass\nVALUE, (A, B) = 1, (2, 3)\n"
+        "def kept():\n    inner = 1\nVALUE, (A, B) = 1, (2, 3)\n"
+        "try:\n    import gzip as G\nexcept ImportError:\n    G = None\n"
+        "if VALUE:\n    def maybe():\n        pass\n"
     )
     assert top_level_names(str(tmp_path / "lib.py")) == {
         "os",
@@ -109,13 +134,35 @@ def test_the_check_finds_missing_names(tmp_path):
         "VALUE",
         "A",
         "B",
+        "G",
+        "maybe",
     }
     (tmp_path / "user.py").write_text(
         "from keras_tl.presets import resolve_encoder, no_such_thing\n"
         "from keras_tl.text import data\n"
-        "def main():\n    from lib import kept, gone\n"
+        "from lib import *\n"
+        "from lbi import kept\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "def main():\n    from lib import kept, maybe, inner, gone\n"
     )
     assert missing_names(str(tmp_path / "user.py"), []) == [
         "line 1: no_such_thing from keras_tl.presets",
-        f"line 4: gone from {tmp_path / 'lib.py'}",
+        "line 4: no module lbi",
+        f"line 7: inner from {tmp_path / 'lib.py'}",
+        f"line 7: gone from {tmp_path / 'lib.py'}",
     ]
+
+
+def test_ulmfit_imdb_writes_texts_for_lm_pretrain(tmp_path, monkeypatch):
+    # device/prepare_imdb_lm.py --jsonl and --write-unlabeled /
+    # --write-unscored all write through it.
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    ulmfit_imdb = importlib.import_module("ulmfit_imdb")
+    path = str(tmp_path / "texts.jsonl")
+    ulmfit_imdb.write_texts(path, ["una reseña", 'say "hi"'])
+    with open(path, encoding="utf-8") as f:
+        assert [json.loads(line) for line in f] == [
+            {"text": "una reseña"},
+            {"text": 'say "hi"'},
+        ]
+    assert os.listdir(tmp_path) == ["texts.jsonl"]
