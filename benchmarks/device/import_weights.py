@@ -47,6 +47,11 @@ def main():
         log = json.load(f)
     folder = resolve_encoder(args.initial)
     card = language_model_config(folder)
+    if card.get("weights_dtype") == "int8":
+        raise SystemExit(
+            f"{args.initial} stores int8 weights, which this script cannot "
+            "write over: start from a float16 or float32 copy"
+        )
     # Found before any weights are read: ids read the other way.
     with np.load(args.data) as data:
         valid = data["valid"].astype("int32")

@@ -73,6 +73,11 @@ def read_weights(folder):
                 else None
             )
         )
+    if any(name.endswith(".int8_scale") for name in arrays):
+        raise SystemExit(
+            f"{folder} stores int8 weights; save a float16 copy with "
+            "keras_tl first (save_language_model(..., 'float16'))"
+        )
 
     def order(name):  # weight_drop_lstm, weight_drop_lstm_1, ...
         tail = name.rsplit("_", 1)[-1]

@@ -436,9 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         pretrain.add_argument(
             "--weights-dtype",
-            choices=["float32", "float16"],
+            choices=["float32", "float16", "int8"],
             default="float32",
-            help="how --output stores the weights (float16: half the size)",
+            help="how --output stores the weights (float16: half the size; "
+            "int8: a quarter, each matrix rounded with a scale per output "
+            "unit; both load as float32)",
         )
         pretrain.add_argument(
             "--language",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -40,15 +41,17 @@ def save_language_model(
         folder: the folder to write (replaced if it exists).
         config: what `config.json` records; its `"model"` entry is the
             model's config.
-        weights_dtype: "float32", or "float16" to store the weights in
-            half the space (they load as float32).
+        weights_dtype: "float32"; "float16" to store the weights in
+            half the space; or "int8", a quarter: each matrix rounded to
+            8-bit integers with one scale per output unit (per token for
+            the embedding), the biases in float16. They load as float32.
     """
 
     def write(staging):
         weights = os.path.join(staging, WEIGHTS)
         copy_language_model(model, stateful=False).save_weights(weights)
-        if weights_dtype == "float16":
-            _store_half(weights)
+        if weights_dtype in ("float16", "int8"):
+            _store_compact(weights, weights_dtype)
         tokenizers_lib.save_tokenizer(tokenizer, staging)
         card = {
             **config,
@@ -65,9 +68,15 @@ def save_language_model(
     write_folder(folder, write)
 
 
-def _store_half(path):
+SCALE = "int8_scale"  # an int8 matrix's attribute: its scales' dataset
+
+
+def _store_compact(path, dtype):
     """Rewrites a Keras `.weights.h5` file with its float32 arrays as
-    float16 (a new file: HDF5 does not give back deleted space)."""
+    float16, or (`dtype` "int8") its matrices as int8 with a float32 scale
+    per slice along their longer axis (per output unit of a kernel, per
+    token of the embedding) in a dataset beside each; `_expand` undoes
+    it. A new file: HDF5 does not give back deleted space."""
     import h5py
 
     def copy(source, target):
@@ -77,15 +86,51 @@ def _store_half(path):
                 copy(item, target.create_group(name))
                 continue
             values = item[()]
-            if getattr(values, "dtype", None) == np.float32:
+            attrs = dict(item.attrs)
+            if getattr(values, "dtype", None) != np.float32:
+                pass
+            elif dtype == "int8" and values.ndim == 2:
+                keep = int(np.argmax(values.shape))  # the longer axis
+                scale = np.abs(values).max(axis=1 - keep, keepdims=True)
+                scale = np.where(scale > 0, scale / 127.0, 1.0)
+                values = np.clip(np.round(values / scale), -127, 127)
+                values = values.astype(np.int8)
+                target.create_dataset(name + "." + SCALE, data=scale)
+                attrs[SCALE] = name + "." + SCALE
+            else:
                 values = values.astype(np.float16)
             target.create_dataset(name, data=values)
-            target[name].attrs.update(item.attrs)
+            target[name].attrs.update(attrs)
 
-    half = path + ".half"
-    with h5py.File(path, "r") as source, h5py.File(half, "w") as target:
+    compact = path + ".compact"
+    with h5py.File(path, "r") as source, h5py.File(compact, "w") as target:
         copy(source, target)
-    os.replace(half, path)
+    os.replace(compact, path)
+
+
+def _expand(path, out):
+    """Writes to `out` the float32 weights file an int8 one (`path`,
+    from `_store_compact`) stands for, which Keras can load."""
+    import h5py
+
+    def copy(source, target):
+        target.attrs.update(source.attrs)
+        for name, item in source.items():
+            if isinstance(item, h5py.Group):
+                copy(item, target.create_group(name))
+                continue
+            if name.endswith("." + SCALE):
+                continue
+            values = item[()]
+            attrs = dict(item.attrs)
+            if SCALE in attrs:
+                scale = source[attrs.pop(SCALE)][()]
+                values = (values.astype(np.float32) * scale).astype(np.float32)
+            target.create_dataset(name, data=values)
+            target[name].attrs.update(attrs)
+
+    with h5py.File(path, "r") as source, h5py.File(out, "w") as target:
+        copy(source, target)
 
 
 def _model_card(config):
@@ -275,7 +320,13 @@ def load_language_model(folder):
     model = AWDLSTMLanguageModel.from_config({**config, "stateful": False})
     model(np.zeros((1, 1), "int32"))
     try:
-        model.load_weights(weights)
+        if card.get("weights_dtype") == "int8":
+            with tempfile.TemporaryDirectory() as tmp:
+                expanded = os.path.join(tmp, WEIGHTS)
+                _expand(weights, expanded)
+                model.load_weights(expanded)
+        else:
+            model.load_weights(weights)
     except ValueError as error:
         raise ValueError(
             f"{weights} does not fit the model described in "

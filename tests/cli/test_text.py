@@ -81,10 +81,15 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     assert cli.main([*again, "--backwards"]) == 2
     assert "leave out --backwards" in capsys.readouterr().err
     assert not more.exists()
-    assert cli.main(again) == 0
+    # ... and is stored in a quarter of the space with --weights-dtype int8.
+    assert cli.main([*again, "--weights-dtype", "int8"]) == 0
     config = json.loads((more / "config.json").read_text())
     assert config["initial"]["name"] == str(out)
     assert config["model"]["hidden_dim"] == 12
+    assert config["weights_dtype"] == "int8"
+    assert load_language_model(str(more))[0].count_params() == (
+        load_language_model(str(out))[0].count_params()
+    )
 
     target = tmp_path / "tweets.txt"
     target.write_text("¡Qué calor hace en Sevilla!\n" * 30, encoding="utf-8")

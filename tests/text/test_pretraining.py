@@ -3,6 +3,7 @@
 import json
 import random
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -158,10 +159,77 @@ def test_float16_weights_are_half_the_size_and_checked(tmp_path):
         load_language_model(str(tmp_path / "float16"))
 
 
+def test_int8_weights_are_a_quarter_the_size_and_load_close(tmp_path):
+    for dtype in ("float32", "int8"):
+        keras.utils.set_random_seed(0)
+        pretrain_language_model(
+            CORPUS,
+            str(tmp_path / dtype),
+            epochs=0.2,
+            weights_dtype=dtype,
+            **SIZES,
+        )
+    weights = "language_model.weights.h5"
+    stored = {}
+    with h5py.File(tmp_path / "int8" / weights, "r") as f:
+        f.visititems(
+            lambda name, item: (
+                stored.__setitem__(name, item[()])
+                if isinstance(item, h5py.Dataset)
+                else None
+            )
+        )
+    matrices = [
+        k for k, v in stored.items() if v.ndim == 2 and v.dtype == np.int8
+    ]
+    assert len(matrices) == sum(
+        w.ndim == 2 for w in _weights(tmp_path / "float32")
+    )
+    for name, values in stored.items():
+        if name in matrices:  # one float32 scale per slice of the longer axis
+            scale = stored[name + ".int8_scale"]
+            assert scale.dtype == np.float32
+            assert (
+                max(scale.shape) == max(values.shape) and min(scale.shape) == 1
+            )
+        elif not name.endswith(".int8_scale"):
+            assert values.dtype == np.float16, name
+    config = json.loads((tmp_path / "int8" / "config.json").read_text())
+    assert config["weights_dtype"] == "int8"
+    assert config["weights_sha256"] == sha256(tmp_path / "int8" / weights)
+    assert (
+        "`language_model.weights.h5`, int8"
+        in (tmp_path / "int8" / "MODEL_CARD.md").read_text()
+    )
+    for a, b in zip(
+        _weights(tmp_path / "float32"),
+        _weights(tmp_path / "int8"),
+        strict=True,
+    ):
+        assert b.dtype == np.float32
+        if a.ndim == 2:  # within half a step of its slice's scale
+            axis = 1 - int(np.argmax(a.shape))
+            step = np.abs(a).max(axis=axis, keepdims=True) / 127
+            assert np.all(np.abs(a - b) <= step / 2 + 1e-6)
+            assert not np.array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+    # The model still predicts what it did.
+    ids = (
+        np.arange(1, 41, dtype="int32").reshape(2, 20)
+        % SIZES["vocabulary_size"]
+    )
+    full_lm, _ = load_language_model(str(tmp_path / "float32"))
+    small_lm, _ = load_language_model(str(tmp_path / "int8"))
+    p_full = keras.ops.softmax(full_lm(ids, training=False))
+    p_small = keras.ops.softmax(small_lm(ids, training=False))
+    np.testing.assert_allclose(p_small, p_full, atol=0.01)
+
+
 def test_pretraining_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="weights_dtype"):
         pretrain_language_model(
-            CORPUS, str(tmp_path / "x"), weights_dtype="int8", **SIZES
+            CORPUS, str(tmp_path / "x"), weights_dtype="int4", **SIZES
         )
     with pytest.raises(ValueError, match="epochs"):
         pretrain_language_model(CORPUS, str(tmp_path / "x"), epochs=0, **SIZES)
