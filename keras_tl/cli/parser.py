@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
             default="float32",
             help="how --output stores the weights (float16: half the size; "
             "int8: a quarter, each matrix rounded with a scale per output "
-            "unit; both load as float32)",
+            "unit; both load as float32; --from does not carry it over)",
         )
         pretrain.add_argument(
             "--language",

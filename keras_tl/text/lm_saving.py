@@ -51,7 +51,9 @@ def save_language_model(
         weights = os.path.join(staging, WEIGHTS)
         copy_language_model(model, stateful=False).save_weights(weights)
         if weights_dtype in ("float16", "int8"):
-            _store_compact(weights, weights_dtype)
+            _store_compact(
+                weights, weights_dtype, model.get_config()["vocabulary_size"]
+            )
         tokenizers_lib.save_tokenizer(tokenizer, staging)
         card = {
             **config,
@@ -71,11 +73,11 @@ def save_language_model(
 SCALE = "int8_scale"  # an int8 matrix's attribute: its scales' dataset
 
 
-def _store_compact(path, dtype):
+def _store_compact(path, dtype, vocabulary_size):
     """Rewrites a Keras `.weights.h5` file with its float32 arrays as
     float16, or (`dtype` "int8") its matrices as int8 with a float32 scale
-    per slice along their longer axis (per output unit of a kernel, per
-    token of the embedding) in a dataset beside each; `_expand` undoes
+    per output unit (per token for the embedding, the matrix with
+    `vocabulary_size` rows) in a dataset beside each; `_expand` undoes
     it. A new file: HDF5 does not give back deleted space."""
     import h5py
 
@@ -90,12 +92,20 @@ def _store_compact(path, dtype):
             if getattr(values, "dtype", None) != np.float32:
                 pass
             elif dtype == "int8" and values.ndim == 2:
-                keep = int(np.argmax(values.shape))  # the longer axis
-                scale = np.abs(values).max(axis=1 - keep, keepdims=True)
+                if not np.isfinite(values).all():
+                    raise ValueError(
+                        f"{item.name} holds non-finite values: the model "
+                        "diverged; it is not stored."
+                    )
+                # Kernels are (inputs, units): a scale per column.
+                across = 1 if values.shape[0] == vocabulary_size else 0
+                scale = np.abs(values).max(axis=across, keepdims=True)
                 scale = np.where(scale > 0, scale / 127.0, 1.0)
                 values = np.clip(np.round(values / scale), -127, 127)
                 values = values.astype(np.int8)
-                target.create_dataset(name + "." + SCALE, data=scale)
+                target.create_dataset(
+                    name + "." + SCALE, data=scale.astype(np.float32)
+                )
                 attrs[SCALE] = name + "." + SCALE
             else:
                 values = values.astype(np.float16)

@@ -159,7 +159,7 @@ def test_float16_weights_are_half_the_size_and_checked(tmp_path):
         load_language_model(str(tmp_path / "float16"))
 
 
-def test_int8_weights_are_a_quarter_the_size_and_load_close(tmp_path):
+def test_int8_weights_are_stored_as_int8_and_load_close(tmp_path):
     for dtype in ("float32", "int8"):
         keras.utils.set_random_seed(0)
         pretrain_language_model(
@@ -186,12 +186,13 @@ def test_int8_weights_are_a_quarter_the_size_and_load_close(tmp_path):
         w.ndim == 2 for w in _weights(tmp_path / "float32")
     )
     for name, values in stored.items():
-        if name in matrices:  # one float32 scale per slice of the longer axis
+        if name in matrices:  # a float32 scale per token or output unit
             scale = stored[name + ".int8_scale"]
             assert scale.dtype == np.float32
-            assert (
-                max(scale.shape) == max(values.shape) and min(scale.shape) == 1
-            )
+            if values.shape[0] == SIZES["vocabulary_size"]:
+                assert scale.shape == (values.shape[0], 1)
+            else:
+                assert scale.shape == (1, values.shape[1])
         elif not name.endswith(".int8_scale"):
             assert values.dtype == np.float16, name
     config = json.loads((tmp_path / "int8" / "config.json").read_text())
@@ -208,7 +209,7 @@ def test_int8_weights_are_a_quarter_the_size_and_load_close(tmp_path):
     ):
         assert b.dtype == np.float32
         if a.ndim == 2:  # within half a step of its slice's scale
-            axis = 1 - int(np.argmax(a.shape))
+            axis = 1 if a.shape[0] == SIZES["vocabulary_size"] else 0
             step = np.abs(a).max(axis=axis, keepdims=True) / 127
             assert np.all(np.abs(a - b) <= step / 2 + 1e-6)
             assert not np.array_equal(a, b)
@@ -224,6 +225,37 @@ def test_int8_weights_are_a_quarter_the_size_and_load_close(tmp_path):
     p_full = keras.ops.softmax(full_lm(ids, training=False))
     p_small = keras.ops.softmax(small_lm(ids, training=False))
     np.testing.assert_allclose(p_small, p_full, atol=0.01)
+
+
+def test_int8_storage_scales_each_output_unit_and_refuses_nan(tmp_path):
+    from keras_tl.text.lm_saving import _expand, _store_compact
+
+    path = str(tmp_path / "w.h5")
+    kernel = np.array([[1.0, 0.01], [-0.5, 0.02]], np.float32)  # square
+    with h5py.File(path, "w") as f:
+        f["kernel"] = kernel
+        f["embedding"] = np.array([[2.0, 1.0], [0.0, 0.0], [0.1, -0.2]], "f4")
+        f["bias"] = np.array([0.5, 0.25], np.float32)
+    _store_compact(path, "int8", vocabulary_size=3)
+    with h5py.File(path, "r") as f:
+        assert f["kernel"].dtype == np.int8 and f["bias"].dtype == np.float16
+        np.testing.assert_allclose(
+            f["kernel.int8_scale"][()], [[1 / 127, 0.02 / 127]], rtol=1e-6
+        )
+        assert f["embedding.int8_scale"].shape == (3, 1)
+    _expand(path, str(tmp_path / "e.h5"))
+    with h5py.File(tmp_path / "e.h5", "r") as f:
+        assert sorted(f) == ["bias", "embedding", "kernel"]
+        # Each column within half its own step: the small one under 1e-4
+        # (a scale per row would round 0.01 to a step of 1 / 127).
+        error = np.abs(f["kernel"][()] - kernel)
+        assert np.all(error <= np.array([[1.0, 0.02]]) / 127 / 2 + 1e-7)
+        assert error[:, 1].max() < 1e-4
+        np.testing.assert_array_equal(f["embedding"][1], [0.0, 0.0])
+    with h5py.File(path, "w") as f:
+        f["kernel"] = np.array([[1.0, np.nan]], np.float32)
+    with pytest.raises(ValueError, match="kernel holds non-finite"):
+        _store_compact(path, "int8", vocabulary_size=3)
 
 
 def test_pretraining_arguments_are_checked(tmp_path):
