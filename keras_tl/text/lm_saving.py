@@ -73,74 +73,75 @@ def save_language_model(
 SCALE = "int8_scale"  # an int8 matrix's attribute: its scales' dataset
 
 
+def _rewrite_h5(path, out, convert):
+    """Copies the HDF5 file `path` to `out`, groups and attributes as they
+    are, each dataset through `convert(item)`: `{name: (values, attrs)}`
+    for the datasets to write in its place (none drops it)."""
+    import h5py
+
+    def copy(source, target):
+        target.attrs.update(source.attrs)
+        for name, item in source.items():
+            if isinstance(item, h5py.Group):
+                copy(item, target.create_group(name))
+                continue
+            for new_name, (values, attrs) in convert(item).items():
+                target.create_dataset(new_name, data=values)
+                target[new_name].attrs.update(attrs)
+
+    with h5py.File(path, "r") as source, h5py.File(out, "w") as target:
+        copy(source, target)
+
+
 def _store_compact(path, dtype, vocabulary_size):
     """Rewrites a Keras `.weights.h5` file with its float32 arrays as
     float16, or (`dtype` "int8") its matrices as int8 with a float32 scale
     per output unit (per token for the embedding, the matrix with
     `vocabulary_size` rows) in a dataset beside each; `_expand` undoes
     it. A new file: HDF5 does not give back deleted space."""
-    import h5py
 
-    def copy(source, target):
-        target.attrs.update(source.attrs)
-        for name, item in source.items():
-            if isinstance(item, h5py.Group):
-                copy(item, target.create_group(name))
-                continue
-            values = item[()]
-            attrs = dict(item.attrs)
-            if getattr(values, "dtype", None) != np.float32:
-                pass
-            elif dtype == "int8" and values.ndim == 2:
-                if not np.isfinite(values).all():
-                    raise ValueError(
-                        f"{item.name} holds non-finite values: the model "
-                        "diverged; it is not stored."
-                    )
-                # Kernels are (inputs, units): a scale per column.
-                across = 1 if values.shape[0] == vocabulary_size else 0
-                scale = np.abs(values).max(axis=across, keepdims=True)
-                scale = np.where(scale > 0, scale / 127.0, 1.0)
-                values = np.clip(np.round(values / scale), -127, 127)
-                values = values.astype(np.int8)
-                target.create_dataset(
-                    name + "." + SCALE, data=scale.astype(np.float32)
-                )
-                attrs[SCALE] = name + "." + SCALE
-            else:
-                values = values.astype(np.float16)
-            target.create_dataset(name, data=values)
-            target[name].attrs.update(attrs)
+    def convert(item):
+        name = item.name.rsplit("/", 1)[-1]
+        values, attrs = item[()], dict(item.attrs)
+        if getattr(values, "dtype", None) != np.float32:
+            return {name: (values, attrs)}
+        if dtype != "int8" or values.ndim != 2:
+            return {name: (values.astype(np.float16), attrs)}
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"{item.name} holds non-finite values: the model diverged; "
+                "it is not stored."
+            )
+        # Kernels are (inputs, units): a scale per column.
+        across = 1 if values.shape[0] == vocabulary_size else 0
+        scale = np.abs(values).max(axis=across, keepdims=True)
+        scale = np.where(scale > 0, scale / 127.0, 1.0).astype(np.float32)
+        values = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
+        return {
+            name + "." + SCALE: (scale, {}),
+            name: (values, {**attrs, SCALE: name + "." + SCALE}),
+        }
 
     compact = path + ".compact"
-    with h5py.File(path, "r") as source, h5py.File(compact, "w") as target:
-        copy(source, target)
+    _rewrite_h5(path, compact, convert)
     os.replace(compact, path)
 
 
 def _expand(path, out):
     """Writes to `out` the float32 weights file an int8 one (`path`,
     from `_store_compact`) stands for, which Keras can load."""
-    import h5py
 
-    def copy(source, target):
-        target.attrs.update(source.attrs)
-        for name, item in source.items():
-            if isinstance(item, h5py.Group):
-                copy(item, target.create_group(name))
-                continue
-            if name.endswith("." + SCALE):
-                continue
-            values = item[()]
-            attrs = dict(item.attrs)
-            if SCALE in attrs:
-                scale = source[attrs.pop(SCALE)][()]
-                values = (values.astype(np.float32) * scale).astype(np.float32)
-            target.create_dataset(name, data=values)
-            target[name].attrs.update(attrs)
+    def convert(item):
+        name = item.name.rsplit("/", 1)[-1]
+        if name.endswith("." + SCALE):
+            return {}
+        values, attrs = item[()], dict(item.attrs)
+        if SCALE in attrs:
+            scale = item.parent[attrs.pop(SCALE)][()]
+            values = (values.astype(np.float32) * scale).astype(np.float32)
+        return {name: (values, attrs)}
 
-    with h5py.File(path, "r") as source, h5py.File(out, "w") as target:
-        copy(source, target)
+    _rewrite_h5(path, out, convert)
 
 
 def _model_card(config):

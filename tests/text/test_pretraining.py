@@ -126,8 +126,9 @@ def test_resume_without_seeds_warns_and_goes_on(tmp_path):
     assert (tmp_path / "lm" / "config.json").exists()
 
 
-def test_float16_weights_are_half_the_size_and_checked(tmp_path):
-    for dtype in ("float32", "float16"):
+def _pretrain_as(tmp_path, *dtypes):
+    """The same short pretraining, stored in each dtype (a folder each)."""
+    for dtype in dtypes:
         keras.utils.set_random_seed(0)
         pretrain_language_model(
             CORPUS,
@@ -136,6 +137,10 @@ def test_float16_weights_are_half_the_size_and_checked(tmp_path):
             weights_dtype=dtype,
             **SIZES,
         )
+
+
+def test_float16_weights_are_half_the_size_and_checked(tmp_path):
+    _pretrain_as(tmp_path, "float32", "float16")
     weights = "language_model.weights.h5"
     full = (tmp_path / "float32" / weights).stat().st_size
     half = (tmp_path / "float16" / weights).stat().st_size
@@ -160,15 +165,7 @@ def test_float16_weights_are_half_the_size_and_checked(tmp_path):
 
 
 def test_int8_weights_are_stored_as_int8_and_load_close(tmp_path):
-    for dtype in ("float32", "int8"):
-        keras.utils.set_random_seed(0)
-        pretrain_language_model(
-            CORPUS,
-            str(tmp_path / dtype),
-            epochs=0.2,
-            weights_dtype=dtype,
-            **SIZES,
-        )
+    _pretrain_as(tmp_path, "float32", "int8")
     weights = "language_model.weights.h5"
     stored = {}
     with h5py.File(tmp_path / "int8" / weights, "r") as f:
