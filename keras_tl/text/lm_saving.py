@@ -23,6 +23,17 @@ from keras_tl.text.lm_copy import copy_language_model
 from keras_tl.text.lstm_kernel import cudnn_off
 
 WEIGHTS = "language_model.weights.h5"
+WEIGHTS_DTYPES = ("float32", "float16", "int8")
+
+
+def check_weights_dtype(weights_dtype):
+    """Raises a ValueError unless `weights_dtype` is a storage that
+    `save_language_model` writes."""
+    if weights_dtype not in WEIGHTS_DTYPES:
+        raise ValueError(
+            "`weights_dtype` must be 'float32', 'float16' or 'int8'. "
+            f"Received: weights_dtype={weights_dtype!r}"
+        )
 
 
 def save_language_model(
@@ -46,6 +57,8 @@ def save_language_model(
             8-bit integers with one scale per output unit (per token for
             the embedding), the biases in float16. They load as float32.
     """
+
+    check_weights_dtype(weights_dtype)
 
     def write(staging):
         weights = os.path.join(staging, WEIGHTS)
@@ -138,7 +151,7 @@ def _expand(path, out):
         values, attrs = item[()], dict(item.attrs)
         if SCALE in attrs:
             scale = item.parent[attrs.pop(SCALE)][()]
-            values = (values.astype(np.float32) * scale).astype(np.float32)
+            values = values.astype(np.float32) * scale  # both float32
         return {name: (values, attrs)}
 
     _rewrite_h5(path, out, convert)

@@ -30,6 +30,7 @@ from keras_tl.text.language_model import (
     load_language_model,
     save_language_model,
 )
+from keras_tl.text.lm_saving import check_weights_dtype
 
 
 def _initial_model(initial, tokenizer, sizes, backwards):
@@ -211,11 +212,7 @@ def pretrain_language_model(
         )
     check_positive("epochs", epochs)
     check_positive_int("checkpoint_every", checkpoint_every)
-    if weights_dtype not in ("float32", "float16", "int8"):
-        raise ValueError(
-            "`weights_dtype` must be 'float32', 'float16' or 'int8'. Received: "
-            f"weights_dtype={weights_dtype!r}"
-        )
+    check_weights_dtype(weights_dtype)  # before hours of training
     sizes = {
         "vocabulary_size": vocabulary_size,
         "embedding_dim": embedding_dim,

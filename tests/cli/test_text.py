@@ -82,7 +82,7 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     assert cli.main([*again, "--backwards"]) == 2
     assert "leave out --backwards" in capsys.readouterr().err
     assert not more.exists()
-    # ... and is stored in a quarter of the space with --weights-dtype int8.
+    # ... and is stored as int8 matrices with --weights-dtype int8.
     assert cli.main([*again, "--weights-dtype", "int8"]) == 0
     config = json.loads((more / "config.json").read_text())
     assert config["initial"]["name"] == str(out)

@@ -12,7 +12,7 @@ from keras_tl.files import sha256
 from keras_tl.runs import RunFolder
 from keras_tl.text.language_model import load_language_model
 from keras_tl.text.pretraining import pretrain_language_model
-from tests.conftest import dtype_policy
+from tests.conftest import dtype_policy, pretrain_tiny_lm
 from tests.text.helpers import ENGLISH, SPANISH
 
 _WORDS = "el gato come pescado y la niña lee un libro mientras llueve".split()
@@ -253,6 +253,16 @@ def test_int8_storage_scales_each_output_unit_and_refuses_nan(tmp_path):
         f["kernel"] = np.array([[1.0, np.nan]], np.float32)
     with pytest.raises(ValueError, match="kernel holds non-finite"):
         _store_compact(path, "int8", vocabulary_size=3)
+
+
+def test_saving_refuses_an_unknown_weights_dtype(tmp_path):
+    from keras_tl.text.lm_saving import save_language_model
+
+    folder = pretrain_tiny_lm(tmp_path / "lm", ["es bueno", "es malo"] * 20)
+    lm, tokenizer = load_language_model(str(folder))
+    with pytest.raises(ValueError, match="'float32', 'float16' or 'int8'"):
+        save_language_model(lm, tokenizer, str(tmp_path / "x"), {}, "int4")
+    assert not (tmp_path / "x").exists()
 
 
 def test_pretraining_arguments_are_checked(tmp_path):
