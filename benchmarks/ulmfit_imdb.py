@@ -152,7 +152,7 @@ def cli_arm(args, arm, train_file):
         "--drop-mult",
         str(args.drop_mult),
         "--seed",
-        str(args.seed),
+        str(args.seed if args.training_seed is None else args.training_seed),
         "--verbose",
         "2",
     ]
@@ -270,6 +270,13 @@ def main():
         batch_size=32,
         lm_epochs=[1, 1],
         scratch_learning_rate=1e-3,
+    )
+    p.add_argument(
+        "--training-seed",
+        type=int,
+        help="seed the neural arms' training (initial head, dropout, "
+        "batch order) with this instead of --seed, which keeps choosing the "
+        "subset: a replicate on the same reviews",
     )
     p.add_argument(
         "--write-unlabeled",

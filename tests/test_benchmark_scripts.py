@@ -8,6 +8,7 @@ names` in benchmarks/ is checked without running the script: a sibling
 script's names must be defined at its top level, keras_tl's must exist.
 """
 
+import argparse
 import ast
 import importlib
 import importlib.util
@@ -166,3 +167,25 @@ def test_ulmfit_imdb_writes_texts_for_lm_pretrain(tmp_path, monkeypatch):
             {"text": 'say "hi"'},
         ]
     assert os.listdir(tmp_path) == ["texts.jsonl"]
+
+
+def test_ulmfit_imdb_training_seed_leaves_the_subset(monkeypatch):
+    # A replicate on the same reviews: --seed picks the subset (recorded in
+    # the run folder), --training-seed only what `keras-tl ulmfit` seeds.
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    ulmfit_imdb = importlib.import_module("ulmfit_imdb")
+    base = dict(
+        runs="r", encoder="en-imdb", backward_encoder="en-imdb-bwd",
+        batch_size=32, sequence_length=70, max_length=1400, drop_mult=0.5,
+        seed=0, epochs=[1], learning_rate=[1e-3], factor=2.6,
+        lm_batch_size=32, lm_epochs=[],
+    )  # fmt: skip
+
+    def seed_of(**changes):
+        args = argparse.Namespace(**{**base, **changes})
+        _, command = ulmfit_imdb.cli_arm(args, "pretrained", "train.jsonl")
+        return command[command.index("--seed") + 1]
+
+    assert seed_of(training_seed=None) == "0"
+    assert seed_of(training_seed=3) == "3"
+    assert seed_of(seed=2, training_seed=None) == "2"
