@@ -7,25 +7,31 @@ folder, and checks them with keras_tl's own perplexity.
 
 The arrays are written over a copy of the starting model's weights file
 (each by its path there, shapes checked), loaded with `load_weights`, and
-the folder saved with `save_language_model` (float16, sha256, model card).
-The held-out perplexity keras_tl computes must agree with the one the JAX
-run reported, or nothing is written.
+the folder saved with `save_language_model` (`--weights-dtype`, sha256,
+model card). A model `lm_jax.py --new` trained from scratch names as
+`--from` the folder `prepare_corpus_lm.py --new-model` wrote: the model is
+built from its config.json, the tokenizer is its `tokenizer_from`'s, and
+the direction is the run's (`--reverse`). The held-out perplexity keras_tl
+computes must agree with the one the JAX run reported, or nothing is
+written.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import glob
 import json
 import os
 import shutil
 import tempfile
 
 import h5py
+import lm_arrays  # beside this script
 import numpy as np
 
 from keras_tl.presets import language_model_config, resolve_encoder
+from keras_tl.text import tokenizers as tokenizers_lib
+from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.language_model import evaluate_perplexity
 from keras_tl.text.lm_saving import (
     WEIGHTS,
@@ -34,12 +40,65 @@ from keras_tl.text.lm_saving import (
 )
 
 
+def _skeleton(initial, folder, card, tmp):
+    """(model, tokenizer, path of a weights file to write over)."""
+    weights = os.path.join(tmp, WEIGHTS)
+    if os.path.exists(os.path.join(folder, "layout.json")):
+        # Built first, so its layers carry the names prepare_corpus_lm.py's
+        # (also built first) gave the arrays.
+        model = AWDLSTMLanguageModel.from_config(
+            {**card["model"], "stateful": False}
+        )
+        model(np.zeros((1, 1), "int32"))
+        model.save_weights(weights)
+        source = resolve_encoder(card["tokenizer_from"])
+        return model, tokenizers_lib.load_tokenizer(source), weights
+    if card.get("weights_dtype") == "int8":
+        raise SystemExit(
+            f"{initial} stores int8 weights, which this script cannot "
+            "write over: start from a float16 or float32 copy"
+        )
+    model, tokenizer = load_language_model(initial)
+    shutil.copy(os.path.join(folder, WEIGHTS), weights)
+    return model, tokenizer, weights
+
+
+def _fill(weights, arrays, trained):
+    """Writes `arrays` over the weights file, names and shapes checked."""
+    with h5py.File(weights, "r+") as f:
+        stored = []
+        f.visititems(
+            lambda n, o: (
+                stored.append(n) if isinstance(o, h5py.Dataset) else None
+            )
+        )
+        arrays = lm_arrays.rename_layers(arrays, stored)
+        if sorted(stored) != sorted(arrays):
+            raise SystemExit(
+                f"{trained} holds {sorted(arrays)}; the model's weights file "
+                f"holds {sorted(stored)}"
+            )
+        for name, value in arrays.items():
+            if f[name].shape != value.shape:
+                raise SystemExit(f"{name}: {value.shape} != {f[name].shape}")
+            f[name][...] = value.astype(f[name].dtype)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--from", dest="initial", default="en")
+    p.add_argument(
+        "--from",
+        dest="initial",
+        default="en",
+        help="the model lm_jax.py started from (--weights), or its --new "
+        "folder",
+    )
     p.add_argument("--trained", required=True, help="lm_jax.py's --out")
     p.add_argument("--data", required=True, help="the npz it trained on")
     p.add_argument("--output", required=True)
+    p.add_argument(
+        "--weights-dtype", choices=("float16", "int8"), default="float16"
+    )
     p.add_argument("--data-note", default="")
     p.add_argument("--command", default="")
     args = p.parse_args()
@@ -47,49 +106,34 @@ def main():
         log = json.load(f)
     folder = resolve_encoder(args.initial)
     card = language_model_config(folder)
-    if card.get("weights_dtype") == "int8":
-        raise SystemExit(
-            f"{args.initial} stores int8 weights, which this script cannot "
-            "write over: start from a float16 or float32 copy"
-        )
+    new = os.path.exists(os.path.join(folder, "layout.json"))
+    reverse = bool(log["args"].get("reverse"))
     # Found before any weights are read: ids read the other way.
     with np.load(args.data) as data:
         valid = data["valid"].astype("int32")
-        reversed_ids = bool(data["backwards"]) if "backwards" in data else False
-    if reversed_ids != bool(card.get("backwards")):
-        raise SystemExit(
-            f"{args.data} holds {'reversed' if reversed_ids else 'forward'} "
-            f"ids and {args.initial} reads the other way: prepare the ids "
-            f"with prepare_imdb_lm.py --encoder {args.initial}"
+        stored_backwards = (
+            bool(data["backwards"]) if "backwards" in data else False
         )
-    arrays = {}
-    for path in sorted(glob.glob(os.path.join(args.trained, "weights_*.npz"))):
-        with np.load(path) as archive:
-            arrays.update({k.replace("|", "/"): archive[k] for k in archive})
-    model, tokenizer = load_language_model(args.initial)
+    backwards = stored_backwards != reverse
+    if reverse:
+        valid = valid[::-1].copy()
+    if not new and backwards != bool(card.get("backwards")):
+        raise SystemExit(
+            f"{args.trained} read {args.data} "
+            f"{'backwards' if backwards else 'forwards'} and {args.initial} "
+            f"reads the other way: prepare the ids with prepare_imdb_lm.py "
+            f"--encoder {args.initial}"
+        )
+    try:
+        arrays = lm_arrays.read(args.trained)
+    except ValueError as error:
+        raise SystemExit(f"{args.trained}: {error}") from None
+    for name, value in arrays.items():
+        if not np.isfinite(value).all():
+            raise SystemExit(f"{name} holds non-finite values")
     with tempfile.TemporaryDirectory() as tmp:
-        weights = os.path.join(tmp, WEIGHTS)
-        shutil.copy(os.path.join(folder, WEIGHTS), weights)
-        with h5py.File(weights, "r+") as f:
-            stored = []
-            f.visititems(
-                lambda n, o: (
-                    stored.append(n) if isinstance(o, h5py.Dataset) else None
-                )
-            )
-            if sorted(stored) != sorted(arrays):
-                raise SystemExit(
-                    f"{args.trained} holds {sorted(arrays)}; {weights} holds "
-                    f"{sorted(stored)}"
-                )
-            for name, value in arrays.items():
-                if f[name].shape != value.shape:
-                    raise SystemExit(
-                        f"{name}: {value.shape} != {f[name].shape}"
-                    )
-                if not np.isfinite(value).all():
-                    raise SystemExit(f"{name} holds non-finite values")
-                f[name][...] = value.astype(f[name].dtype)
+        model, tokenizer, weights = _skeleton(args.initial, folder, card, tmp)
+        _fill(weights, arrays, args.trained)
         model.load_weights(weights)
     ours = evaluate_perplexity(model, valid)
     theirs = log["after"]["perplexity"]
@@ -97,7 +141,7 @@ def main():
         f"held-out perplexity: keras_tl {ours['perplexity']:.3f}, "
         f"JAX {theirs:.3f}"
     )
-    # float16 storage rounds the weights: a small difference, no more.
+    # Stored rounded (float16 or int8): a small difference, no more.
     if abs(ours["perplexity"] / theirs - 1) > 0.01:
         raise SystemExit("the perplexities disagree: not written")
     before = log["before"]["perplexity"]
@@ -114,32 +158,15 @@ def main():
         )
         if key in card
     }
+    if new:
+        config["backwards"] = backwards
+        config["model"] = {**card["model"], "stateful": False}
     config.update(
-        training={
-            "train_tokens": log["train_tokens"],
-            "validation_tokens": ours["tokens"],
-            "epochs": log["epochs"],
-            "steps": log["steps"],
-            "tokens_seen": log["tokens_seen"],
-            "batch_size": log["args"]["batch_size"],
-            "sequence_length": log["args"]["sequence_length"],
-            "learning_rate": log["args"]["learning_rate"],
-            "drop_mult": log["args"]["drop_mult"],
-            "schedule": "one-cycle (fastai's), Adam(0.8, 0.99), global "
-            "clipnorm 0.1",
-            "history": log.get("history"),
-        },
-        initial={
-            "name": args.initial,
-            # All the tokens the starting model saw, its own start's too.
-            "tokens_seen": card.get("training", {}).get("tokens_seen", 0)
-            + card.get("initial", {}).get("tokens_seen", 0),
-            "validation_perplexity": round(before, 2),
-            "weights_sha256": card.get("weights_sha256"),
-        },
+        training=_training(log, ours),
+        initial=_initial(args.initial, card, log, new),
         validation_perplexity=round(ours["perplexity"], 2),
-        validation_data=f"held-out reviews; `{args.initial}` before: "
-        f"{before:.2f}",
+        validation_data=f"held-out text of {os.path.basename(args.data)}; "
+        f"the start before: {before:.2f}",
         training_time=f"{log['train_seconds']} s on {log['devices'][0]} "
         f"(benchmarks/device/lm_jax.py, {log['step_seconds'] * 1000:.1f} ms a "
         "step)",
@@ -147,8 +174,78 @@ def main():
         data=[args.data_note] if args.data_note else [],
         command=args.command,
     )
-    save_language_model(model, tokenizer, args.output, config, "float16")
+    save_language_model(
+        model, tokenizer, args.output, config, args.weights_dtype
+    )
     print(f"-> {args.output}")
+
+
+def _run(log):
+    """One lm_jax.py run's data and settings, from its log."""
+    return {
+        "data": os.path.basename(log["args"]["data"]),
+        "train_tokens": log["train_tokens"],
+        "epochs": log["epochs"],
+        "steps": log["steps"],
+        "tokens_seen": log["tokens_seen"],
+        "batch_size": log["args"]["batch_size"],
+        "sequence_length": log["args"]["sequence_length"],
+        "learning_rate": log["args"]["learning_rate"],
+        "drop_mult": log["args"]["drop_mult"],
+        "train_seconds": log["train_seconds"],
+    }
+
+
+def _training(log, ours):
+    return {
+        **_run(log),
+        "validation_tokens": ours["tokens"],
+        "schedule": "one-cycle (fastai's), Adam(0.8, 0.99), global "
+        "clipnorm 0.1",
+        "history": log.get("history"),
+    }
+
+
+def _initial(initial, card, log, new):
+    """What the run started from: a saved model, or (`--new`) random
+    weights, then any earlier lm_jax.py runs it continued (`log["start"]`,
+    recorded earliest first in `runs`)."""
+    runs, start = [], log.get("start")
+    while start is not None:
+        runs.insert(
+            0,
+            {
+                **_run(start),
+                # On that run's own held-out text.
+                "validation_perplexity": round(start["after"]["perplexity"], 2),
+            },
+        )
+        start = start.get("start")
+    earlier = sum(run["tokens_seen"] for run in runs)
+    if new:
+        steps = "".join(
+            f", then {run['epochs']} epochs of {run['data']} (held-out "
+            f"perplexity {run['validation_perplexity']})"
+            for run in runs
+        )
+        record = {
+            "name": f"random weights (lm_jax.py --new){steps}",
+            "tokens_seen": earlier,
+        }
+    else:
+        previous = card.get("training", {}).get("tokens_seen", 0)
+        previous += card.get("initial", {}).get("tokens_seen", 0)
+        record = {
+            "name": initial,
+            # All the tokens the starting model saw, its own start's too.
+            "tokens_seen": previous + earlier,
+            "weights_sha256": card.get("weights_sha256"),
+        }
+    # On this run's held-out text, before it trained.
+    record["validation_perplexity"] = round(log["before"]["perplexity"], 2)
+    if runs:
+        record["runs"] = runs
+    return record
 
 
 if __name__ == "__main__":

@@ -6,8 +6,13 @@
 The lent GPU machines carry JAX but no TensorFlow, and a TensorFlow wheel is
 ten times what one call may carry; this is keras_tl's AWD-LSTM language
 model (`keras_tl.text.awd_lstm`) written again in JAX, for one job: train
-a language model keras_tl saved, and hand its weights back to keras_tl
-(`import_weights.py`). Same model and regularisation: embedding dropout
+a language model, and hand its weights back to keras_tl
+(`import_weights.py`). It starts from a model keras_tl saved
+(`--weights`), from the `--out` folder of an earlier run (`--weights`
+too: a chain of runs, each log keeping the one before), or from new
+weights drawn as keras_tl draws them (`--new`, the folder
+`prepare_corpus_lm.py --new-model` wrote; see `lm_arrays.new_arrays`).
+Same model and regularisation: embedding dropout
 (whole word types), locked input / hidden / output dropout, DropConnect on
 each recurrent kernel (one mask per batch), AR and TAR on the last layer,
 the tied decoder with its bias, Keras' LSTM (gates i, f, c, o). Training
@@ -26,19 +31,27 @@ IMDb LM fine-tuning) and `--batch-size 128` are choices, not keras_tl's:
 `--from en` keeps the model's 0.2, and `lm pretrain` reads batches of 32
 (64 when `en` was made).
 `--check` compares this forward pass with logits keras_tl wrote,
-before anything trains.
+before anything trains (float32 products: `--matmul-precision highest`,
+the default; `default` lets XLA use TF32 on the GPU, for speed).
+`--reverse` reads forward ids backwards (the whole stream, as `keras-tl
+lm pretrain --backwards` does), so one id file serves both directions.
 
 The number of steps is set from the time given: a few steps are timed
 first, then the schedule is laid over as many steps as fit `--seconds`
 (or over `--epochs` passes, whatever the time; `--deadline` still stops
-it).
-Writes the weights as float16 NumPy archives named after their paths in
-keras_tl's weights file, and `log.json` (perplexities, losses, timings).
+it). The learning and dropout rates are arguments of the compiled step,
+so with `JAX_COMPILATION_CACHE_DIR` set a second run of the same sizes
+and batch does not compile again (`large_imdb.sh`).
+Writes the weights as NumPy archives of under 16 MiB named after their
+paths in keras_tl's weights file (`--store float16`, or `int8` as keras_tl
+stores int8: a quarter of float32's size), and `log.json` (perplexities,
+losses, timings).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import os
@@ -47,10 +60,9 @@ import time
 import h5py
 import jax
 import jax.numpy as jnp
+import lm_arrays  # beside this script
 import numpy as np
 import optax
-
-jax.config.update("jax_default_matmul_precision", "highest")
 
 WEIGHTS = "language_model.weights.h5"
 BASE = {  # keras_tl.text.awd_lstm.DROPOUTS, before drop_mult
@@ -62,9 +74,17 @@ BASE = {  # keras_tl.text.awd_lstm.DROPOUTS, before drop_mult
 }
 
 
-def read_weights(folder):
-    """{h5 path: float32 array} and the parameter tree built from it."""
+def read_arrays(folder):
+    """{h5 path: float32 array} of a keras_tl language-model folder, or of
+    an --out folder of this script (`weights_*.npz`)."""
     arrays = {}
+    if not os.path.exists(os.path.join(folder, WEIGHTS)):
+        if not glob.glob(os.path.join(folder, "weights_*.npz")):
+            raise SystemExit(
+                f"{folder} holds neither {WEIGHTS} nor this script's "
+                "weights_*.npz"
+            )
+        return lm_arrays.read(folder)
     with h5py.File(os.path.join(folder, WEIGHTS), "r") as f:
         f.visititems(
             lambda name, obj: (
@@ -73,20 +93,18 @@ def read_weights(folder):
                 else None
             )
         )
-    if any(name.endswith(".int8_scale") for name in arrays):
+    if any(name.endswith(lm_arrays.SCALE) for name in arrays):
         raise SystemExit(
             f"{folder} stores int8 weights; save a float16 copy with "
             "keras_tl first (save_language_model(..., 'float16'))"
         )
+    return arrays
 
-    def order(name):  # weight_drop_lstm, weight_drop_lstm_1, ...
-        tail = name.rsplit("_", 1)[-1]
-        return int(tail) if tail.isdigit() else 0
 
-    layers = sorted(
-        {k.split("/")[2] for k in arrays if k.startswith("encoder/lstms/")},
-        key=order,
-    )
+def parameter_tree(arrays):
+    """The LSTM layers' names, in order, and the parameter tree."""
+
+    layers = lm_arrays.lstm_layers(arrays)
     params = {
         "embedding": arrays["encoder/embedding/vars/0"],
         "decoder_bias": arrays["vars/0"],
@@ -101,11 +119,11 @@ def read_weights(folder):
     params = jax.tree_util.tree_map(
         lambda a: jnp.asarray(a, jnp.float32), params
     )
-    return arrays, layers, params
+    return layers, params
 
 
 def to_paths(params, layers):
-    """The parameter tree back as {h5 path: float16 array}."""
+    """The parameter tree back as {h5 path: float32 array}."""
     out = {
         "encoder/embedding/vars/0": params["embedding"],
         "vars/0": params["decoder_bias"],
@@ -113,7 +131,7 @@ def to_paths(params, layers):
     for name, layer in zip(layers, params["lstms"], strict=True):
         for i, part in enumerate(("kernel", "recurrent", "bias")):
             out[f"encoder/lstms/{name}/cell/vars/{i}"] = layer[part]
-    return {k: np.asarray(v, np.float16) for k, v in out.items()}
+    return {k: np.asarray(v, np.float32) for k, v in out.items()}
 
 
 def lstm(x, state, layer, recurrent, unroll):
@@ -135,8 +153,6 @@ def lstm(x, state, layer, recurrent, unroll):
 
 
 def dropout(key, x, rate, shape):
-    if not rate:
-        return x
     keep = jax.random.bernoulli(key, 1 - rate, shape)
     return x * keep.astype(x.dtype) / (1 - rate)
 
@@ -153,11 +169,8 @@ def forward(params, x, states, key, rates, unroll):
     h = table[x]
     if training:
         vocab = table.shape[0]
-        if rates["embedding"]:
-            keep = jax.random.bernoulli(
-                keys[0], 1 - rates["embedding"], (vocab, 1)
-            )
-            h = h * (keep.astype(h.dtype) / (1 - rates["embedding"]))[x]
+        keep = jax.random.bernoulli(keys[0], 1 - rates["embedding"], (vocab, 1))
+        h = h * (keep.astype(h.dtype) / (1 - rates["embedding"]))[x]
         h = dropout(keys[1], h, rates["input"], (x.shape[0], 1, h.shape[-1]))
     new_states = []
     n = len(params["lstms"])
@@ -198,8 +211,13 @@ def zero_states(params, batch):
     ]
 
 
-def make_steps(rates, unroll, alpha, beta, optimizer):
-    def loss_fn(params, x, y, states, key):
+def make_steps(unroll, alpha, beta, optimizer):
+    """The jitted training step and evaluation window. The learning rate
+    and the dropout rates are arguments, not constants, so one compiled
+    program (kept by JAX's compilation cache) serves runs that differ in
+    them."""
+
+    def loss_fn(params, x, y, states, key, rates):
         logits, states, raw, dropped = forward(
             params, x, states, key, rates, unroll
         )
@@ -209,9 +227,9 @@ def make_steps(rates, unroll, alpha, beta, optimizer):
         return loss, (ce, states)
 
     @jax.jit
-    def train_step(params, opt_state, x, y, states, key, rate):
+    def train_step(params, opt_state, x, y, states, key, rate, rates):
         (loss, (ce, states)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, x, y, states, key
+            params, x, y, states, key, rates
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = jax.tree_util.tree_map(
@@ -222,7 +240,7 @@ def make_steps(rates, unroll, alpha, beta, optimizer):
 
     @jax.jit
     def eval_window(params, x, y, states):
-        logits, states, _, _ = forward(params, x, states, None, rates, unroll)
+        logits, states, _, _ = forward(params, x, states, None, {}, unroll)
         return jnp.sum(cross_entropy(logits, y)), states
 
     return train_step, eval_window
@@ -255,7 +273,35 @@ def perplexity(eval_window, params, ids, batch=10, window=70):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", required=True, help="a keras_tl LM folder")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument(
+        "--weights",
+        help="a keras_tl LM folder, or an --out folder of this script",
+    )
+    start.add_argument(
+        "--new",
+        metavar="FOLDER",
+        help="a new model: prepare_corpus_lm.py --new-model's folder",
+    )
+    p.add_argument(
+        "--reverse",
+        action="store_true",
+        help="read the (forward) ids backwards: train a backward model",
+    )
+    p.add_argument(
+        "--store",
+        choices=("float16", "int8"),
+        default="float16",
+        help="how the weights come back (int8: a quarter of float32's "
+        "size, keras_tl's int8 rule)",
+    )
+    p.add_argument(
+        "--matmul-precision",
+        choices=("highest", "default"),
+        default="highest",
+        help="highest: float32 matrix products (the --check comparison); "
+        "default: XLA's (TF32 on the GPU), faster",
+    )
     p.add_argument("--data", required=True, help="npz with train / valid ids")
     p.add_argument("--out", required=True)
     p.add_argument("--seconds", type=float, default=300)
@@ -284,6 +330,7 @@ def main():
         help="seconds from the start: past it, stop training and save",
     )
     args = p.parse_args()
+    jax.config.update("jax_default_matmul_precision", args.matmul_precision)
     started = time.perf_counter()
     os.makedirs(args.out, exist_ok=True)
     log = {"args": vars(args), "devices": [str(d) for d in jax.devices()]}
@@ -293,20 +340,41 @@ def main():
             json.dump(log, f, indent=1)
 
     print(log["devices"], flush=True)
-    _, layers, params = read_weights(args.weights)
+    if args.new:
+        layers, params = parameter_tree(
+            lm_arrays.new_arrays(args.new, args.seed)
+        )
+    else:
+        layers, params = parameter_tree(read_arrays(args.weights))
+        earlier = os.path.join(args.weights, "log.json")
+        if os.path.exists(earlier):  # a run of this script: kept with this
+            with open(earlier) as f:
+                log["start"] = json.load(f)
+    log["parameters"] = int(
+        sum(a.size for a in jax.tree_util.tree_leaves(params))
+    )
     data = np.load(args.data)
     train_ids = data["train"].astype(np.int32)
     valid_ids = data["valid"].astype(np.int32)
-    rates = {k: v * args.drop_mult for k, v in BASE.items()}
+    stored_backwards = bool(data["backwards"]) if "backwards" in data else False
+    if args.reverse:  # the whole stream, as keras-tl lm pretrain --backwards
+        train_ids, valid_ids = train_ids[::-1].copy(), valid_ids[::-1].copy()
+    log["backwards"] = stored_backwards != args.reverse
+    if "start" in log and log["start"].get("backwards") != log["backwards"]:
+        raise SystemExit(
+            f"{args.weights} was trained reading "
+            f"{'backwards' if log['start'].get('backwards') else 'forwards'}"
+            f" and these ids would be read the other way: "
+            f"{'drop' if args.reverse else 'add'} --reverse"
+        )
+    rates = {k: jnp.float32(v * args.drop_mult) for k, v in BASE.items()}
     # The rate is an argument of the step (read from the schedule on the
     # host), so the step compiled while timing serves the real run.
     optimizer = optax.chain(
         optax.clip_by_global_norm(0.1),
         optax.scale_by_adam(b1=0.8, b2=0.99, eps=1e-7),
     )
-    train_step, eval_window = make_steps(
-        rates, args.unroll, 2.0, 1.0, optimizer
-    )
+    train_step, eval_window = make_steps(args.unroll, 2.0, 1.0, optimizer)
 
     if args.check:
         ref = np.load(args.check)
@@ -344,13 +412,13 @@ def main():
     t0 = time.perf_counter()
     p_, o_, s_ = params, opt_state, states
     zero = jnp.float32(0.0)
-    p_, o_, s_, loss, _ = train_step(p_, o_, *batch(0), s_, key, zero)
+    p_, o_, s_, loss, _ = train_step(p_, o_, *batch(0), s_, key, zero, rates)
     float(loss)
     compile_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     for k in range(1, 21):
         p_, o_, s_, loss, _ = train_step(
-            p_, o_, *batch(k), s_, jax.random.fold_in(key, k), zero
+            p_, o_, *batch(k), s_, jax.random.fold_in(key, k), zero, rates
         )
     float(loss)
     step_seconds = (time.perf_counter() - t0) / 20
@@ -399,6 +467,7 @@ def main():
             states,
             jax.random.fold_in(key, 10**6 + k),
             rate_at[k],
+            rates,
         )
         losses.append(ce)
         late = args.deadline and time.perf_counter() - started > args.deadline
@@ -424,28 +493,13 @@ def main():
             break
     log["train_seconds"] = round(time.perf_counter() - t0, 1)
     log["after"] = history[-1] if history else None
-    # Few archives of under 16 MiB each (what a lent machine hands back):
-    # the largest arrays first, each into the first archive it fits.
+    # Archives of under 16 MiB each (what a lent machine hands back).
     arrays = to_paths(params, layers)
-    groups = []
-    for key in sorted(arrays, key=lambda k: -arrays[k].nbytes):
-        for group in groups:
-            if (
-                sum(arrays[k].nbytes for k in group) + arrays[key].nbytes
-                < 15.5e6
-            ):
-                group.append(key)
-                break
-        else:
-            groups.append([key])
-    for i, keys in enumerate(groups):
-        path = os.path.join(args.out, f"weights_{i}.npz")
-        np.savez(
-            path + ".part.npz", **{k.replace("/", "|"): arrays[k] for k in keys}
-        )
-        os.replace(path + ".part.npz", path)
-    if not all(np.isfinite(a).all() for a in arrays.values()):
-        log["error"] = "non-finite weights"
+    finite = all(np.isfinite(a).all() for a in arrays.values())
+    if finite:
+        lm_arrays.write(args.out, lm_arrays.compact(arrays, args.store))
+    if not finite:
+        log["error"] = "non-finite weights: none written"
     save_log()
     print("done", log.get("after"), flush=True)
 
