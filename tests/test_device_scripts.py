@@ -137,6 +137,26 @@ def test_archives_split_under_the_limit_and_read_back(
     with pytest.raises(FileNotFoundError, match="weights_"):
         lm_arrays.read(str(tmp_path / "none"))
 
+    # A save killed half-way leaves a .part file, which is not read; a
+    # second save replaces the first's archives instead of adding to them.
+    (tmp_path / "weights_2.npz.part.npz").write_bytes(b"truncated")
+    assert lm_arrays.read(str(tmp_path)).keys() == back.keys()
+    monkeypatch.setattr(lm_arrays, "LIMIT", 10**6)
+    lm_arrays.write(str(tmp_path), lm_arrays.compact(arrays, "float16"))
+    assert [os.path.basename(p) for p in lm_arrays.archives(str(tmp_path))] == [
+        "weights_0.npz"
+    ]
+    again = lm_arrays.read(str(tmp_path))
+    assert again["encoder/lstms/a/cell/vars/0"].dtype == np.float32
+    np.testing.assert_allclose(
+        again["encoder/lstms/a/cell/vars/0"],
+        arrays["encoder/lstms/a/cell/vars/0"],
+        rtol=1e-3,
+    )
+    monkeypatch.setattr(lm_arrays, "LIMIT", 1000)
+    with pytest.raises(ValueError, match="would not fit"):
+        lm_arrays.write(str(tmp_path), lm_arrays.compact(arrays, "float16"))
+
 
 def _trained_run(device, tmp_path, folder, ids, reverse):
     """What lm_jax.py --new ... --store int8 leaves, and its log."""
@@ -161,7 +181,7 @@ def _trained_run(device, tmp_path, folder, ids, reverse):
         "args": {
             "data": "ids.npz", "seed": 3, "reverse": reverse,
             "batch_size": 4, "sequence_length": 5, "learning_rate": 1e-3,
-            "drop_mult": 0.3,
+            "drop_mult": 0.25,
         },
         "devices": ["cpu:0"], "before": {"perplexity": 60.0},
         "after": {"perplexity": ppl}, "train_tokens": 1000, "epochs": 1.0,
@@ -195,6 +215,7 @@ def test_import_weights_builds_a_new_model(
     assert card["backwards"] is reverse
     assert card["weights_dtype"] == "int8"
     assert card["model"]["hidden_dim"] == 12 and not card["model"]["stateful"]
+    assert card["model"]["drop_mult"] == 0.25  # the run's, not the layout's
     assert card["initial"]["name"].startswith("random weights")
     assert tokenizer.vocabulary_size == 16000
     valid = ids[::-1].copy() if reverse else ids
@@ -202,19 +223,37 @@ def test_import_weights_builds_a_new_model(
     assert again == pytest.approx(ppl, rel=1e-4)
 
 
-def test_import_weights_refuses_a_start_read_the_other_way(
-    device, tmp_path, monkeypatch
+@pytest.mark.parametrize(
+    "stored_backwards, log, message",
+    [
+        # The run read its ids forwards, but the file named here holds
+        # reversed ones: the card would get the wrong direction.
+        (
+            True,
+            {"args": {"reverse": False}, "backwards": False},
+            "pass the file",
+        ),
+        # A backward run over `en`, a forward model.
+        (
+            False,
+            {"args": {"reverse": True}},
+            "backwards and en reads the other",
+        ),
+    ],
+)
+def test_import_weights_refuses_a_direction_mismatch(
+    device, tmp_path, monkeypatch, stored_backwards, log, message
 ):
     ids = np.arange(300, dtype="int32")
     data = str(tmp_path / "ids.npz")
-    np.savez(data, train=ids, valid=ids, backwards=np.array(False))
+    np.savez(data, train=ids, valid=ids, backwards=np.array(stored_backwards))
     out = tmp_path / "trained"
     out.mkdir()
     with open(out / "log.json", "w") as f:
-        json.dump({"args": {"reverse": True}}, f)
+        json.dump(log, f)
     argv = ["import_weights.py", "--from", "en", "--trained", str(out)]
     argv += ["--data", data, "--output", str(tmp_path / "lm")]
     monkeypatch.setattr(sys, "argv", argv)
-    with pytest.raises(SystemExit, match="backwards and en reads the other"):
+    with pytest.raises(SystemExit, match=message):
         device["import_weights"].main()
     assert not os.path.exists(tmp_path / "lm")

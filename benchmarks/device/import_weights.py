@@ -115,6 +115,13 @@ def main():
             bool(data["backwards"]) if "backwards" in data else False
         )
     backwards = stored_backwards != reverse
+    if log.get("backwards", backwards) != backwards:
+        raise SystemExit(
+            f"{args.trained} read its ids "
+            f"{'backwards' if log['backwards'] else 'forwards'}; {args.data} "
+            "with its --reverse gives the other way: pass the file it "
+            "trained on"
+        )
     if reverse:
         valid = valid[::-1].copy()
     if not new and backwards != bool(card.get("backwards")):
@@ -144,7 +151,8 @@ def main():
     # Stored rounded (float16 or int8): a small difference, no more.
     if abs(ours["perplexity"] / theirs - 1) > 0.01:
         raise SystemExit("the perplexities disagree: not written")
-    before = log["before"]["perplexity"]
+    # None: a --new run, whose random start was not measured.
+    before = (log.get("before") or {}).get("perplexity")
     config = {
         key: card[key]
         for key in (
@@ -160,13 +168,17 @@ def main():
     }
     if new:
         config["backwards"] = backwards
-        config["model"] = {**card["model"], "stateful": False}
+        config["model"] = {
+            **card["model"],
+            "stateful": False,
+            "drop_mult": log["args"]["drop_mult"],  # the last run's
+        }
     config.update(
         training=_training(log, ours),
         initial=_initial(args.initial, card, log, new),
         validation_perplexity=round(ours["perplexity"], 2),
-        validation_data=f"held-out text of {os.path.basename(args.data)}; "
-        f"the start before: {before:.2f}",
+        validation_data=f"held-out text of {os.path.basename(args.data)}"
+        + (f"; the start before: {before:.2f}" if before else ""),
         training_time=f"{log['train_seconds']} s on {log['devices'][0]} "
         f"(benchmarks/device/lm_jax.py, {log['step_seconds'] * 1000:.1f} ms a "
         "step)",
@@ -242,7 +254,8 @@ def _initial(initial, card, log, new):
             "weights_sha256": card.get("weights_sha256"),
         }
     # On this run's held-out text, before it trained.
-    record["validation_perplexity"] = round(log["before"]["perplexity"], 2)
+    if log.get("before"):
+        record["validation_perplexity"] = round(log["before"]["perplexity"], 2)
     if runs:
         record["runs"] = runs
     return record

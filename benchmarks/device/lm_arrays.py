@@ -92,9 +92,25 @@ def expand(stored):
     }
 
 
+def archives(folder):
+    """The archives `write` left in `folder`, in order (no partial ones)."""
+    names = glob.glob(os.path.join(folder, "weights_[0-9]*.npz"))
+    return sorted(
+        (n for n in names if ".part" not in os.path.basename(n)),
+        key=lambda n: int(os.path.basename(n)[8:].split(".")[0]),
+    )
+
+
 def write(folder, stored):
-    """`stored` as `weights_0.npz`, `weights_1.npz`, ... in `folder`, the
-    largest arrays first, each into the first archive it fits."""
+    """`stored` as `weights_0.npz`, `weights_1.npz`, ... in `folder` (any
+    there before removed), the largest arrays first, each into the first
+    archive it fits."""
+    too_large = [k for k, v in stored.items() if v.nbytes >= LIMIT]
+    if too_large:
+        raise ValueError(
+            f"{too_large} would not fit an archive of {LIMIT / 1e6} MB: "
+            "store int8"
+        )
     groups = []
     for key in sorted(stored, key=lambda k: -stored[k].nbytes):
         for group in groups:
@@ -106,6 +122,8 @@ def write(folder, stored):
                 break
         else:
             groups.append([key])
+    for path in archives(folder):
+        os.remove(path)
     for i, keys in enumerate(groups):
         path = os.path.join(folder, f"weights_{i}.npz")
         part = path + ".part.npz"
@@ -116,7 +134,7 @@ def write(folder, stored):
 def read(folder):
     """{path: float32 array} from the archives `write` left in `folder`."""
     stored = {}
-    paths = sorted(glob.glob(os.path.join(folder, "weights_*.npz")))
+    paths = archives(folder)
     if not paths:
         raise FileNotFoundError(f"{folder} holds no weights_*.npz")
     for path in paths:

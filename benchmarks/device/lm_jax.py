@@ -51,7 +51,6 @@ losses, timings).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 import os
@@ -79,7 +78,7 @@ def read_arrays(folder):
     an --out folder of this script (`weights_*.npz`)."""
     arrays = {}
     if not os.path.exists(os.path.join(folder, WEIGHTS)):
-        if not glob.glob(os.path.join(folder, "weights_*.npz")):
+        if not lm_arrays.archives(folder):
             raise SystemExit(
                 f"{folder} holds neither {WEIGHTS} nor this script's "
                 "weights_*.npz"
@@ -239,9 +238,9 @@ def make_steps(unroll, alpha, beta, optimizer):
         return params, opt_state, states, loss, ce
 
     @jax.jit
-    def eval_window(params, x, y, states):
+    def eval_window(params, x, y, mask, states):
         logits, states, _, _ = forward(params, x, states, None, {}, unroll)
-        return jnp.sum(cross_entropy(logits, y)), states
+        return jnp.sum(cross_entropy(logits, y) * mask), states
 
     return train_step, eval_window
 
@@ -255,20 +254,36 @@ def rows(ids, batch):
 
 
 def perplexity(eval_window, params, ids, batch=10, window=70):
-    """As keras_tl's evaluate_perplexity: rows, state carried, every token."""
+    """As keras_tl's evaluate_perplexity: rows, state carried, every token.
+    The last window is padded and masked, so one compiled shape serves."""
     x, y = rows(ids, batch)
+    mask = np.ones_like(y, np.float32)
+    pad = -x.shape[1] % window
+    if pad:
+        x, y, mask = (np.pad(a, ((0, 0), (0, pad))) for a in (x, y, mask))
     states = zero_states(params, batch)
     total = 0.0
     for start in range(0, x.shape[1], window):
+        part = slice(start, start + window)
         s, states = eval_window(
-            params,
-            x[:, start : start + window],
-            y[:, start : start + window],
-            states,
+            params, x[:, part], y[:, part], mask[:, part], states
         )
         total += float(s)
-    loss = total / y.size
-    return {"perplexity": math.exp(loss), "loss": loss, "tokens": int(y.size)}
+    tokens = int(mask.sum())
+    loss = total / tokens
+    return {"perplexity": math.exp(loss), "loss": loss, "tokens": tokens}
+
+
+def one_cycle(fraction, peak):
+    """fastai's one-cycle rate (optax's cosine_onecycle_schedule with these
+    settings) at `fraction` of the way through: a cosine from peak / 25 up
+    to `peak` over the first quarter, then down to peak / 2.5e5."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    if fraction < 0.25:
+        low, high, t = peak / 25.0, peak, fraction / 0.25
+    else:
+        low, high, t = peak, peak / 2.5e5, (fraction - 0.25) / 0.75
+    return np.float32(low + (high - low) * (1 - math.cos(math.pi * t)) / 2)
 
 
 def main():
@@ -329,9 +344,26 @@ def main():
         default=0,
         help="seconds from the start: past it, stop training and save",
     )
+    p.add_argument(
+        "--end-at",
+        type=float,
+        default=0,
+        help="a time (seconds since the epoch, `date +%%s`) by which to be "
+        "done: one end for several runs in one call",
+    )
+    p.add_argument(
+        "--reserve",
+        type=float,
+        default=30,
+        help="seconds kept before the deadline for the last held-out pass "
+        "and the save",
+    )
     args = p.parse_args()
     jax.config.update("jax_default_matmul_precision", args.matmul_precision)
-    started = time.perf_counter()
+    started = time.time()
+    ends = [started + args.deadline] if args.deadline else []
+    ends += [args.end_at] if args.end_at else []
+    stop_at = min(ends) if ends else math.inf
     os.makedirs(args.out, exist_ok=True)
     log = {"args": vars(args), "devices": [str(d) for d in jax.devices()]}
 
@@ -360,7 +392,9 @@ def main():
     if args.reverse:  # the whole stream, as keras-tl lm pretrain --backwards
         train_ids, valid_ids = train_ids[::-1].copy(), valid_ids[::-1].copy()
     log["backwards"] = stored_backwards != args.reverse
-    if "start" in log and log["start"].get("backwards") != log["backwards"]:
+    if "start" in log and "backwards" not in log["start"]:
+        print(f"{args.weights}: its log does not say which way it read")
+    elif "start" in log and log["start"]["backwards"] != log["backwards"]:
         raise SystemExit(
             f"{args.weights} was trained reading "
             f"{'backwards' if log['start'].get('backwards') else 'forwards'}"
@@ -392,8 +426,19 @@ def main():
         assert diff < 1e-3, diff
 
     t0 = time.perf_counter()
-    log["before"] = perplexity(eval_window, params, valid_ids)
-    log["before"]["seconds"] = round(time.perf_counter() - t0, 1)
+    if args.new:  # random weights: about the vocabulary's size; only compile
+        x, y = rows(valid_ids, 10)
+        eval_window(
+            params,
+            x[:, :70],
+            y[:, :70],
+            np.ones((10, 70), np.float32),
+            zero_states(params, 10),
+        )[0].block_until_ready()
+        log["before"] = None
+    else:
+        log["before"] = perplexity(eval_window, params, valid_ids)
+        log["before"]["seconds"] = round(time.perf_counter() - t0, 1)
     print("held-out before:", log["before"], flush=True)
     save_log()
 
@@ -423,41 +468,73 @@ def main():
     float(loss)
     step_seconds = (time.perf_counter() - t0) / 20
     del p_, o_, s_
-    steps = int(args.seconds / step_seconds)
+    # By steps (--epochs, --max-steps), or by the clock: the schedule then
+    # follows the time spent, so a run that shares the GPU, or starts late,
+    # still ends its cycle at its low rate instead of being cut at a high
+    # one. Either way it stops `--reserve` seconds before the deadline.
+    budget = max(0.0, min(args.seconds, stop_at - time.time() - args.reserve))
+    if not budget:
+        print("no time left to train before the deadline", flush=True)
+    by_steps = bool(args.epochs or args.max_steps)
     if args.epochs:
         steps = max(1, round(args.epochs * windows))
-    if args.max_steps:
-        steps = min(steps, args.max_steps)
+        if args.max_steps:
+            steps = min(steps, args.max_steps)
+    elif args.max_steps:
+        steps = args.max_steps
+    else:
+        steps = max(1, int(budget / step_seconds))
     log.update(
         compile_seconds=round(compile_seconds, 1),
         step_seconds=round(step_seconds, 4),
-        steps=steps,
+        planned_steps=steps,
+        budget_seconds=round(budget, 1),
         windows_per_epoch=windows,
-        epochs=round(steps / windows, 3),
-        tokens_seen=steps * args.batch_size * L,
         train_tokens=int(len(train_ids)),
     )
     print(
         f"compile {compile_seconds:.1f} s, "
-        f"{step_seconds * 1000:.1f} ms a step: "
-        f"{steps} steps = {steps / windows:.2f} epochs",
+        f"{step_seconds * 1000:.1f} ms a step: about {steps} steps = "
+        f"{steps / windows:.2f} epochs"
+        + ("" if by_steps else f" in {budget:.0f} s"),
         flush=True,
     )
     save_log()
-    schedule = optax.cosine_onecycle_schedule(
-        steps,
-        args.learning_rate,
-        pct_start=0.25,
-        div_factor=25.0,
-        final_div_factor=1e4,
-    )
-    rate_at = np.asarray(jax.vmap(schedule)(jnp.arange(steps)), np.float32)
     opt_state = optimizer.init(params)
     history = []
     eval_every = args.eval_every or windows
     t0 = time.perf_counter()
     losses = []
-    for k in range(steps):
+
+    def evaluate(step):
+        entry = {
+            "step": step,
+            "epoch": round(step / windows, 3),
+            "train_cross_entropy": (
+                float(np.mean([float(v) for v in losses])) if losses else None
+            ),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        entry.update(perplexity(eval_window, params, valid_ids))
+        losses.clear()
+        history.append(entry)
+        log["history"] = history
+        print(entry, flush=True)
+        save_log()
+
+    k = 0
+    while True:
+        if by_steps:
+            fraction = k / steps
+        else:  # a sync every 10 steps keeps the clock near the GPU's
+            elapsed = time.perf_counter() - t0
+            fraction = elapsed / budget if budget else 1.0
+        if fraction >= 1 or (by_steps and k >= steps):
+            break
+        if time.time() > stop_at - args.reserve:
+            log["stopped_early"] = f"deadline reached after {k} steps"
+            print(log["stopped_early"], flush=True)
+            break
         if k % windows == 0:
             states = zero_states(params, args.batch_size)
         params, opt_state, states, loss, ce = train_step(
@@ -466,39 +543,30 @@ def main():
             *batch(k),
             states,
             jax.random.fold_in(key, 10**6 + k),
-            rate_at[k],
+            one_cycle(fraction, args.learning_rate),
             rates,
         )
         losses.append(ce)
-        late = args.deadline and time.perf_counter() - started > args.deadline
-        if late:
-            log["stopped_early"] = f"deadline reached after {k + 1} steps"
-            print(log["stopped_early"], flush=True)
-        if (k + 1) % eval_every == 0 or k + 1 == steps or late:
-            entry = {
-                "step": k + 1,
-                "epoch": round((k + 1) / windows, 3),
-                "train_cross_entropy": float(
-                    np.mean([float(v) for v in losses])
-                ),
-                "seconds": round(time.perf_counter() - t0, 1),
-            }
-            entry.update(perplexity(eval_window, params, valid_ids))
-            losses = []
-            history.append(entry)
-            log["history"] = history
-            print(entry, flush=True)
-            save_log()
-        if late:
-            break
+        k += 1
+        if k % 10 == 0:
+            loss.block_until_ready()
+        if k % eval_every == 0:
+            evaluate(k)
+    # Training's time, with any held-out passes between epochs.
     log["train_seconds"] = round(time.perf_counter() - t0, 1)
-    log["after"] = history[-1] if history else None
+    if not history or history[-1]["step"] != k:
+        evaluate(k)
+    log.update(
+        steps=k,
+        epochs=round(k / windows, 3),
+        tokens_seen=k * args.batch_size * L,
+        after=history[-1],
+    )
     # Archives of under 16 MiB each (what a lent machine hands back).
     arrays = to_paths(params, layers)
-    finite = all(np.isfinite(a).all() for a in arrays.values())
-    if finite:
+    if all(np.isfinite(a).all() for a in arrays.values()):
         lm_arrays.write(args.out, lm_arrays.compact(arrays, args.store))
-    if not finite:
+    else:
         log["error"] = "non-finite weights: none written"
     save_log()
     print("done", log.get("after"), flush=True)
