@@ -78,12 +78,13 @@ def read_arrays(folder):
     an --out folder of this script (`weights_*.npz`)."""
     arrays = {}
     if not os.path.exists(os.path.join(folder, WEIGHTS)):
-        if not lm_arrays.archives(folder):
+        try:
+            return lm_arrays.read(folder)
+        except FileNotFoundError:
             raise SystemExit(
                 f"{folder} holds neither {WEIGHTS} nor this script's "
                 "weights_*.npz"
-            )
-        return lm_arrays.read(folder)
+            ) from None
     with h5py.File(os.path.join(folder, WEIGHTS), "r") as f:
         f.visititems(
             lambda name, obj: (
@@ -529,7 +530,7 @@ def main():
         else:  # a sync every 10 steps keeps the clock near the GPU's
             elapsed = time.perf_counter() - t0
             fraction = elapsed / budget if budget else 1.0
-        if fraction >= 1 or (by_steps and k >= steps):
+        if fraction >= 1:  # by steps: k == steps
             break
         if time.time() > stop_at - args.reserve:
             log["stopped_early"] = f"deadline reached after {k} steps"
