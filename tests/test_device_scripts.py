@@ -183,7 +183,7 @@ def _trained_run(device, tmp_path, folder, ids, reverse):
             "batch_size": 4, "sequence_length": 5, "learning_rate": 1e-3,
             "drop_mult": 0.25,
         },
-        "devices": ["cpu:0"], "before": {"perplexity": 60.0},
+        "devices": ["cpu:0"],  # --new: no before-pass, as lm_jax.py
         "after": {"perplexity": ppl}, "train_tokens": 1000, "epochs": 1.0,
         "steps": 50, "tokens_seen": 1000, "train_seconds": 1.0,
         "step_seconds": 0.02, "backwards": reverse,
@@ -217,6 +217,10 @@ def test_import_weights_builds_a_new_model(
     assert card["model"]["hidden_dim"] == 12 and not card["model"]["stateful"]
     assert card["model"]["drop_mult"] == 0.25  # the run's, not the layout's
     assert card["initial"]["name"].startswith("random weights")
+    # An unmeasured random start says nothing of its perplexity.
+    text = (tmp_path / "lm" / "MODEL_CARD.md").read_text()
+    assert "- Continued from: `random weights (lm_jax.py --new)`\n" in text
+    assert "None" not in text
     assert tokenizer.vocabulary_size == 16000
     valid = ids[::-1].copy() if reverse else ids
     again = evaluate_perplexity(lm, valid)["perplexity"]

@@ -197,15 +197,20 @@ def _model_card(config):
     )
     if config.get("initial"):
         start = config["initial"]
-        lines.append(
-            f"- Continued from: `{start['name']}` ("
-            + (
+        facts = []
+        if start.get("tokens_seen"):
+            facts.append(
                 f"{start['tokens_seen']:,} tokens seen before, "
-                f"{start['tokens_seen'] + (seen or 0):,} in all; "
-                if start.get("tokens_seen")
-                else ""
+                f"{start['tokens_seen'] + (seen or 0):,} in all"
             )
-            + f"its held-out perplexity {start.get('validation_perplexity')})"
+        # A random start (a new model) was never measured: say nothing.
+        if start.get("validation_perplexity") is not None:
+            facts.append(
+                f"its held-out perplexity {start['validation_perplexity']}"
+            )
+        lines.append(
+            f"- Continued from: `{start['name']}`"
+            + (f" ({'; '.join(facts)})" if facts else "")
         )
     if config.get("training_time"):
         lines.append(f"- Training time: {config['training_time']}")
