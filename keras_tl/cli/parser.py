@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
             "not seen)",
         )
         for flag, default, extra in (
-            ("--tokenizer", "subword", {"choices": ["subword", "word"]}),
+            ("--tokenizer", "subword", {"metavar": "TOKENIZER"}),
             ("--vocabulary-size", 8000, {"type": int}),
             ("--embedding-dim", 400, {"type": int}),
             ("--hidden-dim", 1152, {"type": int}),
@@ -679,7 +679,9 @@ _HELP = {
     "schedule": "the learning-rate cycle of each stage",
     "sequence_length": "tokens a window (BPTT length)",
     "tokenizer": "subword: SentencePiece over normalised raw text; word: "
-    "one id a word, for pre-tokenised corpora like WikiText",
+    "one id a word, for pre-tokenised corpora like WikiText; or a language "
+    "model (a preset such as en, or a folder) whose tokenizer a new model "
+    "reuses, e.g. a larger model beside a shipped one",
     "vocabulary_size": "tokens in the vocabulary",
     "embedding_dim": "size of the embedding (and the encoder's output)",
     "hidden_dim": "units of the inner LSTM layers",

@@ -271,6 +271,11 @@ def lm_pretrain_command(args):
     started = time.monotonic()
     if args.initial is not None:
         _check_initial(args)
+    elif args.tokenizer not in (None, "subword", "word"):
+        # A tokenizer to reuse: a wrong name fails before the corpus is read.
+        from keras_tl.text.pretraining import reused_tokenizer
+
+        reused_tokenizer(args.tokenizer, args.vocabulary_size)
     run_dir = args.run_dir or default_run_dir(args, args.output)
     resuming = _unfinished_run(run_dir) and not args.overwrite
     if not resuming:

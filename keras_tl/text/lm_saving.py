@@ -168,6 +168,11 @@ def _model_card(config):
         f"- Tokenizer: {config['tokenizer']}, {config['vocabulary_size']:,} "
         "tokens"
         + (
+            f" (`{config['tokenizer_from']}`'s)"
+            if config.get("tokenizer_from")
+            else ""
+        )
+        + (
             f", normalisation rules `{config['normalization']}` (see "
             "`keras_tl.text.normalization`)"
             if config.get("normalization")

@@ -86,6 +86,30 @@ def _encode_split(text, tokenizer, backwards, verbose):
     return ids[::-1].copy() if backwards else ids
 
 
+_TRAINED = ("subword", "word")
+
+
+def reused_tokenizer(tokenizer, vocabulary_size):
+    """A language model's tokenizer (a preset such as "en", or a folder)
+    for a new model: read before the corpus, its size checked."""
+    try:
+        reused = tokenizers_lib.load_tokenizer(tokenizer)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(
+            "`tokenizer` must be 'subword', 'word', a language model whose "
+            "tokenizer to reuse (a preset such as 'en', or a folder written "
+            f"by `keras-tl lm pretrain`) or a tokenizer. Received: "
+            f"tokenizer={tokenizer!r} ({error})"
+        ) from None
+    if vocabulary_size not in (None, reused.vocabulary_size):
+        raise ValueError(
+            f"The tokenizer of {tokenizer!r} has {reused.vocabulary_size} "
+            f"tokens, not vocabulary_size={vocabulary_size}: leave "
+            "`vocabulary_size` out to reuse it."
+        )
+    return reused
+
+
 def _make_tokenizer(tokenizer, text, vocabulary_size, verbose):
     if not isinstance(tokenizer, str):
         return tokenizer
@@ -167,7 +191,10 @@ def pretrain_language_model(
             arguments must then be left unset; `backwards` must match.
         tokenizer: "subword" (default: SentencePiece over fastai-style
             normalised text, for raw text), "word" (for pre-tokenised text
-            like WikiText) or a tokenizer object.
+            like WikiText), a language model (a preset such as "en" or a
+            folder) whose tokenizer a new model reuses (a larger model
+            beside a shipped one: the same pieces, so perplexities compare)
+            or a tokenizer object.
         vocabulary_size: tokenizer vocabulary size (default 8000).
         embedding_dim, hidden_dim, num_layers: model size (defaults 400,
             1152, 3; see `AWDLSTMLanguageModel`).
@@ -219,7 +246,7 @@ def pretrain_language_model(
         "hidden_dim": hidden_dim,
         "num_layers": num_layers,
     }
-    start = None
+    start = reused_from = None
     if initial is not None:
         start = _initial_model(initial, tokenizer, sizes, backwards)
         tokenizer = start["tokenizer"]
@@ -227,6 +254,9 @@ def pretrain_language_model(
         drop_mult = start["drop_mult"] if drop_mult is None else drop_mult
         language = start["language"] if language is None else language
     else:
+        if isinstance(tokenizer, str) and tokenizer not in _TRAINED:
+            reused_from = tokenizer
+            tokenizer = reused_tokenizer(tokenizer, vocabulary_size)
         drop_mult = 1.0 if drop_mult is None else drop_mult
         defaults = {
             "vocabulary_size": 8000,
@@ -333,6 +363,7 @@ def pretrain_language_model(
         "backwards": bool(backwards),
         "vocabulary_size": tokenizer.vocabulary_size,
         "tokenizer": type(tokenizer).__name__,
+        **({"tokenizer_from": reused_from} if reused_from else {}),
         "normalization": getattr(tokenizer, "normalization", None),
         "model": model.get_config(),
         "training": {

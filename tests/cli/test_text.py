@@ -505,3 +505,28 @@ def test_ulmfit_strategy_auto_takes_the_text_advice(tmp_path, capsys):
     state = json.loads((run / "state.json").read_text())
     assert state["epochs_done"] == 5  # (1, 1, 1, 2)
     assert "language_model" not in state
+
+
+def test_lm_pretrain_reuses_a_tokenizer_or_says_why_not(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(SPANISH, encoding="utf-8")
+    first = pretrain_tiny_lm(tmp_path / "first", SPANISH.splitlines())
+    sizes = ["--batch-size", "4", "--sequence-length", "8", "--verbose", "0"]
+    model = ["--embedding-dim", "8", "--hidden-dim", "16", "--num-layers", "2"]
+    wider = tmp_path / "wider"
+    argv = ["lm", "pretrain", "--corpus", str(corpus), "--output", str(wider)]
+    argv += ["--tokenizer", str(first), "--run-dir", str(tmp_path / "r")]
+    assert cli.main([*argv, *model, *sizes]) == 0
+    config = json.loads((wider / "config.json").read_text())
+    start = json.loads((tmp_path / "first" / "config.json").read_text())
+    assert config["tokenizer_from"] == first
+    assert config["vocabulary_size"] == start["vocabulary_size"]
+    # A wrong name fails before the corpus (here: missing) is read.
+    bad = ["lm", "pretrain", "--corpus", str(tmp_path / "missing.txt")]
+    bad += ["--output", str(tmp_path / "x"), "--tokenizer", "nope"]
+    error = err_of(capsys, bad)
+    assert "tokenizer='nope'" in error and "missing.txt" not in error
+    size = ["--tokenizer", str(first), "--vocabulary-size", "99"]
+    error = err_of(capsys, [*bad[:6], *size])
+    assert "leave `vocabulary_size` out" in error
+    assert not (tmp_path / "x").exists()

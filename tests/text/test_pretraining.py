@@ -385,3 +385,35 @@ def test_the_card_says_which_precision_trained_it(tmp_path):
     assert config["training"]["precision"] == "mixed_bfloat16"
     card = (tmp_path / "lm" / "MODEL_CARD.md").read_text()
     assert "clipnorm 0.1, mixed_bfloat16 compute" in card
+
+
+def test_a_new_model_reuses_a_trained_models_tokenizer(tmp_path):
+    first = tmp_path / "first"
+    pretrain_language_model(CORPUS, str(first), epochs=0.2, **SIZES)
+    sizes = {k: v for k, v in SIZES.items() if k != "vocabulary_size"}
+    wider = tmp_path / "wider"
+    pretrain_language_model(
+        CORPUS, str(wider), tokenizer=str(first), epochs=0.2,
+        **dict(sizes, hidden_dim=20),
+    )  # fmt: skip
+    _, old = load_language_model(str(first))
+    _, new = load_language_model(str(wider))
+    text = ["la niña come pescado"]
+    np.testing.assert_array_equal(old.encode(text), new.encode(text))
+    config = json.loads((wider / "config.json").read_text())
+    assert config["tokenizer_from"] == str(first)
+    assert config["model"]["hidden_dim"] == 20
+    assert config["vocabulary_size"] == old.vocabulary_size
+    card = (wider / "MODEL_CARD.md").read_text()
+    assert f"tokens (`{first}`'s)" in card
+    # Its size is the tokenizer's: another one asked for is refused.
+    with pytest.raises(ValueError, match="leave `vocabulary_size` out"):
+        pretrain_language_model(
+            CORPUS, str(tmp_path / "x"), tokenizer=str(first),
+            **dict(SIZES, vocabulary_size=old.vocabulary_size + 1),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="'subword', 'word', a language"):
+        pretrain_language_model(
+            CORPUS, str(tmp_path / "x"), tokenizer="nope", **sizes
+        )
+    assert not (tmp_path / "x").exists()
