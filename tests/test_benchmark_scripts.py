@@ -189,3 +189,64 @@ def test_ulmfit_imdb_training_seed_leaves_the_subset(monkeypatch):
     assert seed_of(training_seed=None) == "0"
     assert seed_of(training_seed=3) == "3"
     assert seed_of(seed=2, training_seed=None) == "2"
+
+
+def _fake(folder, name, body):
+    path = folder / name
+    path.write_text("#!/usr/bin/env bash\n" + body)
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+def test_large_en_cpu_chains_its_steps_and_skips_finished_ones(
+    tmp_path, direction
+):
+    """Each step's command parses with keras-tl's own parser (an option
+    renamed would stop an hours-long chain), each step reads the one
+    before it, and a second start skips what is finished."""
+    import shlex
+    import subprocess
+
+    from keras_tl.cli.parser import build_parser
+
+    bin_, runs = tmp_path / "bin", tmp_path / "runs"
+    bin_.mkdir()
+    calls = tmp_path / "calls"
+    # The fakes log their arguments; keras-tl also writes --output.
+    log = f'printf "%q " "$(basename "$0")" "$@" >> {calls}; echo >> {calls}\n'
+    output = 'while [ $# -gt 0 ]; do [ "$1" = --output ] && o=$2; shift; done\n'
+    output += 'mkdir -p "$o" && echo {} > "$o/config.json"\n'
+    _fake(bin_, "keras-tl", log + output)
+    _fake(bin_, "python", log + f"touch {runs}/imdb_lm.train.jsonl\n")
+    script = os.path.join(BENCHMARKS, "large_en_cpu.sh")
+    root = os.path.dirname(BENCHMARKS)
+    env = dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}")
+    env.update(RUNS=str(runs), DIRECTION=direction, SHARED=str(tmp_path))
+    (tmp_path / "data" / "corpora").mkdir(parents=True)
+    runs.mkdir()
+
+    def run():
+        subprocess.run(["bash", script], cwd=root, env=env, check=True)
+        if not calls.exists():
+            return []
+        lines = calls.read_text().splitlines()
+        calls.unlink()
+        return [shlex.split(line) for line in lines]
+
+    first = run()
+    pretrains = [argv[1:] for argv in first if argv[0] == "keras-tl"]
+    assert len(pretrains) == 2
+    parsed = [build_parser().parse_args(argv) for argv in pretrains]
+    general, reviews = parsed
+    suffix = "_bwd" if direction == "bwd" else ""
+    assert general.output == f"{runs}/awd_lstm_en_large{suffix}"
+    assert general.tokenizer == "en" and general.hidden_dim == 1152
+    assert reviews.initial == general.output
+    assert all(args.backwards is (direction == "bwd") for args in parsed)
+    scripts = [argv[1] for argv in first if argv[0] == "python"]
+    expected = ["benchmarks/device/prepare_imdb_lm.py"]
+    if direction == "fwd":  # the classifier reads the forward model
+        expected.append("benchmarks/ulmfit_imdb.py")
+    assert scripts == expected
+    second = run()
+    assert [argv[0] for argv in second] == ["python"] * (len(expected) - 1)

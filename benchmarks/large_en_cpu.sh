@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The larger English encoder for IMDb (embedding 400, hidden 1,152), trained
+# on these CPUs with `keras-tl lm pretrain` alone, for when no GPU is lent
+# (benchmarks/device/large_imdb.sh is the same chain in one GPU call):
+#
+#   1. from random weights with `en`'s tokenizer (--tokenizer en, so its
+#      perplexities compare with en's), one pass over the English corpus,
+#      held out as `en` held it out (the last 1 % of its lines);
+#   2. from that model, three passes over the IMDb training reviews (the
+#      250 held out by prepare_imdb_lm.py kept for the perplexity);
+#   3. the IMDb benchmark's classifier on it, beside the floor.
+#
+# Each step is resumable: stopped at any moment (a session's end), the same
+# command continues from the last checkpoint (every 100 steps, about four
+# minutes here) and a finished step is skipped. About 4 + 3.5 + 2 hours on
+# two cores in bfloat16 (BENCHMARKS.md, "IMDb: the larger encoder on these
+# CPUs"). DIRECTION=bwd trains the backward model instead.
+#
+#   RUNS=/work/runs bash benchmarks/large_en_cpu.sh     # from the project root
+set -euo pipefail
+RUNS=${RUNS:-runs}
+DIRECTION=${DIRECTION:-fwd}
+C=$(cd "${SHARED:-../shared}" && pwd)/data/corpora
+case $DIRECTION in
+    fwd) BACK=(); SUFFIX="" ;;
+    bwd) BACK=(--backwards); SUFFIX="_bwd" ;;
+    *) echo "DIRECTION must be fwd or bwd, not $DIRECTION" >&2; exit 2 ;;
+esac
+GENERAL=$RUNS/awd_lstm_en_large$SUFFIX
+REVIEWS=$RUNS/awd_lstm_en_large_imdb$SUFFIX
+COMMON=(--batch-size 64 --checkpoint-every 100 --precision mixed
+        --weights-dtype int8 --verbose 2 "${BACK[@]}")
+
+if [ ! -f "$GENERAL/config.json" ]; then
+    keras-tl lm pretrain --corpus "$C/en_wikinews.txt.gz" \
+        "$C/en_wikipedia_2014.txt.gz" "$C/en_wikipedia_2018new.txt.gz" \
+        --output "$GENERAL" --run-dir "$RUNS/pretrain-en-large$SUFFIX" \
+        --tokenizer en --language en --embedding-dim 400 --hidden-dim 1152 \
+        --num-layers 3 --drop-mult 0.2 --epochs 1 --learning-rate 4e-3 \
+        --validation-fraction 0.01 "${COMMON[@]}"
+fi
+
+if [ ! -f "$RUNS/imdb_lm.train.jsonl" ]; then
+    python benchmarks/device/prepare_imdb_lm.py --jsonl "$RUNS/imdb_lm"
+fi
+if [ ! -f "$REVIEWS/config.json" ]; then
+    keras-tl lm pretrain --from "$GENERAL" \
+        --corpus "$RUNS/imdb_lm.train.jsonl" \
+        --validation "$RUNS/imdb_lm.valid.jsonl" \
+        --output "$REVIEWS" --run-dir "$RUNS/pretrain-en-large-imdb$SUFFIX" \
+        --drop-mult 0.3 --epochs 3 --learning-rate 4e-3 "${COMMON[@]}"
+fi
+
+if [ "$DIRECTION" = fwd ]; then
+    python benchmarks/ulmfit_imdb.py --runs "$RUNS/imdb-large" \
+        --encoder "$REVIEWS" --lm-epochs --epochs 1 1 1 4 \
+        --arms bow pretrained --output "$RUNS/bench-imdb-large.jsonl"
+fi
