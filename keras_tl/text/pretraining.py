@@ -110,6 +110,15 @@ def reused_tokenizer(tokenizer, vocabulary_size):
     return reused
 
 
+def _language_of(encoder):
+    """A language model's recorded language; None for a tokenizer folder
+    without a model."""
+    try:
+        return language_model_config(encoder).get("language")
+    except FileNotFoundError:
+        return None
+
+
 def _make_tokenizer(tokenizer, text, vocabulary_size, verbose):
     if not isinstance(tokenizer, str):
         return tokenizer
@@ -257,6 +266,8 @@ def pretrain_language_model(
         if isinstance(tokenizer, str) and tokenizer not in _TRAINED:
             reused_from = tokenizer
             tokenizer = reused_tokenizer(tokenizer, vocabulary_size)
+            if language is None:  # the language of the model it came from
+                language = _language_of(reused_from)
         drop_mult = 1.0 if drop_mult is None else drop_mult
         defaults = {
             "vocabulary_size": 8000,

@@ -389,7 +389,9 @@ def test_the_card_says_which_precision_trained_it(tmp_path):
 
 def test_a_new_model_reuses_a_trained_models_tokenizer(tmp_path):
     first = tmp_path / "first"
-    pretrain_language_model(CORPUS, str(first), epochs=0.2, **SIZES)
+    pretrain_language_model(
+        CORPUS, str(first), epochs=0.2, language="es", **SIZES
+    )
     sizes = {k: v for k, v in SIZES.items() if k != "vocabulary_size"}
     wider = tmp_path / "wider"
     pretrain_language_model(
@@ -403,6 +405,7 @@ def test_a_new_model_reuses_a_trained_models_tokenizer(tmp_path):
     config = json.loads((wider / "config.json").read_text())
     assert config["tokenizer_from"] == str(first)
     assert config["model"]["hidden_dim"] == 20
+    assert config["language"] == "es"  # the first model's, unless given
     assert config["vocabulary_size"] == old.vocabulary_size
     card = (wider / "MODEL_CARD.md").read_text()
     assert f"tokens (`{first}`'s)" in card
