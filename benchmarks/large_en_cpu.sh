@@ -16,20 +16,26 @@
 # two cores in bfloat16 (BENCHMARKS.md, "IMDb: the larger encoder on these
 # CPUs"). DIRECTION=bwd trains the backward model instead.
 #
-#   RUNS=/work/runs bash benchmarks/large_en_cpu.sh     # from the project root
+#   RUNS=/work/runs bash benchmarks/large_en_cpu.sh
+#
+# with keras_tl's environment active (`keras-tl` on PATH); RUNS (default
+# runs/) and SHARED (default ../shared) are read from the project root.
 set -euo pipefail
-RUNS=${RUNS:-runs}
 DIRECTION=${DIRECTION:-fwd}
-C=$(cd "${SHARED:-../shared}" && pwd)/data/corpora
+cd "$(dirname "$0")/.."
+mkdir -p "${RUNS:=runs}"
+RUNS=$(CDPATH='' cd -- "$RUNS" && pwd)
+C=$(CDPATH='' cd -- "${SHARED:-../shared}" && pwd)/data/corpora
+COMMON=(--batch-size 64 --checkpoint-every 100 --precision mixed
+        --weights-dtype int8 --verbose 2)
 case $DIRECTION in
-    fwd) BACK=(); SUFFIX="" ;;
-    bwd) BACK=(--backwards); SUFFIX="_bwd" ;;
+    fwd) SUFFIX="" ;;
+    bwd) SUFFIX="_bwd"; COMMON+=(--backwards) ;;
     *) echo "DIRECTION must be fwd or bwd, not $DIRECTION" >&2; exit 2 ;;
 esac
 GENERAL=$RUNS/awd_lstm_en_large$SUFFIX
 REVIEWS=$RUNS/awd_lstm_en_large_imdb$SUFFIX
-COMMON=(--batch-size 64 --checkpoint-every 100 --precision mixed
-        --weights-dtype int8 --verbose 2 "${BACK[@]}")
+SCORES=$RUNS/bench-imdb-large-cpu.jsonl
 
 if [ ! -f "$GENERAL/config.json" ]; then
     keras-tl lm pretrain --corpus "$C/en_wikinews.txt.gz" \
@@ -40,7 +46,8 @@ if [ ! -f "$GENERAL/config.json" ]; then
         --validation-fraction 0.01 "${COMMON[@]}"
 fi
 
-if [ ! -f "$RUNS/imdb_lm.train.jsonl" ]; then
+# prepare_imdb_lm.py writes the held-out file last.
+if [ ! -f "$RUNS/imdb_lm.valid.jsonl" ]; then
     python benchmarks/device/prepare_imdb_lm.py --jsonl "$RUNS/imdb_lm"
 fi
 if [ ! -f "$REVIEWS/config.json" ]; then
@@ -51,8 +58,10 @@ if [ ! -f "$REVIEWS/config.json" ]; then
         --drop-mult 0.3 --epochs 3 --learning-rate 4e-3 "${COMMON[@]}"
 fi
 
-if [ "$DIRECTION" = fwd ]; then
-    python benchmarks/ulmfit_imdb.py --runs "$RUNS/imdb-large" \
+# The classifier (forward; its runs folder resumes a stopped arm), unless
+# its score is in already.
+if [ "$DIRECTION" = fwd ] && ! grep -qs '"arm": "pretrained"' "$SCORES"; then
+    python benchmarks/ulmfit_imdb.py --runs "$RUNS/imdb-large-cpu" \
         --encoder "$REVIEWS" --lm-epochs --epochs 1 1 1 4 \
-        --arms bow pretrained --output "$RUNS/bench-imdb-large.jsonl"
+        --arms bow pretrained --output "$SCORES"
 fi

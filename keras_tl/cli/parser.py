@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         pretrain.add_argument(
             "--language",
             help="recorded in the model card (with --from: default the "
-            "starting model's)",
+            "starting model's; with --tokenizer ENCODER: that model's)",
         )
         pretrain.add_argument(
             "--backwards",

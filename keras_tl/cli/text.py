@@ -266,20 +266,23 @@ def _fine_tune_lm(
 def lm_pretrain_command(args):
     from keras_tl.data import read_corpus
     from keras_tl.text.language_model import write_model_card
-    from keras_tl.text.pretraining import pretrain_language_model
+    from keras_tl.text.pretraining import (
+        pretrain_language_model,
+        reused_tokenizer,
+    )
 
     started = time.monotonic()
     if args.initial is not None:
         _check_initial(args)
-    elif args.tokenizer not in (None, "subword", "word"):
-        # A tokenizer to reuse: a wrong name fails before the corpus is read.
-        from keras_tl.text.pretraining import reused_tokenizer
-
-        reused_tokenizer(args.tokenizer, args.vocabulary_size)
     run_dir = args.run_dir or default_run_dir(args, args.output)
     resuming = _unfinished_run(run_dir) and not args.overwrite
     if not resuming:
         _check_output(args)
+        # A tokenizer to reuse (a resume reads the run folder's copy): a
+        # wrong name fails before the corpus is read.
+        reuse = args.tokenizer not in (None, "subword", "word")
+        if reuse and args.initial is None:
+            reused_tokenizer(args.tokenizer, args.vocabulary_size)
     # A missing TPU or a batch the replicas cannot share fails first.
     strategy = _lm_strategy(args, args.batch_size)
     texts = read_corpus(args.corpus, args.max_words)

@@ -94,7 +94,7 @@ def reused_tokenizer(tokenizer, vocabulary_size):
     for a new model: read before the corpus, its size checked."""
     try:
         reused = tokenizers_lib.load_tokenizer(tokenizer)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, TypeError, KeyError) as error:
         raise ValueError(
             "`tokenizer` must be 'subword', 'word', a language model whose "
             "tokenizer to reuse (a preset such as 'en', or a folder written "
@@ -105,9 +105,16 @@ def reused_tokenizer(tokenizer, vocabulary_size):
         raise ValueError(
             f"The tokenizer of {tokenizer!r} has {reused.vocabulary_size} "
             f"tokens, not vocabulary_size={vocabulary_size}: leave "
-            "`vocabulary_size` out to reuse it."
+            "`vocabulary_size` (--vocabulary-size) out to reuse it."
         )
     return reused
+
+
+def _saved_tokenizer(run):
+    """Whether a run folder holds the tokenizer of its first start."""
+    return run is not None and os.path.exists(
+        os.path.join(run.file("tokenizer"), "tokenizer.json")
+    )
 
 
 def _language_of(encoder):
@@ -115,7 +122,7 @@ def _language_of(encoder):
     without a model."""
     try:
         return language_model_config(encoder).get("language")
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):
         return None
 
 
@@ -213,7 +220,8 @@ def pretrain_language_model(
             of it. The one-cycle schedule spans them all.
         batch_size, sequence_length, learning_rate: training.
         language: recorded in the model card (e.g. "es"; with `initial`
-            default the starting model's).
+            default the starting model's, with a reused tokenizer the
+            language of the model it came from).
         backwards: learn to predict the previous token (the stream is
             reversed), for ULMFiT's backward model; recorded in the config,
             so a classifier on this encoder reads documents backwards too.
@@ -263,11 +271,16 @@ def pretrain_language_model(
         drop_mult = start["drop_mult"] if drop_mult is None else drop_mult
         language = start["language"] if language is None else language
     else:
-        if isinstance(tokenizer, str) and tokenizer not in _TRAINED:
-            reused_from = tokenizer
-            tokenizer = reused_tokenizer(tokenizer, vocabulary_size)
+        if isinstance(tokenizer, os.PathLike) or (
+            isinstance(tokenizer, str) and tokenizer not in _TRAINED
+        ):
+            reused_from = os.fspath(tokenizer)
             if language is None:  # the language of the model it came from
                 language = _language_of(reused_from)
+            # A resumed run reads the copy in its run folder (below): the
+            # source may have moved since.
+            if not _saved_tokenizer(run):
+                tokenizer = reused_tokenizer(reused_from, vocabulary_size)
         drop_mult = 1.0 if drop_mult is None else drop_mult
         defaults = {
             "vocabulary_size": 8000,
@@ -283,9 +296,7 @@ def pretrain_language_model(
     tokenizer_folder = run.file("tokenizer") if run is not None else None
     if start is not None:
         pass  # the starting model's tokenizer
-    elif tokenizer_folder and os.path.exists(
-        os.path.join(tokenizer_folder, "tokenizer.json")
-    ):
+    elif _saved_tokenizer(run):
         tokenizer = tokenizers_lib.load_tokenizer(tokenizer_folder)
     else:
         tokenizer = _make_tokenizer(

@@ -528,5 +528,5 @@ def test_lm_pretrain_reuses_a_tokenizer_or_says_why_not(tmp_path, capsys):
     assert "tokenizer='nope'" in error and "missing.txt" not in error
     size = ["--tokenizer", str(first), "--vocabulary-size", "99"]
     error = err_of(capsys, [*bad[:6], *size])
-    assert "leave `vocabulary_size` out" in error
+    assert "leave `vocabulary_size`" in error
     assert not (tmp_path / "x").exists()

@@ -395,7 +395,7 @@ def test_a_new_model_reuses_a_trained_models_tokenizer(tmp_path):
     sizes = {k: v for k, v in SIZES.items() if k != "vocabulary_size"}
     wider = tmp_path / "wider"
     pretrain_language_model(
-        CORPUS, str(wider), tokenizer=str(first), epochs=0.2,
+        CORPUS, str(wider), tokenizer=first, epochs=0.2,  # a Path too
         **dict(sizes, hidden_dim=20),
     )  # fmt: skip
     _, old = load_language_model(str(first))
@@ -410,7 +410,7 @@ def test_a_new_model_reuses_a_trained_models_tokenizer(tmp_path):
     card = (wider / "MODEL_CARD.md").read_text()
     assert f"tokens (`{first}`'s)" in card
     # Its size is the tokenizer's: another one asked for is refused.
-    with pytest.raises(ValueError, match="leave `vocabulary_size` out"):
+    with pytest.raises(ValueError, match="leave `vocabulary_size`"):
         pretrain_language_model(
             CORPUS, str(tmp_path / "x"), tokenizer=str(first),
             **dict(SIZES, vocabulary_size=old.vocabulary_size + 1),
@@ -420,3 +420,27 @@ def test_a_new_model_reuses_a_trained_models_tokenizer(tmp_path):
             CORPUS, str(tmp_path / "x"), tokenizer="nope", **sizes
         )
     assert not (tmp_path / "x").exists()
+
+
+def test_a_run_on_a_reused_tokenizer_resumes_without_its_source(tmp_path):
+    source = tmp_path / "source"
+    pretrain_language_model(CORPUS, str(source), epochs=0.2, **SIZES)
+    sizes = {k: v for k, v in SIZES.items() if k != "vocabulary_size"}
+    settings = dict(sizes, tokenizer=str(source), epochs=0.5)
+    settings.update(checkpoint_every=20, hidden_dim=16)
+    with pytest.raises(_Killed):
+        pretrain_language_model(
+            CORPUS, str(tmp_path / "lm"), callbacks=[_KillAfter(1)],
+            run=RunFolder(tmp_path / "run", {"run": 1}), **settings,
+        )  # fmt: skip
+    _, tokenizer = load_language_model(str(source))
+    # The source moved away: the run folder's copy is the tokenizer.
+    source.rename(tmp_path / "moved")
+    run = RunFolder(tmp_path / "run", {"run": 1})
+    assert run.epochs_done == 1
+    pretrain_language_model(CORPUS, str(tmp_path / "lm"), run=run, **settings)
+    _, resumed = load_language_model(str(tmp_path / "lm"))
+    text = ["el gato lee un libro"]
+    np.testing.assert_array_equal(tokenizer.encode(text), resumed.encode(text))
+    config = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert config["tokenizer_from"] == str(source)
