@@ -90,6 +90,10 @@ def test_shipped_presets_are_listed_with_their_language(capsys):
         assert f"\n{preset.name} " in out
         assert f"language {preset.language}" in out
     assert "mobilenet" not in out
+    # One column: every description starts where the others do.
+    rows = out.split("--encoder NAME")[1].splitlines()[1:]
+    assert len(rows) == len(list_encoder_presets())
+    assert len({row.index("language ") for row in rows}) == 1
 
 
 def _labelled(tmp_path):

@@ -46,8 +46,9 @@ def list_backbones_command(args):
             "\nText encoders: --backbone awd_lstm --encoder NAME (or a "
             "folder from `keras-tl lm pretrain`)"
         )
+    width = max((len(preset.name) for preset in presets), default=0)
     for preset in presets:
-        print(f"{preset.name:4s} {_describe_preset(preset)}")
+        print(f"{preset.name:{width}s}  {_describe_preset(preset)}")
 
 
 def _describe_preset(preset):
