@@ -5,7 +5,7 @@
 #
 #   1. from random weights with `en`'s tokenizer (--tokenizer en, so its
 #      perplexities compare with en's), one pass over the English corpus,
-#      held out as `en` held it out (the last 1 % of its lines);
+#      held out as `en`'s first run held it out (the last 1 % of its lines);
 #   2. from that model, three passes over the IMDb training reviews (the
 #      250 held out by prepare_imdb_lm.py kept for the perplexity);
 #   3. the IMDb benchmark's classifier on it, beside the floor.
@@ -19,12 +19,22 @@
 #   RUNS=/work/runs bash benchmarks/large_en_cpu.sh
 #
 # with keras_tl's environment active (`keras-tl` on PATH); RUNS (default
-# runs/) and SHARED (default ../shared) are read from the project root.
+# runs/) and SHARED (default ../shared: the English corpus; the IMDb
+# scripts read ../shared themselves) are read from the project root. One
+# chain at a time: a second start while one runs exits at once (two
+# writers would share a run folder).
 set -euo pipefail
 DIRECTION=${DIRECTION:-fwd}
 cd "$(dirname "$0")/.."
 mkdir -p "${RUNS:=runs}"
 RUNS=$(CDPATH='' cd -- "$RUNS" && pwd)
+if command -v flock > /dev/null; then  # util-linux; not on macOS
+    exec 9> "$RUNS/.large_en_cpu.lock"
+    if ! flock -n 9; then
+        echo "large_en_cpu.sh: another chain is running in $RUNS" >&2
+        exit 1
+    fi
+fi
 C=$(CDPATH='' cd -- "${SHARED:-../shared}" && pwd)/data/corpora
 COMMON=(--batch-size 64 --checkpoint-every 100 --precision mixed
         --weights-dtype int8 --verbose 2)

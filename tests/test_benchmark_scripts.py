@@ -206,6 +206,7 @@ def test_large_en_cpu_chains_its_steps_and_skips_finished_ones(
     before it, and a second start skips what is finished."""
     import shlex
     import subprocess
+    import time
 
     from keras_tl.cli.parser import build_parser
 
@@ -213,12 +214,15 @@ def test_large_en_cpu_chains_its_steps_and_skips_finished_ones(
     bin_.mkdir()
     calls = tmp_path / "calls"
     # The fakes log their arguments; keras-tl also writes --output.
-    log = f'printf "%q " "$(basename "$0")" "$@" >> {calls}; echo >> {calls}\n'
+    log = f'printf "%q " "$(basename "$0")" "$@" >> "{calls}"\n'
+    log += f'echo >> "{calls}"\n'
     output = 'while [ $# -gt 0 ]; do [ "$1" = --output ] && o=$2; shift; done\n'
     output += 'mkdir -p "$o" && echo {} > "$o/config.json"\n'
     _fake(bin_, "keras-tl", log + output)
     # python: the reviews' text files, or a score line in --output.
-    python = f"touch {runs}/imdb_lm.train.jsonl {runs}/imdb_lm.valid.jsonl\n"
+    python = (
+        f'touch "{runs}/imdb_lm.train.jsonl" "{runs}/imdb_lm.valid.jsonl"\n'
+    )
     python += output.split("\n")[0] + "\n"
     python += '[ -n "${o:-}" ] && echo \'{"arm": "pretrained"}\' >> "$o"\n'
     python += "exit 0\n"
@@ -254,3 +258,16 @@ def test_large_en_cpu_chains_its_steps_and_skips_finished_ones(
         expected.append("benchmarks/ulmfit_imdb.py")
     assert scripts == expected
     assert run() == []  # a second start finds every step done
+    # While a chain holds the lock, another start refuses at once.
+    holder = subprocess.Popen(
+        ["flock", str(runs / ".large_en_cpu.lock"), "sleep", "30"]
+    )
+    try:
+        time.sleep(0.5)
+        second = subprocess.run(
+            ["bash", script], cwd=tmp_path, env=env, capture_output=True,
+            text=True,
+        )  # fmt: skip
+    finally:
+        holder.kill()
+    assert second.returncode == 1 and "another chain" in second.stderr

@@ -4,6 +4,7 @@ folder that `load_language_model` reads."""
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 
@@ -115,6 +116,19 @@ def _saved_tokenizer(run):
     return run is not None and os.path.exists(
         os.path.join(run.file("tokenizer"), "tokenizer.json")
     )
+
+
+_SOURCE = "source.json"  # beside a reused tokenizer's copy in a run folder
+
+
+def _source_of(run):
+    """Where a run's reused tokenizer came from, as its first start saw it
+    ({} for runs that recorded nothing)."""
+    path = os.path.join(run.file("tokenizer"), _SOURCE)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _language_of(encoder):
@@ -275,12 +289,15 @@ def pretrain_language_model(
             isinstance(tokenizer, str) and tokenizer not in _TRAINED
         ):
             reused_from = os.fspath(tokenizer)
-            if language is None:  # the language of the model it came from
-                language = _language_of(reused_from)
-            # A resumed run reads the copy in its run folder (below): the
-            # source may have moved since.
-            if not _saved_tokenizer(run):
+            if _saved_tokenizer(run):
+                # A resume reads the run folder's copy (below) and what its
+                # first start found: the source may have moved since.
+                if language is None:
+                    language = _source_of(run).get("language")
+            else:
                 tokenizer = reused_tokenizer(reused_from, vocabulary_size)
+                if language is None:  # that of the model it came from
+                    language = _language_of(reused_from)
         drop_mult = 1.0 if drop_mult is None else drop_mult
         defaults = {
             "vocabulary_size": 8000,
@@ -303,12 +320,15 @@ def pretrain_language_model(
             tokenizer, text, sizes["vocabulary_size"], bool(verbose)
         )
         if tokenizer_folder:
-            write_folder(
-                tokenizer_folder,
-                lambda staging: tokenizers_lib.save_tokenizer(
-                    tokenizer, staging
-                ),
-            )
+
+            def save(staging):
+                tokenizers_lib.save_tokenizer(tokenizer, staging)
+                if reused_from:
+                    source = {"tokenizer_from": reused_from}
+                    with open(os.path.join(staging, _SOURCE), "w") as f:
+                        json.dump({**source, "language": language}, f)
+
+            write_folder(tokenizer_folder, save)
     train_ids = _encode_split(text, tokenizer, backwards, bool(verbose))
     valid_ids = _encode_split(validation, tokenizer, backwards, False)
     # Fail before training, not after: evaluation reads at least one row

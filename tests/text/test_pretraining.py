@@ -424,7 +424,9 @@ def test_a_new_model_reuses_a_trained_models_tokenizer(tmp_path):
 
 def test_a_run_on_a_reused_tokenizer_resumes_without_its_source(tmp_path):
     source = tmp_path / "source"
-    pretrain_language_model(CORPUS, str(source), epochs=0.2, **SIZES)
+    pretrain_language_model(
+        CORPUS, str(source), epochs=0.2, language="es", **SIZES
+    )
     sizes = {k: v for k, v in SIZES.items() if k != "vocabulary_size"}
     settings = dict(sizes, tokenizer=str(source), epochs=0.5)
     settings.update(checkpoint_every=20, hidden_dim=16)
@@ -444,3 +446,4 @@ def test_a_run_on_a_reused_tokenizer_resumes_without_its_source(tmp_path):
     np.testing.assert_array_equal(tokenizer.encode(text), resumed.encode(text))
     config = json.loads((tmp_path / "lm" / "config.json").read_text())
     assert config["tokenizer_from"] == str(source)
+    assert config["language"] == "es"  # as the first start found it
