@@ -267,6 +267,7 @@ def lm_pretrain_command(args):
     from keras_tl.data import read_corpus
     from keras_tl.text.language_model import write_model_card
     from keras_tl.text.pretraining import (
+        TRAINED_TOKENIZERS,
         pretrain_language_model,
         reused_tokenizer,
     )
@@ -280,7 +281,7 @@ def lm_pretrain_command(args):
         _check_output(args)
         # A tokenizer to reuse (a resume reads the run folder's copy): a
         # wrong name fails before the corpus is read.
-        reuse = args.tokenizer not in (None, "subword", "word")
+        reuse = args.tokenizer not in (None, *TRAINED_TOKENIZERS)
         if reuse and args.initial is None:
             reused_tokenizer(args.tokenizer, args.vocabulary_size)
     # A missing TPU or a batch the replicas cannot share fails first.

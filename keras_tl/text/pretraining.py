@@ -87,7 +87,7 @@ def _encode_split(text, tokenizer, backwards, verbose):
     return ids[::-1].copy() if backwards else ids
 
 
-_TRAINED = ("subword", "word")
+TRAINED_TOKENIZERS = ("subword", "word")  # the ones trained on the corpus
 
 
 def reused_tokenizer(tokenizer, vocabulary_size):
@@ -122,8 +122,8 @@ _SOURCE = "source.json"  # beside a reused tokenizer's copy in a run folder
 
 
 def _source_of(run):
-    """Where a run's reused tokenizer came from, as its first start saw it
-    ({} for runs that recorded nothing)."""
+    """What a run's first start found in the model whose tokenizer it
+    reuses ({} for runs that recorded nothing)."""
     path = os.path.join(run.file("tokenizer"), _SOURCE)
     if not os.path.exists(path):
         return {}
@@ -286,7 +286,7 @@ def pretrain_language_model(
         language = start["language"] if language is None else language
     else:
         if isinstance(tokenizer, os.PathLike) or (
-            isinstance(tokenizer, str) and tokenizer not in _TRAINED
+            isinstance(tokenizer, str) and tokenizer not in TRAINED_TOKENIZERS
         ):
             reused_from = os.fspath(tokenizer)
             if _saved_tokenizer(run):
@@ -323,10 +323,9 @@ def pretrain_language_model(
 
             def save(staging):
                 tokenizers_lib.save_tokenizer(tokenizer, staging)
-                if reused_from:
-                    source = {"tokenizer_from": reused_from}
+                if reused_from:  # what a resume cannot find again
                     with open(os.path.join(staging, _SOURCE), "w") as f:
-                        json.dump({**source, "language": language}, f)
+                        json.dump({"language": language}, f)
 
             write_folder(tokenizer_folder, save)
     train_ids = _encode_split(text, tokenizer, backwards, bool(verbose))
