@@ -275,6 +275,16 @@ def _add_device_options(parser):
     )
 
 
+def _add_weights_dtype_option(parser, default):
+    parser.add_argument(
+        "--weights-dtype",
+        choices=["float32", "float16", "int8"],
+        help="how --output stores the weights (float16: half the size; "
+        "int8: a quarter, each matrix rounded with a scale per output "
+        f"unit; both load as float32; default: {default})",
+    )
+
+
 def _add_lm_options(parser):
     parser.add_argument(
         "--corpus",
@@ -434,13 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
             "run started again with the same command resumes from the "
             "last one",
         )
-        pretrain.add_argument(
-            "--weights-dtype",
-            choices=["float32", "float16", "int8"],
-            default="float32",
-            help="how --output stores the weights (float16: half the size; "
-            "int8: a quarter, each matrix rounded with a scale per output "
-            "unit; both load as float32; --from does not carry it over)",
+        _add_weights_dtype_option(
+            pretrain, "float32; with --from: the starting model's"
         )
         pretrain.add_argument(
             "--language",
@@ -467,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_lm_options(finetune)
     finetune.add_argument("--epochs", type=int, nargs="+", default=[1, 1])
+    _add_weights_dtype_option(finetune, "the --encoder's")
     finetune.add_argument(
         "--learning-rate",
         type=float,

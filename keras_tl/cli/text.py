@@ -219,6 +219,7 @@ def _fine_tune_lm(
     verbose,
     training_data,
     callbacks=None,
+    weights_dtype="float32",
 ):
     from keras_tl.text.language_model import (
         language_model_config,
@@ -259,7 +260,9 @@ def _fine_tune_lm(
     config["train_history"] = {
         k: [float(v) for v in vs] for k, vs in history.items()
     }
-    save_language_model(tuned, tokenizer, output, config)
+    save_language_model(
+        tuned, tokenizer, output, config, weights_dtype=weights_dtype
+    )
     return info
 
 
@@ -273,8 +276,9 @@ def lm_pretrain_command(args):
     )
 
     started = time.monotonic()
-    if args.initial is not None:
-        _check_initial(args)
+    start = {} if args.initial is None else _check_initial(args)
+    if args.weights_dtype is None:  # recorded resolved, as the run's
+        args.weights_dtype = start.get("weights_dtype", "float32")
     run_dir = args.run_dir or default_run_dir(args, args.output)
     resuming = _unfinished_run(run_dir) and not args.overwrite
     if not resuming:
@@ -333,7 +337,8 @@ def lm_pretrain_command(args):
 
 def _check_initial(args):
     """`--from` fixes the tokenizer and sizes; found before the corpus is
-    read (a missing model or preset fails here too)."""
+    read (a missing model or preset fails here too). Returns the starting
+    model's configuration."""
     from keras_tl.presets import language_model_config
 
     fixed = [
@@ -360,6 +365,7 @@ def _check_initial(args):
             + ("add" if config.get("backwards") else "leave out")
             + " --backwards to continue it."
         )
+    return config
 
 
 def _command_line(args):
@@ -405,7 +411,9 @@ def lm_finetune_command(args):
     _check_output(args)
     # A missing TPU or a batch the replicas cannot share fails first.
     strategy = _lm_strategy(args, args.batch_size)
-    language_model_config(args.encoder)
+    start = language_model_config(args.encoder)
+    if args.weights_dtype is None:  # a shipped int8 preset stays int8
+        args.weights_dtype = start.get("weights_dtype", "float32")
     texts = read_corpus(args.corpus, args.max_words)
     validation = read_corpus(args.validation) if args.validation else None
     run = RunFolder(
@@ -428,6 +436,7 @@ def lm_finetune_command(args):
         verbose=verbosity(args),
         training_data=", ".join(os.path.basename(p) for p in args.corpus),
         callbacks=run.callbacks(checkpoints=False),
+        weights_dtype=args.weights_dtype,
     )
     _lm_finish(args, run, started, info.get("perplexity_after", float("nan")))
 

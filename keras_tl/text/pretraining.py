@@ -64,6 +64,7 @@ def _initial_model(initial, tokenizer, sizes, backwards):
         "sizes": encoder_sizes(initial),
         "drop_mult": config["model"].get("drop_mult", 1.0),
         "language": config.get("language"),
+        "weights_dtype": config.get("weights_dtype", "float32"),
         "record": {
             "name": str(initial),
             "tokens_seen": seen,
@@ -178,7 +179,7 @@ def pretrain_language_model(
     backwards=False,
     run=None,
     checkpoint_every=500,
-    weights_dtype="float32",
+    weights_dtype=None,
     verbose="auto",
     callbacks=None,
     **deprecated,
@@ -245,7 +246,9 @@ def pretrain_language_model(
             are stored in `path` (float16 halves the file; int8 quarters
             it, each matrix rounded with a scale per output unit, which
             left the IMDb models' held-out perplexity unchanged to 0.01 %;
-            they load as float32).
+            they load as float32). Default: with `initial`, the starting
+            model's storage (a shipped int8 preset stays int8), else
+            float32.
         verbose: as `fit`; also progress bars for the tokenizer and the
             corpus encoding (0 for silence).
         callbacks: more callbacks for `fit`.
@@ -270,7 +273,8 @@ def pretrain_language_model(
         )
     check_positive("epochs", epochs)
     check_positive_int("checkpoint_every", checkpoint_every)
-    check_weights_dtype(weights_dtype)  # before hours of training
+    if weights_dtype is not None:
+        check_weights_dtype(weights_dtype)  # before hours of training
     sizes = {
         "vocabulary_size": vocabulary_size,
         "embedding_dim": embedding_dim,
@@ -284,6 +288,7 @@ def pretrain_language_model(
         sizes = start["sizes"]
         drop_mult = start["drop_mult"] if drop_mult is None else drop_mult
         language = start["language"] if language is None else language
+        weights_dtype = weights_dtype or start["weights_dtype"]
     else:
         if isinstance(tokenizer, os.PathLike) or (
             isinstance(tokenizer, str) and tokenizer not in TRAINED_TOKENIZERS
@@ -299,6 +304,7 @@ def pretrain_language_model(
                 if language is None:  # that of the model it came from
                     language = _language_of(reused_from)
         drop_mult = 1.0 if drop_mult is None else drop_mult
+        weights_dtype = weights_dtype or "float32"
         defaults = {
             "vocabulary_size": 8000,
             "embedding_dim": 400,

@@ -93,6 +93,16 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
         f.visititems(lambda n, o: kinds.add(str(getattr(o, "dtype", ""))))
     assert "int8" in kinds and "float16" in kinds  # matrices, biases
     assert load_language_model(str(more))[0].get_weights()[0].dtype == "float32"
+    # Continued again without --weights-dtype, it stays int8 (the start's).
+    further = tmp_path / "saved_models" / "es_further"
+    argv = ["lm", "pretrain", "--from", str(more), "--corpus", str(book),
+            "--output", str(further), "--epochs", "0.5", "--run-dir",
+            str(tmp_path / "runs" / "further"), *sizes]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert (
+        json.loads((further / "config.json").read_text())["weights_dtype"]
+        == "int8"
+    )
 
     target = tmp_path / "tweets.txt"
     target.write_text("¡Qué calor hace en Sevilla!\n" * 30, encoding="utf-8")
@@ -100,7 +110,7 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     code = cli.main(
         [
             "lm", "finetune",
-            "--encoder", str(out),
+            "--encoder", str(more),
             "--corpus", str(target),
             "--validation", str(target),
             "--output", str(tuned),
@@ -113,6 +123,7 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     assert code == 0
     config = json.loads((tuned / "config.json").read_text())
     assert config["fine_tuning"]["data"] == "tweets.txt"
+    assert config["weights_dtype"] == "int8"  # as the int8 encoder
     # Fine-tuning on the validation text itself must lower its perplexity.
     assert (
         config["fine_tuning"]["perplexity_after"]
@@ -122,7 +133,7 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     assert tokenizer.vocabulary_size == 33
     # Fine-tuned again with the same seed: the same dropout, the same model.
     again = tmp_path / "saved_models" / "es_tweets_again"
-    argv = ["lm", "finetune", "--encoder", str(out), "--corpus", str(target),
+    argv = ["lm", "finetune", "--encoder", str(more), "--corpus", str(target),
             "--validation", str(target), "--output", str(again),
             "--epochs", "1", "1", "--learning-rate", "0.02",
             "--run-dir", str(tmp_path / "runs" / "again"), *sizes]  # fmt: skip

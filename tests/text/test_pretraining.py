@@ -164,6 +164,24 @@ def test_float16_weights_are_half_the_size_and_checked(tmp_path):
         load_language_model(str(tmp_path / "float16"))
 
 
+def test_continued_pretraining_keeps_the_starting_storage(tmp_path):
+    _pretrain_as(tmp_path, "int8")
+    for dtype, expected in ((None, "int8"), ("float16", "float16")):
+        out = tmp_path / f"more_{dtype}"
+        pretrain_language_model(
+            CORPUS,
+            str(out),
+            initial=str(tmp_path / "int8"),
+            epochs=0.2,
+            batch_size=4,
+            sequence_length=8,
+            verbose=0,
+            weights_dtype=dtype,
+        )
+        config = json.loads((out / "config.json").read_text())
+        assert config["weights_dtype"] == expected
+
+
 def test_int8_weights_are_stored_as_int8_and_load_close(tmp_path):
     _pretrain_as(tmp_path, "float32", "int8")
     weights = "language_model.weights.h5"
