@@ -70,6 +70,13 @@ def parser(description, encoder):
     p.add_argument("--scratch-factor", type=float, default=1.0)
     p.add_argument("--factor", type=float, default=2.6)
     p.add_argument(
+        "--schedule",
+        choices=["slanted_triangular", "one_cycle"],
+        default="slanted_triangular",
+        help="each classifier stage's rate cycle (one_cycle: fastai's, "
+        "with its ULMFiT momenta 0.8 -> 0.7 -> 0.8)",
+    )
+    p.add_argument(
         "--lm-epochs",
         type=int,
         nargs="*",
@@ -236,6 +243,7 @@ def run_arms(args, train, test, validation=None, unlabelled=()):
         sequence_length=args.sequence_length,
         max_length=args.max_length,
         drop_mult=args.drop_mult,
+        schedule=args.schedule,
         seed=args.seed,
         verbose=2,
     )

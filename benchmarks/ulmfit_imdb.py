@@ -151,6 +151,8 @@ def cli_arm(args, arm, train_file):
         str(args.max_length),
         "--drop-mult",
         str(args.drop_mult),
+        "--schedule",
+        args.schedule,
         "--seed",
         str(args.seed if args.training_seed is None else args.training_seed),
         "--verbose",

@@ -17,6 +17,19 @@ _SCHEDULERS = {
     "warmup_cosine": callbacks_lib.WarmupCosineScheduler,
 }
 
+# fastai's ULMFiT momentum (moms=(0.8, 0.7, 0.8)): a one-cycle stage of an
+# AWD-LSTM model cycles Adam's beta_1 from the 0.8 it is compiled with,
+# not from the 0.95 of the image default, which would override it.
+TEXT_MOMENTUM = (0.8, 0.7)
+
+
+def _scheduler(schedule, rate, first_epoch, kind):
+    if schedule == "one_cycle" and kind != "other":
+        return callbacks_lib.OneCycleScheduler(
+            rate, first_epoch=first_epoch, momentum=TEXT_MOMENTUM
+        )
+    return _SCHEDULERS[schedule](rate, first_epoch=first_epoch)
+
 
 # The peak rate of a model's first stage when none is given (then halved
 # at each stage; see `default_rates`).
@@ -153,6 +166,9 @@ def fine_tune(
         factor: discriminative rates: a number, a list per group, see
             `keras_tl.discriminative`.
         schedule: "slanted_triangular", "one_cycle" or "warmup_cosine".
+            A one-cycle stage also cycles the momentum (Adam's `beta_1`):
+            0.95 -> 0.85 -> 0.95 as fastai's default, 0.8 -> 0.7 -> 0.8
+            for AWD-LSTM models (`TEXT_MOMENTUM`, fastai's ULMFiT).
         train_bn: keep BatchNormalization training in frozen groups.
         freeze_bn: keep every BatchNormalization layer frozen (pretrained
             statistics), also in the groups that train.
@@ -233,8 +249,9 @@ def fine_tune(
             f"(the model's layer groups). Received: "
             f"train_groups={train_groups!r}"
         )
+    kind = model_kind(model)
     if learning_rate is None:
-        learning_rate = default_rates(model, len(epochs))
+        learning_rate = default_rates(kind, len(epochs))
     rates = stage_rates(learning_rate, len(epochs))
     if (
         isinstance(initial_epoch, bool)
@@ -289,7 +306,7 @@ def fine_tune(
             initial_epoch=max(done, initial_epoch),
             epochs=done + stage_epochs,
             callbacks=[
-                _SCHEDULERS[schedule](rate, first_epoch=done),
+                _scheduler(schedule, rate, done, kind),
                 *(callbacks or []),
             ],
             **fit_kwargs,

@@ -178,7 +178,7 @@ def test_ulmfit_imdb_training_seed_leaves_the_subset(monkeypatch):
         runs="r", encoder="en-imdb", backward_encoder="en-imdb-bwd",
         batch_size=32, sequence_length=70, max_length=1400, drop_mult=0.5,
         seed=0, epochs=[1], learning_rate=[1e-3], factor=2.6,
-        lm_batch_size=32, lm_epochs=[],
+        lm_batch_size=32, lm_epochs=[], schedule="one_cycle",
     )  # fmt: skip
 
     def seed_of(**changes):
@@ -189,6 +189,13 @@ def test_ulmfit_imdb_training_seed_leaves_the_subset(monkeypatch):
     assert seed_of(training_seed=None) == "0"
     assert seed_of(training_seed=3) == "3"
     assert seed_of(seed=2, training_seed=None) == "2"
+    # The arm's command is one keras-tl's parser takes, schedule and all.
+    from keras_tl.cli.parser import build_parser
+
+    args = argparse.Namespace(**base, training_seed=None)
+    _, command = ulmfit_imdb.cli_arm(args, "pretrained", "train.jsonl")
+    parsed = build_parser().parse_args(command[3:])
+    assert parsed.schedule == "one_cycle" and parsed.batch_size == 32
 
 
 def _fake(folder, name, body):

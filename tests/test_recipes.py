@@ -95,6 +95,40 @@ def test_fine_tune_follows_the_named_schedule(name, schedule):
 
 
 @pytest.mark.parametrize(
+    "kind, momentum",
+    [("other", (0.95, 0.85)), ("text_classifier", (0.8, 0.7))],
+)
+def test_one_cycle_momentum_follows_the_kind_of_model(
+    monkeypatch, kind, momentum
+):
+    """A text model (compiled with beta_1 0.8) cycles fastai's ULMFiT
+    momenta, an image model fastai's defaults."""
+    monkeypatch.setattr(keras_tl.recipes, "model_kind", lambda model: kind)
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            optimizer = self.model.optimizer
+            seen.append(
+                float(optimizer.momentum_schedule(optimizer.iterations))
+            )
+
+    keras_tl.fine_tune(
+        compiled(),
+        data(),
+        epochs=(1, 1),
+        learning_rate=[2e-3, 1e-3],
+        schedule="one_cycle",
+        callbacks=[Spy()],
+        verbose=0,
+    )
+    # Each stage: 4 steps, max at the start, base at the peak (step 1).
+    cycle = schedules.values(schedules.OneCycleMomentum(4, 0.25, *momentum), 4)
+    assert cycle[1] == pytest.approx(momentum[1])
+    assert seen == pytest.approx(list(cycle) * 2, rel=1e-5)
+
+
+@pytest.mark.parametrize(
     "kwargs, error, message",
     [
         ({"epochs": (1, 1, 1, 1, 1)}, ValueError, "at most 4 stages"),
