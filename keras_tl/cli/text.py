@@ -269,6 +269,7 @@ def _fine_tune_lm(
 def lm_pretrain_command(args):
     from keras_tl.data import read_corpus
     from keras_tl.text.language_model import write_model_card
+    from keras_tl.text.lm_saving import stored_dtype
     from keras_tl.text.pretraining import (
         TRAINED_TOKENIZERS,
         pretrain_language_model,
@@ -278,7 +279,7 @@ def lm_pretrain_command(args):
     started = time.monotonic()
     start = {} if args.initial is None else _check_initial(args)
     if args.weights_dtype is None:  # recorded resolved, as the run's
-        args.weights_dtype = start.get("weights_dtype", "float32")
+        args.weights_dtype = stored_dtype(start)
     run_dir = args.run_dir or default_run_dir(args, args.output)
     resuming = _unfinished_run(run_dir) and not args.overwrite
     if not resuming:
@@ -406,6 +407,7 @@ def lm_finetune_command(args):
     from keras_tl.data import read_corpus
     from keras_tl.presets import language_model_config
     from keras_tl.runs import RunFolder
+    from keras_tl.text.lm_saving import stored_dtype
 
     started = time.monotonic()
     _check_output(args)
@@ -413,7 +415,7 @@ def lm_finetune_command(args):
     strategy = _lm_strategy(args, args.batch_size)
     start = language_model_config(args.encoder)
     if args.weights_dtype is None:  # a shipped int8 preset stays int8
-        args.weights_dtype = start.get("weights_dtype", "float32")
+        args.weights_dtype = stored_dtype(start)
     texts = read_corpus(args.corpus, args.max_words)
     validation = read_corpus(args.validation) if args.validation else None
     run = RunFolder(

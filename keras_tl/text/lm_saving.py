@@ -36,6 +36,13 @@ def check_weights_dtype(weights_dtype):
         )
 
 
+def stored_dtype(config):
+    """How a saved language model's weights are stored, from its
+    `config.json`: "float32" for models saved before the storage was
+    recorded."""
+    return config.get("weights_dtype", "float32")
+
+
 def save_language_model(
     model, tokenizer, folder, config, weights_dtype="float32"
 ):
@@ -230,7 +237,7 @@ def _model_card(config):
     )
     if config.get("weights_sha256"):
         lines.append(
-            f"- Weights: `{WEIGHTS}`, {config.get('weights_dtype', 'float32')}"
+            f"- Weights: `{WEIGHTS}`, {stored_dtype(config)}"
             f", sha256 `{config['weights_sha256']}` (checked on load)"
         )
     lines.append(f"- Date: {config['date']}")
@@ -354,7 +361,7 @@ def load_language_model(folder):
     model = AWDLSTMLanguageModel.from_config({**config, "stateful": False})
     model(np.zeros((1, 1), "int32"))
     try:
-        if card.get("weights_dtype") == "int8":
+        if stored_dtype(card) == "int8":
             with tempfile.TemporaryDirectory() as tmp:
                 expanded = os.path.join(tmp, WEIGHTS)
                 _expand(weights, expanded)

@@ -31,7 +31,7 @@ from keras_tl.text.language_model import (
     load_language_model,
     save_language_model,
 )
-from keras_tl.text.lm_saving import check_weights_dtype
+from keras_tl.text.lm_saving import check_weights_dtype, stored_dtype
 
 
 def _initial_model(initial, tokenizer, sizes, backwards):
@@ -64,7 +64,7 @@ def _initial_model(initial, tokenizer, sizes, backwards):
         "sizes": encoder_sizes(initial),
         "drop_mult": config["model"].get("drop_mult", 1.0),
         "language": config.get("language"),
-        "weights_dtype": config.get("weights_dtype", "float32"),
+        "weights_dtype": stored_dtype(config),
         "record": {
             "name": str(initial),
             "tokens_seen": seen,
