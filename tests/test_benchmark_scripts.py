@@ -169,6 +169,41 @@ def test_ulmfit_imdb_writes_texts_for_lm_pretrain(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["texts.jsonl"]
 
 
+def test_ulmfit_imdb_resumed_run_does_not_record_an_arm_twice(
+    tmp_path, monkeypatch, capsys
+):
+    # A stopped run scores its bow arm again when it resumes: the output
+    # keeps one line for it, while a changed result is still appended.
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    ulmfit_imdb = importlib.import_module("ulmfit_imdb")
+    votes = [[0, 1, 1, 0]]
+    monkeypatch.setattr(
+        ulmfit_imdb, "bag_of_words", lambda train, test, names: votes[-1]
+    )
+    output = tmp_path / "scores.jsonl"
+    args = argparse.Namespace(
+        runs=str(tmp_path / "runs"), max_train=4, max_test=4, seed=0,
+        encoder="en", backward_encoder=None, arms=["bow"],
+        output=str(output),
+    )  # fmt: skip
+    train = (["a", "b", "c", "d"], ["neg", "pos", "pos", "neg"])
+    test = (["e", "f", "g", "h"], ["neg", "pos", "neg", "neg"])
+
+    def rows():
+        with open(output, encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    ulmfit_imdb.run_resumable(args, train, test)
+    ulmfit_imdb.run_resumable(args, train, test)
+    assert [r["predicted"] for r in rows()] == [[0, 1, 1, 0]]
+    assert rows()[0]["accuracy"] == 0.75
+    # Both sittings still print the arm's line.
+    assert capsys.readouterr().out.count('"arm": "bow"') == 2
+    votes.append([0, 1, 0, 0])
+    ulmfit_imdb.run_resumable(args, train, test)
+    assert [r["predicted"] for r in rows()] == [[0, 1, 1, 0], [0, 1, 0, 0]]
+
+
 def test_ulmfit_imdb_training_seed_leaves_the_subset(monkeypatch):
     # A replicate on the same reviews: --seed picks the subset (recorded in
     # the run folder), --training-seed only what `keras-tl ulmfit` seeds.
