@@ -9,9 +9,15 @@ inside) get `serving_default` on raw strings.
 Everything is written to a temporary folder beside `path` and moved into
 place only when complete; an existing `path` is refused unless
 `overwrite=True`. `model_card.json` beside `saved_model.pb` records the
-labels, the signatures, the backbone, the training data, the metrics and
-package versions. LSTMs are traced without cuDNN, so a model exported on a
-GPU serves on CPUs.
+labels, the signatures, the backbone, the training data, the metrics,
+package versions and the ops TensorFlow itself does not define
+(`custom_ops`: tensorflow-text's, for the subword tokenizer and text
+normalisation of the shipped text encoders). LSTMs are traced without
+cuDNN, so a model exported on a GPU serves on CPUs.
+
+`load_exported(path)` (`keras_tl.load_exported`) reloads an export with
+those ops registered; elsewhere, `import tensorflow_text` before
+`tf.saved_model.load`.
 """
 
 from __future__ import annotations
@@ -161,6 +167,54 @@ def _input_kind(model):
     )
 
 
+def custom_ops(folder):
+    """The op types a SavedModel uses that TensorFlow does not define.
+
+    A text model whose tokenizer runs tensorflow-text ops (SentencePiece,
+    Unicode normalisation) lists them here: whoever loads it must register
+    them first (`import tensorflow_text`).
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    used = set()
+    for graph in proto.meta_graphs:
+        used.update(node.op for node in graph.graph_def.node)
+        for function in graph.graph_def.library.function:
+            used.update(node.op for node in function.node_def)
+    return sorted(used - set(dir(tf.raw_ops)))
+
+
+def load_exported(path):
+    """Reloads a SavedModel written by `export`, its text ops registered.
+
+    A fresh process that loads an exported text model with plain
+    `tf.saved_model.load` fails on the tokenizer's ops ("Op type not
+    registered 'NormalizeUTF8'"): this imports tensorflow-text first.
+
+    Example:
+
+    >>> served = keras_tl.load_exported("saved_models/my_clf")  # doctest: +SKIP
+    >>> served.signatures["serving_default"](texts=tf.constant(["¡Hola!"]))
+    ... # doctest: +SKIP
+    """
+    try:
+        import tensorflow_text  # noqa: F401  (registers its ops)
+    except ImportError:
+        tensorflow_text = None
+    try:
+        return tf.saved_model.load(path)
+    except (RuntimeError, tf.errors.NotFoundError) as error:
+        if tensorflow_text is None and "not registered" in str(error):
+            raise ImportError(
+                f"{path} runs tensorflow-text ops (its tokenizer): "
+                '`pip install "tensorflow-text>=2.21,<2.22"`.'
+            ) from error
+        raise
+
+
 def export(
     model,
     path,
@@ -292,6 +346,7 @@ def export(
                 for name, function in signatures.items()
             }
         tf.saved_model.save(server, staging, signatures=concrete)
+        card["custom_ops"] = custom_ops(staging)
         if tflite:
             converter = tf.lite.TFLiteConverter.from_concrete_functions(
                 [concrete["serving_default"]], server

@@ -60,6 +60,7 @@ def test_model_card_and_saved_model_cli_show(exported):
     assert card["training_data"] == "random pixels"
     assert set(card["signatures"]) == {"serving_default", "serve_bytes"}
     assert card["versions"]["tensorflow"] == tf.__version__
+    assert card["custom_ops"] == []  # any TensorFlow serves it
     shown = saved_model_cli("show", "--dir", path, "--all")
     default = shown.split("signature_def['serving_default']")[1]
     assert "dtype: DT_UINT8" in default.split("outputs")[0]

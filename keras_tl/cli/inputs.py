@@ -388,12 +388,12 @@ class Loaded:
         self.path = path
         card = os.path.join(path, "model_card.json")
         if os.path.exists(card):
-            import tensorflow as tf
+            from keras_tl.export import load_exported
 
             with open(card, encoding="utf-8") as f:
                 self.card = json.load(f)
             self.label_names = self.card.get("labels")
-            self.served = tf.saved_model.load(path)
+            self.served = load_exported(path)
             self.config = self.tokenizer = None
             return
         from keras_tl.runs import BEST, STATE, read_yaml

@@ -410,6 +410,9 @@ def export_language_model(model, tokenizer, path, *, overwrite=False):
     Its `serve` signature maps a batch of texts to `next_token_log_probs`
     (batch, vocabulary), `log_likelihood` of each text and `num_tokens`.
     Written to a temporary folder and moved into place when complete.
+    A subword tokenizer runs tensorflow-text ops: reload it with
+    `keras_tl.load_exported`, or `import tensorflow_text` before
+    `tf.saved_model.load`.
 
     Args:
         overwrite: replace an existing SavedModel at `path` (refused by

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import keras_tl
 from keras_tl.text import (
+    SubwordTokenizer,
     WordTokenizer,
     ensemble,
     text_classifier,
@@ -97,6 +98,7 @@ def test_export_serves_raw_strings_in_a_fresh_process(forward, tmp_path):
     assert card["ensemble"] == ["forward"]
     assert card["encoder"]["hidden_dim"] == HIDDEN
     assert card["encoder"]["tokenizer"] == "WordTokenizer"
+    assert card["custom_ops"] == []  # TensorFlow's own ops only
     with pytest.raises(ValueError, match="own label names"):
         keras_tl.export(classifier, str(tmp_path / "x"), labels=["a", "b"])
     # saved_model_cli is a fresh process that never imports keras_tl.
@@ -121,6 +123,51 @@ def test_export_serves_raw_strings_in_a_fresh_process(forward, tmp_path):
     assert [label.decode() for label in labels] == [
         classifier.label_names[i] for i in expected.argmax(-1)
     ]
+
+
+def test_export_with_a_subword_tokenizer_serves_in_a_fresh_process(tmp_path):
+    # The shipped encoders' tokenizer runs tensorflow-text ops, which a
+    # fresh process must register before loading: the card names them and
+    # keras_tl.load_exported and `keras-tl predict` register them.
+    spanish = ["¿Qué tal, señor Núñez?", "El niño come piña.", "¡NO!!!"] * 20
+    tokenizer = SubwordTokenizer.from_corpus(spanish, vocabulary_size=60)
+    keras.utils.set_random_seed(0)
+    inner = text_classifier(
+        {**SIZES, "vocabulary_size": tokenizer.vocabulary_size}, 2
+    )
+    classifier = text_model(inner, tokenizer, label_names=["neg", "pos"])
+    texts = ["¡Qué canción tan bonita! 😀", "No me gustó NADA."]
+    expected = outputs(classifier, texts)
+    path = str(tmp_path / "served")
+    card = keras_tl.export(classifier, path)
+    assert {"NormalizeUTF8", "SentencepieceOp"} <= set(card["custom_ops"])
+    with open(os.path.join(path, "model_card.json"), encoding="utf-8") as f:
+        assert json.load(f)["custom_ops"] == card["custom_ops"]
+    plain = subprocess.run(
+        [sys.executable, "-c", f"import tensorflow as tf; "
+         f"tf.saved_model.load({path!r})"],
+        capture_output=True, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert plain.returncode != 0 and "not registered" in plain.stderr
+    code = (
+        "import json, sys, tensorflow as tf, keras_tl\n"
+        "served = keras_tl.load_exported(sys.argv[1])\n"
+        "out = served.signatures['serving_default'](\n"
+        "    texts=tf.constant(json.loads(sys.argv[2])))\n"
+        "print(json.dumps(out['probabilities'].numpy().tolist()))\n"
+    )
+    loaded = run_python(code, path, json.dumps(texts))
+    np.testing.assert_allclose(loaded, expected, rtol=1e-5, atol=1e-6)
+    predicted = subprocess.run(
+        [sys.executable, "-m", "keras_tl", "predict", "--model", path,
+         "--text", texts[0]],
+        check=True, capture_output=True, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    line = json.loads(predicted.stdout.strip().splitlines()[-1])
+    assert line["label"] == ["neg", "pos"][int(expected[0].argmax())]
+    assert line["probability"] == pytest.approx(expected[0].max(), abs=1e-5)
 
 
 def test_forward_backward_ensemble_averages(forward, tmp_path):
