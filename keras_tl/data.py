@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
 import os
 
@@ -330,16 +331,20 @@ def _jsonl_rows(path, *required):
                 continue
             try:
                 row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise TypeError
-                for key in required:
-                    row[key]  # noqa: B018 (presence check)
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{path}, line {number}: not valid JSON ({error.msg}, "
+                    f"column {error.colno}): each line must be one JSON "
+                    f"object. Received: {line[:60]!r}"
+                ) from None
+            missing = [k for k in required if k not in row]
+            if not isinstance(row, dict) or missing:
                 fields = " and ".join(repr(k) for k in required)
                 raise ValueError(
-                    f"{path}, line {number}: expected a JSON object with "
-                    f"a {fields} field. Received: {line[:60]!r}"
-                ) from None
+                    f"{path}, line {number}: expected a JSON object"
+                    + (f" with a {fields} field" if required else "")
+                    + f". Received: {line[:60]!r}"
+                )
             rows.append(row)
     return rows
 
@@ -430,10 +435,16 @@ def read_labelled(
         # default field limit (whole reviews, articles).
         csv.field_size_limit(2**31 - 1)
         with open(path, newline="", encoding="utf-8-sig") as f:
+            lines = _decoded_lines(f, path)
+            header = next(lines, "")
+            delimiter = "\t" if path.endswith(".tsv") else ","
+            # Spreadsheets in Spanish (and other comma-decimal) locales
+            # save CSV separated by semicolons.
+            if delimiter == "," and ";" in header and "," not in header:
+                delimiter = ";"
             rows = list(
                 csv.DictReader(
-                    _decoded_lines(f, path),
-                    delimiter="\t" if path.endswith(".tsv") else ",",
+                    itertools.chain([header], lines), delimiter=delimiter
                 )
             )
     else:
@@ -449,16 +460,33 @@ def read_labelled(
                 "--label-column."
             )
     for number, row in enumerate(rows, 1):
-        if row.get(text_column) is None or row.get(label_column) is None:
+        if None in row:  # csv.DictReader's key for fields past the header
             raise ValueError(
-                f"{path}, row {number}: no {text_column!r} or "
-                f"{label_column!r} field. Received: {sorted(row)}"
+                f"{path}, row {number}: more fields than the header's "
+                f"{len(row) - 1} ({row[None]!r} left over). A text that "
+                'holds the separator must be quoted: "like, this".'
             )
+        for column in (text_column, label_column):
+            if row.get(column) is None:
+                raise ValueError(
+                    f"{path}, row {number}: no value for {column!r} "
+                    + (
+                        f"(its fields: {sorted(row)})."
+                        if column not in row
+                        else "(null)."
+                        if path.endswith((".jsonl", ".jsonl.gz"))
+                        else "(fewer fields than the header)."
+                    )
+                )
     return _non_empty(
         path,
         [r[text_column] for r in rows],
-        [str(r[label_column]) for r in rows],
+        [str(r[label_column]).strip() for r in rows],
     )
+
+
+def _rows(numbers):
+    return ", ".join(map(str, numbers[:5])) + (", ..." if numbers[5:] else "")
 
 
 def _non_empty(path, texts, labels):
@@ -466,10 +494,17 @@ def _non_empty(path, texts, labels):
         raise ValueError(f"{path} has no rows: nothing to train or score on.")
     empty = [i for i, text in enumerate(texts, 1) if not text.strip()]
     if empty:
-        shown = ", ".join(map(str, empty[:5])) + (", ..." if empty[5:] else "")
         raise ValueError(
             f"{path}: {len(empty)} of {len(texts)} texts are empty (rows "
-            f"{shown}, counting from 1 after any header): a classifier "
+            f"{_rows(empty)}, counting from 1 after any header): a classifier "
             "cannot learn or be scored on no text. Remove those rows."
+        )
+    unlabelled = [i for i, label in enumerate(labels, 1) if not label]
+    if unlabelled:
+        raise ValueError(
+            f"{path}: {len(unlabelled)} of {len(labels)} labels are empty "
+            f"(rows {_rows(unlabelled)}, counting from 1 after any header): "
+            "an empty label would become a class of its own. Label those "
+            "rows or remove them."
         )
     return texts, labels

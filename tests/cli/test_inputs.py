@@ -129,6 +129,60 @@ def test_read_labelled_formats_and_errors(tmp_path):
         data.read_labelled(str(xml))
 
 
+def test_read_labelled_refuses_rows_that_would_make_wrong_classes(tmp_path):
+    def refused(name, content, match):
+        path = tmp_path / name
+        path.write_text(content, encoding="utf-8")
+        with pytest.raises(ValueError, match=match):
+            data.read_labelled(str(path))
+
+    # An unquoted comma would have made " no me gustó" a class.
+    refused(
+        "comma.csv",
+        "text,label\nbuena,pos\nHorrible, no me gustó,neg\n",
+        r"comma.csv, row 2: more fields than the header's 2 "
+        r"\(\['neg'\] left over\)",
+    )
+    refused("short.csv", "text,label\nsolo texto\n", "row 1: no value for "
+            "'label' \\(fewer fields than the header\\)")  # fmt: skip
+    refused(
+        "blank.csv",
+        "text,label\nbuena,pos\nsin etiqueta,\nmala,  \nfea,neg\n",
+        r"2 of 4 labels are empty \(rows 2, 3, counting from 1",
+    )
+    refused(
+        "null.jsonl",
+        '{"text": "hola", "label": null}\n',
+        r"null.jsonl, row 1: no value for 'label' \(null\)",
+    )
+    refused(
+        "broken.jsonl",
+        '{"text": "a", "label": 1}\n{"text": "b", label: 0}\n',
+        r"broken.jsonl, line 2: not valid JSON \(Expecting property name",
+    )
+    texts = tmp_path / "t.txt"
+    texts.write_text("uno\ndos\ntres\n", encoding="utf-8")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("pos\n\nneg\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"1 of 3 labels are empty \(rows 2,"):
+        data.read_labelled(str(texts), str(labels))
+    # Spaces around a label are not part of it.
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("text,label\nbuena,pos \nmala, neg\n", encoding="utf-8")
+    assert data.read_labelled(str(spaced))[1] == ["pos", "neg"]
+    # Spreadsheets in Spanish locales separate with semicolons.
+    excel = tmp_path / "excel_es.csv"
+    excel.write_bytes(
+        'texto;etiqueta\n"Costó 3,50 €; caro";neg\n¡Genial!;pos\n'.encode(
+            "utf-8-sig"
+        )
+    )
+    assert data.read_labelled(str(excel), None, "texto", "etiqueta") == (
+        ["Costó 3,50 €; caro", "¡Genial!"],
+        ["neg", "pos"],
+    )
+
+
 def test_gutenberg_markers_are_stripped(tmp_path):
     book = tmp_path / "book.txt"
     book.write_text(
