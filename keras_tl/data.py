@@ -375,6 +375,88 @@ def _strip_gutenberg(text):
     return "\n".join(lines[start + 1 : end])
 
 
+def _table_rows(path):
+    """The rows of a `.csv` / `.tsv` (with a header) or `.jsonl(.gz)` file,
+    as dicts."""
+    if path.endswith((".jsonl", ".jsonl.gz")):
+        return _jsonl_rows(path)
+    if path.endswith((".csv", ".tsv")):
+        # Documents run longer than the csv module's 131,072-character
+        # default field limit (whole reviews, articles).
+        csv.field_size_limit(2**31 - 1)
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            lines = _decoded_lines(f, path)
+            header = next(lines, "")
+            delimiter = "\t" if path.endswith(".tsv") else ","
+            # Spreadsheets in Spanish (and other comma-decimal) locales
+            # save CSV separated by semicolons.
+            if delimiter == "," and ";" in header and "," not in header:
+                delimiter = ";"
+            rows = list(
+                csv.DictReader(
+                    itertools.chain([header], lines), delimiter=delimiter
+                )
+            )
+        for number, row in enumerate(rows, 1):
+            if None in row:  # csv.DictReader's key for fields past the header
+                raise ValueError(
+                    f"{path}, row {number}: more fields than the header's "
+                    f"{len(row) - 1} ({row[None]!r} left over). A text that "
+                    'holds the separator must be quoted: "like, this".'
+                )
+        return rows
+    raise ValueError(
+        f"Unknown data format: {path}. Use .csv, .tsv, .jsonl(.gz), or "
+        ".txt with a labels file."
+    )
+
+
+def _check_columns(path, rows, columns):
+    for column in columns:
+        if rows and column not in rows[0]:
+            raise ValueError(
+                f"{path} has no column {column!r}; its columns are "
+                f"{sorted(rows[0])}. Choose with --text-column"
+                + (" / --label-column." if len(columns) > 1 else ".")
+            )
+
+
+def read_texts(path: str, text_column: str = "text") -> list[str]:
+    """Texts to classify, from one file: a `.txt(.gz)` file's non-empty
+    lines, or the `text_column` of a `.csv`, `.tsv` or `.jsonl(.gz)` file
+    (any label column is not read).
+
+    Raises:
+        FileNotFoundError: a file that does not exist.
+        ValueError: an unknown format, a missing column, undecodable bytes
+            or no texts at all.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Input file not found: {path}")
+    if path.endswith((".txt", ".txt.gz")):
+        texts = [line for line in read_text(path).split("\n") if line.strip()]
+    elif path.endswith((".csv", ".tsv", ".jsonl", ".jsonl.gz")):
+        rows = _table_rows(path)
+        _check_columns(path, rows, [text_column])
+        texts = [row[text_column] for row in rows]
+        empty = [i for i, t in enumerate(texts, 1) if not (t or "").strip()]
+        if empty:
+            raise ValueError(
+                f"{path}: {len(empty)} of {len(texts)} texts are empty (rows "
+                f"{_rows(empty)}, counting from 1 after any header). Remove "
+                "those rows."
+            )
+    else:
+        raise ValueError(
+            f"Unknown text file format: {path}. Give .txt (one text a line), "
+            ".csv, .tsv or .jsonl(.gz) (the --text-column)."
+        )
+    if not texts:
+        raise ValueError(f"{path} holds no text to classify.")
+    return texts
+
+
 def read_labelled(
     path: str,
     labels_path: str | None = None,
@@ -428,44 +510,9 @@ def read_labelled(
                 f"{len(labels)} labels: they must be line-aligned."
             )
         return _non_empty(path, texts, labels)
-    if path.endswith((".jsonl", ".jsonl.gz")):
-        rows = _jsonl_rows(path)
-    elif path.endswith((".csv", ".tsv")):
-        # Documents run longer than the csv module's 131,072-character
-        # default field limit (whole reviews, articles).
-        csv.field_size_limit(2**31 - 1)
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            lines = _decoded_lines(f, path)
-            header = next(lines, "")
-            delimiter = "\t" if path.endswith(".tsv") else ","
-            # Spreadsheets in Spanish (and other comma-decimal) locales
-            # save CSV separated by semicolons.
-            if delimiter == "," and ";" in header and "," not in header:
-                delimiter = ";"
-            rows = list(
-                csv.DictReader(
-                    itertools.chain([header], lines), delimiter=delimiter
-                )
-            )
-    else:
-        raise ValueError(
-            f"Unknown data format: {path}. Use .csv, .tsv, .jsonl(.gz), or "
-            ".txt with a labels file."
-        )
-    for column in (text_column, label_column):
-        if rows and column not in rows[0]:
-            raise ValueError(
-                f"{path} has no column {column!r}; its columns are "
-                f"{sorted(rows[0])}. Choose with --text-column / "
-                "--label-column."
-            )
+    rows = _table_rows(path)
+    _check_columns(path, rows, [text_column, label_column])
     for number, row in enumerate(rows, 1):
-        if None in row:  # csv.DictReader's key for fields past the header
-            raise ValueError(
-                f"{path}, row {number}: more fields than the header's "
-                f"{len(row) - 1} ({row[None]!r} left over). A text that "
-                'holds the separator must be quoted: "like, this".'
-            )
         for column in (text_column, label_column):
             if row.get(column) is None:
                 raise ValueError(

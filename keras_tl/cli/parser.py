@@ -607,9 +607,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plot", help="write the confusion matrix here")
     predict = parser.commands[("predict",)]
     predict.add_argument(
-        "inputs", nargs="*", help="image files, or text files (one a line)"
+        "inputs",
+        nargs="*",
+        help="image files, or text files: .txt (one text a line), .csv, "
+        ".tsv or .jsonl (the --text-column)",
     )
     predict.add_argument("--text", action="append", help="a text to classify")
+    predict.add_argument(
+        "--text-column",
+        default="text",
+        help="the column of .csv / .tsv / .jsonl inputs to classify",
+    )
     predict.add_argument("--batch-size", type=int, default=32)
     export = parser.commands[("export",)]
     export.add_argument("--output", required=True, help="the SavedModel folder")

@@ -202,16 +202,17 @@ def predict_command(args):
     import numpy as np
     import tensorflow as tf
 
-    loaded = Loaded(args.model, args.checkpoint)
     inputs = list(args.inputs)
+    for path in inputs:  # before the model loads
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Input file not found: {path}")
+    loaded = Loaded(args.model, args.checkpoint)
     if loaded.takes_text:
+        from keras_tl.data import read_texts
+
         texts = list(args.text or [])
         for path in inputs:
-            from keras_tl.data import read_text
-
-            texts.extend(
-                line for line in read_text(path).split("\n") if line.strip()
-            )
+            texts.extend(read_texts(path, args.text_column))
         if not texts:
             raise ValueError(
                 'Nothing to predict: give --text "..." or text files with '
@@ -229,8 +230,6 @@ def predict_command(args):
         size = loaded.image_size()
         encoded, pixels = [], []
         for path in inputs:
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"Image not found: {path}")
             encoded.append(tf.io.read_file(path))
             try:
                 image = tf.io.decode_image(

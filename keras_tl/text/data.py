@@ -42,8 +42,8 @@ def read_text(path, encoding="utf-8"):
         raise ValueError(
             f"{path} is not valid {encoding}: byte {error.start} is "
             f"{raw[error.start : error.start + 1]!r}. Convert the file to "
-            "UTF-8 (e.g. `iconv -f latin1 -t utf-8`) or pass the file's "
-            f"encoding. Received: encoding={encoding!r}"
+            "UTF-8 (e.g. `iconv -f latin1 -t utf-8 FILE > NEW`)."
+            + (f" Read as: {encoding}." if encoding != "utf-8" else "")
         ) from None
     return text.lstrip("\ufeff").replace("\r\n", "\n")
 

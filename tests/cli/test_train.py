@@ -334,6 +334,26 @@ def test_train_on_a_tfds_name_and_on_texts_with_a_hub_module(
     assert cli.main(["predict", "--model", str(tmp_path / "reviews"),
                      "--text", "muy buena"]) == 0  # fmt: skip
     assert last_json(capsys)["label"] in ("1", "5")
+    # A table is read by its text column, not line by line (header and
+    # labels included); a .txt file one text a line.
+    lines = tmp_path / "lines.txt"
+    lines.write_text("muy buena 0\n\nmuy mala 0\n", encoding="utf-8")
+    model = ["predict", "--model", str(tmp_path / "reviews")]
+    assert cli.main([*model, str(table), str(lines),
+                     "--text-column", "review"]) == 0  # fmt: skip
+    answers = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    expected = [f"muy {w} {i}" for i in range(8) for w in ("buena", "mala")]
+    assert [x["input"] for x in answers] == expected + [
+        "muy buena 0",
+        "muy mala 0",
+    ]
+    assert [x["label"] for x in answers[-2:]] == [
+        x["label"] for x in answers[:2]
+    ]
+    assert cli.main([*model, str(table)]) == 2  # its text column is "review"
+    assert "no column 'text'" in capsys.readouterr().err
+    assert cli.main([*model, str(tmp_path / "missing.csv")]) == 2
+    assert "Input file not found" in capsys.readouterr().err
     bad = [a if a != "review" else "texto" for a in argv]
     assert cli.main(bad + ["--overwrite"]) == 2
     assert "no column 'texto'" in capsys.readouterr().err

@@ -18,9 +18,13 @@ def test_read_text_names_undecodable_bytes(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes("\ufeffaño\r\n".encode() + b"caf\xe9")
     with pytest.raises(
-        ValueError, match=r"not valid utf-8: byte 12 .*xe9.*encoding='utf-8'"
-    ):
+        ValueError, match=r"latin1.txt is not valid utf-8: byte 12 .*xe9.*iconv"
+    ) as error:
         read_text(path)
+    # The command line has no encoding option: the message offers none.
+    assert "encoding" not in str(error.value)
+    with pytest.raises(ValueError, match=r"Read as: ascii\.$"):
+        read_text(path, "ascii")
     path.write_bytes("\ufeffaño\r\nniño\n".encode())
     assert read_text(path) == "año\nniño\n"
 
