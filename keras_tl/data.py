@@ -280,7 +280,8 @@ def read_text(path: str, encoding: str = "utf-8") -> str:
 def read_corpus(
     paths, max_words: int | None = None, strip_gutenberg: bool = True
 ) -> list[str]:
-    """Documents from `.txt` files and `.jsonl(.gz)` files with a `text` field.
+    """Documents from `.txt` files, and the `text` field of `.jsonl(.gz)`,
+    `.csv` and `.tsv` files.
 
     Project Gutenberg files keep only what lies between their START and END
     markers. Stops once `max_words` words are read (whole documents).
@@ -295,7 +296,8 @@ def read_corpus(
 
     Raises:
         FileNotFoundError: a path that does not exist.
-        ValueError: undecodable bytes, or a JSON line without `text`.
+        ValueError: undecodable bytes, a JSON line or a table without
+            `text`, or a file with no text at all.
 
     Example:
 
@@ -308,11 +310,22 @@ def read_corpus(
             raise FileNotFoundError(f"Corpus file not found: {path}")
         if path.endswith((".jsonl", ".jsonl.gz")):
             documents = [row["text"] for row in _jsonl_rows(path, "text")]
+        elif path.endswith((".csv", ".tsv")):  # its text column, not lines
+            rows = _table_rows(path)
+            if rows and "text" not in rows[0]:
+                raise ValueError(
+                    f"{path} has no column 'text' (its columns are "
+                    f"{sorted(rows[0])}): a table's corpus is read from its "
+                    "'text' column."
+                )
+            documents = [row["text"] or "" for row in rows]
         else:
             text = read_text(path)
             if strip_gutenberg:
                 text = _strip_gutenberg(text)
             documents = [text]
+        if not any(document.strip() for document in documents):
+            raise ValueError(f"{path} holds no text: nothing to train on.")
         for document in documents:
             texts.append(document)
             words += len(document.split())

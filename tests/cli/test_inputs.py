@@ -191,3 +191,18 @@ def test_gutenberg_markers_are_stripped(tmp_path):
         encoding="utf-8",
     )
     assert data.read_corpus([str(book)]) == ["En un lugar"]
+
+
+def test_read_corpus_reads_tables_by_their_text_column(tmp_path):
+    table = tmp_path / "corpus.csv"
+    table.write_text('text,label\n"Hola, ¿qué tal?",pos\nadiós,neg\n')
+    # The header and the labels are not text to learn.
+    assert data.read_corpus([str(table)]) == ["Hola, ¿qué tal?", "adiós"]
+    other = tmp_path / "other.tsv"
+    other.write_text("frase\tclase\nhola\tpos\n")
+    with pytest.raises(ValueError, match=r"other.tsv has no column 'text'"):
+        data.read_corpus([str(other)])
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    with pytest.raises(ValueError, match=r"empty.txt holds no text"):
+        data.read_corpus([str(table), str(empty)])
