@@ -89,7 +89,8 @@ CASES = {
     "train: awd_lstm with --pooling": (
         lambda root, lm: ["train", "--data", _some_empty(root), "--backbone",
                           "awd_lstm", "--encoder", lm, "--pooling", "max"],
-        "--pooling only apply to image and hub backbones",
+        "--pooling only applies to image and hub backbones, so it would be "
+        "ignored here. Leave it out.",
     ),
     "ulmfit: unknown encoder preset": (
         lambda root, lm: ["ulmfit", "--data", _csv(root / "t.csv",

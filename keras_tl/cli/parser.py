@@ -188,9 +188,11 @@ def resolve_model_options(args):
         kind = (
             "image and hub backbones" if text else "--backbone awd_lstm (text)"
         )
+        one = len(given) == 1
         raise ValueError(
-            f"{flags} only apply to {kind}, so they would be ignored here. "
-            f"Leave them out. Received: --backbone {backbone}"
+            f"{flags} only appl{'ies' if one else 'y'} to {kind}, so "
+            f"{'it' if one else 'they'} would be ignored here. Leave "
+            f"{'it' if one else 'them'} out. Received: --backbone {backbone}"
         )
     if text and args.weights not in (None, "none"):
         raise ValueError(
