@@ -250,7 +250,8 @@ def tfds_examples(
             raise FileNotFoundError(
                 f"The TFDS dataset {name!r} is not prepared in "
                 f"{builder.data_dir}. Allow downloading, or point data_dir "
-                f"at a folder where it was prepared. Received: name={name!r}"
+                "(for keras-tl, the TFDS_DATA_DIR environment variable) at "
+                f"a folder where it was prepared. Received: name={name!r}"
             ) from None
         from keras_tl.backbones.hub import host_reachable
 
@@ -260,7 +261,8 @@ def tfds_examples(
                 f"{builder.data_dir} and {_TFDS_HOST[0]} cannot be reached "
                 f"within {timeout:g} s (offline?). Prepare it on a machine "
                 "with internet and copy the folder here (then pass its "
-                "data_dir), or give a local image folder or text file. "
+                "data_dir; for keras-tl, set TFDS_DATA_DIR to it), or give "
+                "a local image folder or text file. "
                 f"Received: name={name!r}"
             ) from None
         builder.download_and_prepare()

@@ -92,6 +92,12 @@ CASES = {
         "--pooling only applies to image and hub backbones, so it would be "
         "ignored here. Leave it out.",
     ),
+    "train: awd_lstm with --strategy auto": (
+        lambda root, lm: ["train", "--data", _some_empty(root), "--backbone",
+                          "awd_lstm", "--encoder", lm, "--strategy", "auto"],
+        "--strategy auto probes an image backbone's stages; for "
+        "--backbone awd_lstm give --epochs",
+    ),
     "ulmfit: unknown encoder preset": (
         lambda root, lm: ["ulmfit", "--data", _csv(root / "t.csv",
                           [["bueno", "a"], ["malo", "b"]] * 4),

@@ -194,6 +194,12 @@ def resolve_model_options(args):
             f"{'it' if one else 'they'} would be ignored here. Leave "
             f"{'it' if one else 'them'} out. Received: --backbone {backbone}"
         )
+    if text and getattr(args, "strategy", None) == "auto":
+        raise ValueError(
+            "--strategy auto probes an image backbone's stages; for "
+            "--backbone awd_lstm give --epochs (and --train-groups) yourself, "
+            "or let `keras-tl ulmfit --strategy auto` choose them."
+        )
     if text and args.weights not in (None, "none"):
         raise ValueError(
             "--weights for --backbone awd_lstm is `none` (the same "
