@@ -220,7 +220,10 @@ def _fine_tune_lm(
     training_data,
     callbacks=None,
     weights_dtype="float32",
+    command=None,
 ):
+    import datetime
+
     from keras_tl.text.language_model import (
         language_model_config,
         load_language_model,
@@ -249,14 +252,16 @@ def _fine_tune_lm(
     for key in ("perplexity_before", "perplexity_after"):
         if getattr(tuned.history, key) is not None:
             info[key] = float(getattr(tuned.history, key))
+    # The other entries stay the starting model's (its pretraining and its
+    # held-out perplexity on that corpus); the card says so.
     config["fine_tuning"] = {
         "from": os.fspath(encoder),
         "data": training_data,
         "epochs": list(epochs),
         **{k: float(v) if isinstance(v, float) else v for k, v in info.items()},
+        "date": datetime.date.today().isoformat(),
+        **({"command": command} if command else {}),
     }
-    if "perplexity_after" in info:
-        config["validation_perplexity"] = round(info["perplexity_after"], 2)
     config["train_history"] = {
         k: [float(v) for v in vs] for k, vs in history.items()
     }
@@ -390,15 +395,22 @@ def _lm_finish(args, run, started, perplexity):
     from keras_tl import plots
 
     plots.plot_history(run.history, run.file("history.png"))
+    # None: no validation texts (lm finetune without --validation).
     summary = {
         "output": args.output,
-        "validation_perplexity": round(perplexity, 2),
+        "validation_perplexity": None
+        if perplexity is None
+        else round(perplexity, 2),
     }
     run.finish(summary)
+    scored = (
+        "no validation texts (--validation)"
+        if perplexity is None
+        else f"validation perplexity {perplexity:.2f}"
+    )
     print(
-        f"keras-tl {args.command}: done in {duration(started)}; validation "
-        f"perplexity {perplexity:.2f}; language model in {args.output}; run "
-        f"folder {run.path}",
+        f"keras-tl {args.command}: done in {duration(started)}; {scored}; "
+        f"language model in {args.output}; run folder {run.path}",
         flush=True,
     )
 
@@ -439,8 +451,9 @@ def lm_finetune_command(args):
         training_data=", ".join(os.path.basename(p) for p in args.corpus),
         callbacks=run.callbacks(checkpoints=False),
         weights_dtype=args.weights_dtype,
+        command=_command_line(args),
     )
-    _lm_finish(args, run, started, info.get("perplexity_after", float("nan")))
+    _lm_finish(args, run, started, info.get("perplexity_after"))
 
 
 def _lm_strategy(args, batch_size):

@@ -167,9 +167,20 @@ def _expand(path, out):
 def _model_card(config):
     training = config["training"]
     model = config["model"]
+    tuned = config.get("fine_tuning")
     lines = [
         "# AWD-LSTM language model",
         "",
+        *(
+            [
+                f"`{tuned['from']}` fine-tuned on {tuned['data']} (see "
+                "Fine-tuning below); the training, held-out perplexity, "
+                "date and command above it are the starting model's.",
+                "",
+            ]
+            if tuned
+            else []
+        ),
         f"- Language: {config.get('language') or 'unspecified'}",
         f"- Direction: {'backward' if config.get('backwards') else 'forward'}",
         f"- Tokenizer: {config['tokenizer']}, {config['vocabulary_size']:,} "
@@ -244,6 +255,7 @@ def _model_card(config):
     if config.get("data"):
         lines += ["", "## Data", ""]
         lines += [f"- {entry}" for entry in config["data"]]
+    lines += _fine_tuning_lines(config.get("fine_tuning"))
     if config.get("command"):
         lines += [
             "",
@@ -265,6 +277,36 @@ def _model_card(config):
         "",
     ]
     return "\n".join(lines)
+
+
+def _fine_tuning_lines(tuned):
+    """The card's section on a fine-tuning (`lm finetune`, ULMFiT's step
+    (i)) of the model it started from."""
+    if not tuned:
+        return []
+    lines = [
+        "",
+        "## Fine-tuning",
+        "",
+        f"- From: `{tuned['from']}`",
+        f"- Data: {tuned['data']}, {tuned['train_tokens']:,} tokens",
+        f"- Epochs by stage: {tuned['epochs']}",
+    ]
+    if tuned.get("perplexity_after") is not None:
+        lines.append(
+            "- Validation perplexity: "
+            f"{tuned['perplexity_before']:.2f} before, "
+            f"{tuned['perplexity_after']:.2f} after"
+        )
+    else:
+        lines.append(
+            "- Validation perplexity: not measured (no validation texts)"
+        )
+    if tuned.get("date"):
+        lines.append(f"- Date: {tuned['date']}")
+    if tuned.get("command"):
+        lines += ["", "```bash", tuned["command"], "```"]
+    return lines
 
 
 def write_model_card(folder, **entries):

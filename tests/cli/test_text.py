@@ -129,6 +129,38 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
         config["fine_tuning"]["perplexity_after"]
         < config["fine_tuning"]["perplexity_before"]
     )
+    # The other entries and the card's first part stay the starting
+    # model's; the card's Fine-tuning section says what was done.
+    start = json.loads((more / "config.json").read_text())
+    assert config["validation_perplexity"] == start["validation_perplexity"]
+    card = (tuned / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"`{more}` fine-tuned on tweets.txt" in card
+    fine = card.split("## Fine-tuning")[1]
+    before = config["fine_tuning"]["perplexity_before"]
+    after = config["fine_tuning"]["perplexity_after"]
+    assert f"{before:.2f} before, {after:.2f} after" in fine
+    assert "keras-tl lm finetune --encoder" in fine
+    summary = json.loads(
+        (tmp_path / "runs" / "finetune" / "summary.json").read_text()
+    )
+    assert summary["validation_perplexity"] == round(after, 2)
+    # Without validation texts: nothing measured, and said so (not NaN).
+    plain = tmp_path / "saved_models" / "es_plain"
+    argv = ["lm", "finetune", "--encoder", str(more), "--corpus", str(target),
+            "--output", str(plain), "--epochs", "1",
+            "--run-dir", str(tmp_path / "runs" / "plain"), *sizes]  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "no validation texts (--validation)" in capsys.readouterr().out
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: 1 / 0)
+
+    summary = strict((tmp_path / "runs" / "plain" / "summary.json").read_text())
+    assert summary["validation_perplexity"] is None
+    assert "not measured (no validation texts)" in (
+        plain / "MODEL_CARD.md"
+    ).read_text(encoding="utf-8")
     model, tokenizer = load_language_model(str(tuned))
     assert tokenizer.vocabulary_size == 33
     # Fine-tuned again with the same seed: the same dropout, the same model.
@@ -335,6 +367,15 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     assert last_json(capsys)["accuracy"] == pytest.approx(
         summary["test"]["accuracy"]
     )
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"frase": "ni fu ni fa", "etiqueta": "neutral"}))
+    assert cli.main(["evaluate", "--model", str(tmp_path / "run"),
+                     "--data", str(odd), "--text-column", "frase",
+                     "--label-column", "etiqueta"]) == 2  # fmt: skip
+    assert (
+        "odd.jsonl has labels the model was not trained on: ['neutral']; it "
+        "knows ['neg', 'pos']" in capsys.readouterr().err
+    )
     assert cli.main(["predict", "--model", str(export),
                      "--text", rows[0]["frase"]]) == 0  # fmt: skip
     assert last_json(capsys)["label"] == labels[0]
@@ -469,7 +510,9 @@ def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n')
     assert cli.main(args + [str(rows)]) == 2
-    assert "row 2: no 'text' or 'label' field" in capsys.readouterr().err
+    assert "rows.jsonl, row 2: no value for 'label' (its fields: ['text'])" in (
+        capsys.readouterr().err
+    )
     assert not os.path.exists(tmp_path / "runs")  # nothing was written
 
 
