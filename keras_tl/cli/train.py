@@ -186,6 +186,13 @@ def evaluate_command(args):
         from keras_tl.text import data as text_data
 
         texts, labels = read_texts(args.data, args.labels, args)
+        unknown = sorted(set(labels) - set(names))
+        if unknown:
+            raise ValueError(
+                f"{args.data} has labels the model was not trained on: "
+                f"{unknown[:10]}; it knows {names}. Score it on data "
+                "labelled with those classes (check --label-column)."
+            )
         truth, _ = text_data.encode_labels(labels, names)
         probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
     else:
