@@ -143,9 +143,9 @@ def test_weights_none_trains_the_same_classifier_from_scratch(
     [
         (
             ["--backbone", "awd_lstm", "--pooling", "max"],
-            "--pooling only apply",
+            "--pooling only applies",
         ),
-        (["--backbone", "awd_lstm", "--train-bn"], "--train-bn only apply"),
+        (["--backbone", "awd_lstm", "--train-bn"], "--train-bn only applies"),
         (["--backbone", "awd_lstm", "--image-size", "64"], "--image-size"),
         (["--backbone", "awd_lstm", "--weights", "imagenet"], "--weights for"),
         (["--backbone", "mobilenet_v2_035", "--drop-mult", "0.1"], "awd_lstm"),

@@ -194,7 +194,8 @@ def resolve_model_options(args):
             f"{'it' if one else 'they'} would be ignored here. Leave "
             f"{'it' if one else 'them'} out. Received: --backbone {backbone}"
         )
-    if text and getattr(args, "strategy", None) == "auto":
+    # `ulmfit --strategy auto` takes the text advice; `train`'s probes images.
+    if text and args.command == "train" and args.strategy == "auto":
         raise ValueError(
             "--strategy auto probes an image backbone's stages; for "
             "--backbone awd_lstm give --epochs (and --train-groups) yourself, "
@@ -298,7 +299,8 @@ def _add_lm_options(parser):
         "--corpus",
         nargs="+",
         required=True,
-        help=".txt(.gz) files, or .jsonl(.gz) files with a 'text' field",
+        help=".txt(.gz) files, or .jsonl(.gz) / .csv / .tsv files with a "
+        "'text' field (column)",
     )
     parser.add_argument(
         "--output",
@@ -521,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="more unlabelled texts of the task's kind for the LM "
         "fine-tuning only (ULMFiT's semi-supervised step): .txt files, or "
-        ".jsonl(.gz) with a `text` field",
+        ".jsonl(.gz) / .csv / .tsv with a `text` field (column)",
     )
     ulmfit.add_argument(
         "--strategy",
