@@ -11,7 +11,10 @@ says what to fix instead of deep inside `fit`.
   dataset is neither prepared locally nor downloadable.
 - `read_labelled(path)`: texts and labels from `.csv`, `.tsv`,
   `.jsonl(.gz)`, or a `.txt` of texts plus a labels file.
-- `read_corpus(paths)`: plain-text corpora (`.txt`, `.jsonl(.gz)`).
+- `read_unlabelled(path)`: texts to classify (`.txt` lines, or a table's
+  text column).
+- `read_corpus(paths)`: language-model corpora (`.txt`, the `text` of
+  `.jsonl(.gz)`, `.csv` and `.tsv`).
 """
 
 from __future__ import annotations
@@ -314,13 +317,10 @@ def read_corpus(
             documents = [row["text"] for row in _jsonl_rows(path, "text")]
         elif path.endswith((".csv", ".tsv")):  # its text column, not lines
             rows = _table_rows(path)
-            if rows and "text" not in rows[0]:
-                raise ValueError(
-                    f"{path} has no column 'text' (its columns are "
-                    f"{sorted(rows[0])}): a table's corpus is read from its "
-                    "'text' column."
-                )
-            documents = [row["text"] or "" for row in rows]
+            _check_columns(
+                path, rows, ["text"], "A table's corpus is its 'text' column."
+            )
+            documents = _column(path, rows, "text")
         else:
             text = read_text(path)
             if strip_gutenberg:
@@ -352,8 +352,7 @@ def _jsonl_rows(path, *required):
                     f"column {error.colno}): each line must be one JSON "
                     f"object. Received: {line[:60]!r}"
                 ) from None
-            missing = [k for k in required if k not in row]
-            if not isinstance(row, dict) or missing:
+            if not isinstance(row, dict) or any(k not in row for k in required):
                 fields = " and ".join(repr(k) for k in required)
                 raise ValueError(
                     f"{path}, line {number}: expected a JSON object"
@@ -426,17 +425,50 @@ def _table_rows(path):
     )
 
 
-def _check_columns(path, rows, columns):
+def _check_columns(path, rows, columns, hint=None):
     for column in columns:
         if rows and column not in rows[0]:
             raise ValueError(
                 f"{path} has no column {column!r}; its columns are "
-                f"{sorted(rows[0])}. Choose with --text-column"
-                + (" / --label-column." if len(columns) > 1 else ".")
+                f"{sorted(rows[0])}. "
+                + (
+                    hint
+                    or "Choose with --text-column"
+                    + (" / --label-column." if len(columns) > 1 else ".")
+                )
             )
 
 
-def read_texts(path: str, text_column: str = "text") -> list[str]:
+def _column(path, rows, column):
+    """One column's values, each a string (a row that lacks it, or holds
+    a number or null there, is named)."""
+    values = []
+    for number, row in enumerate(rows, 1):
+        value = row.get(column)
+        if not isinstance(value, str):
+            raise ValueError(
+                f"{path}, row {number}: "
+                + (
+                    f"no value for {column!r}."
+                    if value is None
+                    else f"{column!r} is not a string. Received: {value!r}"
+                )
+            )
+        values.append(value)
+    return values
+
+
+def _refuse_empty_texts(path, texts):
+    empty = [i for i, text in enumerate(texts, 1) if not text.strip()]
+    if empty:
+        raise ValueError(
+            f"{path}: {len(empty)} of {len(texts)} texts are empty (rows "
+            f"{_rows(empty)}, counting from 1 after any header): a classifier "
+            "cannot learn or be scored on no text. Remove those rows."
+        )
+
+
+def read_unlabelled(path: str, text_column: str = "text") -> list[str]:
     """Texts to classify, from one file: a `.txt(.gz)` file's non-empty
     lines, or the `text_column` of a `.csv`, `.tsv` or `.jsonl(.gz)` file
     (any label column is not read).
@@ -454,14 +486,8 @@ def read_texts(path: str, text_column: str = "text") -> list[str]:
     elif path.endswith((".csv", ".tsv", ".jsonl", ".jsonl.gz")):
         rows = _table_rows(path)
         _check_columns(path, rows, [text_column])
-        texts = [row[text_column] for row in rows]
-        empty = [i for i, t in enumerate(texts, 1) if not (t or "").strip()]
-        if empty:
-            raise ValueError(
-                f"{path}: {len(empty)} of {len(texts)} texts are empty (rows "
-                f"{_rows(empty)}, counting from 1 after any header). Remove "
-                "those rows."
-            )
+        texts = _column(path, rows, text_column)
+        _refuse_empty_texts(path, texts)
     else:
         raise ValueError(
             f"Unknown text file format: {path}. Give .txt (one text a line), "
@@ -542,7 +568,7 @@ def read_labelled(
                 )
     return _non_empty(
         path,
-        [r[text_column] for r in rows],
+        _column(path, rows, text_column),
         [str(r[label_column]).strip() for r in rows],
     )
 
@@ -554,13 +580,7 @@ def _rows(numbers):
 def _non_empty(path, texts, labels):
     if not texts:
         raise ValueError(f"{path} has no rows: nothing to train or score on.")
-    empty = [i for i, text in enumerate(texts, 1) if not text.strip()]
-    if empty:
-        raise ValueError(
-            f"{path}: {len(empty)} of {len(texts)} texts are empty (rows "
-            f"{_rows(empty)}, counting from 1 after any header): a classifier "
-            "cannot learn or be scored on no text. Remove those rows."
-        )
+    _refuse_empty_texts(path, texts)
     unlabelled = [i for i, label in enumerate(labels, 1) if not label]
     if unlabelled:
         raise ValueError(

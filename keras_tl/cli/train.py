@@ -25,6 +25,7 @@ from keras_tl.cli.inputs import (
     Loaded,
     Task,
     check_exists,
+    check_labels,
     image_size_of,
     images,
     labelled_arrays,
@@ -186,13 +187,8 @@ def evaluate_command(args):
         from keras_tl.text import data as text_data
 
         texts, labels = read_texts(args.data, args.labels, args)
-        unknown = sorted(set(labels) - set(names))
-        if unknown:
-            raise ValueError(
-                f"{args.data} has labels the model was not trained on: "
-                f"{unknown[:10]}; it knows {names}. Score it on data "
-                "labelled with those classes (check --label-column)."
-            )
+        if names:
+            check_labels(args.data, labels, names, args.model)
         truth, _ = text_data.encode_labels(labels, names)
         probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
     else:
@@ -215,15 +211,15 @@ def predict_command(args):
             raise FileNotFoundError(f"Input file not found: {path}")
     loaded = Loaded(args.model, args.checkpoint)
     if loaded.takes_text:
-        from keras_tl.data import read_texts
+        from keras_tl.data import read_unlabelled
 
         texts = list(args.text or [])
         for path in inputs:
-            texts.extend(read_texts(path, args.text_column))
+            texts.extend(read_unlabelled(path, args.text_column))
         if not texts:
             raise ValueError(
-                'Nothing to predict: give --text "..." or text files with '
-                "one text a line."
+                'Nothing to predict: give --text "..." or text files (.txt, '
+                "one text a line, or .csv / .tsv / .jsonl)."
             )
         names = texts
         probabilities = loaded.probabilities_of_texts(texts, args.batch_size)

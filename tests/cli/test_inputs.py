@@ -156,6 +156,11 @@ def test_read_labelled_refuses_rows_that_would_make_wrong_classes(tmp_path):
         r"null.jsonl, row 1: no value for 'label' \(null\)",
     )
     refused(
+        "number.jsonl",
+        '{"text": "hola", "label": "a"}\n{"text": 3, "label": "b"}\n',
+        r"number.jsonl, row 2: 'text' is not a string. Received: 3",
+    )
+    refused(
         "broken.jsonl",
         '{"text": "a", "label": 1}\n{"text": "b", label: 0}\n',
         r"broken.jsonl, line 2: not valid JSON \(Expecting property name",
@@ -202,6 +207,10 @@ def test_read_corpus_reads_tables_by_their_text_column(tmp_path):
     other.write_text("frase\tclase\nhola\tpos\n")
     with pytest.raises(ValueError, match=r"other.tsv has no column 'text'"):
         data.read_corpus([str(other)])
+    numbers = tmp_path / "numbers.jsonl"
+    numbers.write_text('{"text": "uno"}\n5\n')
+    with pytest.raises(ValueError, match=r"numbers.jsonl, line 2: expected"):
+        data.read_corpus([str(numbers)])
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
     with pytest.raises(ValueError, match=r"empty.txt holds no text"):
