@@ -254,6 +254,7 @@ def _fine_tune_lm(
             info[key] = float(getattr(tuned.history, key))
     # The other entries stay the starting model's (its pretraining and its
     # held-out perplexity on that corpus); the card says so.
+    previous = config.get("fine_tuning")
     config["fine_tuning"] = {
         "from": os.fspath(encoder),
         "data": training_data,
@@ -261,6 +262,7 @@ def _fine_tune_lm(
         **{k: float(v) if isinstance(v, float) else v for k, v in info.items()},
         "date": datetime.date.today().isoformat(),
         **({"command": command} if command else {}),
+        **({"previous": previous} if previous else {}),
     }
     config["train_history"] = {
         k: [float(v) for v in vs] for k, vs in history.items()

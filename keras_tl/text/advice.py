@@ -31,7 +31,7 @@ from keras_tl.checks import check_texts
 from keras_tl.presets import language_model_config
 from keras_tl.text.data import encode_corpus
 from keras_tl.text.language_model import evaluate_perplexity
-from keras_tl.text.lm_saving import load_language_model
+from keras_tl.text.lm_saving import load_language_model, own_perplexity
 
 # Target perplexity at most this many times the corpus's own: the same
 # kind of text, LM fine-tuning adds little.
@@ -229,7 +229,7 @@ def advise_text(
                 "label a text."
             )
     config = language_model_config(encoder)
-    own = config.get("validation_perplexity")
+    own = own_perplexity(config)
     if not own:
         raise ValueError(
             f"The language model {encoder!r} records no held-out perplexity "

@@ -36,6 +36,16 @@ def check_weights_dtype(weights_dtype):
         )
 
 
+def own_perplexity(config):
+    """A saved language model's perplexity on held-out text of the kind it
+    was trained on: after its last fine-tuning where it was measured, else
+    its pretraining's held-out figure (None if neither)."""
+    tuned = config.get("fine_tuning") or {}
+    if tuned.get("perplexity_after") is not None:
+        return round(tuned["perplexity_after"], 2)
+    return config.get("validation_perplexity")
+
+
 def stored_dtype(config):
     """How a saved language model's weights are stored, from its
     `config.json`: "float32" for models saved before the storage was
@@ -174,8 +184,8 @@ def _model_card(config):
         *(
             [
                 f"`{tuned['from']}` fine-tuned on {tuned['data']} (see "
-                "Fine-tuning below); the training, held-out perplexity, "
-                "date and command above it are the starting model's.",
+                "Fine-tuning below). The lines below, the data and how it "
+                "was made describe the starting model's pretraining.",
                 "",
             ]
             if tuned
@@ -259,7 +269,9 @@ def _model_card(config):
     if config.get("command"):
         lines += [
             "",
-            "## How it was made",
+            "## How the starting model was made"
+            if config.get("fine_tuning")
+            else "## How it was made",
             "",
             "```bash",
             config["command"],
@@ -306,6 +318,9 @@ def _fine_tuning_lines(tuned):
         lines.append(f"- Date: {tuned['date']}")
     if tuned.get("command"):
         lines += ["", "```bash", tuned["command"], "```"]
+    if tuned.get("previous"):  # the starting model was itself fine-tuned
+        earlier = _fine_tuning_lines(tuned["previous"])[3:]
+        lines += ["", "Before that:", ""] + earlier
     return lines
 
 

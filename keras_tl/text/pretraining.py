@@ -31,7 +31,11 @@ from keras_tl.text.language_model import (
     load_language_model,
     save_language_model,
 )
-from keras_tl.text.lm_saving import check_weights_dtype, stored_dtype
+from keras_tl.text.lm_saving import (
+    check_weights_dtype,
+    own_perplexity,
+    stored_dtype,
+)
 
 
 def _initial_model(initial, tokenizer, sizes, backwards):
@@ -68,7 +72,7 @@ def _initial_model(initial, tokenizer, sizes, backwards):
         "record": {
             "name": str(initial),
             "tokens_seen": seen,
-            "validation_perplexity": config.get("validation_perplexity"),
+            "validation_perplexity": own_perplexity(config),
             "weights_sha256": config.get("weights_sha256"),
         },
     }
