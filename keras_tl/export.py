@@ -200,10 +200,18 @@ def load_exported(path):
     >>> served.signatures["serving_default"](texts=tf.constant(["¡Hola!"]))
     ... # doctest: +SKIP
     """
-    try:
-        import tensorflow_text  # noqa: F401  (registers its ops)
-    except ImportError:
-        tensorflow_text = None
+    card = os.path.join(path, "model_card.json")
+    if os.path.exists(card):
+        with open(card, encoding="utf-8") as f:
+            needs = json.load(f).get("custom_ops", ["unrecorded"])
+    else:
+        needs = ["unrecorded"]  # not written by export(): try
+    tensorflow_text = None
+    if needs:  # an image export needs none; older cards did not say
+        try:
+            import tensorflow_text  # noqa: F401  (registers its ops)
+        except ImportError:
+            pass
     try:
         return tf.saved_model.load(path)
     except (RuntimeError, tf.errors.NotFoundError) as error:
