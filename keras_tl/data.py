@@ -316,7 +316,7 @@ def read_corpus(
         if path.endswith((".jsonl", ".jsonl.gz")):
             documents = [row["text"] for row in _jsonl_rows(path, "text")]
         elif path.endswith((".csv", ".tsv")):  # its text column, not lines
-            rows = _table_rows(path)
+            rows = _table_rows(path, ["text"])
             _check_columns(
                 path, rows, ["text"], "A table's corpus is its 'text' column."
             )
@@ -389,9 +389,10 @@ def _strip_gutenberg(text):
     return "\n".join(lines[start + 1 : end])
 
 
-def _table_rows(path):
+def _table_rows(path, columns=()):
     """The rows of a `.csv` / `.tsv` (with a header) or `.jsonl(.gz)` file,
-    as dicts."""
+    as dicts; a `.csv` whose header holds `columns` only when split at
+    semicolons is read that way."""
     if path.endswith((".jsonl", ".jsonl.gz")):
         return _jsonl_rows(path)
     if path.endswith((".csv", ".tsv")):
@@ -404,8 +405,17 @@ def _table_rows(path):
             delimiter = "\t" if path.endswith(".tsv") else ","
             # Spreadsheets in Spanish (and other comma-decimal) locales
             # save CSV separated by semicolons.
-            if delimiter == "," and ";" in header and "," not in header:
-                delimiter = ";"
+            if delimiter == "," and ";" in header:
+                wanted = set(columns)
+
+                def has(separator):
+                    names = next(csv.reader([header], delimiter=separator))
+                    return wanted <= set(names)
+
+                if (wanted and has(";") and not has(",")) or (
+                    not wanted and "," not in header
+                ):
+                    delimiter = ";"
             rows = list(
                 csv.DictReader(
                     itertools.chain([header], lines), delimiter=delimiter
@@ -484,7 +494,7 @@ def read_unlabelled(path: str, text_column: str = "text") -> list[str]:
     if path.endswith((".txt", ".txt.gz")):
         texts = [line for line in read_text(path).split("\n") if line.strip()]
     elif path.endswith((".csv", ".tsv", ".jsonl", ".jsonl.gz")):
-        rows = _table_rows(path)
+        rows = _table_rows(path, [text_column])
         _check_columns(path, rows, [text_column])
         texts = _column(path, rows, text_column)
         _refuse_empty_texts(path, texts)
@@ -551,7 +561,7 @@ def read_labelled(
                 f"{len(labels)} labels: they must be line-aligned."
             )
         return _non_empty(path, texts, labels)
-    rows = _table_rows(path)
+    rows = _table_rows(path, [text_column, label_column])
     _check_columns(path, rows, [text_column, label_column])
     for number, row in enumerate(rows, 1):
         for column in (text_column, label_column):

@@ -186,6 +186,13 @@ def test_read_labelled_refuses_rows_that_would_make_wrong_classes(tmp_path):
         ["Costó 3,50 €; caro", "¡Genial!"],
         ["neg", "pos"],
     )
+    # Also where a column's name holds a comma: the columns asked for decide.
+    priced = tmp_path / "priced.csv"
+    priced.write_text("texto;precio, €;etiqueta\nbarato;3,50;pos\n")
+    assert data.read_labelled(str(priced), None, "texto", "etiqueta") == (
+        ["barato"],
+        ["pos"],
+    )
 
 
 def test_gutenberg_markers_are_stripped(tmp_path):
