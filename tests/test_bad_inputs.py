@@ -92,6 +92,13 @@ CASES = {
         "--pooling only applies to image and hub backbones, so it would be "
         "ignored here. Leave it out.",
     ),
+    "lm finetune: a missing --validation file": (
+        lambda root, lm: ["lm", "finetune", "--encoder", lm, "--corpus",
+                          _csv(root / "t.csv", [["hola", "a"]] * 4),
+                          "--validation", "nope.txt", "--output",
+                          str(root / "out")],
+        "--validation nope.txt: no such file.",
+    ),
     "train: awd_lstm with --strategy auto": (
         lambda root, lm: ["train", "--data", _some_empty(root), "--backbone",
                           "awd_lstm", "--encoder", lm, "--strategy", "auto"],

@@ -284,6 +284,7 @@ def lm_pretrain_command(args):
     )
 
     started = time.monotonic()
+    _check_corpus_files(args)
     start = {} if args.initial is None else _check_initial(args)
     if args.weights_dtype is None:  # recorded resolved, as the run's
         args.weights_dtype = stored_dtype(start)
@@ -424,6 +425,7 @@ def lm_finetune_command(args):
     from keras_tl.text.lm_saving import stored_dtype
 
     started = time.monotonic()
+    _check_corpus_files(args)
     _check_output(args)
     # A missing TPU or a batch the replicas cannot share fails first.
     strategy = _lm_strategy(args, args.batch_size)
@@ -471,6 +473,21 @@ def _lm_strategy(args, batch_size):
             f"Received: {batch_size}"
         )
     return strategy
+
+
+def _check_corpus_files(args):
+    """A missing --corpus or --validation file, named with its option
+    before anything loads."""
+    for option, paths in (
+        ("--corpus", args.corpus),
+        ("--validation", args.validation or []),
+    ):
+        for path in paths:
+            if not os.path.exists(path):
+                raise FileNotFoundError(
+                    f"{option} {path}: no such file. Give .txt(.gz), "
+                    ".jsonl(.gz), .csv or .tsv files."
+                )
 
 
 def _check_output(args):

@@ -249,7 +249,7 @@ def test_lm_user_errors_exit_with_code_2(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = ["--output", str(tmp_path / "out")]
     assert cli.main(["lm", "pretrain", "--corpus", "no.txt", *out]) == 2
-    assert "Corpus file not found" in capsys.readouterr().err
+    assert "--corpus no.txt: no such file" in capsys.readouterr().err
     latin = tmp_path / "latin.txt"
     latin.write_bytes(b"caf\xe9 con leche\n")
     assert cli.main(["lm", "pretrain", "--corpus", str(latin), *out]) == 2
