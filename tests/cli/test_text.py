@@ -588,11 +588,14 @@ def test_lm_pretrain_reuses_a_tokenizer_or_says_why_not(tmp_path, capsys):
     start = json.loads((tmp_path / "first" / "config.json").read_text())
     assert config["tokenizer_from"] == first
     assert config["vocabulary_size"] == start["vocabulary_size"]
-    # A wrong name fails before the corpus (here: missing) is read.
-    bad = ["lm", "pretrain", "--corpus", str(tmp_path / "missing.txt")]
+    # A wrong name fails before the corpus (here: empty, refused when
+    # read) is read.
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n", encoding="utf-8")
+    bad = ["lm", "pretrain", "--corpus", str(blank)]
     bad += ["--output", str(tmp_path / "x"), "--tokenizer", "nope"]
     error = err_of(capsys, bad)
-    assert "tokenizer='nope'" in error and "missing.txt" not in error
+    assert "tokenizer='nope'" in error and "holds no text" not in error
     size = ["--tokenizer", str(first), "--vocabulary-size", "99"]
     error = err_of(capsys, [*bad[:6], *size])
     assert "leave `vocabulary_size`" in error
