@@ -579,8 +579,16 @@ def read_labelled(
     return _non_empty(
         path,
         _column(path, rows, text_column),
-        [str(r[label_column]).strip() for r in rows],
+        [_label_text(r[label_column]) for r in rows],
     )
+
+
+def _label_text(label):
+    """A label as its class name: spaces around it dropped, and a JSON
+    number the same class however it is written (1 and 1.0)."""
+    if isinstance(label, float) and label.is_integer():
+        label = int(label)
+    return str(label).strip()
 
 
 def _rows(numbers):

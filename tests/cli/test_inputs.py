@@ -171,6 +171,12 @@ def test_read_labelled_refuses_rows_that_would_make_wrong_classes(tmp_path):
     labels.write_text("pos\n\nneg\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"1 of 3 labels are empty \(rows 2,"):
         data.read_labelled(str(texts), str(labels))
+    # JSON numbers name one class however they are written.
+    numbers = tmp_path / "numbers.jsonl"
+    numbers.write_text(
+        '{"text": "a", "label": 1}\n{"text": "b", "label": 1.0}\n'
+    )
+    assert data.read_labelled(str(numbers))[1] == ["1", "1"]
     # Spaces around a label are not part of it.
     spaced = tmp_path / "spaced.csv"
     spaced.write_text("text,label\nbuena,pos \nmala, neg\n", encoding="utf-8")
