@@ -283,10 +283,13 @@ def read_text(path: str, encoding: str = "utf-8") -> str:
 
 
 def read_corpus(
-    paths, max_words: int | None = None, strip_gutenberg: bool = True
+    paths,
+    max_words: int | None = None,
+    strip_gutenberg: bool = True,
+    text_column: str = "text",
 ) -> list[str]:
-    """Documents from `.txt` files, and the `text` field of `.jsonl(.gz)`,
-    `.csv` and `.tsv` files.
+    """Documents from `.txt` files, and the `text_column` field of
+    `.jsonl(.gz)`, `.csv` and `.tsv` files.
 
     Project Gutenberg files keep only what lies between their START and END
     markers. Stops once `max_words` words are read (whole documents).
@@ -295,6 +298,8 @@ def read_corpus(
         paths: file paths.
         max_words: stop after the document that reaches this many words.
         strip_gutenberg: drop Project Gutenberg headers and footers.
+        text_column: the field (column) of a JSON-lines file or a table
+            that holds the text.
 
     Returns:
         A list of documents (strings).
@@ -302,7 +307,7 @@ def read_corpus(
     Raises:
         FileNotFoundError: a path that does not exist.
         ValueError: undecodable bytes, a JSON line or a table without
-            `text`, or a file with no text at all.
+            `text_column`, or a file with no text at all.
 
     Example:
 
@@ -314,13 +319,17 @@ def read_corpus(
         if not os.path.exists(path):
             raise FileNotFoundError(f"Corpus file not found: {path}")
         if path.endswith((".jsonl", ".jsonl.gz")):
-            documents = [row["text"] for row in _jsonl_rows(path, "text")]
+            rows = _jsonl_rows(path, text_column)
+            documents = _column(path, rows, text_column)
         elif path.endswith((".csv", ".tsv")):  # its text column, not lines
-            rows = _table_rows(path, ["text"])
+            rows = _table_rows(path, [text_column])
             _check_columns(
-                path, rows, ["text"], "A table's corpus is its 'text' column."
+                path,
+                rows,
+                [text_column],
+                f"A table's corpus is its {text_column!r} column.",
             )
-            documents = _column(path, rows, "text")
+            documents = _column(path, rows, text_column)
         else:
             text = read_text(path)
             if strip_gutenberg:

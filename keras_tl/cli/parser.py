@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="more unlabelled texts of the task's kind for the LM "
         "fine-tuning only (ULMFiT's semi-supervised step): .txt files, or "
-        ".jsonl(.gz) / .csv / .tsv with a `text` field (column)",
+        ".jsonl(.gz) / .csv / .tsv read by --text-column, as --data is",
     )
     ulmfit.add_argument(
         "--strategy",

@@ -48,7 +48,9 @@ def ulmfit_command(args):
     if args.lm_data:
         from keras_tl.data import read_corpus
 
-        texts["unlabelled"] = read_corpus(args.lm_data, strip_gutenberg=False)
+        texts["unlabelled"] = read_corpus(
+            args.lm_data, strip_gutenberg=False, text_column=args.text_column
+        )
     if args.test:  # a label training never saw fails before training
         from keras_tl.text.data import encode_labels
 

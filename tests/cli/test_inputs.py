@@ -228,3 +228,18 @@ def test_read_corpus_reads_tables_by_their_text_column(tmp_path):
     empty.write_text("\n  \n")
     with pytest.raises(ValueError, match=r"empty.txt holds no text"):
         data.read_corpus([str(table), str(empty)])
+
+
+def test_read_corpus_reads_the_named_column(tmp_path):
+    table = tmp_path / "reviews.csv"
+    table.write_text("review,label\nbuena,pos\nmala,neg\n")
+    lines = tmp_path / "reviews.jsonl"
+    lines.write_text('{"review": "otra"}\n{"review": 3}\n')
+    assert data.read_corpus([str(table)], text_column="review") == [
+        "buena",
+        "mala",
+    ]
+    with pytest.raises(ValueError, match=r"row 2: 'review' is not a string"):
+        data.read_corpus([str(lines)], text_column="review")
+    with pytest.raises(ValueError, match=r"has no column 'text'.*'review'"):
+        data.read_corpus([str(table)])

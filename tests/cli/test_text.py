@@ -308,11 +308,12 @@ def test_ulmfit_command_trains_scores_exports_and_resumes(tmp_path, capsys):
     pretrain_tiny_lm(
         tmp_path / "lm", [r["frase"] for r in rows], vocabulary_size=60
     )
-    # Unlabelled texts for the LM fine-tuning only (the labels are not read).
+    # Unlabelled texts for the LM fine-tuning only, read by --text-column
+    # as the labelled files are.
     more = [f"es muy {'bueno' if i % 3 else 'malo'} {i % 7}" for i in range(20)]
     unlabelled = tmp_path / "more.jsonl"
     unlabelled.write_text(
-        "\n".join(json.dumps({"text": t}) for t in more), encoding="utf-8"
+        "\n".join(json.dumps({"frase": t}) for t in more), encoding="utf-8"
     )
     export = tmp_path / "served"
     argv = [
