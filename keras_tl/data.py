@@ -9,12 +9,12 @@ says what to fix instead of deep inside `fit`.
   files.
 - `tfds_examples(name)`: a TensorFlow Datasets name; fails at once when the
   dataset is neither prepared locally nor downloadable.
-- `read_labelled(path)`: texts and labels from `.csv`, `.tsv`,
-  `.jsonl(.gz)`, or a `.txt` of texts plus a labels file.
-- `read_unlabelled(path)`: texts to classify (`.txt` lines, or a table's
-  text column).
-- `read_corpus(paths)`: language-model corpora (`.txt`, the `text` of
-  `.jsonl(.gz)`, `.csv` and `.tsv`).
+- `read_labelled(path)`: texts and labels from `.csv`, `.tsv`, `.jsonl`
+  (each may be `.gz`), or a `.txt` of texts plus a labels file.
+- `read_unlabelled(path)`: texts to classify (a table's text column, or
+  any other text file's lines).
+- `read_corpus(paths)`: language-model corpora (a text file as one
+  document, or the text column of a `.jsonl`, `.csv` or `.tsv`).
 """
 
 from __future__ import annotations
@@ -288,8 +288,9 @@ def read_corpus(
     strip_gutenberg: bool = True,
     text_column: str = "text",
 ) -> list[str]:
-    """Documents from `.txt` files, and the `text_column` field of
-    `.jsonl(.gz)`, `.csv` and `.tsv` files.
+    """Documents from text files (`.txt(.gz)`, each file one document),
+    and the `text_column` field of `.jsonl(.gz)`, `.csv(.gz)` and
+    `.tsv(.gz)` files.
 
     Project Gutenberg files keep only what lies between their START and END
     markers. Stops once `max_words` words are read (whole documents).
@@ -318,10 +319,11 @@ def read_corpus(
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"Corpus file not found: {path}")
+        _refuse_unreadable(path, f"the text in {text_column!r}")
         if path.endswith((".jsonl", ".jsonl.gz")):
             rows = _jsonl_rows(path, text_column)
             documents = _column(path, rows, text_column)
-        elif path.endswith((".csv", ".tsv")):  # its text column, not lines
+        elif path.endswith(TABLES):  # its text column, not lines
             rows = _table_rows(path, [text_column])
             _check_columns(
                 path,
@@ -347,7 +349,7 @@ def read_corpus(
 
 def _jsonl_rows(path, *required):
     opener = gzip.open if path.endswith(".gz") else open
-    rows = []
+    rows = _Rows()
     # utf-8-sig: a byte-order mark (as Windows tools write) is not text.
     with opener(path, "rt", encoding="utf-8-sig") as f:
         for number, line in enumerate(_decoded_lines(f, path), 1):
@@ -368,19 +370,50 @@ def _jsonl_rows(path, *required):
                     + (f" with a {fields} field" if required else "")
                     + f". Received: {line[:60]!r}"
                 )
-            rows.append(row)
+            rows.append(row, number)
     return rows
+
+
+class _Rows(list):
+    """A file's rows (dicts), each with the line of the file where it
+    starts (`line(i)`, what an editor shows: a table's header is line 1),
+    so that errors point there whatever blank lines or multi-line quoted
+    texts come before."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def append(self, row, line):
+        super().append(row)
+        self.lines.append(line)
+
+    def line(self, index):
+        return self.lines[index]
+
+
+def _line_of(rows, index):
+    """The file line of `rows[index]` (0-based): a `_Rows`' own record,
+    else (a `.txt` file's lines) the index counted from 1."""
+    return rows.line(index) if isinstance(rows, _Rows) else index + 1
 
 
 def _decoded_lines(f, path):
     try:
         yield from f
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{path} is not valid utf-8 ({error.reason} at byte "
-            f"{error.start}). Convert the file to UTF-8 (e.g. `iconv -f "
-            "latin1 -t utf-8`)."
-        ) from None
+    except UnicodeDecodeError:
+        # The decoder reads ahead in blocks: its error's byte offset is
+        # the block's, not the file's. Decoding the whole file finds it.
+        from keras_tl.text.data import undecodable
+
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as raw_file:
+            raw = raw_file.read()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise undecodable(path, raw, error) from None
+        raise
 
 
 def _strip_gutenberg(text):
@@ -398,50 +431,77 @@ def _strip_gutenberg(text):
     return "\n".join(lines[start + 1 : end])
 
 
-def _table_rows(path, columns=()):
-    """The rows of a `.csv` / `.tsv` (with a header) or `.jsonl(.gz)` file,
-    as dicts; a `.csv` whose header holds `columns` only when split at
-    semicolons is read that way."""
+TABLES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+
+# A separator that never occurs in text: a one-column table's lines are
+# read whole (quoted fields still unquoted).
+_NO_SEPARATOR = "\x1f"
+
+
+def _table_rows(path, columns):
+    """The rows of a `.csv` / `.tsv` (with a header; `.gz` too) or
+    `.jsonl(.gz)` file, as dicts with their file lines (`_Rows`)."""
     if path.endswith((".jsonl", ".jsonl.gz")):
         return _jsonl_rows(path)
-    if path.endswith((".csv", ".tsv")):
-        # Documents run longer than the csv module's 131,072-character
-        # default field limit (whole reviews, articles).
-        csv.field_size_limit(2**31 - 1)
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            lines = _decoded_lines(f, path)
-            header = next(lines, "")
-            delimiter = "\t" if path.endswith(".tsv") else ","
-            # Spreadsheets in Spanish (and other comma-decimal) locales
-            # save CSV separated by semicolons.
-            if delimiter == "," and ";" in header:
-                wanted = set(columns)
-
-                def has(separator):
-                    names = next(csv.reader([header], delimiter=separator))
-                    return wanted <= set(names)
-
-                if (wanted and has(";") and not has(",")) or (
-                    not wanted and "," not in header
-                ):
-                    delimiter = ";"
-            rows = list(
-                csv.DictReader(
-                    itertools.chain([header], lines), delimiter=delimiter
-                )
-            )
-        for number, row in enumerate(rows, 1):
-            if None in row:  # csv.DictReader's key for fields past the header
+    if not path.endswith(TABLES):
+        raise ValueError(
+            f"Unknown data format: {path}. Use .csv, .tsv, .jsonl (each "
+            "may be .gz), or .txt with a labels file."
+        )
+    # Documents run longer than the csv module's 131,072-character
+    # default field limit (whole reviews, articles).
+    csv.field_size_limit(2**31 - 1)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
+        lines = _decoded_lines(f, path)
+        header = next(lines, "")
+        separator = _separator(path, header, columns)
+        reader = csv.reader(
+            itertools.chain([header], lines), delimiter=separator
+        )
+        names = next(reader, [])
+        rows = _Rows()
+        while True:
+            line = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            if not fields:  # a blank line
+                continue
+            if len(fields) > len(names):
                 raise ValueError(
-                    f"{path}, row {number}: more fields than the header's "
-                    f"{len(row) - 1} ({row[None]!r} left over). A text that "
-                    'holds the separator must be quoted: "like, this".'
+                    f"{path}, line {line}: more fields than the header's "
+                    f"{len(names)} ({fields[len(names) :]!r} left over). A "
+                    "text that holds the separator must be quoted: "
+                    '"like, this".'
                 )
-        return rows
-    raise ValueError(
-        f"Unknown data format: {path}. Use .csv, .tsv, .jsonl(.gz), or "
-        ".txt with a labels file."
-    )
+            row = dict(zip(names, fields, strict=False))
+            # A short row lacks its last fields (None, as csv.DictReader).
+            row.update((name, None) for name in names[len(fields) :])
+            rows.append(row, line)
+    return rows
+
+
+def _separator(path, header, columns):
+    """How a table's fields are separated: tabs in a `.tsv`; commas in a
+    `.csv`, or semicolons, as spreadsheets in Spanish (and other
+    comma-decimal) locales save CSV, where the header holds more of the
+    wanted `columns` (or, holding none, more fields) split that way. A
+    header of one field means a one-column table, each line one value."""
+    if path.endswith((".tsv", ".tsv.gz")):
+        candidates = ["\t"]
+    else:
+        candidates = [",", ";"]
+
+    def fields(separator):
+        return next(csv.reader([header], delimiter=separator), [])
+
+    separator = max(
+        candidates,
+        key=lambda c: (len(set(columns) & set(fields(c))), len(fields(c))),
+    )  # ties: the first (commas)
+    return separator if len(fields(separator)) > 1 else _NO_SEPARATOR
 
 
 def _check_columns(path, rows, columns, hint=None):
@@ -462,11 +522,11 @@ def _column(path, rows, column):
     """One column's values, each a string (a row that lacks it, or holds
     a number or null there, is named)."""
     values = []
-    for number, row in enumerate(rows, 1):
+    for index, row in enumerate(rows):
         value = row.get(column)
         if not isinstance(value, str):
             raise ValueError(
-                f"{path}, row {number}: "
+                f"{path}, line {_line_of(rows, index)}: "
                 + (
                     f"no value for {column!r}."
                     if value is None
@@ -477,41 +537,42 @@ def _column(path, rows, column):
     return values
 
 
-def _refuse_empty_texts(path, texts):
-    empty = [i for i, text in enumerate(texts, 1) if not text.strip()]
+def _refuse_empty_texts(path, texts, rows=None):
+    """`rows`: where the texts came from (their file lines); None for a
+    `.txt` file's lines."""
+    empty = [
+        _line_of(rows, i) for i, text in enumerate(texts) if not text.strip()
+    ]
     if empty:
         raise ValueError(
-            f"{path}: {len(empty)} of {len(texts)} texts are empty (rows "
-            f"{_rows(empty)}, counting from 1 after any header): a classifier "
-            "cannot learn or be scored on no text. Remove those rows."
+            f"{path}: {len(empty)} of {len(texts)} texts are empty ("
+            f"{_lines(empty)}): a classifier cannot learn or be scored on no "
+            "text. Remove those rows."
         )
 
 
 def read_unlabelled(path: str, text_column: str = "text") -> list[str]:
-    """Texts to classify, from one file: a `.txt(.gz)` file's non-empty
-    lines, or the `text_column` of a `.csv`, `.tsv` or `.jsonl(.gz)` file
-    (any label column is not read).
+    """Texts to classify, from one file: the `text_column` of a `.csv`,
+    `.tsv` or `.jsonl` file (each may be `.gz`; any label column is not
+    read), or any other text file's non-empty lines (`.txt`, no extension,
+    a pipe such as `/dev/stdin`).
 
     Raises:
         FileNotFoundError: a file that does not exist.
-        ValueError: an unknown format, a missing column, undecodable bytes
-            or no texts at all.
+        ValueError: a format that is not text (`.json`, `.xlsx`, ...), a
+            missing column, undecodable bytes or no texts at all.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Input file not found: {path}")
-    if path.endswith((".txt", ".txt.gz")):
-        texts = [line for line in read_text(path).split("\n") if line.strip()]
-    elif path.endswith((".csv", ".tsv", ".jsonl", ".jsonl.gz")):
+    _refuse_unreadable(path, "the text in the --text-column")
+    if path.endswith((*TABLES, ".jsonl", ".jsonl.gz")):
         rows = _table_rows(path, [text_column])
         _check_columns(path, rows, [text_column])
         texts = _column(path, rows, text_column)
-        _refuse_empty_texts(path, texts)
+        _refuse_empty_texts(path, texts, rows)
     else:
-        raise ValueError(
-            f"Unknown text file format: {path}. Give .txt (one text a line), "
-            ".csv, .tsv or .jsonl(.gz) (the --text-column)."
-        )
+        texts = [line for line in read_text(path).split("\n") if line.strip()]
     if not texts:
         raise ValueError(f"{path} holds no text to classify.")
     return texts
@@ -551,7 +612,7 @@ def read_labelled(
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Data file not found: {path}")
-    if path.endswith(".txt"):
+    if path.endswith((".txt", ".txt.gz")):
         if labels_path is None:
             raise ValueError(
                 f"{path} holds texts only: also give the labels file (one "
@@ -572,24 +633,38 @@ def read_labelled(
         return _non_empty(path, texts, labels)
     rows = _table_rows(path, [text_column, label_column])
     _check_columns(path, rows, [text_column, label_column])
-    for number, row in enumerate(rows, 1):
+    for index, row in enumerate(rows):
         for column in (text_column, label_column):
             if row.get(column) is None:
                 raise ValueError(
-                    f"{path}, row {number}: no value for {column!r} "
+                    f"{path}, line {rows.line(index)}: no value for {column!r} "
                     + (
                         f"(its fields: {sorted(row)})."
                         if column not in row
                         else "(null)."
                         if path.endswith((".jsonl", ".jsonl.gz"))
-                        else "(fewer fields than the header)."
+                        else _short_row(row)
                     )
                 )
     return _non_empty(
         path,
         _column(path, rows, text_column),
         [_label_text(r[label_column]) for r in rows],
+        rows,
     )
+
+
+def _short_row(row):
+    """Why a table row lacks a field: too few, and where a text holds a
+    line break, the likely cause (an unclosed quote)."""
+    if any("\n" in (value or "") for value in row.values()):
+        return (
+            "(fewer fields than the header, and a text that runs over "
+            'several lines: a quote (") that is never closed takes the '
+            "rows after it into its text. Close it, or double it to keep "
+            'it: ""like this"".)'
+        )
+    return "(fewer fields than the header)."
 
 
 def _label_text(label):
@@ -600,20 +675,41 @@ def _label_text(label):
     return str(label).strip()
 
 
-def _rows(numbers):
-    return ", ".join(map(str, numbers[:5])) + (", ..." if numbers[5:] else "")
+# Files that look like data but that these readers would take as lines
+# of text (or fail on as undecodable bytes).
+_NOT_TEXT = (".json", ".xlsx", ".xls", ".ods", ".parquet", ".pkl", ".npy")
 
 
-def _non_empty(path, texts, labels):
+def _refuse_unreadable(path, columns_hint):
+    if path.lower().endswith(_NOT_TEXT):
+        raise ValueError(
+            f"Cannot read {path}: save it as .csv, .tsv or .jsonl (one JSON "
+            f"object a line; {columns_hint}), or as .txt with one text a "
+            "line."
+        )
+
+
+def _lines(numbers):
+    return (
+        ("line " if len(numbers) == 1 else "lines ")
+        + ", ".join(map(str, numbers[:5]))
+        + (", ..." if numbers[5:] else "")
+    )
+
+
+def _non_empty(path, texts, labels, rows=None):
+    """`rows`: where the texts came from (their file lines); None for a
+    `.txt` file's lines."""
     if not texts:
         raise ValueError(f"{path} has no rows: nothing to train or score on.")
-    _refuse_empty_texts(path, texts)
-    unlabelled = [i for i, label in enumerate(labels, 1) if not label]
+    _refuse_empty_texts(path, texts, rows)
+    unlabelled = [
+        _line_of(rows, i) for i, label in enumerate(labels) if not label
+    ]
     if unlabelled:
         raise ValueError(
             f"{path}: {len(unlabelled)} of {len(labels)} labels are empty "
-            f"(rows {_rows(unlabelled)}, counting from 1 after any header): "
-            "an empty label would become a class of its own. Label those "
-            "rows or remove them."
+            f"({_lines(unlabelled)}): an empty label would become a class of "
+            "its own. Label those rows or remove them."
         )
     return texts, labels

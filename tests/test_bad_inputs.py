@@ -52,7 +52,7 @@ CASES = {
     "train: all texts empty": (
         lambda root, lm: ["train", "--data", _empty_texts(root),
                           "--backbone", "awd_lstm", "--encoder", lm],
-        "8 of 8 texts are empty (rows 1, 2, 3, 4, 5, ...",
+        "8 of 8 texts are empty (lines 2, 3, 4, 5, 6, ...",
     ),
     "ulmfit: all texts empty": (
         lambda root, lm: ["ulmfit", "--data", _empty_texts(root),
@@ -62,7 +62,7 @@ CASES = {
     "ulmfit: one empty text": (
         lambda root, lm: ["ulmfit", "--data", _some_empty(root),
                           "--encoder", lm],
-        "some_empty.csv: 1 of 8 texts are empty (rows 3,",
+        "some_empty.csv: 1 of 8 texts are empty (line 4)",
     ),
     "ulmfit: empty validation text": (
         lambda root, lm: ["ulmfit", "--data", _csv(root / "t.csv",
@@ -137,7 +137,7 @@ CASES = {
                           _labelled(root, "t.csv", "ab" * 4),
                           "--test", _labelled(root, "test.csv", "abc"),
                           "--encoder", lm],
-        "test.csv has labels the training data",
+        "test.csv has labels that the training data (",
     ),
     "train: weights of another network": (
         lambda root, lm: ["train", "--data", _images(root),

@@ -127,12 +127,14 @@ def images(spec, args, size, class_names=None, split=None, **options):
     return dataset.batch(args.batch_size).prefetch(tf.data.AUTOTUNE), names
 
 
-def check_labels(source, labels, label_names, data):
-    """Refuses labels of `source` that the training data never has."""
+def check_labels(source, labels, label_names, trained_on):
+    """Refuses labels of `source` that the classifier was not trained on;
+    `trained_on` names where its labels come from (the training data, or
+    a saved model)."""
     unknown = sorted(set(map(str, labels)) - set(label_names))
     if unknown:
         raise ValueError(
-            f"{source} has labels the training data ({data}) never has: "
+            f"{source} has labels that {trained_on} never has: "
             f"{unknown[:10]}. A classifier can only predict the training "
             f"labels {label_names[:20]}: fix or drop those rows."
         )
@@ -234,7 +236,12 @@ class Task:
             self.validation = self.text_dataset(*texts["validation"])
 
     def _check_labels(self, source, labels):
-        check_labels(source, labels, self.label_names, self.args.data)
+        check_labels(
+            source,
+            labels,
+            self.label_names,
+            f"the training data ({self.args.data})",
+        )
 
     def _is_awd_lstm(self):
         return self.args.backbone == "awd_lstm"

@@ -36,8 +36,14 @@ def ulmfit_command(args):
     from keras_tl.text import ensemble
 
     started = time.monotonic()
-    for path in (args.data, args.validation, args.test, *(args.lm_data or [])):
+    for path in (args.data, args.validation, args.test):
         check_exists(path)
+    for path in args.lm_data or []:
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"--lm-data file not found: {path}. Give unlabelled texts: "
+                ".txt, or .jsonl / .csv / .tsv with the --text-column."
+            )
     _check_lm_data(args)
     strategy_of(args)  # before any TensorFlow op (see train_command)
     seed_of(args)
@@ -56,7 +62,9 @@ def ulmfit_command(args):
 
         _, names = encode_labels(texts["train"][1])
         test_labels = read_texts(args.test, args.test_labels, args)[1]
-        check_labels(args.test, test_labels, names, args.data)
+        check_labels(
+            args.test, test_labels, names, f"the training data ({args.data})"
+        )
     for encoder in encoders:
         language_model_config(encoder)
     if getattr(args, "strategy", "manual") == "auto":

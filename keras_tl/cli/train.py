@@ -188,7 +188,7 @@ def evaluate_command(args):
 
         texts, labels = read_texts(args.data, args.labels, args)
         if names:
-            check_labels(args.data, labels, names, args.model)
+            check_labels(args.data, labels, names, f"the model {args.model}")
         truth, _ = text_data.encode_labels(labels, names)
         probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
     else:
@@ -219,7 +219,7 @@ def predict_command(args):
         if not texts:
             raise ValueError(
                 'Nothing to predict: give --text "..." or text files (.txt, '
-                "one text a line, or .csv / .tsv / .jsonl)."
+                "one text a line, or .csv / .tsv / .jsonl by --text-column)."
             )
         names = texts
         probabilities = loaded.probabilities_of_texts(texts, args.batch_size)

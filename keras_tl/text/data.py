@@ -39,13 +39,26 @@ def read_text(path, encoding="utf-8"):
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{path} is not valid {encoding}: byte {error.start} is "
-            f"{raw[error.start : error.start + 1]!r}. Convert the file to "
-            "UTF-8 (e.g. `iconv -f latin1 -t utf-8 FILE > NEW`)."
-            + (f" Read as: {encoding}." if encoding != "utf-8" else "")
-        ) from None
+        raise undecodable(path, raw, error, encoding) from None
     return text.lstrip("\ufeff").replace("\r\n", "\n")
+
+
+def undecodable(path, raw, error, encoding="utf-8"):
+    """The ValueError for a file whose bytes `raw` (all of them, so that
+    the position is the file's) do not decode: where, and how to convert.
+
+    Spreadsheet programs on Windows save Windows-1252 (cp1252), a superset
+    of Latin-1 for text: converting from cp1252 keeps "€" and curly quotes,
+    which a Latin-1 conversion turns into invisible control characters.
+    """
+    line = raw.count(b"\n", 0, error.start) + 1
+    return ValueError(
+        f"{path} is not valid {encoding}: byte {error.start} (line {line}) "
+        f"is {raw[error.start : error.start + 1]!r}. Convert the file to "
+        "UTF-8, e.g. `iconv -f cp1252 -t utf-8 FILE > NEW` for a file saved "
+        "by Excel on Windows, or save it as 'CSV UTF-8'."
+        + (f" Read as: {encoding}." if encoding != "utf-8" else "")
+    )
 
 
 def encode_corpus(

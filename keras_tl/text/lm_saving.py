@@ -38,8 +38,9 @@ def check_weights_dtype(weights_dtype):
 
 def own_perplexity(config):
     """A saved language model's perplexity on held-out text of the kind it
-    was trained on: after its last fine-tuning where it was measured, else
-    its pretraining's held-out figure (None if neither)."""
+    was trained on: its latest fine-tuning's, where that was measured,
+    else its pretraining's held-out figure (None if neither). An earlier
+    fine-tuning's figure is not used: it was measured on other text."""
     tuned = config.get("fine_tuning") or {}
     if tuned.get("perplexity_after") is not None:
         return round(tuned["perplexity_after"], 2)

@@ -140,25 +140,31 @@ def test_read_labelled_refuses_rows_that_would_make_wrong_classes(tmp_path):
     refused(
         "comma.csv",
         "text,label\nbuena,pos\nHorrible, no me gustó,neg\n",
-        r"comma.csv, row 2: more fields than the header's 2 "
+        r"comma.csv, line 3: more fields than the header's 2 "
         r"\(\['neg'\] left over\)",
     )
-    refused("short.csv", "text,label\nsolo texto\n", "row 1: no value for "
+    refused("short.csv", "text,label\nsolo texto\n", "line 2: no value for "
             "'label' \\(fewer fields than the header\\)")  # fmt: skip
+    refused(
+        "quote.tsv",
+        'text\tlabel\n"Horrible\tneg\nbuena\tpos\n',
+        r"quote.tsv, line 2: no value for 'label' \(fewer fields than the "
+        r"header, and a text that runs over several lines: a quote",
+    )
     refused(
         "blank.csv",
         "text,label\nbuena,pos\nsin etiqueta,\nmala,  \nfea,neg\n",
-        r"2 of 4 labels are empty \(rows 2, 3, counting from 1",
+        r"2 of 4 labels are empty \(lines 3, 4\)",
     )
     refused(
         "null.jsonl",
         '{"text": "hola", "label": null}\n',
-        r"null.jsonl, row 1: no value for 'label' \(null\)",
+        r"null.jsonl, line 1: no value for 'label' \(null\)",
     )
     refused(
         "number.jsonl",
         '{"text": "hola", "label": "a"}\n{"text": 3, "label": "b"}\n',
-        r"number.jsonl, row 2: 'text' is not a string. Received: 3",
+        r"number.jsonl, line 2: 'text' is not a string. Received: 3",
     )
     refused(
         "broken.jsonl",
@@ -169,7 +175,7 @@ def test_read_labelled_refuses_rows_that_would_make_wrong_classes(tmp_path):
     texts.write_text("uno\ndos\ntres\n", encoding="utf-8")
     labels = tmp_path / "labels.txt"
     labels.write_text("pos\n\nneg\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"1 of 3 labels are empty \(rows 2,"):
+    with pytest.raises(ValueError, match=r"1 of 3 labels are empty \(line 2\)"):
         data.read_labelled(str(texts), str(labels))
     # JSON numbers name one class however they are written.
     numbers = tmp_path / "numbers.jsonl"
@@ -239,7 +245,83 @@ def test_read_corpus_reads_the_named_column(tmp_path):
         "buena",
         "mala",
     ]
-    with pytest.raises(ValueError, match=r"row 2: 'review' is not a string"):
+    with pytest.raises(
+        ValueError, match=r"jsonl, line 2: 'review' is not a string"
+    ):
         data.read_corpus([str(lines)], text_column="review")
     with pytest.raises(ValueError, match=r"has no column 'text'.*'review'"):
         data.read_corpus([str(table)])
+
+
+def test_one_column_tables_keep_their_commas(tmp_path):
+    # A one-column sheet saved by a spreadsheet: nothing in its header says
+    # which separator, and its texts' commas are not quoted.
+    sheet = tmp_path / "frases.csv"
+    sheet.write_text('text\nHola, qué tal\n"Dijo: ""sí, claro"""\n')
+    expected = ["Hola, qué tal", 'Dijo: "sí, claro"']
+    assert data.read_unlabelled(str(sheet)) == expected
+    assert data.read_corpus([str(sheet)]) == expected
+    sheet_tsv = tmp_path / "frases.tsv"
+    sheet_tsv.write_text("text\nuna\tcon tabulador\n")
+    assert data.read_unlabelled(str(sheet_tsv)) == ["una\tcon tabulador"]
+
+
+def test_gzipped_tables_are_read_by_column(tmp_path):
+    table = tmp_path / "corpus.csv.gz"
+    with gzip.open(table, "wt", encoding="utf-8") as f:
+        f.write("text,label\nhola amigo,pos\nadiós,neg\n")
+    # Its header and labels are not text to learn.
+    assert data.read_corpus([str(table)]) == ["hola amigo", "adiós"]
+    assert data.read_labelled(str(table)) == (
+        ["hola amigo", "adiós"],
+        ["pos", "neg"],
+    )
+    assert data.read_unlabelled(str(table)) == ["hola amigo", "adiós"]
+
+
+def test_semicolon_header_names_the_column_really_missing(tmp_path):
+    sheet = tmp_path / "hoja.csv"
+    sheet.write_text("id;text;etiqueta\n1;buena;pos\n")
+    with pytest.raises(ValueError) as error:
+        data.read_labelled(str(sheet))
+    message = str(error.value)
+    assert "has no column 'label'" in message
+    assert "['etiqueta', 'id', 'text']" in message
+    assert data.read_labelled(str(sheet), None, "text", "etiqueta") == (
+        ["buena"],
+        ["pos"],
+    )
+
+
+def test_errors_name_the_line_an_editor_shows(tmp_path):
+    # Blank lines and a text over two lines come before the bad row.
+    table = tmp_path / "t.csv"
+    table.write_text('text,label\n\n"dos\nlíneas",pos\n\nsin etiqueta,\n')
+    with pytest.raises(ValueError, match=r"1 of 2 labels are empty \(line 6\)"):
+        data.read_labelled(str(table))
+    rows = tmp_path / "t.jsonl"
+    rows.write_text(
+        '\n\n{"text": "a", "label": "x"}\n\n{"text": "", "label": 1}'
+    )
+    with pytest.raises(ValueError, match=r"1 of 2 texts are empty \(line 5\)"):
+        data.read_labelled(str(rows))
+    # A bad byte far into a file: the file's byte and line, not the
+    # decoder's block's.
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"text,label\n" + b"bien,pos\n" * 5000 + b"caf\xe9,neg\n")
+    with pytest.raises(
+        ValueError, match=r"byte 45014 \(line 5002\).*iconv -f cp1252"
+    ):
+        data.read_labelled(str(latin))
+
+
+def test_predict_inputs_any_text_file_but_not_other_formats(tmp_path):
+    plain = tmp_path / "reseñas"  # no extension: one text a line
+    plain.write_text("buena, muy buena\n\nmala\n")
+    assert data.read_unlabelled(str(plain)) == ["buena, muy buena", "mala"]
+    sheet = tmp_path / "datos.xlsx"
+    sheet.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ValueError, match=r"Cannot read .*datos.xlsx: save it"):
+        data.read_unlabelled(str(sheet))
+    with pytest.raises(ValueError, match=r"Cannot read .*datos.xlsx"):
+        data.read_corpus([str(sheet)])

@@ -18,7 +18,9 @@ def test_read_text_names_undecodable_bytes(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes("\ufeffaño\r\n".encode() + b"caf\xe9")
     with pytest.raises(
-        ValueError, match=r"latin1.txt is not valid utf-8: byte 12 .*xe9.*iconv"
+        ValueError,
+        match=r"latin1.txt is not valid utf-8: byte 12 \(line 2\) .*xe9.*"
+        r"iconv -f cp1252",
     ) as error:
         read_text(path)
     # The command line has no encoding option: the message offers none.
