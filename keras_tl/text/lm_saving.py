@@ -185,8 +185,9 @@ def _model_card(config):
         *(
             [
                 f"`{tuned['from']}` fine-tuned on {tuned['data']} (see "
-                "Fine-tuning below). The lines below, the data and how it "
-                "was made describe the starting model's pretraining.",
+                "Fine-tuning below). Its training, perplexity and date "
+                "below, the data and how it was made describe the starting "
+                "model's pretraining; the weights are this model's.",
                 "",
             ]
             if tuned
@@ -259,7 +260,8 @@ def _model_card(config):
     )
     if config.get("weights_sha256"):
         lines.append(
-            f"- Weights: `{WEIGHTS}`, {stored_dtype(config)}"
+            f"- Weights{' (this model)' if tuned else ''}: `{WEIGHTS}`, "
+            f"{stored_dtype(config)}"
             f", sha256 `{config['weights_sha256']}` (checked on load)"
         )
     lines.append(f"- Date: {config['date']}")

@@ -135,6 +135,12 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     assert config["validation_perplexity"] == start["validation_perplexity"]
     card = (tuned / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert f"`{more}` fine-tuned on tweets.txt" in card
+    # The weights line is the new model's file, and says so.
+    assert "- Weights (this model): `language_model.weights.h5`, int8, " in (
+        card
+    )
+    assert config["weights_sha256"] in card
+    assert config["weights_sha256"] != start["weights_sha256"]
     fine = card.split("## Fine-tuning")[1]
     before = config["fine_tuning"]["perplexity_before"]
     after = config["fine_tuning"]["perplexity_after"]
