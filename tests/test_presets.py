@@ -154,6 +154,12 @@ def test_weights_none_trains_the_same_classifier_from_scratch(
             "--sequence-length only",
         ),
         (["--backbone", "mobilenet_v2_035", "--encoder", "es"], "--encoder"),
+        # Given with the value the other backbone defaults to: still given.
+        (["--backbone", "awd_lstm", "--pooling", "avg"], "--pooling only"),
+        (
+            ["--backbone", "mobilenet_v2_035", "--sequence-length", "70"],
+            "--sequence-length only",
+        ),
     ],
 )
 def test_options_that_do_not_apply_are_refused(

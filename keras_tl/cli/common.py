@@ -58,13 +58,50 @@ def open_run(args, path, *, extra=None, **options):
 
 
 def default_run_dir(args, *parts):
-    """`runs/<command>-<names>`, named after `parts` (paths, names)."""
+    """`runs/<command>-<names>`, named after `parts` (paths, names); a
+    two-word command (`lm pretrain`) has both words."""
     name = "-".join(
         os.path.basename(os.path.normpath(str(p))).replace(":", "_")
-        for p in parts
+        for p in ("-".join(command_words(args)), *parts)
         if p
     )
-    return os.path.join("runs", f"{args.command}-{name}")
+    return os.path.join("runs", name)
+
+
+def command_words(args):
+    """The command's words, without `keras-tl`: ("train",), ("lm",
+    "pretrain")."""
+    return tuple(
+        w for w in (args.command, getattr(args, "lm_command", None)) if w
+    )
+
+
+def replacing_run(args, path):
+    """A run folder that this command starts again every time (`lr-find`,
+    `advise`, `lm finetune`): it replaces its own command's earlier run
+    there, and another command's run (a training run that took hours)
+    only with --overwrite.
+
+    Raises:
+        FileExistsError: `path` holds another command's run and
+            --overwrite was not given.
+    """
+    from keras_tl.runs import CONFIG, read_yaml
+
+    saved = os.path.join(path, CONFIG)
+    if args.overwrite or not os.path.exists(saved):
+        return path  # a non-run folder is refused by RunFolder itself
+    config = read_yaml(saved) or {}
+    other = tuple(
+        str(w) for w in (config.get("command"), config.get("lm_command")) if w
+    )
+    if other != command_words(args):
+        raise FileExistsError(
+            f"{path} holds a `keras-tl {' '.join(other)}` run, which "
+            f"`keras-tl {' '.join(command_words(args))}` would replace. "
+            "Choose another --run-dir, or pass --overwrite to replace it."
+        )
+    return path
 
 
 _STRATEGIES = {}

@@ -10,6 +10,7 @@ from keras_tl.cli.common import (
     default_run_dir,
     duration,
     examples_per_class,
+    replacing_run,
     seed_of,
 )
 from keras_tl.cli.inputs import Task, data_kind, read_texts
@@ -73,11 +74,8 @@ def _exploratory_run(args):
     """The run folder of lr-find and advise: quick, always started again."""
     from keras_tl.runs import RunFolder
 
-    return RunFolder(
-        args.run_dir or default_run_dir(args, args.backbone, args.data),
-        config_of(args),
-        overwrite=True,
-    )
+    path = args.run_dir or default_run_dir(args, args.backbone, args.data)
+    return RunFolder(replacing_run(args, path), config_of(args), overwrite=True)
 
 
 def lr_find_command(args):

@@ -42,7 +42,12 @@ def _add_run_options(parser, resumes=True):
     parser.add_argument(
         "--run-dir",
         help="the run folder (default: runs/<command>-<names>)"
-        + ("; an unfinished run there is resumed" if resumes else ""),
+        + (
+            "; an unfinished run there is resumed"
+            if resumes
+            else "; this command's earlier run there is replaced (another "
+            "command's only with --overwrite)"
+        ),
     )
     parser.add_argument(
         "--overwrite",
@@ -168,8 +173,13 @@ IMAGE_OPTIONS = {
 TEXT_OPTIONS = {"sequence_length": 70, "max_length": 1440, "drop_mult": 0.5}
 
 
-def resolve_model_options(args):
-    """Refuses options that do not apply to the backbone; fills defaults."""
+def resolve_model_options(args, defaults=None):
+    """Refuses options that do not apply to the backbone; fills defaults.
+
+    `defaults`: the command's own default of each option, so that an
+    option given with the value another backbone defaults to (`--pooling
+    avg` for text) is still refused; without them, such a value passes.
+    """
     backbone = getattr(args, "backbone", None)
     if backbone is None or not hasattr(args, "weights"):
         return args
@@ -178,8 +188,10 @@ def resolve_model_options(args):
     given = [
         name
         for name in wrong
-        if getattr(args, name, None) not in (None, wrong[name])
-        and name in vars(args)
+        if name in vars(args)
+        and getattr(args, name) is not None
+        and getattr(args, name)
+        != (defaults.get(name) if defaults is not None else wrong[name])
     ]
     if getattr(args, "encoder", None) and not text:
         given.append("encoder")
@@ -218,6 +230,60 @@ def resolve_model_options(args):
     for name, default in {**IMAGE_OPTIONS, **TEXT_OPTIONS}.items():
         if name in vars(args) and getattr(args, name) is None:
             setattr(args, name, default)
+    return args
+
+
+def _given(args, name):
+    """Whether `name` was set (command line or config): it differs from
+    the command's default."""
+    defaults = getattr(args, "defaults", {})
+    return name in defaults and getattr(args, name, None) != defaults[name]
+
+
+def _flags(names):
+    return ", ".join("--" + name.replace("_", "-") for name in names)
+
+
+def refuse_conflicts(args):
+    """Refuses option pairs where one would silently undo the other."""
+    if getattr(args, "strategy", None) == "auto":
+        chosen = [
+            n
+            for n in ("epochs", "train_groups", "lm_epochs")
+            if _given(args, n)
+        ]
+        if chosen:
+            raise ValueError(
+                f"--strategy auto chooses {_flags(chosen)} from its advice, "
+                "so the values given would be replaced. Leave them out, or "
+                "drop --strategy auto to use them."
+            )
+    if args.command == "ulmfit" and args.weights == "none":
+        unused = [n for n in ("lm_epochs", "lm_batch_size") if _given(args, n)]
+        if unused:
+            raise ValueError(
+                f"{_flags(unused)} set the LM fine-tuning; with --weights "
+                "none (a random encoder) there is no language model to "
+                "fine-tune. Leave them out."
+            )
+    if getattr(args, "validation", None) and getattr(
+        args, "validation_split", None
+    ):
+        raise ValueError(
+            "--validation-split holds out part of --data for validation, "
+            "but --validation gives the validation data: the held-out part "
+            "would be lost to training. Give one of them."
+        )
+    if (
+        getattr(args, "tflite", False)
+        and "export" in vars(args)  # `keras-tl export` has --output
+        and not args.export
+        and getattr(args, "backbone", None) != "awd_lstm"  # refused anyway
+    ):
+        raise ValueError(
+            "--tflite writes model.tflite into the --export folder: add "
+            "--export DIR, or leave out --tflite."
+        )
     return args
 
 
@@ -893,12 +959,16 @@ def main(argv=None) -> int:
             parser.commands[tuple(w for w in words if w)].error(
                 f"unrecognized arguments: {' '.join(extra)}"
             )
-        resolve_model_options(args)
-        args.argv = argv
         # What each option defaults to, so a run started before an option
         # existed resumes when the new option keeps its default.
         command = parser.commands[tuple(w for w in words if w)]
         args.defaults = {k: command.get_default(k) for k in vars(args)}
+        resolve_model_options(args, args.defaults)
+        refuse_conflicts(args)
+        args.argv = argv
+        if args.command == "pretrain-lm":  # one command, two spellings:
+            # the same run folders, resumed by either
+            args.command, args.lm_command = "lm", "pretrain"
     except SystemExit as exit:  # argparse: --help (0) or a usage error (2)
         return exit.code
     except (FileNotFoundError, ValueError) as error:

@@ -16,6 +16,7 @@ from keras_tl.cli.common import (
     finish,
     open_run,
     rates_of,
+    replacing_run,
     seed_of,
     strategy_of,
 )
@@ -445,7 +446,7 @@ def lm_finetune_command(args):
     texts = read_corpus(args.corpus, args.max_words)
     validation = read_corpus(args.validation) if args.validation else None
     run = RunFolder(
-        args.run_dir or default_run_dir(args, args.output),
+        replacing_run(args, args.run_dir or default_run_dir(args, args.output)),
         config_of(args),
         overwrite=True,  # fine-tuning a language model does not resume
     )

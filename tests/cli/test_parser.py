@@ -104,6 +104,47 @@ def test_numeric_options_are_checked_when_read(tmp_path, capsys, option, value):
     assert f"argument {option}: must be" in err and f"Received: {value}" in err
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--validation", "v", "--validation-split", "0.2"],
+            "the held-out part would be lost to training",
+        ),
+        (["--tflite"], "--tflite writes model.tflite into the --export"),
+        (
+            ["--strategy", "auto", "--epochs", "2", "2"],
+            "--strategy auto chooses --epochs from its advice",
+        ),
+    ],
+)
+def test_options_that_would_undo_each_other_are_refused(
+    tmp_path, capsys, extra, message
+):
+    argv = ["train", "--data", str(tmp_path), "--backbone", "mobilenet_v2",
+            "--run-dir", str(tmp_path / "run"), *extra]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    # Each alone is fine as far as the options go (the data is then read).
+    for alone in (extra[:2], extra[2:]) if len(extra) > 1 else ():
+        assert cli.main(argv[: -len(extra)] + alone) == 2
+        assert message not in capsys.readouterr().err
+
+
+def test_ulmfit_options_for_what_will_not_run_are_refused(tmp_path, capsys):
+    argv = ["ulmfit", "--data", str(tmp_path / "d.csv"), "--encoder", "es"]
+    assert cli.main([*argv, "--strategy", "auto", "--lm-epochs", "1"]) == 2
+    assert "chooses --lm-epochs from its advice" in capsys.readouterr().err
+    scratch = [*argv, "--weights", "none"]
+    assert cli.main([*scratch, "--lm-epochs", "2", "--lm-batch-size", "8"]) == 2
+    assert "--lm-epochs, --lm-batch-size set the LM fine-tuning; with " in (
+        capsys.readouterr().err
+    )
+    assert cli.main(scratch) == 2  # past the options: the data is missing
+    assert "Data not found" in capsys.readouterr().err
+
+
 def test_every_option_of_every_command_has_help():
     parser = cli.build_parser()
     for words, sub in parser.commands.items():
