@@ -172,7 +172,8 @@ class RunFolder:
         if state["complete"] and not reopen_finished:
             raise FileExistsError(
                 f"{self.path} holds a finished run. Pass --overwrite to run "
-                "it again, or choose another run folder. Received: "
+                "it again, or choose another run folder (--run-dir). "
+                "Received: "
                 f"run_dir={self.path!r}"
             )
         saved = {**self.defaults, **read_yaml(self.file(CONFIG))}
@@ -186,7 +187,7 @@ class RunFolder:
                 f"{self.path} holds an unfinished run with another "
                 f"configuration (different: {', '.join(changed)}). Run the "
                 "same command again to resume it, pass --overwrite to start "
-                f"again, or choose another run folder. Received: "
+                "again, or choose another run folder (--run-dir). Received: "
                 f"{ {k: self.config.get(k) for k in changed} }"
             )
         self.state = state

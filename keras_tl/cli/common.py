@@ -68,6 +68,20 @@ def default_run_dir(args, *parts):
     return os.path.join("runs", name)
 
 
+def classifier_run_dir(args):
+    """`train` and `ulmfit`'s run folder: --run-dir, or one named after the
+    backbone (`train`), the encoder, the data and, for --weights none,
+    "scratch": the scratch baseline gets a folder of its own beside the
+    pretrained run's."""
+    return args.run_dir or default_run_dir(
+        args,
+        args.backbone if args.command == "train" else None,
+        getattr(args, "encoder", None),
+        args.data,
+        "scratch" if args.weights == "none" else None,
+    )
+
+
 def command_words(args):
     """The command's words, without `keras-tl`: ("train",), ("lm",
     "pretrain")."""

@@ -581,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         nargs="*",
         default=[1, 1],
-        help="epochs of the LM fine-tuning stages; none to skip",
+        help="epochs of the LM fine-tuning stages; the option with no "
+        "number (`--lm-epochs` alone) skips the LM fine-tuning",
     )
     ulmfit.add_argument("--lm-batch-size", type=int, default=32)
     ulmfit.add_argument(

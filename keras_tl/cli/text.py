@@ -10,6 +10,7 @@ from keras_tl.cli.common import (
     AFTER_TRAINING,
     TEXT_MODEL,
     check_options,
+    classifier_run_dir,
     config_of,
     default_run_dir,
     duration,
@@ -77,7 +78,7 @@ def ulmfit_command(args):
                 flush=True,
             )
     check_options(args, text=True)  # also the epochs the advice set
-    root = args.run_dir or default_run_dir(args, args.encoder, args.data)
+    root = classifier_run_dir(args)
     top = open_run(args, root, overwrite=args.overwrite, ignore=AFTER_TRAINING)
     members, summaries = [], []
     for index, encoder in enumerate(encoders):

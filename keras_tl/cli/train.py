@@ -12,7 +12,7 @@ from keras_tl.cli.common import (
     TEXT_MODEL,
     card_metrics,
     check_options,
-    default_run_dir,
+    classifier_run_dir,
     examples_per_class,
     finish,
     no_tflite_for_text,
@@ -34,6 +34,7 @@ from keras_tl.cli.inputs import (
     scores,
     verbosity,
 )
+from keras_tl.files import check_replaceable
 
 
 def train_command(args):
@@ -51,7 +52,7 @@ def train_command(args):
         _apply_advice(args, task)
     run = open_run(
         args,
-        args.run_dir or default_run_dir(args, args.backbone, args.data),
+        classifier_run_dir(args),
         overwrite=args.overwrite,
         ignore=AFTER_TRAINING,
     )
@@ -214,6 +215,11 @@ def predict_command(args):
         from keras_tl.data import read_unlabelled
 
         texts = list(args.text or [])
+        if any(not text.strip() for text in texts):
+            raise ValueError(
+                '--text "" is empty: a classifier cannot score no text. '
+                "Give the text to classify."
+            )
         for path in inputs:
             texts.extend(read_unlabelled(path, args.text_column))
         if not texts:
@@ -264,6 +270,14 @@ def predict_command(args):
 def export_command(args):
     import keras_tl
 
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(
+            f"--output {args.output} already exists. Choose another "
+            "--output, or pass --overwrite to replace it."
+        )
+    check_replaceable(
+        args.output, "saved_model.pb", "a SavedModel", "--overwrite"
+    )
     loaded = Loaded(args.model, args.checkpoint)
     if loaded.served is not None:
         raise ValueError(

@@ -145,8 +145,10 @@ def language_model_dataset(
         raise ValueError(
             f"The corpus has {len(ids)} tokens, fewer than one batch of "
             f"windows needs: batch_size x sequence_length + 1 = "
-            f"{batch_size * sequence_length + 1}. Use more text or smaller "
-            "`batch_size` / `sequence_length`."
+            f"{batch_size * sequence_length + 1}. Use more text, or a "
+            "smaller batch size or sequence length (`batch_size` / "
+            "`sequence_length`; --batch-size / --sequence-length on the "
+            "command line)."
         )
     x, y = rows(ids, batch_size)
     row_length = x.shape[1]

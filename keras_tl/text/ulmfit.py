@@ -8,6 +8,7 @@ evaluate, save and `keras_tl.export` it as any other.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -42,6 +43,29 @@ def _check_documents(texts, what):
             "labels)."
         )
     return checked
+
+
+def _batch_that_fits(tokens, batch_size, sequence_length):
+    """The language-model batch for the target texts: `batch_size`, or
+    for texts too short to fill one batch of it, as many rows as they do
+    fill (a multiple of the replicas), with a warning. A few hundred
+    labelled sentences are a usual start; they should not stop ULMFiT."""
+    import tensorflow as tf
+
+    if tokens >= batch_size * sequence_length + 1:
+        return batch_size
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    fits = (tokens - 1) // sequence_length // replicas * replicas
+    if fits < 1:
+        return batch_size  # not even one row: the dataset's error says so
+    warnings.warn(
+        f"The texts for the language model's fine-tuning have {tokens:,} "
+        f"tokens, fewer than one batch of {batch_size} x {sequence_length} "
+        f"needs: fine-tuning with batches of {fits} instead (ulmfit's "
+        "--lm-batch-size sets it).",
+        stacklevel=3,
+    )
+    return fits
 
 
 def fine_tune_language_model(
@@ -98,6 +122,7 @@ def fine_tune_language_model(
     if learning_rate is None:
         learning_rate = default_rates("language_model", len(epochs))
     train_ids = stream(texts)
+    batch_size = _batch_that_fits(len(train_ids), batch_size, sequence_length)
     valid_ids = stream(validation_texts) if validation_texts else None
     before = after = None
     if valid_ids is not None:

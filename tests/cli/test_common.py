@@ -92,3 +92,30 @@ def test_each_command_has_its_own_default_run_folder():
     # The same command's earlier run is simply started again.
     args = argparse.Namespace(command="advise", overwrite=False)
     assert replacing_run(args, "no/such/folder") == "no/such/folder"
+
+
+def test_the_scratch_baseline_gets_its_own_run_folder():
+    import os
+
+    from keras_tl.cli.common import classifier_run_dir
+    from keras_tl.cli.parser import build_parser
+
+    parser = build_parser()
+
+    def folder(*argv):
+        return classifier_run_dir(parser.parse_args(argv))
+
+    data = ["--data", "d/train.csv", "--encoder", "es"]
+    pretrained = folder("ulmfit", *data)
+    assert pretrained == os.path.join("runs", "ulmfit-es-train.csv")
+    assert folder("ulmfit", *data, "--weights", "none") == (
+        pretrained + "-scratch"
+    )
+    text = folder("train", *data, "--backbone", "awd_lstm")
+    assert text == os.path.join("runs", "train-awd_lstm-es-train.csv")
+    assert folder("train", *data[:2], "--backbone", "awd_lstm", "--encoder",
+                  "en") != text  # fmt: skip
+    assert folder("train", "--data", "img", "--backbone", "mobilenet_v2") == (
+        os.path.join("runs", "train-mobilenet_v2-img")
+    )
+    assert folder("ulmfit", *data, "--run-dir", "mine") == "mine"

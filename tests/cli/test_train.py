@@ -167,7 +167,9 @@ def test_evaluate_predict_and_export_agree(trained, capsys):
     # Refusals.
     assert cli.main(["export", "--model", str(trained / "run"),
                      "--output", exported]) == 2  # fmt: skip
-    assert "already exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already exists" in err and "pass --overwrite to replace" in err
+    assert "overwrite=True" not in err  # the option, not the argument
     assert cli.main(["predict", "--model", exported, "--text", "hola"]) == 2
     assert "classifies images" in capsys.readouterr().err
     assert cli.main(["predict", "--model", str(trained)]) == 2
@@ -350,6 +352,10 @@ def test_train_on_a_tfds_name_and_on_texts_with_a_hub_module(
     assert [x["label"] for x in answers[-2:]] == [
         x["label"] for x in answers[:2]
     ]
+    assert cli.main([*model, "--text", " "]) == 2
+    assert "is empty: a classifier cannot score no text" in (
+        capsys.readouterr().err
+    )
     assert cli.main([*model, str(table)]) == 2  # its text column is "review"
     assert "no column 'text'" in capsys.readouterr().err
     assert cli.main([*model, str(tmp_path / "missing.csv")]) == 2

@@ -85,6 +85,36 @@ def test_ulmfit_recipe_learns_a_separable_task(trained):
     np.testing.assert_allclose(tensor, one, rtol=1e-6)
 
 
+def test_lm_fine_tuning_fits_its_batch_to_few_texts(trained):
+    from keras_tl.text.data import encode_corpus
+    from keras_tl.text.language_model import load_language_model
+    from keras_tl.text.ulmfit import fine_tune_language_model
+
+    folder = trained[0]
+    lm, tokenizer = load_language_model(folder)
+    texts = separable(12, 2)[0]  # a handful of labelled sentences
+    tokens = len(encode_corpus(texts, tokenizer))
+    assert 8 * 8 + 1 <= tokens < 32 * 8 + 1  # not one batch of 32 x 8
+    with pytest.warns(UserWarning, match=r"fine-tuning with batches of") as w:
+        tuned = fine_tune_language_model(
+            lm, tokenizer, texts, epochs=(1,), batch_size=32,
+            sequence_length=8, verbose=0,
+        )  # fmt: skip
+    rows = (tokens - 1) // 8
+    assert f"batches of {rows} instead" in str(w[0].message)
+    assert tuned.history.train_tokens == tokens
+    # Enough text for the batch asked for: no warning, no change.
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fine_tune_language_model(
+            lm, tokenizer, texts, epochs=(1,), batch_size=2,
+            sequence_length=8, verbose=0,
+        )  # fmt: skip
+    assert not [x for x in caught if "batches of" in str(x.message)]
+
+
 def test_ulmfit_bad_input(trained):
     folder, _, _ = trained
     with pytest.raises(ValueError, match="texts are empty"):
