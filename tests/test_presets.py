@@ -281,6 +281,14 @@ def test_dropout_is_one_option_for_images_and_text():
         args = build_parser().parse_args(["train", "--data", "x.csv", *extra])
         return resolve_model_options(args).dropout
 
+    # The text backbone however it is spelled: its options, not refusals.
+    for spelling in ("AWD_LSTM", "awd-lstm", "AWD-LSTM"):
+        args = build_parser().parse_args(
+            ["train", "--data", "x.csv", "--backbone", spelling, "--encoder",
+             "es"]
+        )  # fmt: skip
+        assert resolve_model_options(args).backbone == "awd_lstm"
+
     assert dropout("--backbone", "mobilenet_v2_035") == 0.2
     assert dropout("--backbone", "awd_lstm") is None  # 0.4 x --drop-mult
     assert dropout("--backbone", "awd_lstm", "--dropout", "0.3") == 0.3

@@ -412,6 +412,11 @@ class Loaded:
                 f"labels and how inputs are read), not the file. Received: "
                 f"{path}"
             )
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"Model not found: {path}. Give the folder that `keras-tl "
+                "train` (a run folder) or `keras-tl export` wrote."
+            )
         if not os.path.exists(os.path.join(path, STATE)):
             raise FileNotFoundError(
                 f"{path} is neither a run folder (no {STATE}) nor an "

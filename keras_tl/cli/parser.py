@@ -183,6 +183,8 @@ def resolve_model_options(args, defaults=None):
     backbone = getattr(args, "backbone", None)
     if backbone is None or not hasattr(args, "weights"):
         return args
+    if backbone.lower().replace("-", "_") == "awd_lstm":
+        backbone = args.backbone = "awd_lstm"  # AWD-LSTM, awd-lstm
     text = backbone == "awd_lstm"
     wrong = IMAGE_OPTIONS if text else TEXT_OPTIONS
     given = [

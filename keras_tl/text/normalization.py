@@ -136,6 +136,10 @@ def denormalize(text):
     >>> denormalize("xxmaj el xxup fmi dijo")
     'El FMI dijo'
     """
+    # A generated marker right before another (the model may emit two):
+    # the last one says how the word is written.
+    markers = rf"(?:{ALL_CAPS}|{CAPITALISED})"
+    text = re.sub(rf"\b{markers}\s+(?={markers}\b)", "", text)
     text = re.sub(rf"\b{ALL_CAPS}\s+(\S+)", lambda m: m.group(1).upper(), text)
     text = re.sub(
         rf"\b{CAPITALISED}\s+([^\w\s]*)(\w)",

@@ -132,11 +132,23 @@ class TextModel(keras.Model):
                     f"units: {label_names}. Give one name per class."
                 )
         self.label_names = label_names
+        # Compiled by `evaluate` for its loss and accuracy only: not saved
+        # as the model's compilation, and no optimizer to `fit` with.
+        self._scoring_only = False
 
     def get_config(self):
         config = super().get_config()
         config["label_names"] = self.label_names
         return config
+
+    def compile(self, *args, **kwargs):
+        self._scoring_only = False
+        super().compile(*args, **kwargs)
+
+    def get_compile_config(self):
+        if self._scoring_only:
+            return None  # reloaded uncompiled, as it was before evaluate
+        return super().get_compile_config()
 
     def predict(self, x, *args, **kwargs):
         """As `keras.Model.predict`; also takes Python strings.
@@ -180,6 +192,7 @@ class TextModel(keras.Model):
                 else "sparse_categorical_crossentropy",
                 metrics=["binary_accuracy" if binary else "accuracy"],
             )
+            self._scoring_only = True
         x, y = _strings(x), _labels(y)
         # Read by length too (the score does not depend on the order):
         # args are batch_size, verbose, sample_weight, steps.
@@ -202,6 +215,13 @@ class TextModel(keras.Model):
         return super().evaluate(x, y, *args, **kwargs)
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        if self._scoring_only:
+            raise RuntimeError(
+                "This model was compiled by `evaluate()` to score it, with "
+                "no optimizer of yours: call `compile()` with the optimizer "
+                "to train with before `fit()` (e.g. `model.compile("
+                "keras.optimizers.Adam(1e-4), loss=..., metrics=[...])`)."
+            )
         return super().fit(_strings(x), _labels(y), *args, **kwargs)
 
 

@@ -174,6 +174,8 @@ def test_evaluate_predict_and_export_agree(trained, capsys):
     assert "classifies images" in capsys.readouterr().err
     assert cli.main(["predict", "--model", str(trained)]) == 2
     assert "neither a run folder" in capsys.readouterr().err
+    assert cli.main(["predict", "--model", str(trained / "gone")]) == 2
+    assert "Model not found: " in capsys.readouterr().err
 
 
 def test_a_finished_run_is_not_rerun(trained, image_module_path, capsys):

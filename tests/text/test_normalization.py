@@ -66,6 +66,13 @@ def test_denormalize_undoes_the_case_markers(text):
     assert denormalize(_normalized([text])[0]) == text
 
 
+def test_denormalize_reads_stacked_markers_of_generated_text():
+    # A language model can emit two markers in a row: the last one counts,
+    # and neither is left in the text.
+    assert denormalize("xxmaj xxmaj el xxup xxmaj fmi") == "El Fmi"
+    assert denormalize("xxmaj xxup fmi dijo") == "FMI dijo"
+
+
 CORPUS = [
     "El presidente de la República habló con los periodistas en Palacio.",
     "La ONU y el FMI publicaron su informe sobre México y España.",

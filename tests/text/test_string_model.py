@@ -306,3 +306,36 @@ def test_predict_by_length_restores_the_order_of_ragged_outputs():
     assert isinstance(predicted, tf.RaggedTensor)
     for row, text in zip(predicted, texts, strict=True):
         np.testing.assert_allclose(row, outputs(model, [text])[0], atol=1e-7)
+
+
+def test_evaluate_compiles_to_score_only(tmp_path):
+    tokenizer = WordTokenizer.from_corpus(separable(64, 0)[0])
+    keras.utils.set_random_seed(0)
+    sizes = {**SIZES, "vocabulary_size": tokenizer.vocabulary_size}
+    model = text_model(text_classifier(sizes, 2), tokenizer)
+    texts, labels = ["es muy bueno", "malo"], [1, 0]
+    assert not model.compiled
+    model.evaluate(texts, labels, verbose=0)
+    # Training with the optimizer evaluate() had to choose is refused.
+    with pytest.raises(RuntimeError, match=r"compiled by `evaluate\(\)`"):
+        model.fit(texts, labels, verbose=0)
+    # Saved as it was before evaluate: uncompiled, no optimizer to restore.
+    path = str(tmp_path / "scored.keras")
+    model.save(path)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = keras.saving.load_model(path)
+    assert not loaded.compiled
+    assert not [w for w in caught if "optimizer" in str(w.message)]
+    np.testing.assert_allclose(
+        loaded.predict(texts, verbose=0), model.predict(texts, verbose=0)
+    )
+    # Compiled by the user, it trains and is saved compiled.
+    model.compile(
+        keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy"
+    )
+    model.fit(texts, labels, verbose=0)
+    model.save(path)
+    assert keras.saving.load_model(path).compiled
