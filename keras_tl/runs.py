@@ -434,6 +434,14 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         monitor = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
+        # A two-class sigmoid head logs its accuracy as binary_accuracy.
+        binary = monitor.replace("accuracy", "binary_accuracy")
+        if (
+            monitor.endswith("accuracy")
+            and monitor not in logs
+            and (binary in logs)
+        ):
+            monitor = binary
         if (
             self.checkpoints
             and self.best

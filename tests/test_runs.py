@@ -251,6 +251,17 @@ def test_monitor_direction_and_a_monitor_that_is_not_logged(tmp_path):
             callbacks=run.callbacks("val_acc", tensorboard=False),
         )
     assert run.state["best"] is None and run.epochs_done == 2
+    # "accuracy" of a two-class sigmoid head is its binary_accuracy.
+    model = tiny_cnn()
+    model.compile(keras.optimizers.Adam(), "mse", metrics=["binary_accuracy"])
+    run = RunFolder(tmp_path / "binary", {})
+    model.fit(
+        data(),
+        epochs=1,
+        verbose=0,
+        callbacks=run.callbacks("accuracy", tensorboard=False),
+    )
+    assert run.state["best"]["monitor"] == "binary_accuracy"
 
 
 def test_an_option_added_after_a_run_started_resumes_at_its_default(tmp_path):

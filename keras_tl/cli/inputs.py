@@ -397,6 +397,12 @@ class Loaded:
         if os.path.exists(card):
             from keras_tl.export import load_exported
 
+            if checkpoint != "last":
+                raise ValueError(
+                    f"--checkpoint {checkpoint} picks a run folder's "
+                    f"checkpoint; {path} is an exported model, which has "
+                    "one. Leave out --checkpoint, or give the run folder."
+                )
             with open(card, encoding="utf-8") as f:
                 self.card = json.load(f)
             self.label_names = self.card.get("labels")

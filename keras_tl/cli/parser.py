@@ -246,8 +246,41 @@ def _flags(names):
     return ", ".join("--" + name.replace("_", "-") for name in names)
 
 
+_MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
 def refuse_conflicts(args):
     """Refuses option pairs where one would silently undo the other."""
+    rates = getattr(args, "learning_rate", None)
+    if (
+        isinstance(rates, list)
+        and len(rates) > 1
+        and "epochs" in vars(args)
+        and len(rates) != len(args.epochs)
+        and getattr(args, "strategy", None) != "auto"
+    ):
+        raise ValueError(
+            f"--learning-rate has {len(rates)} rates for {len(args.epochs)} "
+            "stages (one per number of --epochs): give one rate per stage, "
+            "or one peak rate (halved at each stage)."
+        )
+    monitor = getattr(args, "monitor", None)
+    if monitor is not None:
+        if monitor not in _MONITORS:
+            raise ValueError(
+                f"--monitor {monitor} is not a value the classifier logs: "
+                f"give one of {', '.join(_MONITORS)}."
+            )
+        if monitor.startswith("val_") and not (
+            getattr(args, "validation", None)
+            or getattr(args, "validation_split", None)
+        ):
+            raise ValueError(
+                f"--monitor {monitor} needs validation data, which there is "
+                "none of: give --validation (or --validation-split for an "
+                "image folder), or --monitor "
+                f"{monitor.removeprefix('val_')}."
+            )
     if getattr(args, "strategy", None) == "auto":
         chosen = [
             n
@@ -727,6 +760,7 @@ _POSITIVE_INTEGERS = {
     "num_steps",
     "max_batches",
     "train_groups",
+    "max_words",
 }
 _POSITIVE_NUMBERS = {
     "learning_rate",

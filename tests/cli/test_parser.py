@@ -116,6 +116,10 @@ def test_numeric_options_are_checked_when_read(tmp_path, capsys, option, value):
             ["--strategy", "auto", "--epochs", "2", "2"],
             "--strategy auto chooses --epochs from its advice",
         ),
+        (
+            ["--epochs", "1", "1", "--learning-rate", "1e-3", "2e-3", "3e-3"],
+            "--learning-rate has 3 rates for 2 stages",
+        ),
     ],
 )
 def test_options_that_would_undo_each_other_are_refused(
@@ -130,6 +134,19 @@ def test_options_that_would_undo_each_other_are_refused(
     for alone in (extra[:2], extra[2:]) if len(extra) > 1 else ():
         assert cli.main(argv[: -len(extra)] + alone) == 2
         assert message not in capsys.readouterr().err
+
+
+def test_monitor_names_a_value_that_will_be_logged(tmp_path, capsys):
+    argv = ["train", "--data", str(tmp_path / "d"), "--backbone", "x"]
+    assert cli.main([*argv, "--monitor", "val_acc"]) == 2
+    assert "give one of loss, accuracy, val_loss, val_accuracy" in (
+        capsys.readouterr().err
+    )
+    assert cli.main([*argv, "--monitor", "val_accuracy"]) == 2
+    assert "needs validation data" in capsys.readouterr().err
+    with_validation = [*argv, "--validation", "v", "--monitor", "val_accuracy"]
+    assert cli.main(with_validation) == 2  # past the options: no data
+    assert "Data not found" in capsys.readouterr().err
 
 
 def test_ulmfit_options_for_what_will_not_run_are_refused(tmp_path, capsys):
