@@ -46,12 +46,13 @@ def data_kind(spec):
     return "text"
 
 
-def check_exists(spec):
-    """A missing data path, found before anything starts."""
+def check_exists(spec, option="--data"):
+    """A missing data path, found before anything starts; `option` is the
+    one that named it."""
     if spec and not spec.startswith("tfds:") and not os.path.exists(spec):
         raise FileNotFoundError(
-            f"Data not found: {spec}. Give an image folder (one subfolder "
-            "per class), a .csv / .tsv / .jsonl(.gz) / .txt file, or "
+            f"Data not found: {option} {spec}. Give an image folder (one "
+            "subfolder per class), a .csv / .tsv / .jsonl(.gz) / .txt file, or "
             f"tfds:NAME. Received: {spec!r}"
         )
 

@@ -38,8 +38,8 @@ def ulmfit_command(args):
     from keras_tl.text import ensemble
 
     started = time.monotonic()
-    for path in (args.data, args.validation, args.test):
-        check_exists(path)
+    for option in ("data", "validation", "test"):
+        check_exists(getattr(args, option), f"--{option}")
     for path in args.lm_data or []:
         if not os.path.exists(path):
             raise FileNotFoundError(
@@ -52,6 +52,8 @@ def ulmfit_command(args):
     encoders = [args.encoder] + (
         [args.ensemble_with] if args.ensemble_with else []
     )
+    for encoder in encoders:  # a mistyped name before the data is read
+        language_model_config(encoder)
     texts = labelled_texts(args)  # checks the data before anything is written
     if args.lm_data:
         from keras_tl.data import read_corpus
@@ -67,8 +69,6 @@ def ulmfit_command(args):
         check_labels(
             args.test, test_labels, names, f"the training data ({args.data})"
         )
-    for encoder in encoders:
-        language_model_config(encoder)
     if getattr(args, "strategy", "manual") == "auto":
         _apply_text_advice(args, texts["train"])
         if args.lm_data and not args.lm_epochs:

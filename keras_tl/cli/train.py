@@ -40,8 +40,8 @@ from keras_tl.files import check_replaceable
 def train_command(args):
 
     started = time.monotonic()
-    for path in (args.data, args.validation, args.test):
-        check_exists(path)  # cheap, before the strategy starts
+    for option in ("data", "validation", "test"):  # cheap, before the
+        check_exists(getattr(args, option), f"--{option}")  # strategy starts
     # Multi-worker strategies (TF_CONFIG) must exist before any TensorFlow
     # op runs, so the strategy comes before the data is read.
     strategy_of(args)

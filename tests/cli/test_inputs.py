@@ -17,7 +17,9 @@ def test_bad_image_data_exits_2_before_writing_anything(
     monkeypatch.chdir(tmp_path)
     args = ["train", "--backbone", "mobilenet_v2_035", "--weights", "none"]
     assert cli.main(args + ["--data", "missing"]) == 2
-    assert "Data not found: missing" in capsys.readouterr().err
+    assert "Data not found: --data missing" in capsys.readouterr().err
+    assert cli.main(args + ["--data", ".", "--test", "gone"]) == 2
+    assert "Data not found: --test gone" in capsys.readouterr().err
     write_images(tmp_path / "photos", n=2)
     (tmp_path / "photos" / "birds").mkdir()
     (tmp_path / "photos" / "birds" / "notes.txt").write_text("no images")

@@ -160,6 +160,13 @@ def test_ulmfit_options_for_what_will_not_run_are_refused(tmp_path, capsys):
     )
     assert cli.main(scratch) == 2  # past the options: the data is missing
     assert "Data not found" in capsys.readouterr().err
+    # A mistyped encoder is named before the data is read (this file's
+    # columns are wrong too).
+    (tmp_path / "d.csv").write_text("frase,clase\nhola,a\n")
+    assert cli.main(["ulmfit", "--data", str(tmp_path / "d.csv"),
+                     "--encoder", "ess"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "'ess'" in err and "no column" not in err
 
 
 def test_every_option_of_every_command_has_help():

@@ -513,7 +513,7 @@ def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     texts = tmp_path / "texts.txt"
     texts.write_text("hola\nadiós\n", encoding="utf-8")
-    args = ["ulmfit", "--encoder", str(tmp_path / "lm"), "--data"]
+    args = ["ulmfit", "--encoder", "es", "--data"]
     assert cli.main(args + [str(texts)]) == 2
     assert "also give the labels file" in capsys.readouterr().err
     labels = tmp_path / "labels.txt"
@@ -525,7 +525,8 @@ def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
     assert cli.main(args + [str(table)]) == 2
     assert "no column 'label'" in capsys.readouterr().err
     labels.write_text("not sure\nb\n", encoding="utf-8")  # one a line
-    assert cli.main(args + [str(texts), "--labels", str(labels)]) == 2
+    missing = ["ulmfit", "--encoder", str(tmp_path / "lm"), "--data"]
+    assert cli.main(missing + [str(texts), "--labels", str(labels)]) == 2
     assert "No language model" in capsys.readouterr().err
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n')
