@@ -62,6 +62,14 @@ def read_texts(spec, labels_path, args, split=None):
     from keras_tl import data
 
     tfds = tfds_spec(spec, split)
+    if labels_path and (
+        tfds is not None or not spec.endswith((".txt", ".txt.gz"))
+    ):
+        raise ValueError(
+            f"A labels file is for a .txt of texts, one a line; {spec} has "
+            "its labels inside (--label-column for a table). Leave out the "
+            "labels file."
+        )
     if tfds is None:
         return data.read_labelled(
             spec, labels_path, args.text_column, args.label_column
@@ -141,6 +149,32 @@ def check_labels(source, labels, label_names, trained_on):
         )
 
 
+_TEXT_FILE_OPTIONS = {
+    "labels": None,
+    "validation_labels": None,
+    "test_labels": None,
+    "text_column": "text",
+    "label_column": "label",
+}
+
+
+def _refuse_text_options(args):
+    """Options of text files, given with image data: refused, not ignored."""
+    given = [
+        name
+        for name, default in _TEXT_FILE_OPTIONS.items()
+        if getattr(args, name, default) != default
+    ]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ValueError(
+            f"{flags} {'is' if len(given) == 1 else 'are'} for text files; "
+            f"--data {args.data} is an image folder (its classes are its "
+            "subfolders). Leave "
+            f"{'it' if len(given) == 1 else 'them'} out."
+        )
+
+
 class Task:
     """What one classifier run trains on, and how its inputs are read."""
 
@@ -156,6 +190,7 @@ class Task:
                     "--encoder is for text data (--backbone awd_lstm). "
                     f"Received: --data {args.data} (images)"
                 )
+            _refuse_text_options(args)
             size = image_size_of(args)
             self.train, self.label_names = images(
                 args.data,

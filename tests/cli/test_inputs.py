@@ -20,6 +20,24 @@ def test_bad_image_data_exits_2_before_writing_anything(
     assert "Data not found: --data missing" in capsys.readouterr().err
     assert cli.main(args + ["--data", ".", "--test", "gone"]) == 2
     assert "Data not found: --test gone" in capsys.readouterr().err
+    # Options of text files are refused for an image folder, not ignored.
+    photos = write_images(tmp_path / "pics", n=2)
+    assert cli.main(args + ["--data", photos, "--labels", "x.txt",
+                            "--text-column", "frase"]) == 2  # fmt: skip
+    assert "--labels, --text-column are for text files; --data " in (
+        capsys.readouterr().err
+    )
+    # A labels file is for a .txt of texts; a table has its label column.
+    table = tmp_path / "t.csv"
+    table.write_text("text,label\nhola,a\n")
+    with pytest.raises(ValueError, match=r"Leave out the labels file"):
+        from keras_tl.cli.inputs import read_texts
+        from keras_tl.cli.parser import build_parser
+
+        parsed = build_parser().parse_args(
+            ["train", "--data", str(table), "--backbone", "awd_lstm"]
+        )
+        read_texts(str(table), "labels.txt", parsed)
     write_images(tmp_path / "photos", n=2)
     (tmp_path / "photos" / "birds").mkdir()
     (tmp_path / "photos" / "birds" / "notes.txt").write_text("no images")
