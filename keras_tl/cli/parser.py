@@ -64,12 +64,18 @@ def _add_run_options(parser, resumes=True):
     )
 
 
-def _add_data_options(parser, validation=True):
+def _add_data_options(parser, validation=True, text=False):
+    """`text`: a command for text only (`ulmfit`), without image words."""
     parser.add_argument(
         "--data",
         required=True,
-        help="an image folder (one subfolder per class), a .csv / .tsv / "
-        ".jsonl(.gz) / .txt text file, or tfds:NAME[:SPLIT]",
+        help=(
+            "a .csv / .tsv / .jsonl file (each may be .gz), a .txt of texts "
+            "with --labels, or tfds:NAME[:SPLIT] (a text dataset)"
+            if text
+            else "an image folder (one subfolder per class), a .csv / .tsv "
+            "/ .jsonl(.gz) / .txt text file, or tfds:NAME[:SPLIT]"
+        ),
     )
     parser.add_argument("--labels", help="labels of a .txt --data, one a line")
     parser.add_argument("--text-column", default="text")
@@ -81,11 +87,12 @@ def _add_data_options(parser, validation=True):
             "--validation", help="validation data, same kinds as --data"
         )
         parser.add_argument("--validation-labels")
-        parser.add_argument(
-            "--validation-split",
-            type=float,
-            help="hold out this fraction of an image folder for validation",
-        )
+        if not text:
+            parser.add_argument(
+                "--validation-split",
+                type=float,
+                help="hold out this fraction of an image folder for validation",
+            )
         parser.add_argument("--test", help="scored once at the end")
         parser.add_argument("--test-labels")
 
@@ -130,7 +137,14 @@ def _add_model_options(parser, backbone_required=True):
     _add_text_model_options(parser)
 
 
-def _add_weights_option(parser):
+def _add_weights_option(parser, text=False):
+    if text:
+        parser.add_argument(
+            "--weights",
+            help="none trains the same classifier from a random encoder "
+            "(the scratch baseline; default: the encoder's weights)",
+        )
+        return
     parser.add_argument(
         "--weights",
         help="images: imagenet (default), none, or a .weights.h5 file of "
@@ -599,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
         "labelled texts, then train, score and export the classifier",
         ulmfit_command,
     )
-    _add_data_options(ulmfit)
+    _add_data_options(ulmfit, text=True)
     ulmfit.add_argument(
         "--encoder",
         required=True,
@@ -635,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
         "own first (as `keras-tl advise`) and take --lm-epochs and --epochs "
         "from the advice",
     )
-    _add_weights_option(ulmfit)
+    _add_weights_option(ulmfit, text=True)
     _add_text_model_options(ulmfit)
     _add_training_options(ulmfit, [1, 1, 1, 2])
     _add_run_options(ulmfit)

@@ -228,3 +228,10 @@ def test_commands_start_tensorflow_quietly(tmp_path):
     ]
     # The error, and no CUDA probes, oneDNN notes or absl banners.
     assert len(noise) == 1 and noise[0].startswith("keras-tl predict: error")
+
+
+def test_text_only_commands_speak_of_texts(capsys):
+    assert cli.main(["ulmfit", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "image" not in out.lower() and "imagenet" not in out
+    assert "--validation-split" not in out  # image folders only
