@@ -174,16 +174,27 @@ def check_options(args, text):
     stage_rates(rates_of(args), len(args.epochs))
     if text:
         no_tflite_for_text(args)
-    if args.export and os.path.exists(args.export) and not args.overwrite:
-        raise FileExistsError(
-            f"--export {args.export} already exists. Choose another --export "
-            "(an unfinished run resumes with a new one), or pass --overwrite "
-            "to replace it and train again."
-        )
     if args.export:
-        check_replaceable(
-            args.export, "saved_model.pb", "a SavedModel", "--overwrite"
+        check_output(
+            "--export",
+            args.export,
+            args.overwrite,
+            "saved_model.pb",
+            "a SavedModel",
+            " (an unfinished run resumes with a new one)",
         )
+
+
+def check_output(option, path, overwrite, marker, what, hint=""):
+    """Refuses an output folder (`option`'s) that exists, before anything
+    is written: without --overwrite always, with it unless keras_tl wrote
+    it (`marker`, `what`: as `keras_tl.files.check_replaceable`)."""
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"{option} {path} already exists. Choose another {option}"
+            f"{hint}, or pass --overwrite to replace it."
+        )
+    check_replaceable(path, marker, what, "--overwrite")
 
 
 def no_tflite_for_text(args):

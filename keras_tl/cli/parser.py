@@ -212,7 +212,7 @@ def resolve_model_options(args, defaults=None):
     if getattr(args, "encoder", None) and not text:
         given.append("encoder")
     if given:
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        flags = _flags(given)
         kind = (
             "image and hub backbones" if text else "--backbone awd_lstm (text)"
         )

@@ -10,6 +10,7 @@ from keras_tl.cli.common import (
     AFTER_TRAINING,
     TEXT_MODEL,
     check_options,
+    check_output,
     classifier_run_dir,
     config_of,
     default_run_dir,
@@ -30,7 +31,6 @@ from keras_tl.cli.inputs import (
     verbosity,
 )
 from keras_tl.cli.train import fit_classifier, save_tokenizer
-from keras_tl.files import check_replaceable
 
 
 def ulmfit_command(args):
@@ -503,11 +503,10 @@ def _check_corpus_files(args):
 
 
 def _check_output(args):
-    if os.path.exists(args.output) and not args.overwrite:
-        raise FileExistsError(
-            f"--output {args.output} already exists. Choose another folder, "
-            "or pass --overwrite to replace it."
-        )
-    check_replaceable(
-        args.output, "config.json", "a language-model folder", "--overwrite"
+    check_output(
+        "--output",
+        args.output,
+        args.overwrite,
+        "config.json",
+        "a language-model folder",
     )

@@ -12,6 +12,7 @@ from keras_tl.cli.common import (
     TEXT_MODEL,
     card_metrics,
     check_options,
+    check_output,
     classifier_run_dir,
     examples_per_class,
     finish,
@@ -34,7 +35,6 @@ from keras_tl.cli.inputs import (
     scores,
     verbosity,
 )
-from keras_tl.files import check_replaceable
 
 
 def train_command(args):
@@ -270,13 +270,12 @@ def predict_command(args):
 def export_command(args):
     import keras_tl
 
-    if os.path.exists(args.output) and not args.overwrite:
-        raise FileExistsError(
-            f"--output {args.output} already exists. Choose another "
-            "--output, or pass --overwrite to replace it."
-        )
-    check_replaceable(
-        args.output, "saved_model.pb", "a SavedModel", "--overwrite"
+    check_output(
+        "--output",
+        args.output,
+        args.overwrite,
+        "saved_model.pb",
+        "a SavedModel",
     )
     loaded = Loaded(args.model, args.checkpoint)
     if loaded.served is not None:

@@ -268,12 +268,12 @@ def _model_card(config):
     if config.get("data"):
         lines += ["", "## Data", ""]
         lines += [f"- {entry}" for entry in config["data"]]
-    lines += _fine_tuning_lines(config.get("fine_tuning"))
+    lines += _fine_tuning_lines(tuned)
     if config.get("command"):
         lines += [
             "",
             "## How the starting model was made"
-            if config.get("fine_tuning")
+            if tuned
             else "## How it was made",
             "",
             "```bash",

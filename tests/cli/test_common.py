@@ -89,9 +89,28 @@ def test_each_command_has_its_own_default_run_folder():
     tune = folder("lm", "finetune", "--encoder", "en", "--corpus", "c.txt",
                   "--output", "es")  # fmt: skip
     assert tune != pretrain and tune.endswith("lm-finetune-es")
-    # The same command's earlier run is simply started again.
+    # No run there yet: nothing to refuse.
     args = argparse.Namespace(command="advise", overwrite=False)
     assert replacing_run(args, "no/such/folder") == "no/such/folder"
+
+
+def test_the_same_commands_earlier_run_is_started_again(tmp_path):
+    import argparse
+
+    import pytest
+
+    from keras_tl.cli.common import replacing_run
+
+    earlier = _finished_run(tmp_path / "advice", command="advise")
+    advise = argparse.Namespace(command="advise", overwrite=False)
+    assert replacing_run(advise, str(earlier)) == str(earlier)
+    tune = argparse.Namespace(
+        command="lm", lm_command="finetune", overwrite=False
+    )
+    with pytest.raises(FileExistsError, match="holds a `keras-tl advise` run"):
+        replacing_run(tune, str(earlier))
+    tune.overwrite = True
+    assert replacing_run(tune, str(earlier)) == str(earlier)
 
 
 def test_the_scratch_baseline_gets_its_own_run_folder():
