@@ -8,6 +8,7 @@ state from one batch to the next (fastai's LM loader, Merity et al. 2017).
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -266,6 +267,9 @@ def encode_documents(
     return documents
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def encode_labels(labels, label_names=None):
     """Labels (names or integers) -> class ids, and the ordered names.
 
@@ -287,13 +291,13 @@ def encode_labels(labels, label_names=None):
     """
     labels = list(labels)
     if label_names is None:
-        distinct = set(labels)
-        integers = all(
-            isinstance(label, (int, np.integer)) and not isinstance(label, bool)
-            for label in distinct
+        distinct = {str(label) for label in labels}
+        # Integer labels keep their numeric order (2 before 10), whether
+        # given as numbers or read from a file as text ("1", "2", "10").
+        integers = all(_INTEGER.fullmatch(label) for label in distinct)
+        label_names = sorted(
+            distinct, key=(lambda name: (int(name), name)) if integers else str
         )
-        # Integer labels keep their numeric order (2 before 10).
-        label_names = sorted(distinct, key=int if integers else str)
     labels = [str(label) for label in labels]
     label_names = [str(name) for name in label_names]
     if len(set(label_names)) != len(label_names):

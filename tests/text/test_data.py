@@ -82,6 +82,11 @@ def test_documents_labels_and_batches():
     assert ids.tolist() == [1, 0, 1] and names == ["neg", "pos"]
     ids, names = encode_labels([10, 2, 1, 2])  # numeric order, not "10" < "2"
     assert names == ["1", "2", "10"] and ids.tolist() == [2, 1, 0, 1]
+    # the same labels read from a file, as text, keep that order
+    ids, names = encode_labels(["10", "2", "1", "-1"])
+    assert names == ["-1", "1", "2", "10"] and ids.tolist() == [3, 2, 1, 0]
+    # one label that is not an integer sorts them all as text
+    assert encode_labels(["10", "2", "x"])[1] == ["10", "2", "x"]
     with pytest.raises(ValueError, match=r"not in the label set.*'meh'"):
         encode_labels(["pos", "meh"], ["neg", "pos"])
     data = classification_dataset(docs, np.array([0, 1, 0]), batch_size=2)
