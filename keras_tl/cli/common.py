@@ -20,7 +20,18 @@ _NOT_CONFIG = {
     "run_dir",
     "argv",
     "defaults",
+    "given",
 }
+
+
+def given(args, name):
+    """Whether `name` was set (command line or config), even to its
+    default value; without the command line (`args.given`), whether it
+    differs from the command's default."""
+    if hasattr(args, "given"):
+        return name in args.given
+    defaults = getattr(args, "defaults", {})
+    return name in defaults and getattr(args, name, None) != defaults[name]
 
 
 # What is done after training: may change when a run is resumed.

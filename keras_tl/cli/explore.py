@@ -10,6 +10,7 @@ from keras_tl.cli.common import (
     default_run_dir,
     duration,
     examples_per_class,
+    given,
     replacing_run,
     seed_of,
 )
@@ -157,14 +158,37 @@ def _advise_text(args, started):
             "from `keras-tl lm pretrain`). Received: --backbone "
             f"{args.backbone}"
         )
+    unused = [
+        n
+        for n in ("weights", "dropout", "drop_mult", "max_length")
+        if given(args, n)
+    ]
+    if unused:
+        raise ValueError(
+            f"{', '.join('--' + n.replace('_', '-') for n in unused)} "
+            f"set{'s' if len(unused) == 1 else ''} the classifier, but "
+            "advise on texts reads the pretrained language model's "
+            "perplexity on them, which no classifier option changes. Leave "
+            f"{'it' if len(unused) == 1 else 'them'} out."
+        )
     texts, labels = read_texts(args.data, args.labels, args, "train")
     run = _exploratory_run(args)
-    advice = advise_text(args.encoder, texts, labels)
+    # The perplexity is read in --batch-size rows of --sequence-length
+    # tokens; --max-batches caps the tokens read.
+    reading = {}
+    if given(args, "batch_size"):
+        reading["batch_size"] = args.batch_size
+    if given(args, "sequence_length"):
+        reading["sequence_length"] = args.sequence_length
+    if args.max_batches:
+        reading["max_batches"] = args.max_batches
+    advice = advise_text(args.encoder, texts, labels, **reading)
     summary = {
         "examples_per_class": advice.examples_per_class,
         "target_perplexity": advice.target_perplexity,
         "own_perplexity": advice.own_perplexity,
         "target_tokens": advice.target_tokens,
+        "scored_tokens": advice.scored_tokens,
         "cell": advice.cell,
         "lm_epochs": list(advice.lm_epochs) if advice.lm_epochs else None,
         "epochs": list(advice.epochs),

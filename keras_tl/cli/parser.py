@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from keras_tl.cli.common import PRECISIONS
+from keras_tl.cli.common import PRECISIONS, given
 from keras_tl.cli.explore import (
     advise_command,
     list_backbones_command,
@@ -249,11 +249,26 @@ def resolve_model_options(args, defaults=None):
     return args
 
 
-def _given(args, name):
-    """Whether `name` was set (command line or config): it differs from
-    the command's default."""
-    defaults = getattr(args, "defaults", {})
-    return name in defaults and getattr(args, name, None) != defaults[name]
+def given_options(subparser, argv):
+    """The options (their `dest`) that `argv` sets, as argparse reads them:
+    `--flag value`, `--flag=value`, or a unique abbreviation of the flag."""
+    options = subparser._option_string_actions
+    given = set()
+    for token in argv:
+        if token == "--":
+            break  # the rest are values
+        if not token.startswith("-") or token[1:2].isdigit():
+            continue  # a value (a negative number too)
+        flag = token.split("=", 1)[0]
+        action = options.get(flag)
+        if action is None and flag.startswith("--"):
+            matches = {
+                options[o] for o in options if o.startswith(flag)
+            }  # argparse's abbreviations, where unambiguous
+            action = matches.pop() if len(matches) == 1 else None
+        if action is not None:
+            given.add(action.dest)
+    return given
 
 
 def _flags(names):
@@ -297,9 +312,7 @@ def refuse_conflicts(args):
             )
     if getattr(args, "strategy", None) == "auto":
         chosen = [
-            n
-            for n in ("epochs", "train_groups", "lm_epochs")
-            if _given(args, n)
+            n for n in ("epochs", "train_groups", "lm_epochs") if given(args, n)
         ]
         if chosen:
             raise ValueError(
@@ -308,7 +321,7 @@ def refuse_conflicts(args):
                 "drop --strategy auto to use them."
             )
     if args.command == "ulmfit" and args.weights == "none":
-        unused = [n for n in ("lm_epochs", "lm_batch_size") if _given(args, n)]
+        unused = [n for n in ("lm_epochs", "lm_batch_size") if given(args, n)]
         if unused:
             raise ValueError(
                 f"{_flags(unused)} set the LM fine-tuning; with --weights "
@@ -1004,7 +1017,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        args, extra = parser.parse_known_args(apply_config(parser, argv))
+        config_argv = apply_config(parser, argv)
+        args, extra = parser.parse_known_args(config_argv)
         words = (args.command, getattr(args, "lm_command", None))
         if extra:  # said by the command's own parser, with its --help
             parser.commands[tuple(w for w in words if w)].error(
@@ -1014,6 +1028,7 @@ def main(argv=None) -> int:
         # existed resumes when the new option keeps its default.
         command = parser.commands[tuple(w for w in words if w)]
         args.defaults = {k: command.get_default(k) for k in vars(args)}
+        args.given = given_options(command, config_argv)
         resolve_model_options(args, args.defaults)
         refuse_conflicts(args)
         args.argv = argv

@@ -196,6 +196,7 @@ def advise_text(
     max_tokens=100_000,
     batch_size=10,
     sequence_length=70,
+    max_batches=None,
     **decide_options,
 ):
     """Measures how far `texts` are from `encoder`'s corpus and decides.
@@ -209,6 +210,8 @@ def advise_text(
             `language_model_texts` adds to LM fine-tuning).
         max_tokens: score at most this many tokens (the first ones).
         batch_size, sequence_length: how the perplexity is read.
+        max_batches: read at most this many batches (fewer tokens than
+            `max_tokens` where it says so).
         **decide_options: thresholds, see `decide_text`.
 
     Returns:
@@ -240,6 +243,8 @@ def advise_text(
     lm, tokenizer = load_language_model(encoder)
     ids = encode_corpus(texts + more_texts, tokenizer)
     total = len(ids)
+    if max_batches:
+        max_tokens = min(max_tokens, max_batches * batch_size * sequence_length)
     ids = ids[: max_tokens + 1]
     if config.get("backwards"):
         ids = ids[::-1].copy()

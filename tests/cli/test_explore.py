@@ -110,3 +110,19 @@ def test_advise_command_on_texts_compares_perplexities(tmp_path, capsys):
     )
     assert summary["cell"] == "the encoder as it is, then the classifier"
     assert summary["lm_epochs"] is None
+    assert summary["scored_tokens"] == 20 * (5 + 6) - 1  # each after the first
+    # How the perplexity is read: --max-batches rows of --batch-size x
+    # --sequence-length tokens at most.
+    reading = ["--batch-size", "2", "--sequence-length", "5"]
+    assert cli.main([*argv, "--encoder", lm, "--run-dir", str(run),
+                     *reading, "--max-batches", "3"]) == 0  # fmt: skip
+    capsys.readouterr()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["scored_tokens"] == 3 * 2 * 5
+    assert summary["target_tokens"] == 20 * (5 + 6)
+    # Classifier options change nothing here: refused, not ignored.
+    for extra in (["--weights", "none"], ["--drop-mult", "0.5"]):
+        assert cli.main([*argv, "--encoder", lm, *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{extra[0]} sets the classifier" in err
+        assert "Leave it out" in err

@@ -116,6 +116,10 @@ def test_numeric_options_are_checked_when_read(tmp_path, capsys, option, value):
             ["--strategy", "auto", "--epochs", "2", "2"],
             "--strategy auto chooses --epochs from its advice",
         ),
+        (  # typed, even as the default value or abbreviated
+            ["--strategy", "auto", "--epoch", "1", "2"],
+            "--strategy auto chooses --epochs from its advice",
+        ),
         (
             ["--epochs", "1", "1", "--learning-rate", "1e-3", "2e-3", "3e-3"],
             "--learning-rate has 3 rates for 2 stages",
@@ -235,3 +239,27 @@ def test_text_only_commands_speak_of_texts(capsys):
     out = capsys.readouterr().out
     assert "image" not in out.lower() and "imagenet" not in out
     assert "--validation-split" not in out  # image folders only
+
+
+def test_given_options_reads_what_argparse_reads():
+    from keras_tl.cli.parser import build_parser, given_options
+
+    train = build_parser().commands[("train",)]
+    argv = ["--data", "d", "--backbone=b", "--epoch", "1", "2",
+            "--learning-rate", "-1e-3", "--drop", "0.1",
+            "--", "--seed"]  # fmt: skip
+    # --epoch abbreviates --epochs; --drop is ambiguous (--dropout,
+    # --drop-mult), so argparse refuses it and it is not counted; a
+    # negative number and everything after `--` are values.
+    assert given_options(train, argv) == {
+        "data", "backbone", "epochs", "learning_rate"
+    }  # fmt: skip
+
+
+def test_an_option_in_a_config_file_counts_as_given(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("strategy: auto\nepochs: [1, 2]\n")  # the default
+    argv = ["train", "--config", str(config), "--data", str(tmp_path),
+            "--backbone", "mobilenet_v2"]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert "--strategy auto chooses --epochs" in capsys.readouterr().err
