@@ -966,6 +966,16 @@ def apply_config(parser, argv):
                 f"Received: {key}: {value!r}"
             )
         values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and action.nargs in (None, "?"):
+            raise ValueError(
+                f"{path}: {key!r} takes one value, not a list. Received: "
+                f"{key}: {value}"
+            )
+        if not values:
+            raise ValueError(
+                f"{path}: {key!r} needs at least one value; leave the key "
+                f"out for its default. Received: {key}: []"
+            )
         for item in values:
             _check_config_value(path, key, action, item)
         tokens.extend([flag, *(str(v) for v in values)])

@@ -61,6 +61,11 @@ def test_config_file_gives_options_and_the_command_line_wins(tmp_path):
             "bad.yaml: 'epochs' must be an integer >= 1. Received: 'one'",
         ),
         ("data: x\nbackbone: y\npooling: mean\n", "'pooling' must be one of"),
+        (
+            "data: x\nbackbone: y\nbatch_size: [8, 16]\n",
+            "bad.yaml: 'batch_size' takes one value, not a list",
+        ),
+        ("data: x\nbackbone: y\nepochs: []\n", "'epochs' needs at least one"),
     ],
 )
 def test_malformed_configs_exit_2(tmp_path, capsys, text, message):
