@@ -87,10 +87,19 @@ def labelled_texts(args):
     validation = None
     if args.validation:
         validation = read_texts(args.validation, args.validation_labels, args)
-    return {
-        "train": read_texts(args.data, args.labels, args, "train"),
-        "validation": validation,
-    }
+    train = read_texts(args.data, args.labels, args, "train")
+    if getattr(args, "validation_split", None):
+        from keras_tl.text.data import split_texts
+
+        try:
+            train, validation = split_texts(
+                *train, args.validation_split, seed=args.seed
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"--validation-split on {args.data}: {error}"
+            ) from None
+    return {"train": train, "validation": validation}
 
 
 def image_size_of(args):
@@ -232,11 +241,6 @@ class Task:
                     subset="validation",
                 )
             return
-        if args.validation_split:
-            raise ValueError(
-                "--validation-split holds out part of an image folder; for "
-                "text files give --validation FILE."
-            )
         texts = texts or labelled_texts(args)
         from keras_tl.text import data as text_data
 

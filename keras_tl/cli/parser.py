@@ -87,12 +87,12 @@ def _add_data_options(parser, validation=True, text=False):
             "--validation", help="validation data, same kinds as --data"
         )
         parser.add_argument("--validation-labels")
-        if not text:
-            parser.add_argument(
-                "--validation-split",
-                type=float,
-                help="hold out this fraction of an image folder for validation",
-            )
+        parser.add_argument(
+            "--validation-split",
+            type=float,
+            help="hold out this fraction of --data for validation (texts: "
+            "the same share of each class, chosen with --seed)",
+        )
         parser.add_argument("--test", help="scored once at the end")
         parser.add_argument("--test-labels")
 
@@ -306,8 +306,8 @@ def refuse_conflicts(args):
         ):
             raise ValueError(
                 f"--monitor {monitor} needs validation data, which there is "
-                "none of: give --validation (or --validation-split for an "
-                "image folder), or --monitor "
+                "none of: give --validation or --validation-split, or "
+                "--monitor "
                 f"{monitor.removeprefix('val_')}."
             )
     if getattr(args, "strategy", None) == "auto":
@@ -669,7 +669,6 @@ def build_parser() -> argparse.ArgumentParser:
     ulmfit.set_defaults(
         backbone="awd_lstm",
         train_bn=False,
-        validation_split=None,
         batch_size=64,  # fastai's for text classifiers
     )
 

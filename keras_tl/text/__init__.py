@@ -21,6 +21,7 @@ from keras_tl.text.data import (
     encode_labels,
     language_model_dataset,
     read_text,
+    split_texts,
 )
 from keras_tl.text.losses import Perplexity, TokenCrossEntropy
 from keras_tl.text.pretraining import pretrain_language_model
@@ -50,6 +51,7 @@ __all__ = [
     "document_ids",
     "encode_documents",
     "encode_labels",
+    "split_texts",
     "ensemble",
     "fine_tune_language_model",
     "text_classifier",

@@ -313,6 +313,70 @@ def encode_labels(labels, label_names=None):
     return np.array([index[label] for label in labels], "int32"), label_names
 
 
+def split_texts(texts, labels, fraction, seed=0):
+    """Holds out a random `fraction` of each class for validation.
+
+    Each class keeps its share on both sides (a class of 10 texts with
+    `fraction=0.2` gives 2 to validation), and the same seed always makes
+    the same split.
+
+    Args:
+        texts, labels: one label a text.
+        fraction: the share held out, strictly between 0 and 1.
+        seed: the split's random seed.
+
+    Returns:
+        `((train_texts, train_labels), (validation_texts, validation_labels))`,
+        each in the original order.
+
+    Raises:
+        ValueError: a fraction outside (0, 1), or one that holds out no text
+            or every text of a class.
+
+    Example:
+
+    >>> train, validation = split_texts(list("abcdefghij"), [0] * 10, 0.2)
+    >>> len(train[0]), len(validation[0])
+    (8, 2)
+    """
+    texts, labels = list(texts), list(labels)
+    if len(texts) != len(labels):
+        raise ValueError(
+            f"{len(texts)} texts but {len(labels)} labels: give one label a "
+            "text."
+        )
+    if not 0 < fraction < 1:
+        raise ValueError(
+            f"The validation fraction must be between 0 and 1 (exclusive). "
+            f"Received: {fraction}"
+        )
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(texts), bool)
+    by_class = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(str(label), []).append(i)
+    for label, members in by_class.items():
+        count = int(round(len(members) * fraction))
+        if count >= len(members):
+            raise ValueError(
+                f"Holding out {fraction:g} of the {len(members)} texts "
+                f"labelled {label!r} leaves none of them to train on: give "
+                "a smaller fraction or more texts."
+            )
+        held[rng.permutation(members)[:count]] = True
+    if not held.any():
+        raise ValueError(
+            f"Holding out {fraction:g} of {len(texts)} texts keeps none for "
+            "validation (each class rounds to 0): give a larger fraction."
+        )
+
+    def part(mask):
+        indices = np.flatnonzero(mask)
+        return [texts[i] for i in indices], [labels[i] for i in indices]
+
+    return part(~held), part(held)
+
+
 def classification_dataset(
     documents,
     labels=None,

@@ -243,7 +243,7 @@ def test_text_only_commands_speak_of_texts(capsys):
     assert cli.main(["ulmfit", "--help"]) == 0
     out = capsys.readouterr().out
     assert "image" not in out.lower() and "imagenet" not in out
-    assert "--validation-split" not in out  # image folders only
+    assert "the same share of each class" in out  # --validation-split
 
 
 def test_given_options_reads_what_argparse_reads():

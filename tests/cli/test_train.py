@@ -337,6 +337,16 @@ def test_train_on_a_tfds_name_and_on_texts_with_a_hub_module(
     summary = json.loads((tmp_path / "reviews" / "summary.json").read_text())
     assert summary["labels"] == ["1", "5"]
     assert sum(map(sum, summary["validation"]["confusion_matrix"])) == 16
+    # --validation-split holds out the same share of each class's rows.
+    split = [*argv[:3], *argv[5:-4], "--run-dir", str(tmp_path / "split"),
+             "--validation-split", "0.25", "--verbose", "0"]  # fmt: skip
+    assert cli.main(split) == 0
+    summary = json.loads((tmp_path / "split" / "summary.json").read_text())
+    assert summary["validation"]["confusion_matrix"] is not None
+    assert [sum(row) for row in summary["validation"]["confusion_matrix"]] == [
+        2,
+        2,
+    ]
     capsys.readouterr()
     assert cli.main(["predict", "--model", str(tmp_path / "reviews"),
                      "--text", "muy buena"]) == 0  # fmt: skip

@@ -10,6 +10,7 @@ from keras_tl.text import (
     document_ids,
     encode_documents,
     encode_labels,
+    split_texts,
 )
 from keras_tl.text.data import encode_corpus, language_model_dataset, read_text
 
@@ -119,3 +120,27 @@ def test_shuffled_batches_group_similar_lengths():
         lengths = (x != 0).sum(1)
         assert lengths.max() - lengths.min() == 9
     assert [x.shape for x in first] != [x.shape for x in second]  # reshuffled
+
+
+def test_split_texts_holds_out_each_class_share():
+    texts = [f"t{i}" for i in range(30)]
+    labels = ["a"] * 20 + ["b"] * 10
+    (train, train_y), (valid, valid_y) = split_texts(texts, labels, 0.2, seed=1)
+    assert sorted(valid_y) == ["a"] * 4 + ["b"] * 2
+    assert sorted(train + valid) == sorted(texts)  # each text once
+    assert not set(train) & set(valid)
+    assert [texts.index(t) for t in train] == sorted(  # in the file's order
+        texts.index(t) for t in train
+    )
+    label_of = dict(zip(texts, labels, strict=True))
+    assert train_y == [label_of[t] for t in train]
+    assert valid_y == [label_of[t] for t in valid]
+    # The same seed, the same split; another seed, another.
+    assert split_texts(texts, labels, 0.2, seed=1)[1][0] == valid
+    assert split_texts(texts, labels, 0.2, seed=2)[1][0] != valid
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        split_texts(texts, labels, 1.0)
+    with pytest.raises(ValueError, match="keeps none for validation"):
+        split_texts(texts[:4], ["a", "a", "b", "b"], 0.1)
+    with pytest.raises(ValueError, match="labelled 'b' leaves none of them"):
+        split_texts(texts[:3], ["a", "a", "b"], 0.6)
