@@ -99,6 +99,13 @@ def labelled_texts(args):
             raise ValueError(
                 f"--validation-split on {args.data}: {error}"
             ) from None
+        held, kept = len(validation[0]), len(train[0])
+        print(
+            f"--validation-split {args.validation_split:g}: {held:,} of "
+            f"{held + kept:,} texts held out for validation, the same share "
+            "of each class",
+            flush=True,
+        )
     return {"train": train, "validation": validation}
 
 
@@ -121,8 +128,8 @@ def images(spec, args, size, class_names=None, split=None, **options):
     tfds = tfds_spec(spec, split)
     if tfds is not None and options.get("validation_split"):
         raise ValueError(
-            "--validation-split holds out part of an image folder. For a "
-            "TFDS source, slice its split instead: --data "
+            "--validation-split holds out part of an image folder or text "
+            "file. For a TFDS image source, slice its split instead: --data "
             "tfds:NAME:train[:80%] --validation tfds:NAME:train[80%:]. "
             f"Received: --data {spec}"
         )
@@ -269,11 +276,39 @@ class Task:
         if test:  # read now: a label training never saw fails before it
             self.test_texts = read_texts(test, args.test_labels, args)
             self._check_labels(test, self.test_texts[1])
+        self._texts = texts
+        self._text_datasets()
+
+    def _text_datasets(self):
+        texts = self._texts
         self.train = self.text_dataset(*texts["train"], shuffle=True)
         self.validation = None
         if texts["validation"]:
-            self._check_labels(args.validation, texts["validation"][1])
+            self._check_labels(
+                self.args.validation or self.args.data, texts["validation"][1]
+            )
             self.validation = self.text_dataset(*texts["validation"])
+
+    def keep_label_order(self, trained):
+        """A resumed run goes on with the class order its weights were
+        trained with (`trained`, from its state), not one read again."""
+        if not trained or list(trained) == self.label_names:
+            return
+        if sorted(map(str, trained)) != sorted(self.label_names):
+            raise ValueError(
+                f"The run being resumed was trained on the labels "
+                f"{list(trained)}, but {self.args.data} has "
+                f"{self.label_names}. Resume it with the data it started "
+                "with, or start a new run (--overwrite or another --run-dir)."
+            )
+        if self.kind == "images":  # the folders' order, which cannot move
+            raise ValueError(
+                f"The run being resumed has the classes in the order "
+                f"{list(trained)}, but {self.args.data}'s folders give "
+                f"{self.label_names}: start a new run (--overwrite)."
+            )
+        self.label_names = [str(name) for name in trained]
+        self._text_datasets()
 
     def _check_labels(self, source, labels):
         check_labels(

@@ -321,7 +321,11 @@ def refuse_conflicts(args):
                 "drop --strategy auto to use them."
             )
     if args.command == "ulmfit" and args.weights == "none":
-        unused = [n for n in ("lm_epochs", "lm_batch_size") if given(args, n)]
+        unused = [
+            n
+            for n in ("lm_epochs", "lm_batch_size")
+            if given(args, n) and getattr(args, n) != []  # [] skips it
+        ]
         if unused:
             raise ValueError(
                 f"{_flags(unused)} set the LM fine-tuning; with --weights "
@@ -965,19 +969,25 @@ def apply_config(parser, argv):
                 f"Received: {key}: {value!r}"
             )
         values = value if isinstance(value, list) else [value]
+        repeated = isinstance(action, argparse._AppendAction)  # --text a
         if isinstance(value, list) and action.nargs in (None, "?"):
-            raise ValueError(
-                f"{path}: {key!r} takes one value, not a list. Received: "
-                f"{key}: {value}"
-            )
-        if not values:
+            if not repeated:
+                raise ValueError(
+                    f"{path}: {key!r} takes one value, not a list. "
+                    f"Received: {key}: {value}"
+                )
+        if not values and action.nargs != "*":  # `lm_epochs: []` skips
             raise ValueError(
                 f"{path}: {key!r} needs at least one value; leave the key "
                 f"out for its default. Received: {key}: []"
             )
         for item in values:
             _check_config_value(path, key, action, item)
-        tokens.extend([flag, *(str(v) for v in values)])
+        if repeated:
+            for item in values:
+                tokens.extend([flag, str(item)])
+        else:
+            tokens.extend([flag, *(str(v) for v in values)])
     return words + tokens + rest[len(words) :]
 
 

@@ -97,6 +97,8 @@ def fit_classifier(args, task, run):
     from keras_tl import distribute, plots
     from keras_tl.recipes import fine_tune, planned_learning_rates
 
+    if run.epochs_done:  # its weights' class order, whatever reads now
+        task.keep_label_order(run.state.get("label_names"))
     run.state["label_names"] = task.label_names
     strategy = strategy_of(args)
     with strategy.scope():

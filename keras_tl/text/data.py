@@ -275,8 +275,9 @@ def encode_labels(labels, label_names=None):
 
     Args:
         labels: one label a text.
-        label_names: the label set, in class-id order; by default the sorted
-            distinct labels.
+        label_names: the label set, in class-id order; by default the
+            distinct labels sorted, as numbers where all are integers
+            ("2" before "10"), else as text.
 
     Returns:
         `(ids, label_names)`: an int32 array and a list of strings.
@@ -317,8 +318,9 @@ def split_texts(texts, labels, fraction, seed=0):
     """Holds out a random `fraction` of each class for validation.
 
     Each class keeps its share on both sides (a class of 10 texts with
-    `fraction=0.2` gives 2 to validation), and the same seed always makes
-    the same split.
+    `fraction=0.2` gives 2 to validation; the shares' fractions go to the
+    classes with the largest, so that `fraction` of all the texts is held
+    out), and the same seed always makes the same split.
 
     Args:
         texts, labels: one label a text.
@@ -355,8 +357,19 @@ def split_texts(texts, labels, fraction, seed=0):
     by_class = {}
     for i, label in enumerate(labels):
         by_class.setdefault(str(label), []).append(i)
+    # Each class its whole share, then the texts left over (to make the
+    # total `fraction` of all, rounded half up) to the classes with the
+    # largest remainders: five classes of 5 at 0.1 give 3 texts, not 0.
+    shares = {label: len(m) * fraction for label, m in by_class.items()}
+    counts = {label: int(np.floor(share)) for label, share in shares.items()}
+    total = int(np.floor(len(texts) * fraction + 0.5))
+    by_remainder = sorted(
+        shares, key=lambda label: shares[label] - counts[label], reverse=True
+    )
+    for label in by_remainder[: max(0, total - sum(counts.values()))]:
+        counts[label] += 1
     for label, members in by_class.items():
-        count = int(round(len(members) * fraction))
+        count = counts[label]
         if count >= len(members):
             raise ValueError(
                 f"Holding out {fraction:g} of the {len(members)} texts "

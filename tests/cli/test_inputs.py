@@ -345,3 +345,34 @@ def test_predict_inputs_any_text_file_but_not_other_formats(tmp_path):
         data.read_unlabelled(str(sheet))
     with pytest.raises(ValueError, match=r"Cannot read .*datos.xlsx"):
         data.read_corpus([str(sheet)])
+
+
+def test_a_resumed_text_run_keeps_the_class_order_it_trained_with(
+    tmp_path, text_module_path
+):
+    from keras_tl.cli.inputs import Task
+    from keras_tl.cli.parser import build_parser, resolve_model_options
+
+    table = tmp_path / "reviews.csv"
+    rows = [
+        f"review {i},{label}" for i, label in enumerate(["1", "2", "10"] * 2)
+    ]
+    table.write_text("text,label\n" + "\n".join(rows), encoding="utf-8")
+    argv = ["train", "--data", str(table), "--validation", str(table),
+            "--backbone", f"hub:{text_module_path}"]  # fmt: skip
+    args = resolve_model_options(build_parser().parse_args(argv))
+    task = Task(args)
+    assert task.label_names == ["1", "2", "10"]
+
+    def validation_ids():
+        return [int(y) for _, batch in task.validation for y in batch]
+
+    assert validation_ids() == [0, 1, 2, 0, 1, 2]
+    # A run trained when labels read from files sorted as text.
+    task.keep_label_order(["1", "10", "2"])
+    assert task.label_names == ["1", "10", "2"]
+    assert validation_ids() == [0, 2, 1, 0, 2, 1]
+    with pytest.raises(
+        ValueError, match=r"trained on the labels \['1', '2', '3'\]"
+    ):
+        task.keep_label_order(["1", "2", "3"])

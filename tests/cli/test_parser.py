@@ -42,6 +42,14 @@ def test_config_file_gives_options_and_the_command_line_wins(tmp_path):
     assert args.epochs == [1, 3] and args.learning_rate == [0.01]
     assert args.train_bn is True
     assert args.batch_size == 4  # the command line wins
+    # An empty list where the option takes none (`--lm-epochs` alone skips
+    # the LM fine-tuning); a list for a repeated option (`--text a --text b`).
+    config.write_text("data: t.csv\nencoder: es\nlm_epochs: []\n")
+    argv = cli.apply_config(parser, ["ulmfit", "--config", str(config)])
+    assert parser.parse_args(argv).lm_epochs == []
+    config.write_text("model: m\ntext: [hola, adiós]\n")
+    argv = cli.apply_config(parser, ["predict", "--config", str(config)])
+    assert parser.parse_args(argv).text == ["hola", "adiós"]
 
 
 @pytest.mark.parametrize(
@@ -167,8 +175,9 @@ def test_ulmfit_options_for_what_will_not_run_are_refused(tmp_path, capsys):
     assert "--lm-epochs, --lm-batch-size set the LM fine-tuning; with " in (
         capsys.readouterr().err
     )
-    assert cli.main(scratch) == 2  # past the options: the data is missing
-    assert "Data not found" in capsys.readouterr().err
+    for skipping in ([], ["--lm-epochs"]):  # nothing to fine-tune: agreed
+        assert cli.main(scratch + skipping) == 2  # past the options:
+        assert "Data not found" in capsys.readouterr().err  # no data
     # A mistyped encoder is named before the data is read (this file's
     # columns are wrong too).
     (tmp_path / "d.csv").write_text("frase,clase\nhola,a\n")
@@ -250,15 +259,28 @@ def test_given_options_reads_what_argparse_reads():
     from keras_tl.cli.parser import build_parser, given_options
 
     train = build_parser().commands[("train",)]
+    # --epoch abbreviates --epochs.
     argv = ["--data", "d", "--backbone=b", "--epoch", "1", "2",
-            "--learning-rate", "-1e-3", "--drop", "0.1",
-            "--", "--seed"]  # fmt: skip
-    # --epoch abbreviates --epochs; --drop is ambiguous (--dropout,
-    # --drop-mult), so argparse refuses it and it is not counted; a
-    # negative number and everything after `--` are values.
+            "--learning-rate", "0.001", "--seed=3"]  # fmt: skip
+    args = train.parse_args(argv)
+    assert args.epochs == [1, 2] and args.learning_rate == [0.001]
     assert given_options(train, argv) == {
-        "data", "backbone", "epochs", "learning_rate"
+        "data", "backbone", "epochs", "learning_rate", "seed"
     }  # fmt: skip
+    # --drop could be --dropout or --drop-mult: argparse refuses it, and
+    # it counts for neither.
+    with pytest.raises(SystemExit):
+        train.parse_args([*argv, "--drop", "0.1"])
+    assert given_options(train, [*argv, "--drop", "0.1"]) == given_options(
+        train, argv
+    )
+    # A negative number is a value, not an option.
+    predict = build_parser().commands[("predict",)]
+    assert predict.parse_args(["--model", "m", "--text", "-5"]).text == ["-5"]
+    assert given_options(predict, ["--model", "m", "--text", "-5"]) == {
+        "model",
+        "text",
+    }
 
 
 def test_an_option_in_a_config_file_counts_as_given(tmp_path, capsys):

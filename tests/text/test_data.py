@@ -138,6 +138,10 @@ def test_split_texts_holds_out_each_class_share():
     # The same seed, the same split; another seed, another.
     assert split_texts(texts, labels, 0.2, seed=1)[1][0] == valid
     assert split_texts(texts, labels, 0.2, seed=2)[1][0] != valid
+    # Five classes of 5 at 0.1: 2.5 texts in all, 3 held out (not 0, as
+    # each class's 0.5 rounds), one from each of the first three classes.
+    small = texts[:25], [i // 5 for i in range(25)]
+    assert split_texts(*small, 0.1)[1][1] == [0, 1, 2]
     with pytest.raises(ValueError, match="between 0 and 1"):
         split_texts(texts, labels, 1.0)
     with pytest.raises(ValueError, match="keeps none for validation"):
