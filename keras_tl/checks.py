@@ -33,6 +33,12 @@ def check_texts(texts, what="corpus"):
     texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
     decoded = []
     for i, text in enumerate(texts):
+        if not isinstance(text, (str, bytes)):
+            raise TypeError(
+                f"Text {i} of the {what} is {text!r} ({type(text).__name__}"
+                "), not a string. Drop it (with its label), or make it "
+                "one, e.g. `'' if t is None else str(t)`."
+            )
         if isinstance(text, bytes):
             try:
                 text = text.decode("utf-8")

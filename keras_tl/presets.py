@@ -84,7 +84,13 @@ def get_encoder_preset(name: str) -> EncoderPreset:
     preset = _PRESETS.get(name)
     if preset is not None:
         return preset
-    close = difflib.get_close_matches(name, list(_PRESETS), n=3, cutoff=0.5)
+    # "ES", "En-Bwd": the same preset, when only one name matches so.
+    folded = [key for key in _PRESETS if key.lower() == str(name).lower()]
+    if len(folded) == 1:
+        return _PRESETS[folded[0]]
+    close = difflib.get_close_matches(
+        str(name).lower(), list(_PRESETS), n=3, cutoff=0.5
+    )
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ValueError(
         f"'{name}' is neither a language-model folder nor an encoder "

@@ -11,6 +11,7 @@ import keras_tl
 from keras_tl import cli
 from keras_tl.presets import (
     MODELS_DIR_VARIABLE,
+    get_encoder_preset,
     language_model_config,
     list_encoder_presets,
     preset_folder,
@@ -64,6 +65,11 @@ def test_an_existing_folder_wins_over_a_preset_name(
 def test_unknown_and_missing_presets_say_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="Did you mean: es"):
         resolve_encoder("ess")
+    with pytest.raises(ValueError, match="Did you mean: es"):
+        resolve_encoder("ESS")
+    # Case does not matter to a preset's name.
+    assert resolve_encoder("ES") == resolve_encoder("es")
+    assert get_encoder_preset("En-Bwd") is get_encoder_preset("en-bwd")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_encoder(str(tmp_path / "no" / "lm"))
     monkeypatch.setenv(MODELS_DIR_VARIABLE, str(tmp_path))

@@ -291,6 +291,12 @@ def encode_labels(labels, label_names=None):
     (array([0, 1, 0], dtype=int32), ['neg', 'pos'])
     """
     labels = list(labels)
+    if any(isinstance(label, (list, tuple, np.ndarray)) for label in labels):
+        raise ValueError(
+            "Give one label a text (a class name or id), not rows such as "
+            "one-hot vectors: for one-hot labels `y`, pass "
+            "`np.argmax(y, axis=1)`."
+        )
     if label_names is None:
         distinct = {str(label) for label in labels}
         # Integer labels keep their numeric order (2 before 10), whether

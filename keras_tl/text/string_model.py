@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.text.data import document_ids
+from keras_tl.text.data import document_ids, encode_labels
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -71,12 +71,21 @@ class DocumentIds(keras.layers.Layer):
 
 
 def _strings(x):
-    """Python strings (one or a list) as an array Keras' data adapters take."""
+    """Python strings (one, a list, or a NumPy string array) as an object
+    array, which Keras' data adapters take; anything else as it is."""
     if isinstance(x, (str, bytes)):
         return np.array([x], dtype=object)
-    if isinstance(x, (list, tuple)) and all(
+    if isinstance(x, np.ndarray) and x.dtype.kind in "US":
+        return x.astype(object)  # "<U7" arrays: Keras refuses their dtype
+    if isinstance(x, (list, tuple)) and any(
         isinstance(t, (str, bytes)) for t in x
     ):
+        for i, t in enumerate(x):
+            if not isinstance(t, (str, bytes)):
+                raise TypeError(
+                    f"Text {i} is {t!r} ({type(t).__name__}), not a string: "
+                    "give strings only (e.g. `'' if t is None else str(t)`)."
+                )
         return np.array(x, dtype=object)
     return x
 
@@ -100,8 +109,41 @@ def _one_per_text(weights, x):
     return weights.ndim == 1 and len(weights) == len(x)
 
 
-def _labels(y):
-    return np.asarray(y) if isinstance(y, (list, tuple)) else y
+def _labels(y, label_names, classes):
+    """Labels as class ids: names (as in `label_names`) are looked up, and
+    ids past the model's classes refused before Keras' kernel fails."""
+    if not isinstance(y, (list, tuple, np.ndarray)):
+        return y  # a tensor, a dataset's labels, None
+    y = np.asarray(y)
+    if y.dtype.kind in "USO" and y.size:
+        names = [
+            str(t.decode() if isinstance(t, bytes) else t) for t in y.ravel()
+        ]
+        if not label_names:
+            raise ValueError(
+                f"The labels are names ({names[:3]}...), but this model "
+                "has no `label_names` to look them up in: give class ids "
+                "(0, 1, ...)."
+            )
+        ids, _ = encode_labels(names, label_names)
+        return ids.reshape(y.shape)
+    one_per_text = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+    if y.dtype.kind in "iu" and y.size and one_per_text:
+        wrong = y[(y < 0) | (y >= classes)]
+        if wrong.size:
+            raise ValueError(
+                f"A label is {int(wrong[0])}, but the model has {classes} "
+                f"classes (ids 0 to {classes - 1}): build it with "
+                "`num_classes` = the number of labels."
+            )
+    return y
+
+
+def _validation(data, convert):
+    """`validation_data=(texts, labels[, weights])` with strings read."""
+    if isinstance(data, tuple) and len(data) in (2, 3):
+        return (_strings(data[0]), convert(data[1]), *data[2:])
+    return data
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -144,6 +186,66 @@ class TextModel(keras.Model):
     def compile(self, *args, **kwargs):
         self._scoring_only = False
         super().compile(*args, **kwargs)
+
+    def compile_from_config(self, config):
+        """Compiles a reloaded model as it was saved (Keras skips models
+        whose `compile` is their own), its optimizer ready for its state."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def layer_groups(self):
+        """The groups of the token-id model inside (the tokenizer, which
+        has no weights, joins the first): `freeze_to`, `fine_tune` and
+        discriminative rates see the encoder's layers, not one block.
+        An ensemble's members' groups are joined group by group."""
+        from keras_tl.groups import layer_groups
+
+        inner = [
+            layer for layer in self.layers if isinstance(layer, keras.Model)
+        ]
+        rest = [
+            layer
+            for layer in self.layers
+            if not isinstance(layer, (keras.Model, keras.layers.InputLayer))
+        ]
+        if not inner:
+            return [rest]
+        grouped = [layer_groups(model) for model in inner]
+        if len({len(g) for g in grouped}) != 1:
+            return [
+                rest
+                + [layer for g in grouped for group in g for layer in group]
+            ]
+        groups = [sum(parts, []) for parts in zip(*grouped, strict=True)]
+        groups[0] = rest + groups[0]
+        return groups
+
+    def _classes(self):
+        return max(self.output_shape[-1], 2)
+
+    def _labels(self, y):
+        return _labels(y, self.label_names, self._classes())
+
+    def __call__(self, inputs, *args, **kwargs):
+        # `model(["¡Hola!"])`: strings as one tensor, not a list of inputs.
+        strings = _strings(inputs)
+        if isinstance(strings, np.ndarray) and strings.dtype == object:
+            inputs = tf.constant(strings.tolist(), tf.string)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        return super().predict_on_batch(_strings(x))
+
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        return super().test_on_batch(
+            _strings(x), self._labels(y), *args, **kwargs
+        )
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        return super().train_on_batch(
+            _strings(x), self._labels(y), *args, **kwargs
+        )
 
     def get_compile_config(self):
         if self._scoring_only:
@@ -193,7 +295,7 @@ class TextModel(keras.Model):
                 metrics=["binary_accuracy" if binary else "accuracy"],
             )
             self._scoring_only = True
-        x, y = _strings(x), _labels(y)
+        x, y = _strings(x), self._labels(y)
         # Read by length too (the score does not depend on the order):
         # args are batch_size, verbose, sample_weight, steps.
         weights = kwargs.get("sample_weight")
@@ -222,11 +324,21 @@ class TextModel(keras.Model):
                 "to train with before `fit()` (e.g. `model.compile("
                 "keras.optimizers.Adam(1e-4), loss=..., metrics=[...])`)."
             )
-        return super().fit(_strings(x), _labels(y), *args, **kwargs)
+        if "validation_data" in kwargs:
+            kwargs["validation_data"] = _validation(
+                kwargs["validation_data"], self._labels
+            )
+        return super().fit(_strings(x), self._labels(y), *args, **kwargs)
 
 
 def text_model(
-    model, tokenizer, *, backwards=False, label_names=None, name=None
+    model,
+    tokenizer,
+    *,
+    backwards=False,
+    label_names=None,
+    name=None,
+    compile=True,
 ):
     """Puts the tokenizer in front of a token-id text model.
 
@@ -238,6 +350,12 @@ def text_model(
         backwards: whether the encoder reads documents backwards.
         label_names: class names in output order, kept with the model.
         name: the new model's name (default: `model.name`).
+        compile: for a compiled `model`, the string model takes over its
+            compilation: the same optimizer (its state and rates), loss
+            and metrics, so `fit` goes on where `model`'s training
+            stopped, and the optimizer is saved with the string model
+            (`model` keeps none of its own: a nested model's optimizer is
+            not restored on loading). False leaves both as they are.
 
     Returns:
         A `TextModel` taking strings `(batch,)`, with `model`'s
@@ -268,6 +386,12 @@ def text_model(
     result = TextModel(
         texts, model(ids), name=name or model.name, label_names=label_names
     )
+    if compile and model.compiled and getattr(model, "optimizer", None):
+        config = keras.saving.deserialize_keras_object(
+            model.get_compile_config()
+        )
+        result.compile(**{**config, "optimizer": model.optimizer})
+        model.optimizer = None  # saved once, where it is restored
     return result
 
 

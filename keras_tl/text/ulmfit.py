@@ -30,6 +30,19 @@ from keras_tl.text.string_model import text_model
 
 
 def _check_documents(texts, what):
+    import tensorflow as tf
+
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(
+            f"The {what} texts must be a list of strings, one a document. "
+            f"Received one string: {texts[:40]!r}. Wrap it in a list."
+        )
+    if isinstance(texts, tf.data.Dataset):
+        raise TypeError(
+            f"The {what} texts must be a list of strings, not a "
+            "tf.data.Dataset: give the texts and their labels as lists "
+            "(`[t.decode() for t, _ in dataset.as_numpy_iterator()]`)."
+        )
     texts = list(texts)
     if not texts:
         raise ValueError(f"The {what} texts are empty: nothing to train on.")
@@ -336,6 +349,18 @@ def train_ulmfit(
         )
     if validation_texts is not None:
         validation_texts = _check_documents(validation_texts, "validation")
+        try:  # before any training: a label the classifier cannot have
+            validation_ids, _ = data_lib.encode_labels(
+                validation_labels, label_names
+            )
+        except ValueError as error:
+            raise ValueError(f"In `validation_labels`: {error}") from None
+        if len(validation_ids) != len(validation_texts):
+            raise ValueError(
+                f"{len(validation_texts)} validation texts but "
+                f"{len(validation_ids)} validation labels: give one label a "
+                "text."
+            )
     advice = None
     if strategy == "auto":
         advice = advise_text(
@@ -381,9 +406,6 @@ def train_ulmfit(
     )
     validation = None
     if validation_texts is not None:
-        validation_ids, _ = data_lib.encode_labels(
-            validation_labels, label_names
-        )
         validation = data_lib.classification_dataset(
             data_lib.encode_documents(
                 validation_texts, tokenizer, backwards=backwards

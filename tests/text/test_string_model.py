@@ -312,7 +312,7 @@ def test_evaluate_compiles_to_score_only(tmp_path):
     tokenizer = WordTokenizer.from_corpus(separable(64, 0)[0])
     keras.utils.set_random_seed(0)
     sizes = {**SIZES, "vocabulary_size": tokenizer.vocabulary_size}
-    model = text_model(text_classifier(sizes, 2), tokenizer)
+    model = text_model(text_classifier(sizes, 2), tokenizer, compile=False)
     texts, labels = ["es muy bueno", "malo"], [1, 0]
     assert not model.compiled
     model.evaluate(texts, labels, verbose=0)

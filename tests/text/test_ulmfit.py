@@ -140,6 +140,23 @@ def test_ulmfit_bad_input(trained):
             folder,
             validation_texts=["bueno"],
         )
+    with pytest.raises(TypeError, match="Received one string"):
+        train_ulmfit("hola que tal", ["pos"], folder)
+    with pytest.raises(
+        TypeError, match=r"Text 1 of the training texts is None"
+    ):
+        train_ulmfit(["bueno", None], ["pos", "neg"], folder)
+    with pytest.raises(ValueError, match="not one-hot rows|one-hot vectors"):
+        train_ulmfit(["bueno", "malo"], np.eye(2), folder)
+    # A validation label the classifier cannot have: said before training.
+    with pytest.raises(ValueError, match=r"In `validation_labels`.*'meh'"):
+        train_ulmfit(
+            ["bueno", "malo"],
+            ["pos", "neg"],
+            folder,
+            validation_texts=["bueno"],
+            validation_labels=["meh"],
+        )
     with pytest.raises(ValueError, match="needs `encoder`"):
         keras_tl.build("awd_lstm", num_classes=2)
     with pytest.raises(ValueError, match="positive integer"):
@@ -196,3 +213,56 @@ def test_strategy_must_be_manual_or_auto_with_a_language_model(trained):
         train_ulmfit(texts, labels, folder, strategy="fast", **options)
     with pytest.raises(ValueError, match="preset name or folder"):
         train_ulmfit(texts, labels, SIZES, strategy="auto", **options)
+
+
+def test_the_returned_classifier_is_a_keras_model_to_go_on_with(
+    trained, tmp_path
+):
+    folder = trained[0]
+    texts, labels = separable(32, 3)
+    classifier = train_ulmfit(
+        texts, labels, folder, lm_epochs=(), epochs=(1,), batch_size=16,
+        sequence_length=8, seed=0, verbose=0,
+    )  # fmt: skip
+    # Compiled with the optimizer it was fine-tuned with, state and all.
+    inner = classifier.get_layer(index=-1)
+    assert classifier.compiled and classifier.optimizer is not None
+    assert inner.optimizer is None  # saved once, with the string model
+    steps = int(classifier.optimizer.iterations)
+    assert steps == 2  # 32 texts, batches of 16
+    # Labels by name, validation data as strings, a NumPy string array.
+    classifier.fit(
+        texts, labels, batch_size=16, epochs=1, verbose=0,
+        validation_data=(np.array(texts[:4]), labels[:4]),
+    )  # fmt: skip
+    assert int(classifier.optimizer.iterations) == steps + 2
+    assert "val_accuracy" in classifier.history.history
+    by_name = classifier.evaluate(texts, labels, verbose=0)
+    truth = [classifier.label_names.index(y) for y in labels]
+    assert by_name == classifier.evaluate(texts, truth, verbose=0)
+    with pytest.raises(ValueError, match=r"not in the label set"):
+        classifier.evaluate(texts[:2], ["pos", "meh"], verbose=0)
+    with pytest.raises(ValueError, match="A label is 2, but the model has 2"):
+        classifier.evaluate(texts[:2], [0, 2], verbose=0)
+    # Called like any Keras model, on a list of strings.
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(classifier(texts[:2])),
+        classifier.predict_on_batch(texts[:2]),
+        rtol=1e-5,
+    )
+    # Its layer groups are the encoder's and the head: freezing works.
+    groups = keras_tl.layer_groups(classifier)
+    assert len(groups) == len(keras_tl.layer_groups(inner)) > 2
+    keras_tl.freeze_to(classifier, -1)
+    assert [w.path for w in classifier.trainable_weights] == [
+        w.path for layer in groups[-1] for w in layer.trainable_weights
+    ]
+    keras_tl.freeze_to(classifier, 0)
+    # Saved and reloaded, it is compiled again and trains on.
+    path = str(tmp_path / "classifier.keras")
+    classifier.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.compiled and loaded.optimizer is not None
+    assert int(loaded.optimizer.iterations) == steps + 2
+    loaded.fit(texts, labels, batch_size=16, epochs=1, verbose=0)
+    assert int(loaded.optimizer.iterations) == steps + 4
