@@ -354,7 +354,7 @@ def text_model(
             compilation: the same optimizer (its state and rates), loss
             and metrics, so `fit` goes on where `model`'s training
             stopped, and the optimizer is saved with the string model
-            (`model` keeps none of its own: a nested model's optimizer is
+            (`model` is left uncompiled: a nested model's optimizer is
             not restored on loading). False leaves both as they are.
 
     Returns:
@@ -391,7 +391,10 @@ def text_model(
             model.get_compile_config()
         )
         result.compile(**{**config, "optimizer": model.optimizer})
-        model.optimizer = None  # saved once, where it is restored
+        # Saved once, where it is restored: a nested compiled model would
+        # be compiled again on loading, with a second, empty optimizer.
+        model.optimizer = None
+        model.compiled = False
     return result
 
 
