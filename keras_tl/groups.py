@@ -71,6 +71,12 @@ def layer_groups(model: keras.Model) -> list[list[keras.layers.Layer]]:
     """
     if callable(getattr(model, "layer_groups", None)):
         return model.layer_groups()
+    return generic_layer_groups(model)
+
+
+def generic_layer_groups(model):
+    """`layer_groups` without the model's own `layer_groups()` method: for
+    a model that defines one and sometimes wants the general answer."""
     layers = [
         layer
         for layer in model.layers

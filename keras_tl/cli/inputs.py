@@ -409,6 +409,7 @@ class Task:
             backwards=self.backwards,
             label_names=self.label_names,
             name=name,
+            compile=True,  # saved once, restored with the string model
         )
 
     def export(self, model, path, metrics=None, overwrite=False):

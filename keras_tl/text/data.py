@@ -290,6 +290,12 @@ def encode_labels(labels, label_names=None):
     >>> encode_labels(["neg", "pos", "neg"])
     (array([0, 1, 0], dtype=int32), ['neg', 'pos'])
     """
+    if (
+        isinstance(labels, np.ndarray)
+        and labels.ndim == 2
+        and labels.shape[1] == 1
+    ):
+        labels = labels[:, 0]  # a column, `df[["label"]].values`
     labels = list(labels)
     if any(isinstance(label, (list, tuple, np.ndarray)) for label in labels):
         raise ValueError(

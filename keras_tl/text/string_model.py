@@ -11,11 +11,13 @@ them as on any other.
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.text.data import document_ids, encode_labels
+from keras_tl.text.data import _INTEGER, document_ids, encode_labels
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -75,6 +77,8 @@ def _strings(x):
     array, which Keras' data adapters take; anything else as it is."""
     if isinstance(x, (str, bytes)):
         return np.array([x], dtype=object)
+    if hasattr(x, "to_numpy") and not hasattr(x, "numpy"):  # pandas
+        x = x.to_numpy()
     if isinstance(x, np.ndarray) and x.dtype.kind in "US":
         return x.astype(object)  # "<U7" arrays: Keras refuses their dtype
     if isinstance(x, (list, tuple)) and any(
@@ -112,9 +116,23 @@ def _one_per_text(weights, x):
 def _labels(y, label_names, classes):
     """Labels as class ids: names (as in `label_names`) are looked up, and
     ids past the model's classes refused before Keras' kernel fails."""
+    if hasattr(y, "to_numpy"):  # a pandas Series or column
+        y = y.to_numpy()
     if not isinstance(y, (list, tuple, np.ndarray)):
         return y  # a tensor, a dataset's labels, None
     y = np.asarray(y)
+    if y.dtype == object and all(
+        isinstance(t, (int, np.integer)) and not isinstance(t, bool)
+        for t in y.ravel()
+    ):
+        y = y.astype("int64")  # integers in an object column
+    numbered = bool(label_names) and all(
+        _INTEGER.fullmatch(name) for name in label_names
+    )
+    if y.dtype.kind in "iu" and numbered and y.size:
+        # Labels 1..5 were read as the names "1".."5" (class ids 0..4):
+        # the same integers given again are those names, not ids.
+        y = y.astype(str)
     if y.dtype.kind in "USO" and y.size:
         names = [
             str(t.decode() if isinstance(t, bytes) else t) for t in y.ravel()
@@ -141,7 +159,7 @@ def _labels(y, label_names, classes):
 
 def _validation(data, convert):
     """`validation_data=(texts, labels[, weights])` with strings read."""
-    if isinstance(data, tuple) and len(data) in (2, 3):
+    if isinstance(data, (tuple, list)) and len(data) in (2, 3):
         return (_strings(data[0]), convert(data[1]), *data[2:])
     return data
 
@@ -190,36 +208,46 @@ class TextModel(keras.Model):
     def compile_from_config(self, config):
         """Compiles a reloaded model as it was saved (Keras skips models
         whose `compile` is their own), its optimizer ready for its state."""
+        from keras_tl.optimizer_state import prepare_optimizer
+
         self.compile(**keras.saving.deserialize_keras_object(config))
         if getattr(self, "optimizer", None) is not None and self.built:
-            self.optimizer.build(self.trainable_variables)
+            # On every variable that could train, as it was saved, frozen
+            # groups included: its state lines up when loaded.
+            prepare_optimizer(self)
 
     def layer_groups(self):
-        """The groups of the token-id model inside (the tokenizer, which
-        has no weights, joins the first): `freeze_to`, `fine_tune` and
-        discriminative rates see the encoder's layers, not one block.
-        An ensemble's members' groups are joined group by group."""
-        from keras_tl.groups import layer_groups
+        """The groups of the token-id model inside: `freeze_to`,
+        `fine_tune` and discriminative rates see the encoder's layers, not
+        one block. Layers in front of it (the tokenizer) join its first
+        group; layers after it with weights (a head added on top) are a
+        last group of their own, weightless ones (an ensemble's mean) join
+        the last group. An ensemble's members are joined group by group."""
+        from keras_tl.groups import generic_layer_groups, layer_groups
 
-        inner = [
-            layer for layer in self.layers if isinstance(layer, keras.Model)
-        ]
-        rest = [
+        layers = [
             layer
             for layer in self.layers
-            if not isinstance(layer, (keras.Model, keras.layers.InputLayer))
+            if not isinstance(layer, keras.layers.InputLayer)
         ]
-        if not inner:
-            return [rest]
-        grouped = [layer_groups(model) for model in inner]
-        if len({len(g) for g in grouped}) != 1:
-            return [
-                rest
-                + [layer for g in grouped for group in g for layer in group]
-            ]
+        inner = [
+            i
+            for i, layer in enumerate(layers)
+            if isinstance(layer, keras.Model)
+        ]
+        grouped = [layer_groups(layers[i]) for i in inner]
+        if not inner or len({len(g) for g in grouped}) != 1:
+            return generic_layer_groups(self)
         groups = [sum(parts, []) for parts in zip(*grouped, strict=True)]
-        groups[0] = rest + groups[0]
-        return groups
+        others = [
+            layer for layer in layers if not isinstance(layer, keras.Model)
+        ]
+        before = [layer for layer in others if layers.index(layer) < inner[0]]
+        after = [layer for layer in others if layers.index(layer) > inner[0]]
+        groups[0] = before + groups[0]
+        head = [layer for layer in after if layer.weights]
+        groups[-1] += [layer for layer in after if not layer.weights]
+        return groups + ([head] if head else [])
 
     def _classes(self):
         return max(self.output_shape[-1], 2)
@@ -338,7 +366,7 @@ def text_model(
     backwards=False,
     label_names=None,
     name=None,
-    compile=True,
+    compile=False,
 ):
     """Puts the tokenizer in front of a token-id text model.
 
@@ -350,12 +378,14 @@ def text_model(
         backwards: whether the encoder reads documents backwards.
         label_names: class names in output order, kept with the model.
         name: the new model's name (default: `model.name`).
-        compile: for a compiled `model`, the string model takes over its
-            compilation: the same optimizer (its state and rates), loss
-            and metrics, so `fit` goes on where `model`'s training
-            stopped, and the optimizer is saved with the string model
-            (`model` is left uncompiled: a nested model's optimizer is
-            not restored on loading). False leaves both as they are.
+        compile: True, for a compiled `model`: the string model takes over
+            its compilation (as `train_ulmfit` does): the same optimizer
+            (its state and rates), loss and metrics, so `fit` goes on
+            where `model`'s training stopped, and the optimizer is saved
+            with the string model; `model` is left uncompiled (a nested
+            model's optimizer is not restored on loading). False (the
+            default) leaves `model` as it is and the string model
+            uncompiled.
 
     Returns:
         A `TextModel` taking strings `(batch,)`, with `model`'s
@@ -387,9 +417,20 @@ def text_model(
         texts, model(ids), name=name or model.name, label_names=label_names
     )
     if compile and model.compiled and getattr(model, "optimizer", None):
-        config = keras.saving.deserialize_keras_object(
-            model.get_compile_config()
-        )
+        try:
+            config = keras.saving.deserialize_keras_object(
+                model.get_compile_config()
+            )
+        except Exception as error:  # a lambda loss, an unregistered class
+            warnings.warn(
+                f"text_model(): the model's compilation could not be "
+                f"copied ({error}); the string model is not compiled: call "
+                "its compile() to train it.",
+                stacklevel=2,
+            )
+            return result
+        # A string model is not XLA (its tokenizer runs string ops).
+        config["jit_compile"] = "auto"
         result.compile(**{**config, "optimizer": model.optimizer})
         # Saved once, where it is restored: a nested compiled model would
         # be compiled again on loading, with a second, empty optimizer.

@@ -435,6 +435,7 @@ def train_ulmfit(
         backwards=backwards,
         label_names=label_names,
         name=name or f"ulmfit_{'backward' if backwards else 'forward'}",
+        compile=True,  # `fit` goes on with the fine-tuning's optimizer
     )
     result.language_model = (
         language_model.history

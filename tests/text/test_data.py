@@ -86,6 +86,8 @@ def test_documents_labels_and_batches():
     # the same labels read from a file, as text, keep that order
     ids, names = encode_labels(["10", "2", "1", "-1"])
     assert names == ["-1", "1", "2", "10"] and ids.tolist() == [3, 2, 1, 0]
+    # a column of labels (`df[["label"]].values`) is one label a text
+    assert encode_labels(np.array([["b"], ["a"]]))[0].tolist() == [1, 0]
     # one label that is not an integer sorts them all as text
     assert encode_labels(["10", "2", "x"])[1] == ["10", "2", "x"]
     with pytest.raises(ValueError, match=r"not in the label set.*'meh'"):

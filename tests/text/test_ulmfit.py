@@ -257,8 +257,8 @@ def test_the_returned_classifier_is_a_keras_model_to_go_on_with(
     assert [w.path for w in classifier.trainable_weights] == [
         w.path for layer in groups[-1] for w in layer.trainable_weights
     ]
-    keras_tl.freeze_to(classifier, 0)
-    # Saved and reloaded, it is compiled again and trains on.
+    # Saved (frozen, as after a stage) and reloaded, it is compiled again,
+    # its optimizer's state whole, and trains on.
     path = str(tmp_path / "classifier.keras")
     classifier.save(path)
     import warnings
@@ -270,5 +270,48 @@ def test_the_returned_classifier_is_a_keras_model_to_go_on_with(
     assert loaded.compiled and loaded.optimizer is not None
     assert not loaded.get_layer(index=-1).compiled  # no second optimizer
     assert int(loaded.optimizer.iterations) == steps + 2
+    for old, new in zip(
+        classifier.optimizer.variables, loaded.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(old.numpy(), new.numpy())
+    keras_tl.freeze_to(loaded, 0)
     loaded.fit(texts, labels, batch_size=16, epochs=1, verbose=0)
     assert int(loaded.optimizer.iterations) == steps + 4
+
+
+def test_string_model_labels_groups_and_takeover():
+    from keras_tl.text.string_model import DocumentIds, _labels, text_model
+
+    # Integers given where the classes are numbers are those numbers
+    # (labels 1 and 5 are the classes "1" and "5", ids 0 and 1); where the
+    # classes are names, integers are ids, also in an object column.
+    assert _labels(np.array([5, 1]), ["1", "5"], 2).tolist() == [1, 0]
+    assert _labels([1, 0], ["neg", "pos"], 2).tolist() == [1, 0]
+    objects = np.array([1, 0], dtype=object)
+    assert _labels(objects, ["neg", "pos"], 2).tolist() == [1, 0]
+    assert _labels(
+        np.array([["pos"], ["neg"]]), ["neg", "pos"], 2
+    ).tolist() == [
+        [1],
+        [0],
+    ]
+    with pytest.raises(ValueError, match="A label is 7"):
+        _labels([0, 7], ["neg", "pos"], 2)
+    # A head added after the token-id model is a group of its own, the
+    # tokenizer joins the first group.
+    tokenizer = WordTokenizer.from_corpus(separable(16, 0)[0])
+    sizes = {**SIZES, "vocabulary_size": tokenizer.vocabulary_size}
+    inner = text_classifier(sizes, 2)
+    texts = keras.Input(shape=(), dtype="string")
+    ids = DocumentIds(tokenizer)(texts)
+    head = keras.layers.Dense(3, name="extra_head")
+    model = TextModel(texts, head(inner(ids)))
+    groups = keras_tl.layer_groups(model)
+    inner_groups = keras_tl.layer_groups(inner)
+    assert len(groups) == len(inner_groups) + 1 and groups[-1] == [head]
+    assert isinstance(groups[0][0], DocumentIds)
+    # By default text_model leaves the caller's model compiled and its own
+    # string model not; compile=True takes the compilation over.
+    assert not text_model(inner, tokenizer).compiled and inner.compiled
+    taken = text_model(inner, tokenizer, compile=True)
+    assert taken.compiled and not inner.compiled
