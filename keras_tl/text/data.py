@@ -270,6 +270,11 @@ def encode_documents(
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
+def integer_names(names):
+    """Whether every label name is an integer ("2", "-1", "10")."""
+    return all(_INTEGER.fullmatch(str(name)) for name in names)
+
+
 def encode_labels(labels, label_names=None):
     """Labels (names or integers) -> class ids, and the ordered names.
 
@@ -307,7 +312,7 @@ def encode_labels(labels, label_names=None):
         distinct = {str(label) for label in labels}
         # Integer labels keep their numeric order (2 before 10), whether
         # given as numbers or read from a file as text ("1", "2", "10").
-        integers = all(_INTEGER.fullmatch(label) for label in distinct)
+        integers = integer_names(distinct)
         label_names = sorted(
             distinct, key=(lambda name: (int(name), name)) if integers else str
         )

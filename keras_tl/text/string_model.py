@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.text.data import _INTEGER, document_ids, encode_labels
+from keras_tl.text.data import document_ids, encode_labels, integer_names
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -126,9 +126,7 @@ def _labels(y, label_names, classes):
         for t in y.ravel()
     ):
         y = y.astype("int64")  # integers in an object column
-    numbered = bool(label_names) and all(
-        _INTEGER.fullmatch(name) for name in label_names
-    )
+    numbered = bool(label_names) and integer_names(label_names)
     if y.dtype.kind in "iu" and numbered and y.size:
         # Labels 1..5 were read as the names "1".."5" (class ids 0..4):
         # the same integers given again are those names, not ids.
