@@ -970,12 +970,15 @@ def apply_config(parser, argv):
             )
         values = value if isinstance(value, list) else [value]
         repeated = isinstance(action, argparse._AppendAction)  # --text a
-        if isinstance(value, list) and action.nargs in (None, "?"):
-            if not repeated:
-                raise ValueError(
-                    f"{path}: {key!r} takes one value, not a list. "
-                    f"Received: {key}: {value}"
-                )
+        if (
+            isinstance(value, list)
+            and action.nargs in (None, "?")
+            and not repeated
+        ):
+            raise ValueError(
+                f"{path}: {key!r} takes one value, not a list. "
+                f"Received: {key}: {value}"
+            )
         if not values and action.nargs != "*":  # `lm_epochs: []` skips
             raise ValueError(
                 f"{path}: {key!r} needs at least one value; leave the key "

@@ -40,12 +40,7 @@ def ulmfit_command(args):
     started = time.monotonic()
     for option in ("data", "validation", "test"):
         check_exists(getattr(args, option), f"--{option}")
-    for path in args.lm_data or []:
-        if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"--lm-data file not found: {path}. Give unlabelled texts: "
-                ".txt, or .jsonl / .csv / .tsv with the --text-column."
-            )
+    _check_text_files("--lm-data", args.lm_data or [])
     _check_lm_data(args)
     strategy_of(args)  # before any TensorFlow op (see train_command)
     seed_of(args)
@@ -490,16 +485,20 @@ def _lm_strategy(args, batch_size):
 def _check_corpus_files(args):
     """A missing --corpus or --validation file, named with its option
     before anything loads."""
-    for option, paths in (
-        ("--corpus", args.corpus),
-        ("--validation", args.validation or []),
-    ):
-        for path in paths:
-            if not os.path.exists(path):
-                raise FileNotFoundError(
-                    f"{option} {path}: no such file. Give .txt(.gz), "
-                    ".jsonl(.gz), .csv or .tsv files."
-                )
+    _check_text_files("--corpus", args.corpus)
+    _check_text_files("--validation", args.validation or [])
+
+
+def _check_text_files(option, paths):
+    """Unlabelled-text files (a corpus, --lm-data): a missing one named
+    with its option."""
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"{option} {path}: no such file. Give .txt(.gz), "
+                ".jsonl(.gz), .csv or .tsv files (tables: the "
+                "--text-column)."
+            )
 
 
 def _check_output(args):

@@ -143,8 +143,8 @@ def _labels(y, label_names, classes):
             )
         ids, _ = encode_labels(names, label_names)
         return ids.reshape(y.shape)
-    one_per_text = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
-    if y.dtype.kind in "iu" and y.size and one_per_text:
+    one_column = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+    if y.dtype.kind in "iu" and y.size and one_column:
         wrong = y[(y < 0) | (y >= classes)]
         if wrong.size:
             raise ValueError(

@@ -552,7 +552,9 @@ def test_ulmfit_refuses_lm_data_where_nothing_fine_tunes(tmp_path, capsys):
     assert cli.main([*with_more, "--lm-epochs"]) == 2
     assert "which --lm-epochs with no epochs skips" in capsys.readouterr().err
     assert cli.main([*argv, "--lm-data", str(tmp_path / "gone.txt")]) == 2
-    assert "--lm-data file not found: " in capsys.readouterr().err
+    assert f"--lm-data {tmp_path / 'gone.txt'}: no such file" in (
+        capsys.readouterr().err
+    )
     assert not run.exists()  # refused before anything
 
 
