@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 
+import numpy as np
 import pytest
 
 BENCHMARKS = os.path.join(
@@ -308,3 +309,56 @@ def test_large_en_cpu_chains_its_steps_and_skips_finished_ones(
             text=True,
         )  # fmt: skip
     assert second.returncode == 1 and "another chain" in second.stderr
+
+
+def test_lm_snapshot_writes_the_last_checkpoint_as_a_model(
+    tmp_path, monkeypatch, capsys
+):
+    # A finished run's last checkpoint holds the weights its output was
+    # written from: the snapshot must load as the same model, scored on
+    # the same held-out text to the same perplexity.
+    import sys
+
+    from keras_tl import cli
+    from keras_tl.text.language_model import load_language_model
+
+    corpus, held_out = tmp_path / "corpus.txt", tmp_path / "valid.txt"
+    corpus.write_text("¿Qué tal, señor Núñez? El niño come piña.\n" * 60)
+    held_out.write_text("El señor come piña en Cádiz.\n" * 10)
+    out, run = tmp_path / "lm", tmp_path / "run"
+    argv = [
+        "lm", "pretrain", "--corpus", str(corpus), "--output", str(out),
+        "--validation", str(held_out), "--run-dir", str(run),
+        "--tokenizer", "word", "--embedding-dim", "8", "--hidden-dim", "12",
+        "--num-layers", "2", "--batch-size", "4", "--sequence-length", "8",
+        "--checkpoint-every", "3", "--verbose", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] >= 2  # more than one checkpoint written
+
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    lm_snapshot = importlib.import_module("lm_snapshot")
+    snapshot = tmp_path / "snapshot"
+    monkeypatch.setattr(
+        sys, "argv",
+        ["lm_snapshot.py", "--run-dir", str(run), "--like", str(out),
+         "--output", str(snapshot), "--validation", str(held_out),
+         "--weights-dtype", "float32"],
+    )  # fmt: skip
+    lm_snapshot.main()
+    printed = json.loads(capsys.readouterr().out.splitlines()[-2])
+    finished = json.loads((out / "config.json").read_text())
+    assert printed["validation_perplexity"] == pytest.approx(
+        finished["validation_perplexity"], abs=0.011
+    )
+    record = json.loads((snapshot / "config.json").read_text())
+    assert record["snapshot"]["checkpoints_done"] == state["epochs_done"]
+    assert record["snapshot"]["checkpoint"] == state["last_checkpoint"]
+    for a, b in zip(
+        load_language_model(str(snapshot))[0].get_weights(),
+        load_language_model(str(out))[0].get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert os.listdir(run / "checkpoints")  # read, never removed
