@@ -55,7 +55,8 @@ def build(
         num_classes: number of classes (1 for a single sigmoid output).
         weights: `"imagenet"`, `None` (random initialisation) or the path
             of a weights file for the backbone without its top
-            (`*.weights.h5`). Hub modules bring their own weights.
+            (`*.weights.h5`). Hub modules bring their own weights (leave
+            `weights` at its default).
         input_shape: `(height, width, 3)`; defaults to the backbone's
             training resolution.
         pooling: `"avg"`, `"max"` or `"avgmax"` over the feature map.
@@ -369,9 +370,13 @@ def _first_line(message, limit=200):
 
 
 def _hub_backbone(handle, weights, input_shape):
-    if weights not in ("imagenet", None):
+    if weights != "imagenet":
+        # None would promise a model from scratch, which a module's weights
+        # are not.
         raise ValueError(
-            "Hub modules bring their own weights; leave `weights` unset. "
+            "Hub modules bring their own weights, and cannot start from "
+            "random ones: leave `weights` at its default. For a model from "
+            "scratch, build a registered backbone with weights=None. "
             f"Received: weights={weights!r}"
         )
     layer = HubLayer(handle, name="backbone")

@@ -32,6 +32,18 @@ def test_plain_tf_module_fine_tunes_with_adam(image_module_path):
     np.testing.assert_array_equal(layer._module.kernel.numpy(), after[0])
 
 
+@pytest.mark.parametrize("weights", [None, "weights.h5"])
+def test_hub_module_refuses_other_weights(image_module_path, weights):
+    # None would promise a model from scratch; the module keeps its own.
+    with pytest.raises(ValueError, match="bring their own weights"):
+        keras_tl.build(
+            f"hub:{image_module_path}",
+            num_classes=2,
+            input_shape=(8, 8, 3),
+            weights=weights,
+        )
+
+
 def test_frozen_hub_layer_is_bit_identical(image_module_path):
     model = keras_tl.build(
         f"hub:{image_module_path}", num_classes=2, input_shape=(8, 8, 3)

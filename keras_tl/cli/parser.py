@@ -236,6 +236,14 @@ def resolve_model_options(args, defaults=None):
             "left out (the encoder's pretrained weights). Received: "
             f"--weights {args.weights}"
         )
+    if backbone.startswith("hub:") and args.weights not in (None, "imagenet"):
+        raise ValueError(
+            "--weights does not apply to a hub backbone: the module brings "
+            "its own weights, and cannot start from random ones (for a "
+            "from-scratch baseline, --weights none with a registered "
+            "backbone, see `keras-tl list-backbones`). Leave out --weights. "
+            f"Received: --backbone {backbone} --weights {args.weights}"
+        )
     if not text and args.weights is None:
         args.weights = "imagenet"
     if not text and getattr(args, "dropout", 0) is None:

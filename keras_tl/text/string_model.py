@@ -94,6 +94,20 @@ def _strings(x):
     return x
 
 
+def _keras_input(x):
+    """`x` as Keras' data adapters take it: an object array that holds
+    bytes (texts read in binary mode, or not UTF-8) as a string tensor,
+    which the tokenizer reads as the export and `__call__` do; Keras
+    refuses such an array's dtype."""
+    if (
+        isinstance(x, np.ndarray)
+        and x.dtype == object
+        and any(isinstance(t, bytes) for t in x.ravel())
+    ):
+        return tf.constant(x.tolist(), tf.string)
+    return x
+
+
 def _length_order(x):
     """The order that reads `x` shortest first, where `x` is a 1-D array of
     strings (more than one); None for anything else."""
@@ -158,7 +172,7 @@ def _labels(y, label_names, classes):
 def _validation(data, convert):
     """`validation_data=(texts, labels[, weights])` with strings read."""
     if isinstance(data, (tuple, list)) and len(data) in (2, 3):
-        return (_strings(data[0]), convert(data[1]), *data[2:])
+        return (_keras_input(_strings(data[0])), convert(data[1]), *data[2:])
     return data
 
 
@@ -261,16 +275,16 @@ class TextModel(keras.Model):
         return super().__call__(inputs, *args, **kwargs)
 
     def predict_on_batch(self, x):
-        return super().predict_on_batch(_strings(x))
+        return super().predict_on_batch(_keras_input(_strings(x)))
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
         return super().test_on_batch(
-            _strings(x), self._labels(y), *args, **kwargs
+            _keras_input(_strings(x)), self._labels(y), *args, **kwargs
         )
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
         return super().train_on_batch(
-            _strings(x), self._labels(y), *args, **kwargs
+            _keras_input(_strings(x)), self._labels(y), *args, **kwargs
         )
 
     def get_compile_config(self):
@@ -290,8 +304,8 @@ class TextModel(keras.Model):
         steps = args[2] if len(args) > 2 else kwargs.get("steps")
         order = _length_order(x) if steps is None else None
         if order is None:
-            return super().predict(x, *args, **kwargs)
-        predictions = super().predict(x[order], *args, **kwargs)
+            return super().predict(_keras_input(x), *args, **kwargs)
+        predictions = super().predict(_keras_input(x[order]), *args, **kwargs)
         restore = np.empty_like(order)
         restore[order] = np.arange(len(order))
         # Per-token outputs of uneven batches come back ragged, which an
@@ -340,7 +354,7 @@ class TextModel(keras.Model):
             x, y = x[order], y[order]
             if weights is not None:
                 kwargs["sample_weight"] = np.asarray(weights)[order]
-        return super().evaluate(x, y, *args, **kwargs)
+        return super().evaluate(_keras_input(x), y, *args, **kwargs)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         if self._scoring_only:
@@ -354,7 +368,9 @@ class TextModel(keras.Model):
             kwargs["validation_data"] = _validation(
                 kwargs["validation_data"], self._labels
             )
-        return super().fit(_strings(x), self._labels(y), *args, **kwargs)
+        return super().fit(
+            _keras_input(_strings(x)), self._labels(y), *args, **kwargs
+        )
 
 
 def text_model(

@@ -419,6 +419,12 @@ def test_an_existing_export_is_refused_before_training(
                      "--learning-rate", "0.1", "0.2", "0.3"]) == 2  # fmt: skip
     assert "give one rate per stage" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "run")
+    # A hub module keeps its weights: no scratch run in its name.
+    assert cli.main([*argv[:-2], "--weights", "none"]) == 2
+    assert "--weights does not apply to a hub backbone" in (
+        capsys.readouterr().err
+    )
+    assert not os.path.exists(tmp_path / "run")
 
 
 @pytest.mark.slow

@@ -291,6 +291,55 @@ def test_evaluate_reads_texts_by_length_with_their_labels(forward, monkeypatch):
     np.testing.assert_allclose(result["loss"], loss, rtol=1e-4)
 
 
+def test_bytes_are_read_as_the_strings_they_encode():
+    # Texts read in binary mode (or not UTF-8 at all) go where strings go:
+    # the same numbers as the str texts, and as a direct call on the bytes.
+    def tiny():
+        tokenizer = WordTokenizer.from_corpus(separable(16, 0)[0])
+        keras.utils.set_random_seed(0)
+        inner = text_classifier(
+            {**SIZES, "vocabulary_size": tokenizer.vocabulary_size}, 2
+        )
+        model = text_model(inner, tokenizer, label_names=["neg", "pos"])
+        model.compile("adam", "sparse_categorical_crossentropy")
+        return model
+
+    texts, labels = separable(8, 1)
+    encoded = [t.encode() for t in texts]
+    model = tiny()
+    expected = model.predict(texts, batch_size=4, verbose=0)
+    for given in (encoded, np.array(encoded), np.array(encoded, object)):
+        np.testing.assert_allclose(
+            model.predict(given, batch_size=4, verbose=0), expected, rtol=1e-6
+        )
+    np.testing.assert_allclose(
+        model.predict_on_batch(encoded), expected, rtol=1e-5, atol=1e-6
+    )
+    broken = [b"\xff\xfe caf\xe9", "es muy bueno"]  # not UTF-8, and str
+    np.testing.assert_allclose(
+        model.predict(broken, verbose=0),
+        outputs(model, broken),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    loss = model.evaluate(texts, labels, verbose=0)
+    assert model.evaluate(encoded, labels, verbose=0) == pytest.approx(loss)
+    # Training on the bytes is training on the texts.
+    model.fit(texts, labels, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    twin = tiny()
+    twin.fit(
+        np.array(encoded),
+        labels,
+        epochs=1,
+        batch_size=4,
+        shuffle=False,
+        verbose=0,
+        validation_data=(encoded, labels),
+    )
+    for a, b in zip(model.get_weights(), twin.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_predict_by_length_restores_the_order_of_ragged_outputs():
     # A per-token model (as a language model is): batches of one text
     # each have their own length, and Keras joins them ragged.
