@@ -13,8 +13,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 
 _OWNER = ".owner-pid"
+# Seconds a staging folder without its owner file counts as in use.
+_YOUNG = 600
 
 
 def atomic_write(path, text):
@@ -67,19 +70,45 @@ def _alive(pid):
     return True
 
 
+def _owned(folder):
+    """Whether a staging folder's process still runs. A folder without its
+    owner file is taken as owned while it is new (a writer between
+    creating it and writing the file, or about to rename it)."""
+    try:
+        with open(os.path.join(folder, _OWNER)) as f:
+            return _alive(int(f.read()))
+    except (OSError, ValueError):
+        try:
+            return time.time() - os.path.getmtime(folder) < _YOUNG
+        except OSError:  # gone meanwhile
+            return True
+
+
 def _remove_stale(parent, prefix):
     """Removes staging folders of `prefix` whose process has ended."""
     for name in os.listdir(parent):
-        if not name.startswith(prefix):
-            continue
         folder = os.path.join(parent, name)
-        try:
-            with open(os.path.join(folder, _OWNER)) as f:
-                pid = int(f.read())
-        except (OSError, ValueError):
-            pid = None
-        if pid is None or not _alive(pid):
+        if name.startswith(prefix) and not _owned(folder):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _restore_interrupted(path):
+    """Puts back a folder that a process stopped between its two renames
+    had moved aside (its `.old-` folder), where `path` is missing; other
+    `.old-` folders of ended processes are removed. True if one was put
+    back."""
+    parent, base = os.path.split(path)
+    restored = False
+    for name in sorted(os.listdir(parent)):
+        folder = os.path.join(parent, name)
+        if not name.startswith(f".{base}.old-") or _owned(folder):
+            continue
+        previous = os.path.join(folder, "previous")
+        if os.path.exists(previous) and not os.path.exists(path):
+            os.replace(previous, path)
+            restored = True
+        shutil.rmtree(folder, ignore_errors=True)
+    return restored
 
 
 def write_folder(path, write):
@@ -89,6 +118,9 @@ def write_folder(path, write):
     and `path` keeps what it had. An existing `path` is moved aside, the
     new folder moved in, and only then the old one deleted. Staging
     folders that a killed process left for the same `path` are removed.
+    An old folder it had moved aside without moving the new one in is put
+    back and the write refused (`FileExistsError`), so that the caller's
+    overwrite check sees it again.
 
     Example:
 
@@ -99,14 +131,19 @@ def write_folder(path, write):
     os.makedirs(parent, exist_ok=True)
     prefix = f".{base}.tmp-"
     _remove_stale(parent, prefix)
-    _remove_stale(parent, f".{base}.old-")
+    if _restore_interrupted(path):
+        raise FileExistsError(
+            f"{path} was being replaced when a process stopped (between "
+            "moving the old folder aside and moving the new one in); the "
+            "old folder is back in place and nothing was written. Write "
+            "again, with overwrite to replace it."
+        )
     staging = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
         os.chmod(staging, 0o755)  # mkdtemp makes it private to the user
         with open(os.path.join(staging, _OWNER), "w") as f:
             f.write(str(os.getpid()))
         write(staging)
-        os.remove(os.path.join(staging, _OWNER))
         old = None
         if os.path.exists(path):
             old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
@@ -119,6 +156,8 @@ def write_folder(path, write):
             if old is not None:  # put the previous folder back
                 os.replace(os.path.join(old, "previous"), path)
             raise
+        # Kept until now: a staging folder always names its process.
+        os.remove(os.path.join(path, _OWNER))
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

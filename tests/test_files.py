@@ -55,6 +55,43 @@ def test_staging_left_by_a_killed_process_is_removed(tmp_path):
     )
 
 
+def test_a_folder_moved_aside_by_a_killed_process_is_put_back(tmp_path):
+    # Killed between its two renames: the old folder aside, none in place.
+    target = tmp_path / "export"
+    write_folder(target, _write("old"))
+    code = (
+        "import os, sys; from keras_tl import files\n"
+        "real = os.replace\n"
+        "def replace(a, b):\n"
+        "    real(a, b)\n"
+        "    if b.endswith('previous'): os._exit(9)\n"
+        "files.os.replace = replace\n"
+        "files.write_folder(sys.argv[1], lambda staging: None)\n"
+    )
+    process = subprocess.run([sys.executable, "-c", code, str(target)])
+    assert process.returncode == 9 and not target.exists()
+    # The next write puts it back and refuses: its caller checked for an
+    # existing folder (overwrite) when there seemed to be none.
+    with pytest.raises(FileExistsError, match="old folder is back in place"):
+        write_folder(target, _write("new"))
+    assert (target / "a.txt").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+    write_folder(target, _write("new"))
+    assert (target / "a.txt").read_text() == "new"
+
+
+def test_a_new_staging_folder_without_its_owner_file_is_left(tmp_path):
+    # Another writer between creating its folder and writing its pid.
+    other = tmp_path / ".export.tmp-new"
+    other.mkdir()
+    write_folder(tmp_path / "export", _write("x"))
+    assert other.exists()
+    old = 2 * 3600
+    os.utime(other, (other.stat().st_atime - old, other.stat().st_mtime - old))
+    write_folder(tmp_path / "export", _write("y"))
+    assert not other.exists()
+
+
 @pytest.mark.parametrize(
     "make, replaceable",
     [
