@@ -70,6 +70,7 @@ def image_class_folders(path: str) -> list[str]:
             "images inside (e.g. cats/*.jpg and dogs/*.jpg). Received: "
             f"subfolders={classes}"
         )
+    _refuse_split_folders(path, classes)
     for name in classes:
         folder = os.path.join(path, name)
         if not any(
@@ -86,26 +87,88 @@ def image_class_folders(path: str) -> list[str]:
     return classes
 
 
+def _refuse_split_folders(path, classes):
+    """A folder of splits (train/ and validation/, each with the same class
+    folders) given where one split belongs: its "classes" would be the
+    split names, silently."""
+
+    def subfolders(folder):
+        return sorted(
+            name
+            for name in os.listdir(folder)
+            if os.path.isdir(os.path.join(folder, name))
+            and not name.startswith(".")
+        )
+
+    inner = []
+    for name in classes:
+        folder = os.path.join(path, name)
+        if any(
+            file.lower().endswith(IMAGE_EXTENSIONS)
+            for file in os.listdir(folder)
+        ):
+            return  # images right inside: a class folder
+        inner.append(subfolders(folder))
+    if len(inner[0]) >= 2 and all(names == inner[0] for names in inner):
+        first = os.path.join(path, classes[0])
+        raise ValueError(
+            f"{path} holds splits, not classes: each of its folders "
+            f"({', '.join(classes)}) holds the same class folders "
+            f"({', '.join(inner[0])}). Give one split as the data (e.g. "
+            f"{first}) and another as the validation data."
+        )
+
+
 # The first bytes of each format TensorFlow's decode_image reads.
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
 
 
+def _ends_whole(head, tail, size):
+    """Whether a file's last bytes end its format as a complete file does
+    (a cut-off download, a copy stopped half-way, do not): JPEG's end
+    marker (some cameras pad after it), PNG's IEND chunk, GIF's trailer,
+    BMP's size as its header gives it."""
+    if head.startswith(b"\xff\xd8"):
+        return b"\xff\xd9" in tail
+    if head.startswith(b"\x89PNG"):
+        return b"IEND" in tail[-16:]
+    if head.startswith(b"GIF8"):
+        return tail.rstrip(b"\x00").endswith(b";")
+    return size >= int.from_bytes(head[2:6], "little")  # BMP
+
+
+def _decodes(path):
+    import tensorflow as tf
+
+    try:
+        tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        return False
+    return True
+
+
 def _check_image_files(path):
-    """Finds empty and non-image files before any training (a cheap scan
-    of each file's first bytes); TensorFlow would fail mid-epoch naming
-    no file."""
+    """Finds empty, non-image and cut-off image files before any training
+    (a cheap scan of each file's first and last bytes; a file whose end
+    looks wrong is decoded to be sure); TensorFlow would fail mid-epoch
+    naming no file."""
     bad = []
     for root, _, files in sorted(os.walk(path)):
         for file in sorted(files):
             if not file.lower().endswith(IMAGE_EXTENSIONS):
                 continue
             full = os.path.join(root, file)
+            size = os.path.getsize(full)
             with open(full, "rb") as f:
                 head = f.read(8)
+                f.seek(max(0, size - 1024))
+                tail = f.read()
             if not head:
                 bad.append(f"{full} (empty, 0 bytes)")
             elif not head.startswith(_SIGNATURES):
                 bad.append(f"{full} (not a JPEG, PNG, GIF or BMP image)")
+            elif not _ends_whole(head, tail, size) and not _decodes(full):
+                bad.append(f"{full} (damaged or cut off: it does not decode)")
     if bad:
         shown = "; ".join(bad[:3]) + (
             f"; and {len(bad) - 3} more" if bad[3:] else ""

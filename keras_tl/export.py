@@ -4,7 +4,10 @@ Image models get two signatures: `serving_default` takes uint8 pixels
 `(batch, height, width, 3)`, `serve_bytes` takes encoded JPEG / PNG / GIF /
 BMP images (resized to the model's input size). Models that take strings
 (hub text modules, ULMFiT classifiers and ensembles, with their tokenizer
-inside) get `serving_default` on raw strings.
+inside) get `serving_default` on raw strings. Each answers
+`probabilities`; with labels also `class_id` and `label` (the likeliest
+class), or, for a multi-label model, `predicted` (1 for each class whose
+sigmoid passes 0.5).
 
 Everything is written to a temporary folder beside `path` and moved into
 place only when complete; an existing `path` is refused unless
@@ -30,15 +33,22 @@ import keras
 import tensorflow as tf
 
 from keras_tl.files import check_replaceable, library_versions, write_folder
+from keras_tl.heads import is_multi_label
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.classifier import SentenceEncoder
 from keras_tl.text.lm_saving import export_language_model
 from keras_tl.text.lstm_kernel import cudnn_off
 from keras_tl.text.string_model import DocumentIds
 
+# A multi-label model's class is predicted where its sigmoid passes this.
+THRESHOLD = 0.5
 
-def _outputs(probabilities, labels):
+
+def _outputs(probabilities, labels, multi_label=False):
     outputs = {"probabilities": probabilities}
+    if multi_label:  # any number of classes per input, not one
+        outputs["predicted"] = tf.cast(probabilities > THRESHOLD, tf.int32)
+        return outputs
     if labels is None:
         return outputs
     if probabilities.shape[-1] == 1 and len(labels) == 2:
@@ -81,6 +91,7 @@ class _ImageServer(tf.Module):
     def __init__(self, model, labels):
         super().__init__()
         self.model = model
+        self.multi_label = is_multi_label(model)
         # Plain tf.Variables too, so `saved_model_cli run` restores them.
         self.model_variables = [v.value for v in model.variables]
         self.labels = labels
@@ -99,7 +110,7 @@ class _ImageServer(tf.Module):
 
     def _pixels(self, pixels):
         probabilities = self.model(tf.cast(pixels, tf.float32), training=False)
-        return _outputs(probabilities, self.labels)
+        return _outputs(probabilities, self.labels, self.multi_label)
 
     def _encoded(self, images):
         def decode(image):
@@ -130,6 +141,7 @@ class _StringServer(tf.Module):
     def __init__(self, model, labels):
         super().__init__()
         self.model = model
+        self.multi_label = is_multi_label(model)
         self.model_variables = [v.value for v in model.variables]
         self.labels = labels
         self.serve = tf.function(
@@ -138,7 +150,9 @@ class _StringServer(tf.Module):
         )
 
     def _serve(self, texts):
-        return _outputs(self.model(texts, training=False), self.labels)
+        return _outputs(
+            self.model(texts, training=False), self.labels, self.multi_label
+        )
 
 
 def _input_kind(model):
@@ -245,7 +259,9 @@ def export(
         path: the folder to write.
         labels: class names, in output order (two for one sigmoid); adds
             `class_id` and `label` outputs and goes in the model card. A
-            text model's own `label_names` are the default.
+            text model's own `label_names` are the default. A multi-label
+            model (independent sigmoids) serves `predicted` instead, 1
+            for each class whose probability passes 0.5.
         overwrite: replace an existing folder (refused by default).
         training_data: a name for the card (e.g. "cats_vs_dogs").
         metrics: a dict of scores for the card.
@@ -338,7 +354,18 @@ def export(
         "labels": labels,
         "signatures": inputs,
         "outputs": ["probabilities"]
-        + (["class_id", "label"] if labels else []),
+        + (
+            ["predicted"]
+            if server.multi_label
+            else ["class_id", "label"]
+            if labels
+            else []
+        ),
+        **(
+            {"multi_label": True, "threshold": THRESHOLD}
+            if server.multi_label
+            else {}
+        ),
         "backbone": model.name,
         **(_text_card(model) if kind == "text" else {}),
         "training_data": training_data,

@@ -110,3 +110,30 @@ def _check_head_arguments(num_classes, pooling, dropout):
         raise ValueError(
             f"`dropout` must be in [0, 1). Received: dropout={dropout}"
         )
+
+
+def is_multi_label(model) -> bool:
+    """Whether `model` answers with independent sigmoids over several
+    classes (`multi_label=True`): its last Dense (or Activation) layer,
+    looked for through nested models such as a string model's or an
+    ensemble's members, is a sigmoid with more than one unit. A single
+    sigmoid (a binary task) is not multi-label.
+
+    Example:
+
+    >>> is_multi_label(keras_tl.build("mobilenet_v2_035", 3, weights=None,
+    ...     multi_label=True, input_shape=(32, 32, 3)))  # doctest: +SKIP
+    True
+    """
+    if model.output_shape[-1] < 2:
+        return False
+    return _last_activation(model) == "sigmoid"
+
+
+def _last_activation(model):
+    for layer in reversed(model.layers):
+        if isinstance(layer, keras.Model):
+            return _last_activation(layer)
+        if isinstance(layer, (keras.layers.Dense, keras.layers.Activation)):
+            return getattr(layer.activation, "__name__", None)
+    return None

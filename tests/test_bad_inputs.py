@@ -4,6 +4,7 @@ was wrong and how to fix it, and writes nothing."""
 import csv
 import os
 
+import numpy as np
 import pytest
 
 from keras_tl import cli
@@ -125,6 +126,27 @@ CASES = {
                           "none"],
         "notes.jpg (not a JPEG, PNG, GIF or BMP image). Delete or replace",
     ),
+    "train: a JPEG cut off half-way (a stopped download)": (
+        lambda root, lm: ["train", "--data",
+                          _images(root, broken=("cut.jpg", _cut("JPEG"))),
+                          "--backbone", "mobilenet_v2_035", "--weights",
+                          "none"],
+        "cut.jpg (damaged or cut off: it does not decode). Delete or",
+    ),
+    "train: a PNG cut off half-way": (
+        lambda root, lm: ["train", "--data",
+                          _images(root, broken=("cut.png", _cut("PNG"))),
+                          "--backbone", "mobilenet_v2_035", "--weights",
+                          "none"],
+        "cut.png (damaged or cut off: it does not decode)",
+    ),
+    "train: the folder above train/ and validation/": (
+        lambda root, lm: ["train", "--data", _splits(root), "--backbone",
+                          "mobilenet_v2_035", "--weights", "none"],
+        "splits holds splits, not classes: each of its folders (train, "
+        "validation) holds the same class folders (cats, dogs). Give one "
+        "split as the data",
+    ),
     "train: --test images of another class": (
         lambda root, lm: ["train", "--data", _images(root),
                           "--test", _images(root, ("cats", "birds")),
@@ -204,6 +226,24 @@ def _other_weights(root):
     )
     other.save_weights(root / "v1.weights.h5")
     return str(root / "v1.weights.h5")
+
+
+def _cut(kind):
+    """An image file's first half: its end missing."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 64, 3), "uint8")
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format=kind)
+    return out.getvalue()[: len(out.getvalue()) // 2]
+
+
+def _splits(root):
+    for split in ("train", "validation"):
+        write_images(root / "splits" / split, n=2, size=32)
+    return str(root / "splits")
 
 
 def _truncated(root):

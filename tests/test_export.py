@@ -179,6 +179,48 @@ def test_tflite_gives_the_same_predictions(exported):
     )
 
 
+def test_multi_label_model_serves_each_class_passed(
+    tiny_backbone, tmp_path, capsys
+):
+    # Independent sigmoids: no single likeliest class, but each class whose
+    # probability passes 0.5, for the export and for `keras-tl predict`.
+    from keras_tl import cli
+
+    keras.utils.set_random_seed(0)
+    model = keras_tl.build(
+        tiny_backbone,
+        num_classes=3,
+        multi_label=True,
+        weights=None,
+        input_shape=(32, 32, 3),
+    )
+    # A bias that puts two classes over the line and one under.
+    head = model.get_layer("head_predictions")
+    kernel, _ = head.get_weights()
+    head.set_weights([kernel * 0, np.array([2.0, -2.0, 1.0], "float32")])
+    path = str(tmp_path / "tags")
+    card = keras_tl.export(model, path, labels=["sky", "sea", "sun"])
+    assert card["multi_label"] is True and card["threshold"] == 0.5
+    assert card["outputs"] == ["probabilities", "predicted"]
+    served = keras_tl.load_exported(path)
+    out = served.signatures["serving_default"](pixels=tf.constant(pixels(2)))
+    assert sorted(out) == ["predicted", "probabilities"]
+    np.testing.assert_array_equal(out["predicted"].numpy(), [[1, 0, 1]] * 2)
+    image = tmp_path / "photo.png"
+    image.write_bytes(encode(pixels(1)[0], "png"))
+    assert cli.main(["predict", "--model", path, str(image)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["labels"] == ["sky", "sun"]
+    assert answer["probabilities"] == pytest.approx(
+        {"sky": 0.880797, "sea": 0.119203, "sun": 0.731059}, abs=1e-6
+    )
+    # A softmax model keeps its one label.
+    assert "multi_label" not in keras_tl.export(
+        keras_tl.build(tiny_backbone, 3, weights=None, input_shape=(32, 32, 3)),
+        str(tmp_path / "one"),
+    )
+
+
 def test_existing_target_is_refused_unless_overwrite(tmp_path):
     model = keras.Sequential(
         [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]

@@ -237,7 +237,8 @@ def finish(args, run, summary, started, model=None, task=None):
     run.finish(summary)
     parts = [f"keras-tl {args.command}: done in {duration(started)}"]
     if "epochs" in summary:
-        parts.append(f"{summary['epochs']} epochs")
+        epochs = summary["epochs"]
+        parts.append(f"{epochs} epoch{'' if epochs == 1 else 's'}")
     best = summary.get("best")
     if best:
         parts.append(

@@ -538,6 +538,15 @@ class Loaded:
             self.tokenizer = load_tokenizer(os.path.join(path, "tokenizer"))
 
     @property
+    def multi_label(self):
+        """Independent sigmoids: any number of classes per input."""
+        if self.served is not None:
+            return bool(self.card.get("multi_label"))
+        from keras_tl.heads import is_multi_label
+
+        return is_multi_label(self.model)
+
+    @property
     def takes_text(self):
         if self.served is not None:
             return "texts" in json.dumps(self.card.get("signatures", {}))

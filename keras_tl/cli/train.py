@@ -205,13 +205,11 @@ def evaluate_command(args):
 
 
 def predict_command(args):
-    import numpy as np
     import tensorflow as tf
 
-    inputs = list(args.inputs)
-    for path in inputs:  # before the model loads
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"Input file not found: {path}")
+    missing = [path for path in args.inputs if not os.path.exists(path)]
+    if missing:  # before the model loads
+        raise FileNotFoundError(f"Input file not found: {missing[0]}")
     loaded = Loaded(args.model, args.checkpoint)
     if loaded.takes_text:
         from keras_tl.data import read_unlabelled
@@ -222,25 +220,36 @@ def predict_command(args):
                 '--text "" is empty: a classifier cannot score no text. '
                 "Give the text to classify."
             )
-        for path in inputs:
+        for path in args.inputs:
+            if os.path.isdir(path):
+                raise ValueError(
+                    f"{path} is a folder; {args.model} classifies texts: "
+                    "give text files (.txt, one text a line, or .csv / "
+                    ".tsv / .jsonl by --text-column)."
+                )
             texts.extend(read_unlabelled(path, args.text_column))
         if not texts:
             raise ValueError(
                 'Nothing to predict: give --text "..." or text files (.txt, '
                 "one text a line, or .csv / .tsv / .jsonl by --text-column)."
             )
-        names = texts
         probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
-    else:
-        if args.text:
-            raise ValueError(
-                f"{args.model} classifies images: give image files, not --text."
-            )
-        if not inputs:
-            raise ValueError("Nothing to predict: give image files.")
-        size = loaded.image_size()
+        for name, row in zip(texts, probabilities, strict=True):
+            _print_prediction(name, row, loaded)
+        return
+    if args.text:
+        raise ValueError(
+            f"{args.model} classifies images: give image files, not --text."
+        )
+    files = _image_files(args.inputs)
+    if not files:
+        raise ValueError("Nothing to predict: give image files or folders.")
+    size = loaded.image_size()
+    # A batch at a time: a folder of thousands of images is not held whole.
+    for start in range(0, len(files), args.batch_size):
+        batch = files[start : start + args.batch_size]
         encoded, pixels = [], []
-        for path in inputs:
+        for path in batch:
             encoded.append(tf.io.read_file(path))
             try:
                 image = tf.io.decode_image(
@@ -248,25 +257,70 @@ def predict_command(args):
                 )
             except tf.errors.InvalidArgumentError:
                 raise ValueError(
-                    f"{path} is not a JPEG, PNG, BMP or GIF image."
+                    f"{path} cannot be decoded: not a JPEG, PNG, BMP or GIF "
+                    "image, or a damaged one."
                 ) from None
             pixels.append(tf.image.resize(image, (size, size)))
-        names = inputs
         probabilities = loaded.probabilities_of_images(
             tf.stack(encoded), tf.stack(pixels)
         )
-    for name, row in zip(names, probabilities, strict=True):
-        best = int(np.argmax(row))
-        print(
-            json.dumps(
-                {
-                    "input": name,
-                    "label": loaded.label_names[best],
-                    "probability": round(float(row[best]), 6),
-                },
-                ensure_ascii=False,
-            )
+        for name, row in zip(batch, probabilities, strict=True):
+            _print_prediction(name, row, loaded)
+
+
+def _image_files(inputs):
+    """The files to classify: each file given, and the images inside each
+    folder given (its subfolders too, sorted), in the order given."""
+    from keras_tl.data import IMAGE_EXTENSIONS
+
+    files = []
+    for path in inputs:
+        if not os.path.isdir(path):
+            files.append(path)
+            continue
+        inside = sorted(
+            os.path.join(root, name)
+            for root, _, names in os.walk(path)
+            for name in names
+            if name.lower().endswith(IMAGE_EXTENSIONS)
         )
+        if not inside:
+            raise ValueError(
+                f"{path} is a folder with no images in it (looked for "
+                f"{'/'.join(IMAGE_EXTENSIONS)} files, in its subfolders too)."
+            )
+        files.extend(inside)
+    return files
+
+
+def _print_prediction(name, row, loaded):
+    import numpy as np
+
+    # An export written without labels answers with class ids.
+    names = loaded.label_names or [str(i) for i in range(len(row))]
+    if loaded.multi_label:  # each class on its own: any number of them
+        from keras_tl.export import THRESHOLD
+
+        answer = {
+            "input": name,
+            "labels": [
+                label
+                for label, p in zip(names, row, strict=True)
+                if p > THRESHOLD
+            ],
+            "probabilities": {
+                label: round(float(p), 6)
+                for label, p in zip(names, row, strict=True)
+            },
+        }
+    else:
+        best = int(np.argmax(row))
+        answer = {
+            "input": name,
+            "label": names[best],
+            "probability": round(float(row[best]), 6),
+        }
+    print(json.dumps(answer, ensure_ascii=False), flush=True)
 
 
 def export_command(args):

@@ -164,7 +164,25 @@ def test_evaluate_predict_and_export_agree(trained, capsys):
     assert [x["probability"] for x in again] == pytest.approx(
         [x["probability"] for x in lines], abs=1e-5
     )
+    # A folder is its images, subfolders too, sorted; batch by batch.
+    valid_files = sorted(str(p) for p in (trained / "valid").rglob("*.png"))
+    assert cli.main(["predict", "--model", exported, valid,
+                     "--batch-size", "3"]) == 0  # fmt: skip
+    folder = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["input"] for x in folder] == valid_files
+    assert cli.main(["predict", "--model", exported, *valid_files]) == 0
+    assert folder == [
+        json.loads(x) for x in capsys.readouterr().out.splitlines()
+    ]
     # Refusals.
+    (trained / "nothing").mkdir(exist_ok=True)
+    assert cli.main(["predict", "--model", exported,
+                     str(trained / "nothing")]) == 2  # fmt: skip
+    assert "is a folder with no images in it" in capsys.readouterr().err
+    (trained / "cut.png").write_bytes(images[0].read_bytes()[:40])
+    assert cli.main(["predict", "--model", exported,
+                     str(trained / "cut.png")]) == 2  # fmt: skip
+    assert "cut.png cannot be decoded" in capsys.readouterr().err
     assert cli.main(["export", "--model", str(trained / "run"),
                      "--output", exported]) == 2  # fmt: skip
     err = capsys.readouterr().err
