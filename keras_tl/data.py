@@ -84,7 +84,31 @@ def image_class_folders(path: str) -> list[str]:
                 f"Received: class={name!r}"
             )
     _check_image_files(path)
+    _warn_skipped_images(path)
     return classes
+
+
+# Image formats Keras' folder reader skips without a word.
+_SKIPPED_IMAGES = (".webp", ".tif", ".tiff", ".heic", ".avif", ".jfif")
+
+
+def _warn_skipped_images(path):
+    skipped = sorted(
+        os.path.join(root, file)
+        for root, _, files in os.walk(path)
+        for file in files
+        if file.lower().endswith(_SKIPPED_IMAGES)
+    )
+    if skipped:
+        import warnings
+
+        warnings.warn(
+            f"{len(skipped)} image(s) in {path} are not read (e.g. "
+            f"{skipped[0]}): image folders take "
+            f"{'/'.join(IMAGE_EXTENSIONS)} files only. Convert them to "
+            "use them.",
+            stacklevel=3,
+        )
 
 
 def _refuse_split_folders(path, classes):

@@ -100,6 +100,10 @@ def test_image_folder_loader(tmp_path):
     assert pixels.shape == (4, 24, 24, 3) and pixels.dtype == "float32"
     assert labels.numpy().tolist() == [0, 0, 0, 1]
     assert 100 < float(pixels.numpy().max()) <= 255  # raw pixels, not [0, 1]
+    # Formats Keras skips are named, not dropped without a word.
+    (tmp_path / "b" / "dogs" / "photo.webp").write_bytes(b"RIFF")
+    with pytest.warns(UserWarning, match=r"1 image\(s\) in .* are not read"):
+        data.image_class_folders(folder)
 
 
 def test_tfds_loader_offline_and_mocked():
