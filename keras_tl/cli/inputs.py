@@ -506,6 +506,17 @@ class Loaded:
                 "`keras-tl train` or `keras-tl export` wrote."
             )
         self.config = read_yaml(os.path.join(path, "config.yaml"))
+        command = " ".join(
+            str(self.config[k])
+            for k in ("command", "lm_command")
+            if self.config.get(k)
+        )
+        if command and command not in ("train", "ulmfit"):
+            raise ValueError(
+                f"{path} is the run folder of `keras-tl {command}`, which "
+                "trains no classifier. Give the folder of a `keras-tl "
+                "train` or `keras-tl ulmfit` run."
+            )
         with open(os.path.join(path, STATE), encoding="utf-8") as f:
             state = json.load(f)
         self.state = state

@@ -52,6 +52,13 @@ def test_lr_find_command(tmp_path, image_module_path, capsys):
     assert np.isclose(sweep / 10, summary["minimum"], rtol=1e-4).sum() == 1
     assert_real_png(tmp_path / "lr" / "lr_find.png")
     assert f"valley {summary['valley']:.2g}," in capsys.readouterr().out
+    # Its folder holds no classifier to export or score.
+    output = str(tmp_path / "served")
+    assert cli.main(["export", "--model", str(tmp_path / "lr"),
+                     "--output", output]) == 2  # fmt: skip
+    assert "is the run folder of `keras-tl lr-find`, which trains no " in (
+        capsys.readouterr().err
+    )
 
 
 def test_advise_command_prints_the_table_and_plots_the_probes(tmp_path, capsys):
