@@ -111,10 +111,20 @@ def _warn_skipped_images(path):
         )
 
 
+# Folder names that mean a split of a dataset, not a class.
+_SPLIT_NAMES = {
+    "train", "training", "val", "valid", "validation", "test", "testing",
+    "dev", "eval", "evaluation",
+}  # fmt: skip
+
+
 def _refuse_split_folders(path, classes):
     """A folder of splits (train/ and validation/, each with the same class
     folders) given where one split belongs: its "classes" would be the
-    split names, silently."""
+    split names, silently. Only split names count: classes that share
+    subfolders of their own (cats/2019, dogs/2019) are a valid layout."""
+    if not all(name.lower() in _SPLIT_NAMES for name in classes):
+        return
 
     def subfolders(folder):
         return sorted(

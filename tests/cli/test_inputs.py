@@ -100,6 +100,11 @@ def test_image_folder_loader(tmp_path):
     assert pixels.shape == (4, 24, 24, 3) and pixels.dtype == "float32"
     assert labels.numpy().tolist() == [0, 0, 0, 1]
     assert 100 < float(pixels.numpy().max()) <= 255  # raw pixels, not [0, 1]
+    # Classes that share subfolders of their own are classes, not splits.
+    for year in ("2019", "2020"):
+        write_images(tmp_path / "years" / "cats" / year, ("x",), 1)
+        write_images(tmp_path / "years" / "dogs" / year, ("x",), 1)
+    assert data.image_class_folders(tmp_path / "years") == ["cats", "dogs"]
     # Formats Keras skips are named, not dropped without a word.
     (tmp_path / "b" / "dogs" / "photo.webp").write_bytes(b"RIFF")
     with pytest.warns(UserWarning, match=r"1 image\(s\) in .* are not read"):
