@@ -32,7 +32,12 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_tl.files import check_replaceable, library_versions, write_folder
+from keras_tl.files import (
+    check_replaceable,
+    library_versions,
+    restore_interrupted,
+    write_folder,
+)
 from keras_tl.heads import is_multi_label
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.classifier import SentenceEncoder
@@ -285,6 +290,7 @@ def export(
         raise TypeError(
             f"export() takes a Keras model. Received: {type(model).__name__}"
         )
+    restore_interrupted(path)  # seen before it is checked
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} already exists. Pass overwrite=True to replace it, or "

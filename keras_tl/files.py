@@ -47,6 +47,7 @@ def check_replaceable(path, marker, what, option="overwrite=True"):
     Raises:
         FileExistsError: `path` exists and is not replaceable.
     """
+    restore_interrupted(path)
     if not os.path.exists(path):
         return
     if os.path.isdir(path) and (
@@ -76,7 +77,10 @@ def _owned(folder):
     creating it and writing the file, or about to rename it)."""
     try:
         with open(os.path.join(folder, _OWNER)) as f:
-            return _alive(int(f.read()))
+            pid = int(f.read())
+        # This process's id on a folder it is not writing: an earlier
+        # process's, reused (a container's processes often share an id).
+        return pid != os.getpid() and _alive(pid)
     except (OSError, ValueError):
         try:
             return time.time() - os.path.getmtime(folder) < _YOUNG
@@ -92,12 +96,20 @@ def _remove_stale(parent, prefix):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _restore_interrupted(path):
-    """Puts back a folder that a process stopped between its two renames
-    had moved aside (its `.old-` folder), where `path` is missing; other
-    `.old-` folders of ended processes are removed. True if one was put
-    back."""
+def restore_interrupted(path):
+    """Puts back a folder at `path` that a process stopped between
+    `write_folder`'s two renames had moved aside (into its `.old-`
+    folder), so that an overwrite check made before any work sees it;
+    other `.old-` folders of ended processes are removed. Returns whether
+    one was put back.
+
+    `check_replaceable` calls it; call it before checking whether `path`
+    exists yourself.
+    """
+    path = os.path.abspath(os.fspath(path))
     parent, base = os.path.split(path)
+    if not os.path.isdir(parent):
+        return False
     restored = False
     for name in sorted(os.listdir(parent)):
         folder = os.path.join(parent, name)
@@ -105,8 +117,11 @@ def _restore_interrupted(path):
             continue
         previous = os.path.join(folder, "previous")
         if os.path.exists(previous) and not os.path.exists(path):
-            os.replace(previous, path)
-            restored = True
+            try:
+                os.replace(previous, path)
+                restored = True
+            except FileNotFoundError:  # another writer put it back first
+                pass
         shutil.rmtree(folder, ignore_errors=True)
     return restored
 
@@ -117,10 +132,9 @@ def write_folder(path, write):
     A failure leaves no half-written output: the staging folder is removed
     and `path` keeps what it had. An existing `path` is moved aside, the
     new folder moved in, and only then the old one deleted. Staging
-    folders that a killed process left for the same `path` are removed.
-    An old folder it had moved aside without moving the new one in is put
-    back and the write refused (`FileExistsError`), so that the caller's
-    overwrite check sees it again.
+    folders that a killed process left for the same `path` are removed,
+    and an old folder it had moved aside without moving the new one in is
+    put back first (`restore_interrupted`), then replaced as usual.
 
     Example:
 
@@ -131,13 +145,9 @@ def write_folder(path, write):
     os.makedirs(parent, exist_ok=True)
     prefix = f".{base}.tmp-"
     _remove_stale(parent, prefix)
-    if _restore_interrupted(path):
-        raise FileExistsError(
-            f"{path} was being replaced when a process stopped (between "
-            "moving the old folder aside and moving the new one in); the "
-            "old folder is back in place and nothing was written. Write "
-            "again, with overwrite to replace it."
-        )
+    # Checked by the caller (`check_replaceable`), where it matters, before
+    # its work: here only so the old folder is replaced whole, not lost.
+    restore_interrupted(path)
     staging = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
         os.chmod(staging, 0o755)  # mkdtemp makes it private to the user

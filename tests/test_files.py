@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from keras_tl.files import check_replaceable, write_folder
+from keras_tl.files import check_replaceable, restore_interrupted, write_folder
 
 
 def _write(text):
@@ -46,9 +46,13 @@ def test_staging_left_by_a_killed_process_is_removed(tmp_path):
     # Another target's staging, and one whose process is alive, stay.
     alive = tmp_path / ".export.tmp-alive"
     alive.mkdir()
-    (alive / ".owner-pid").write_text(str(os.getpid()))
+    (alive / ".owner-pid").write_text(str(os.getppid()))
     other = tmp_path / ".other.tmp-x"
     other.mkdir()
+    # This process's id on a folder it is not writing: an earlier process's.
+    reused = tmp_path / ".export.tmp-reused"
+    reused.mkdir()
+    (reused / ".owner-pid").write_text(str(os.getpid()))
     write_folder(target, _write("new"))
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["export", ".export.tmp-alive", ".other.tmp-x"]
@@ -68,16 +72,23 @@ def test_a_folder_moved_aside_by_a_killed_process_is_put_back(tmp_path):
         "files.os.replace = replace\n"
         "files.write_folder(sys.argv[1], lambda staging: None)\n"
     )
-    process = subprocess.run([sys.executable, "-c", code, str(target)])
-    assert process.returncode == 9 and not target.exists()
-    # The next write puts it back and refuses: its caller checked for an
-    # existing folder (overwrite) when there seemed to be none.
-    with pytest.raises(FileExistsError, match="old folder is back in place"):
-        write_folder(target, _write("new"))
+
+    def killed():
+        process = subprocess.run([sys.executable, "-c", code, str(target)])
+        assert process.returncode == 9 and not target.exists()
+
+    killed()
+    # The check a caller makes before its work puts it back, so that an
+    # output written without overwrite is refused then, not hours later.
+    check_replaceable(target, "a.txt", "an output")
     assert (target / "a.txt").read_text() == "old"
-    assert sorted(os.listdir(tmp_path)) == ["export"]
+    assert not [n for n in os.listdir(tmp_path) if ".old-" in n]
+    # A write that replaces it anyway replaces it whole.
+    killed()
     write_folder(target, _write("new"))
     assert (target / "a.txt").read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+    assert not restore_interrupted(target)  # nothing left to put back
 
 
 def test_a_new_staging_folder_without_its_owner_file_is_left(tmp_path):

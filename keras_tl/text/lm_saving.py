@@ -13,6 +13,7 @@ import tensorflow as tf
 from keras_tl.files import (
     atomic_write,
     check_replaceable,
+    restore_interrupted,
     sha256,
     write_folder,
 )
@@ -487,6 +488,7 @@ def export_language_model(model, tokenizer, path, *, overwrite=False):
 
     >>> export_language_model(lm, tokenizer, "es_lm")  # doctest: +SKIP
     """
+    restore_interrupted(path)  # seen before it is checked
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} already exists. Choose another path, or pass "
