@@ -315,20 +315,21 @@ def test_lm_snapshot_writes_the_last_checkpoint_as_a_model(
     tmp_path, monkeypatch, capsys
 ):
     # A finished run's last checkpoint holds the weights its output was
-    # written from: the snapshot must load as the same model, scored on
-    # the same held-out text to the same perplexity.
+    # written from: the snapshot, made from the run folder alone (its own
+    # tokenizer, corpus and held-out lines), must load as the same model,
+    # scored on the same held-out text to the same perplexity.
     import sys
 
     from keras_tl import cli
     from keras_tl.text.language_model import load_language_model
 
-    corpus, held_out = tmp_path / "corpus.txt", tmp_path / "valid.txt"
-    corpus.write_text("¿Qué tal, señor Núñez? El niño come piña.\n" * 60)
-    held_out.write_text("El señor come piña en Cádiz.\n" * 10)
+    corpus = tmp_path / "corpus.txt"
+    lines = [f"El niño {i} come piña con el señor Núñez." for i in range(80)]
+    corpus.write_text("\n".join(lines))
     out, run = tmp_path / "lm", tmp_path / "run"
     argv = [
         "lm", "pretrain", "--corpus", str(corpus), "--output", str(out),
-        "--validation", str(held_out), "--run-dir", str(run),
+        "--run-dir", str(run), "--validation-fraction", "0.1",
         "--tokenizer", "word", "--embedding-dim", "8", "--hidden-dim", "12",
         "--num-layers", "2", "--batch-size", "4", "--sequence-length", "8",
         "--checkpoint-every", "3", "--verbose", "0",
@@ -340,13 +341,16 @@ def test_lm_snapshot_writes_the_last_checkpoint_as_a_model(
     monkeypatch.syspath_prepend(BENCHMARKS)
     lm_snapshot = importlib.import_module("lm_snapshot")
     snapshot = tmp_path / "snapshot"
-    monkeypatch.setattr(
-        sys, "argv",
-        ["lm_snapshot.py", "--run-dir", str(run), "--like", str(out),
-         "--output", str(snapshot), "--validation", str(held_out),
-         "--weights-dtype", "float32"],
-    )  # fmt: skip
-    lm_snapshot.main()
+
+    def main(output):
+        monkeypatch.setattr(
+            sys, "argv",
+            ["lm_snapshot.py", "--run-dir", str(run), "--output",
+             str(output), "--weights-dtype", "float32"],
+        )  # fmt: skip
+        lm_snapshot.main()
+
+    main(snapshot)
     printed = json.loads(capsys.readouterr().out.splitlines()[-2])
     finished = json.loads((out / "config.json").read_text())
     assert printed["validation_perplexity"] == pytest.approx(
@@ -355,6 +359,10 @@ def test_lm_snapshot_writes_the_last_checkpoint_as_a_model(
     record = json.loads((snapshot / "config.json").read_text())
     assert record["snapshot"]["checkpoints_done"] == state["epochs_done"]
     assert record["snapshot"]["checkpoint"] == state["last_checkpoint"]
+    assert (
+        record["training"]["train_tokens"]
+        == (finished["training"]["train_tokens"])
+    )
     for a, b in zip(
         load_language_model(str(snapshot))[0].get_weights(),
         load_language_model(str(out))[0].get_weights(),
@@ -362,3 +370,7 @@ def test_lm_snapshot_writes_the_last_checkpoint_as_a_model(
     ):
         np.testing.assert_array_equal(a, b)
     assert os.listdir(run / "checkpoints")  # read, never removed
+    # An existing folder (the run's own, the model's) is never replaced.
+    with pytest.raises(SystemExit, match="exists: give a new folder"):
+        main(run)
+    assert (run / "state.json").exists()
