@@ -44,8 +44,13 @@ def image_class_folders(path: str) -> list[str]:
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: fewer than two class subfolders, or a class subfolder
-            with no images.
+        ValueError: fewer than two class subfolders, a class subfolder
+            with no images, a folder of splits (train/, validation/, each
+            with the class folders) given for one split, or image files
+            that are empty, not images, or damaged or cut off (named).
+
+    Image files in formats Keras' reader skips (.webp, .tif, ...) are
+    named in a warning.
 
     Example:
 
@@ -83,7 +88,8 @@ def image_class_folders(path: str) -> list[str]:
                 f"{'/'.join(IMAGE_EXTENSIONS)} files in it, or remove it. "
                 f"Received: class={name!r}"
             )
-    _check_image_files(path)
+    # TensorFlow would fail mid-epoch, naming no file.
+    check_image_files(image_files(path), f"in {path}")
     _warn_skipped_images(path)
     return classes
 
@@ -106,7 +112,7 @@ def _warn_skipped_images(path):
             f"{len(skipped)} image(s) in {path} are not read (e.g. "
             f"{skipped[0]}): image folders take "
             f"{'/'.join(IMAGE_EXTENSIONS)} files only. Convert them to "
-            "use them.",
+            "use them (a .jfif is a JPEG: rename it .jpg).",
             stacklevel=3,
         )
 
@@ -123,7 +129,14 @@ def _refuse_split_folders(path, classes):
     folders) given where one split belongs: its "classes" would be the
     split names, silently. Only split names count: classes that share
     subfolders of their own (cats/2019, dogs/2019) are a valid layout."""
-    if not all(name.lower() in _SPLIT_NAMES for name in classes):
+
+    def split_name(name):  # Kaggle's training_set / test_set too
+        name = name.lower()
+        for suffix in ("_set", "-set", "_data", "-data"):
+            name = name.removesuffix(suffix)
+        return name
+
+    if not all(split_name(name) in _SPLIT_NAMES for name in classes):
         return
 
     def subfolders(folder):
@@ -144,12 +157,13 @@ def _refuse_split_folders(path, classes):
             return  # images right inside: a class folder
         inner.append(subfolders(folder))
     if len(inner[0]) >= 2 and all(names == inner[0] for names in inner):
-        first = os.path.join(path, classes[0])
+        training = [c for c in classes if split_name(c).startswith("train")]
+        example = os.path.join(path, (training or classes)[0])
         raise ValueError(
             f"{path} holds splits, not classes: each of its folders "
             f"({', '.join(classes)}) holds the same class folders "
-            f"({', '.join(inner[0])}). Give one split as the data (e.g. "
-            f"{first}) and another as the validation data."
+            f"({', '.join(inner[0])}). Give one split's folder where this "
+            f"one was given (e.g. {example})."
         )
 
 
@@ -168,7 +182,8 @@ def _ends_whole(head, tail, size):
         return b"IEND" in tail[-16:]
     if head.startswith(b"GIF8"):
         return tail.rstrip(b"\x00").endswith(b";")
-    return size >= int.from_bytes(head[2:6], "little")  # BMP
+    declared = int.from_bytes(head[2:6], "little")  # BMP: its file size
+    return len(head) >= 6 and declared >= 26 and size >= declared
 
 
 def _decodes(path):
@@ -176,39 +191,60 @@ def _decodes(path):
 
     try:
         tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+    except tf.errors.OpError:
         return False
     return True
 
 
-def _check_image_files(path):
-    """Finds empty, non-image and cut-off image files before any training
-    (a cheap scan of each file's first and last bytes; a file whose end
-    looks wrong is decoded to be sure); TensorFlow would fail mid-epoch
-    naming no file."""
-    bad = []
-    for root, _, files in sorted(os.walk(path)):
-        for file in sorted(files):
-            if not file.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            full = os.path.join(root, file)
-            size = os.path.getsize(full)
-            with open(full, "rb") as f:
-                head = f.read(8)
-                f.seek(max(0, size - 1024))
-                tail = f.read()
-            if not head:
-                bad.append(f"{full} (empty, 0 bytes)")
-            elif not head.startswith(_SIGNATURES):
-                bad.append(f"{full} (not a JPEG, PNG, GIF or BMP image)")
-            elif not _ends_whole(head, tail, size) and not _decodes(full):
-                bad.append(f"{full} (damaged or cut off: it does not decode)")
+def image_file_problem(path) -> str | None:
+    """What keeps an image file from being read (empty, not an image,
+    damaged or cut off), or None. Cheap: its first and last bytes, decoded
+    only when they look wrong.
+
+    Example:
+
+    >>> image_file_problem("cats/cat.1.jpg")  # doctest: +SKIP
+    'damaged or cut off: it does not decode'
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(max(0, size - 1024))
+        tail = f.read()
+    if not head:
+        return "empty, 0 bytes"
+    if not head.startswith(_SIGNATURES):
+        return "not a JPEG, PNG, GIF or BMP image"
+    if not _ends_whole(head, tail, size) and not _decodes(path):
+        return "damaged or cut off: it does not decode"
+    return None
+
+
+def image_files(path) -> list[str]:
+    """The image files (JPEG, PNG, BMP, GIF) in a folder and its
+    subfolders, sorted."""
+    return sorted(
+        os.path.join(root, file)
+        for root, _, files in os.walk(path)
+        for file in files
+        if file.lower().endswith(IMAGE_EXTENSIONS)
+    )
+
+
+def check_image_files(paths, where):
+    """Refuses, naming them, image files that cannot be read (`where`:
+    the folder they are in, or what names them, for the message)."""
+    bad = [
+        f"{path} ({problem})"
+        for path in paths
+        if (problem := image_file_problem(path))
+    ]
     if bad:
         shown = "; ".join(bad[:3]) + (
             f"; and {len(bad) - 3} more" if bad[3:] else ""
         )
         raise ValueError(
-            f"{len(bad)} file(s) in {path} cannot be read as images: "
+            f"{len(bad)} file(s) {where} cannot be read as images: "
             f"{shown}. Delete or replace them."
         )
 

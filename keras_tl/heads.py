@@ -114,10 +114,11 @@ def _check_head_arguments(num_classes, pooling, dropout):
 
 def is_multi_label(model) -> bool:
     """Whether `model` answers with independent sigmoids over several
-    classes (`multi_label=True`): its last Dense (or Activation) layer,
-    looked for through nested models such as a string model's or an
-    ensemble's members, is a sigmoid with more than one unit. A single
-    sigmoid (a binary task) is not multi-label.
+    classes (`multi_label=True`): its last Dense (or Activation) layer is a
+    sigmoid with more than one unit. Nested models are looked into (a
+    string model's classifier); where the output combines several (an
+    ensemble's members), all of them must be. A single sigmoid (a binary
+    task) is not multi-label.
 
     Example:
 
@@ -127,13 +128,16 @@ def is_multi_label(model) -> bool:
     """
     if model.output_shape[-1] < 2:
         return False
-    return _last_activation(model) == "sigmoid"
+    return _last_activations(model) == {"sigmoid"}
 
 
-def _last_activation(model):
+def _last_activations(model):
+    """The activations that end `model`'s output, as a set (several for
+    the members of an ensemble); empty where none is found."""
     for layer in reversed(model.layers):
-        if isinstance(layer, keras.Model):
-            return _last_activation(layer)
         if isinstance(layer, (keras.layers.Dense, keras.layers.Activation)):
-            return getattr(layer.activation, "__name__", None)
-    return None
+            return {getattr(layer.activation, "__name__", None)}
+        if isinstance(layer, keras.Model):
+            members = [m for m in model.layers if isinstance(m, keras.Model)]
+            return set().union(*(_last_activations(m) for m in members))
+    return set()

@@ -145,7 +145,7 @@ CASES = {
                           "mobilenet_v2_035", "--weights", "none"],
         "splits holds splits, not classes: each of its folders (train, "
         "validation) holds the same class folders (cats, dogs). Give one "
-        "split as the data",
+        "split's folder where this one was given (e.g. ",
     ),
     "train: --test images of another class": (
         lambda root, lm: ["train", "--data", _images(root),

@@ -234,17 +234,22 @@ def predict_command(args):
                 "one text a line, or .csv / .tsv / .jsonl by --text-column)."
             )
         probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
+        answer = _answerer(loaded)
         for name, row in zip(texts, probabilities, strict=True):
-            _print_prediction(name, row, loaded)
+            answer(name, row)
         return
     if args.text:
         raise ValueError(
             f"{args.model} classifies images: give image files, not --text."
         )
+    from keras_tl.data import check_image_files
+
     files = _image_files(args.inputs)
     if not files:
         raise ValueError("Nothing to predict: give image files or folders.")
+    check_image_files(files, "given")  # all of them, before any answer
     size = loaded.image_size()
+    answer = _answerer(loaded)
     # A batch at a time: a folder of thousands of images is not held whole.
     for start in range(0, len(files), args.batch_size):
         batch = files[start : start + args.batch_size]
@@ -265,25 +270,20 @@ def predict_command(args):
             tf.stack(encoded), tf.stack(pixels)
         )
         for name, row in zip(batch, probabilities, strict=True):
-            _print_prediction(name, row, loaded)
+            answer(name, row)
 
 
 def _image_files(inputs):
     """The files to classify: each file given, and the images inside each
     folder given (its subfolders too, sorted), in the order given."""
-    from keras_tl.data import IMAGE_EXTENSIONS
+    from keras_tl.data import IMAGE_EXTENSIONS, image_files
 
     files = []
     for path in inputs:
         if not os.path.isdir(path):
             files.append(path)
             continue
-        inside = sorted(
-            os.path.join(root, name)
-            for root, _, names in os.walk(path)
-            for name in names
-            if name.lower().endswith(IMAGE_EXTENSIONS)
-        )
+        inside = image_files(path)
         if not inside:
             raise ValueError(
                 f"{path} is a folder with no images in it (looked for "
@@ -293,34 +293,40 @@ def _image_files(inputs):
     return files
 
 
-def _print_prediction(name, row, loaded):
+def _answerer(loaded):
+    """A function that prints one input's answer as a JSON line."""
     import numpy as np
 
-    # An export written without labels answers with class ids.
-    names = loaded.label_names or [str(i) for i in range(len(row))]
-    if loaded.multi_label:  # each class on its own: any number of them
-        from keras_tl.export import THRESHOLD
+    from keras_tl.export import THRESHOLD
 
-        answer = {
-            "input": name,
-            "labels": [
-                label
-                for label, p in zip(names, row, strict=True)
-                if p > THRESHOLD
-            ],
-            "probabilities": {
-                label: round(float(p), 6)
-                for label, p in zip(names, row, strict=True)
-            },
-        }
-    else:
-        best = int(np.argmax(row))
-        answer = {
-            "input": name,
-            "label": names[best],
-            "probability": round(float(row[best]), 6),
-        }
-    print(json.dumps(answer, ensure_ascii=False), flush=True)
+    multi_label = loaded.multi_label
+
+    def answer(name, row):
+        # An export written without labels answers with class ids.
+        names = loaded.label_names or [str(i) for i in range(len(row))]
+        if multi_label:  # each class on its own: any number of them
+            result = {
+                "input": name,
+                "labels": [
+                    label
+                    for label, p in zip(names, row, strict=True)
+                    if p > THRESHOLD
+                ],
+                "probabilities": {
+                    label: round(float(p), 6)
+                    for label, p in zip(names, row, strict=True)
+                },
+            }
+        else:
+            best = int(np.argmax(row))
+            result = {
+                "input": name,
+                "label": names[best],
+                "probability": round(float(row[best]), 6),
+            }
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+
+    return answer
 
 
 def export_command(args):

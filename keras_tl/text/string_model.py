@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.heads import is_multi_label
 from keras_tl.text.data import document_ids, encode_labels, integer_names
 
 
@@ -494,6 +495,13 @@ def ensemble(models, *, name="ensemble"):
         raise ValueError(
             "The members must have the same outputs (the same labels in "
             f"the same order). Received output shapes: {sorted(shapes)}"
+        )
+    heads = {is_multi_label(m) for m in models}
+    if len(heads) != 1:
+        raise ValueError(
+            "The members must answer alike: some are multi-label "
+            "(independent sigmoids), others pick one class (softmax). "
+            f"Received: {[m.name for m in models]}"
         )
     names = [m.name for m in models]
     if len(set(names)) != len(names):

@@ -5,6 +5,7 @@ import gzip
 import os
 import time
 
+import numpy as np
 import pytest
 
 from keras_tl import cli, data
@@ -108,6 +109,42 @@ def test_image_folder_loader(tmp_path):
     # Formats Keras skips are named, not dropped without a word.
     (tmp_path / "b" / "dogs" / "photo.webp").write_bytes(b"RIFF")
     with pytest.warns(UserWarning, match=r"1 image\(s\) in .* are not read"):
+        data.image_class_folders(folder)
+
+
+def _encoded(kind, size=48):
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (size, size, 3), "uint8")
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format=kind)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, damaged",
+    [
+        # Whole files that end unusually: decoded to be sure, then kept.
+        ("trailer.jpg", _encoded("JPEG") + b"MotionPhoto" * 300, False),
+        ("no_trailer.gif", _encoded("GIF")[:-1], False),
+        # Cut off: refused by name before training.
+        ("cut.jpg", _encoded("JPEG")[:-200], True),
+        ("cut.gif", _encoded("GIF")[:-300], True),
+        ("cut.bmp", _encoded("BMP")[:-300], True),
+        ("tiny.bmp", b"BM", True),
+    ],
+)
+def test_image_files_cut_off_are_found_and_whole_ones_kept(
+    tmp_path, name, content, damaged
+):
+    folder = write_images(tmp_path / "photos", n=2, size=16)
+    (tmp_path / "photos" / "cats" / name).write_bytes(content)
+    if not damaged:
+        assert data.image_class_folders(folder) == ["cats", "dogs"]
+        return
+    with pytest.raises(ValueError, match=f"{name} .damaged or cut off"):
         data.image_class_folders(folder)
 
 

@@ -222,6 +222,35 @@ def test_ensemble_refuses_what_it_cannot_average(forward):
         text_model(forward, forward.get_layer("document_ids").tokenizer)
 
 
+def test_multi_label_text_models_and_their_ensembles(tmp_path):
+    # Independent sigmoids, seen through the string model and an ensemble;
+    # members must answer alike; the export serves each class passed.
+    from keras_tl.heads import is_multi_label
+
+    tokenizer = WordTokenizer.from_corpus(separable(16, 0)[0])
+    sizes = {**SIZES, "vocabulary_size": tokenizer.vocabulary_size}
+
+    def member(name, multi_label):
+        keras.utils.set_random_seed(0)
+        inner = text_classifier(sizes, 3, multi_label=multi_label)
+        return text_model(inner, tokenizer, name=name)
+
+    tags, more = member("tags", True), member("more", True)
+    one = member("one", False)
+    assert is_multi_label(tags) and not is_multi_label(one)
+    assert is_multi_label(ensemble([tags, more]))
+    for mixed in ([tags, one], [one, tags]):
+        with pytest.raises(ValueError, match="must answer alike"):
+            ensemble(mixed)
+    card = keras_tl.export(tags, str(tmp_path / "tags"), labels=["a", "b", "c"])
+    assert card["outputs"] == ["probabilities", "predicted"]
+    served = keras_tl.load_exported(str(tmp_path / "tags"))
+    out = served.signatures["serving_default"](texts=tf.constant(TEXTS))
+    np.testing.assert_array_equal(
+        out["predicted"].numpy(), out["probabilities"].numpy() > 0.5
+    )
+
+
 def test_predict_reads_texts_by_length_and_answers_in_order(
     forward, monkeypatch
 ):
