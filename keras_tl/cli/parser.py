@@ -759,9 +759,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "inputs",
         nargs="*",
-        help="image files, or text files: .csv, .tsv or .jsonl (the "
-        "--text-column; each may be .gz), or any other text file (.txt, "
-        "/dev/stdin), one text a line",
+        help="image files or folders of them, or text files: .csv, .tsv "
+        "or .jsonl (the --text-column; each may be .gz), or any other text "
+        "file (.txt, /dev/stdin), one text a line",
     )
     predict.add_argument("--text", action="append", help="a text to classify")
     predict.add_argument(

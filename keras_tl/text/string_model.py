@@ -82,9 +82,11 @@ def _strings(x):
         x = x.to_numpy()
     if isinstance(x, np.ndarray) and x.dtype.kind in "US":
         return x.astype(object)  # "<U7" arrays: Keras refuses their dtype
-    if isinstance(x, (list, tuple)) and any(
-        isinstance(t, (str, bytes)) for t in x
-    ):
+    texts = (
+        isinstance(x, (list, tuple))
+        or (isinstance(x, np.ndarray) and x.dtype == object and x.ndim == 1)
+    ) and any(isinstance(t, (str, bytes)) for t in x)
+    if texts:
         for i, t in enumerate(x):
             if not isinstance(t, (str, bytes)):
                 raise TypeError(

@@ -351,6 +351,8 @@ def test_bytes_are_read_as_the_strings_they_encode():
         rtol=1e-5,
         atol=1e-6,
     )
+    with pytest.raises(TypeError, match="Text 1 is None"):
+        model.predict(np.array([b"malo", None], dtype=object), verbose=0)
     loss = model.evaluate(texts, labels, verbose=0)
     assert model.evaluate(encoded, labels, verbose=0) == pytest.approx(loss)
     # Training on the bytes is training on the texts.
