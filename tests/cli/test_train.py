@@ -389,6 +389,8 @@ def test_train_on_a_tfds_name_and_on_texts_with_a_hub_module(
     assert "is empty: a classifier cannot score no text" in (
         capsys.readouterr().err
     )
+    assert cli.main([*model, str(tmp_path)]) == 2  # a folder: for images
+    assert "is a folder; " in capsys.readouterr().err
     assert cli.main([*model, str(table)]) == 2  # its text column is "review"
     assert "no column 'text'" in capsys.readouterr().err
     assert cli.main([*model, str(tmp_path / "missing.csv")]) == 2
