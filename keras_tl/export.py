@@ -32,12 +32,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_tl.files import (
-    check_replaceable,
-    library_versions,
-    restore_interrupted,
-    write_folder,
-)
+from keras_tl.files import check_replaceable, library_versions, write_folder
 from keras_tl.heads import is_multi_label
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
 from keras_tl.text.classifier import SentenceEncoder
@@ -290,13 +285,13 @@ def export(
         raise TypeError(
             f"export() takes a Keras model. Received: {type(model).__name__}"
         )
-    restore_interrupted(path)  # seen before it is checked
+    # First: it also puts back a folder a killed write had moved aside.
+    check_replaceable(path, "saved_model.pb", "a SavedModel")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} already exists. Pass overwrite=True to replace it, or "
             "choose another folder."
         )
-    check_replaceable(path, "saved_model.pb", "a SavedModel")
 
     if isinstance(model, AWDLSTMLanguageModel):
         if tokenizer is None:

@@ -103,8 +103,8 @@ def restore_interrupted(path):
     other `.old-` folders of ended processes are removed. Returns whether
     one was put back.
 
-    `check_replaceable` calls it; call it before checking whether `path`
-    exists yourself.
+    `check_replaceable` calls it: call that before checking whether
+    `path` exists.
     """
     path = os.path.abspath(os.fspath(path))
     parent, base = os.path.split(path)

@@ -8,7 +8,7 @@ import os
 import time
 
 from keras_tl.cli.inputs import verbosity
-from keras_tl.files import check_replaceable, restore_interrupted
+from keras_tl.files import check_replaceable
 
 # Options that change how a run is shown or stored, not what it computes:
 # left out of the configuration a resumed run must match.
@@ -200,13 +200,14 @@ def check_output(option, path, overwrite, marker, what, hint=""):
     """Refuses an output folder (`option`'s) that exists, before anything
     is written: without --overwrite always, with it unless keras_tl wrote
     it (`marker`, `what`: as `keras_tl.files.check_replaceable`)."""
-    restore_interrupted(path)  # seen before it is checked
+    # First: it also puts back a folder a killed write had moved aside,
+    # and a folder keras_tl did not write is refused whatever --overwrite.
+    check_replaceable(path, marker, what, "--overwrite")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{option} {path} already exists. Choose another {option}"
             f"{hint}, or pass --overwrite to replace it."
         )
-    check_replaceable(path, marker, what, "--overwrite")
 
 
 def no_tflite_for_text(args):

@@ -13,7 +13,6 @@ import tensorflow as tf
 from keras_tl.files import (
     atomic_write,
     check_replaceable,
-    restore_interrupted,
     sha256,
     write_folder,
 )
@@ -488,13 +487,13 @@ def export_language_model(model, tokenizer, path, *, overwrite=False):
 
     >>> export_language_model(lm, tokenizer, "es_lm")  # doctest: +SKIP
     """
-    restore_interrupted(path)  # seen before it is checked
+    # First: it also puts back a folder a killed write had moved aside.
+    check_replaceable(path, "saved_model.pb", "a SavedModel")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} already exists. Choose another path, or pass "
             "overwrite=True to replace it."
         )
-    check_replaceable(path, "saved_model.pb", "a SavedModel")
     served = _ServedLanguageModel(
         copy_language_model(model, stateful=False), tokenizer
     )
