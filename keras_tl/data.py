@@ -64,11 +64,7 @@ def image_class_folders(path: str) -> list[str]:
             "subfolder of images per class (e.g. train/cats/*.jpg, "
             f"train/dogs/*.jpg). Received: path={path!r}"
         )
-    classes = sorted(
-        name
-        for name in os.listdir(path)
-        if os.path.isdir(os.path.join(path, name)) and not name.startswith(".")
-    )
+    classes = _subfolders(path)
     if len(classes) < 2:
         raise ValueError(
             f"{path} needs one subfolder per class, at least two, with the "
@@ -76,22 +72,29 @@ def image_class_folders(path: str) -> list[str]:
             f"subfolders={classes}"
         )
     _refuse_split_folders(path, classes)
+    files = image_files(path)
     for name in classes:
         folder = os.path.join(path, name)
-        if not any(
-            file.lower().endswith(IMAGE_EXTENSIONS)
-            for _, _, files in os.walk(folder)
-            for file in files
-        ):
+        if not any(file.startswith(folder + os.sep) for file in files):
             raise ValueError(
                 f"The class folder {folder} has no images: put "
                 f"{'/'.join(IMAGE_EXTENSIONS)} files in it, or remove it. "
                 f"Received: class={name!r}"
             )
     # TensorFlow would fail mid-epoch, naming no file.
-    check_image_files(image_files(path), f"in {path}")
+    check_image_files(files, f"in {path}")
     _warn_skipped_images(path)
     return classes
+
+
+def _subfolders(folder):
+    """The folders inside `folder` (hidden ones left out), sorted."""
+    return sorted(
+        name
+        for name in os.listdir(folder)
+        if os.path.isdir(os.path.join(folder, name))
+        and not name.startswith(".")
+    )
 
 
 # Image formats Keras' folder reader skips without a word.
@@ -139,14 +142,6 @@ def _refuse_split_folders(path, classes):
     if not all(split_name(name) in _SPLIT_NAMES for name in classes):
         return
 
-    def subfolders(folder):
-        return sorted(
-            name
-            for name in os.listdir(folder)
-            if os.path.isdir(os.path.join(folder, name))
-            and not name.startswith(".")
-        )
-
     inner = []
     for name in classes:
         folder = os.path.join(path, name)
@@ -155,7 +150,7 @@ def _refuse_split_folders(path, classes):
             for file in os.listdir(folder)
         ):
             return  # images right inside: a class folder
-        inner.append(subfolders(folder))
+        inner.append(_subfolders(folder))
     if len(inner[0]) >= 2 and all(names == inner[0] for names in inner):
         training = [c for c in classes if split_name(c).startswith("train")]
         example = os.path.join(path, (training or classes)[0])

@@ -285,6 +285,18 @@ def kill_after_first_checkpoint(argv, state, timeout=240):
     return json.loads(state.read_text())
 
 
+def encoded_image(kind, size=48):
+    """A noise image's file bytes in PIL's `kind` ("JPEG", "PNG", ...)."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (size, size, 3), "uint8")
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format=kind)
+    return out.getvalue()
+
+
 def write_images(folder, classes=("cats", "dogs"), n=6, size=36, seed=0):
     """PNG images whose dominant colour gives their class."""
     from PIL import Image

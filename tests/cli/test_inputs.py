@@ -5,11 +5,10 @@ import gzip
 import os
 import time
 
-import numpy as np
 import pytest
 
 from keras_tl import cli, data
-from tests.conftest import write_images
+from tests.conftest import encoded_image, write_images
 
 
 def test_bad_image_data_exits_2_before_writing_anything(
@@ -112,27 +111,17 @@ def test_image_folder_loader(tmp_path):
         data.image_class_folders(folder)
 
 
-def _encoded(kind, size=48):
-    import io
-
-    from PIL import Image
-
-    pixels = np.random.default_rng(0).integers(0, 255, (size, size, 3), "uint8")
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format=kind)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize(
     "name, content, damaged",
     [
         # Whole files that end unusually: decoded to be sure, then kept.
-        ("trailer.jpg", _encoded("JPEG") + b"MotionPhoto" * 300, False),
-        ("no_trailer.gif", _encoded("GIF")[:-1], False),
+        ("trailer.jpg", encoded_image("JPEG") + b"MotionPhoto" * 300, False),
+        ("no_trailer.gif", encoded_image("GIF")[:-1], False),
         # Cut off: refused by name before training.
-        ("cut.jpg", _encoded("JPEG")[:-200], True),
-        ("cut.gif", _encoded("GIF")[:-300], True),
-        ("cut.bmp", _encoded("BMP")[:-300], True),
+        ("cut.jpg", encoded_image("JPEG")[:-200], True),
+        ("cut.png", encoded_image("PNG")[:-300], True),
+        ("cut.gif", encoded_image("GIF")[:-300], True),
+        ("cut.bmp", encoded_image("BMP")[:-300], True),
         ("tiny.bmp", b"BM", True),
     ],
 )
