@@ -29,19 +29,19 @@ def last_checkpoint(run_dir):
     is then read again."""
     from keras_tl.saving import load_model
 
-    for attempt in range(2):
+    def read():
         with open(os.path.join(run_dir, "state.json"), encoding="utf-8") as f:
             state = json.load(f)
         if not state.get("last_checkpoint"):
             sys.exit(f"{run_dir} has no checkpoint yet.")
-        try:
-            return state, load_model(
-                os.path.join(run_dir, state["last_checkpoint"])
-            )
-        except (FileNotFoundError, OSError):
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+        return state, os.path.join(run_dir, state["last_checkpoint"])
+
+    state, path = read()
+    try:
+        return state, load_model(path)
+    except OSError:  # FileNotFoundError among them
+        state, path = read()
+        return state, load_model(path)
 
 
 def main():
