@@ -100,8 +100,9 @@ def restore_interrupted(path):
     """Puts back a folder at `path` that a process stopped between
     `write_folder`'s two renames had moved aside (into its `.old-`
     folder), so that an overwrite check made before any work sees it;
-    other `.old-` folders of ended processes are removed. Returns whether
-    one was put back.
+    other `.old-` folders of ended processes are removed, and so is the
+    owner file that a process stopped just after its last rename left
+    inside the finished folder. Returns whether a folder was put back.
 
     `check_replaceable` calls it: call that before checking whether
     `path` exists.
@@ -123,6 +124,15 @@ def restore_interrupted(path):
             except FileNotFoundError:  # another writer put it back first
                 pass
         shutil.rmtree(folder, ignore_errors=True)
+    # A finished folder whose writer stopped before removing its owner
+    # file: the folder is whole (it was moved in complete), the file a
+    # leftover. A live writer removes its own.
+    owner = os.path.join(path, _OWNER)
+    if os.path.isfile(owner) and not _owned(path):
+        try:
+            os.remove(owner)
+        except FileNotFoundError:  # its writer removed it meanwhile
+            pass
     return restored
 
 

@@ -91,6 +91,35 @@ def test_a_folder_moved_aside_by_a_killed_process_is_put_back(tmp_path):
     assert not restore_interrupted(target)  # nothing left to put back
 
 
+def test_an_owner_file_left_in_a_finished_folder_is_removed(tmp_path):
+    # Killed after moving the finished folder in, before removing the
+    # owner file: the next check of that path removes it.
+    target = tmp_path / "export"
+    code = (
+        "import os, sys; from keras_tl import files\n"
+        "real = os.remove\n"
+        "def remove(p):\n"
+        "    if p.endswith('.owner-pid'): os._exit(9)\n"
+        "    real(p)\n"
+        "files.os.remove = remove\n"
+        "def write(staging):\n"
+        "    open(os.path.join(staging, 'a.txt'), 'w').write('new')\n"
+        "files.write_folder(sys.argv[1], write)\n"
+    )
+    process = subprocess.run([sys.executable, "-c", code, str(target)])
+    assert process.returncode == 9
+    owner = target / ".owner-pid"
+    dead = owner.read_text()
+    # A live writer's file is its own to remove.
+    owner.write_text(str(os.getppid()))
+    check_replaceable(target, "a.txt", "an output")
+    assert owner.exists()
+    owner.write_text(dead)
+    check_replaceable(target, "a.txt", "an output")
+    assert sorted(os.listdir(target)) == ["a.txt"]
+    assert (target / "a.txt").read_text() == "new"
+
+
 def test_a_new_staging_folder_without_its_owner_file_is_left(tmp_path):
     # Another writer between creating its folder and writing its pid.
     other = tmp_path / ".export.tmp-new"
