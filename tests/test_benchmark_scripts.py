@@ -374,3 +374,68 @@ def test_lm_snapshot_writes_the_last_checkpoint_as_a_model(
     with pytest.raises(SystemExit, match="exists: give a new folder"):
         main(run)
     assert (run / "state.json").exists()
+
+
+def test_imdb_ensemble_averages_arms_of_different_run_folders(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.syspath_prepend(BENCHMARKS)
+    ens = importlib.import_module("imdb_ensemble")
+    subset = {"max_train": 4, "max_test": 4, "seed": 0}
+
+    def arm(runs, name, encoder, **changes):
+        folder = tmp_path / runs / name
+        folder.mkdir(parents=True)
+        (folder / "model.keras").write_bytes(b"")
+        manifest = {**subset, **changes, "encoder": encoder}
+        (tmp_path / runs / "subset.json").write_text(json.dumps(manifest))
+        return str(folder)
+
+    forward = arm("large", "pretrained", "awd_lstm_en_large_imdb")
+    backward = arm("small", "ulmfit_backward", "en-imdb")
+    # Confident and wrong on review 2 (forward), unsure and right (backward).
+    answers = {
+        forward: np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.6, 0.4]]),
+        backward: np.array([[0.6, 0.4], [0.45, 0.55], [0.7, 0.3], [0.4, 0.6]]),
+    }
+    calls = []
+
+    def predict(member, texts, batch_size):
+        calls.append(member)
+        return answers[member]
+
+    monkeypatch.setattr(ens, "predict", predict)
+    monkeypatch.setattr(ens, "missing", lambda path: False)
+    monkeypatch.setattr(
+        ens,
+        "load_split",
+        lambda name, limit, seed: (
+            ["a", "b", "c", "d"],
+            ["neg", "pos", "neg", "neg"]
+            if name == "test"
+            else ["neg", "pos"] * 2,
+        ),
+    )
+    monkeypatch.setattr(ens, "bag_of_words", lambda *a: np.array([0, 0, 0, 0]))
+    output = tmp_path / "scores.jsonl"
+    ens.main([forward, backward, "--output", str(output)])
+    rows = {
+        r["arm"]: r for r in map(json.loads, output.read_text().splitlines())
+    }
+    # The mean: [0.75, 0.25], [0.425, 0.575], [0.45, 0.55], [0.5, 0.5].
+    assert rows["ensemble"]["predicted"] == [0, 1, 1, 0]
+    assert rows[forward]["predicted"] == [0, 1, 1, 0]
+    assert rows[backward]["predicted"] == [0, 1, 0, 1]
+    assert rows["bow"]["accuracy"] == 0.75
+    assert rows["ensemble"]["accuracy"] == 0.75
+    assert rows["ensemble"]["members"] == [forward, backward]
+    assert "| bow | +0.000 |" in capsys.readouterr().out
+    # A second combination reads the cached probabilities.
+    ens.main([backward, forward])
+    assert calls == [forward, backward]
+    # Arms of another subset score other reviews: refused, by name.
+    other = arm("other", "pretrained", "en-imdb", seed=1)
+    with pytest.raises(SystemExit, match="different test reviews"):
+        ens.main([forward, other])
+    with pytest.raises(SystemExit, match="no model.keras"):
+        ens.main([forward, str(tmp_path / "large")])
