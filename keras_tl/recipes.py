@@ -146,7 +146,10 @@ def fine_tune(
 
     Args:
         model: a compiled Keras model (e.g. from `keras_tl.build`).
-        train_data: what `fit` takes as `x` (a `tf.data.Dataset` ...).
+        train_data: what `fit` takes as `x` (a `tf.data.Dataset` ...),
+            or, as `validation_data`, a tuple `(x, y)` or `(x, y,
+            sample_weight)` of arrays for a one-input model. Integer class
+            labels outside the model's classes are refused before training.
         epochs: epochs of each stage; its length is the number of stages.
         train_groups: how many layer groups, from the head down, the last
             stage trains (default: all). `epochs=(5,), train_groups=1`
@@ -263,6 +266,8 @@ def fine_tune(
             f"(the recipe has {sum(epochs)} epochs in all). Received: "
             f"initial_epoch={initial_epoch!r}"
         )
+    train_data, fit_kwargs = _split_arrays(model, train_data, fit_kwargs)
+    _check_labels(model, fit_kwargs.get("y"))
     if isinstance(train_data, tf.data.Dataset):
         # A dataset shuffles itself; Keras warns on every fit otherwise.
         fit_kwargs.setdefault("shuffle", False)
@@ -319,6 +324,62 @@ def fine_tune(
     merged.set_model(model)
     merged.advice = advice
     return merged
+
+
+def _split_arrays(model, train_data, fit_kwargs):
+    """`(x, y[, sample_weight])` given as `train_data`, as `validation_data`
+    takes it: `fit`'s `x`, `y` and `sample_weight` for a one-input model.
+    (Keras' `fit` would read the tuple as the inputs of a model with two.)"""
+    inputs = getattr(model, "inputs", None) or []
+    if (
+        isinstance(train_data, tuple)
+        and len(train_data) in (2, 3)
+        and len(inputs) == 1
+        and "y" not in fit_kwargs
+    ):
+        names = ("y", "sample_weight")
+        return train_data[0], {
+            **fit_kwargs,
+            **dict(zip(names, train_data[1:], strict=False)),
+        }
+    return train_data, fit_kwargs
+
+
+def _check_labels(model, labels):
+    """Integer class ids (one a row) outside the model's classes: a
+    ValueError naming the first row, before any training (TensorFlow's own
+    error comes from inside the first step's graph)."""
+    import numpy as np
+
+    outputs = getattr(model, "outputs", None) or []
+    if labels is None or len(outputs) != 1:
+        return
+    classes = outputs[0].shape[-1]
+    try:
+        labels = np.asarray(labels)
+    except (TypeError, ValueError):
+        return
+    if (
+        classes is None
+        or classes < 2
+        or labels.ndim != 1
+        or labels.dtype.kind not in "iu"
+    ):
+        return
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        row = int(bad[0])
+        fix = (
+            f"Build it with num_classes={int(labels.max()) + 1}, or map the "
+            f"labels to 0 .. {classes - 1}."
+            if labels.max() >= classes
+            else f"Map the labels to 0 .. {classes - 1}."
+        )
+        raise ValueError(
+            f"Label {labels[row]} (row {row}; {bad.size} such labels in all) "
+            f"is not a class of this model: it has {classes} classes, ids 0 "
+            f"to {classes - 1}. {fix}"
+        )
 
 
 def _build_metrics(model, data):

@@ -251,3 +251,42 @@ def test_strategy_auto_takes_the_advice(monkeypatch):
     assert "epochs=(1, 1, 2), train_groups=3)" in str(refused.value)
     with pytest.raises(ValueError, match="`strategy` must be"):
         keras_tl.fine_tune(compiled(), data(), strategy="best", verbose=0)
+
+
+def test_arrays_as_a_tuple_and_labels_checked_before_training():
+    import numpy as np
+
+    model = tiny_cnn(batchnorm=False)  # no statistics that move anyway
+    model.compile(
+        keras.optimizers.Adam(),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    x, _ = tiny_data(n=8)
+    labels = np.array([0, 1] * 4)
+    before = weights_of(model)
+    # (x, y, sample_weight) as validation_data takes it: all-zero weights
+    # leave every weight as it was, so they reached `fit`.
+    keras_tl.fine_tune(
+        model, (x, labels, np.zeros(8)), epochs=(1,), batch_size=4, verbose=0
+    )
+    assert same(weights_of(model), before)
+    history = keras_tl.fine_tune(
+        model, (x, labels), epochs=(1, 1), batch_size=4, verbose=0
+    )
+    assert history.epoch == [0, 1] and "accuracy" in history.history
+    assert not same(weights_of(model), before)
+    trained = weights_of(model)
+    # A label that is not one of the model's 2 classes, named before any step.
+    with pytest.raises(
+        ValueError, match=r"Label 2 \(row 5; 2 such .*num_classes=3"
+    ):
+        keras_tl.fine_tune(
+            model,
+            (x, np.array([0, 1, 0, 1, 0, 2, 2, 0])),
+            epochs=(1,),
+            verbose=0,
+        )
+    with pytest.raises(ValueError, match="Label -1 .*Map the labels to 0 .. 1"):
+        keras_tl.fine_tune(model, x, y=-labels, epochs=(1,), verbose=0)
+    assert same(weights_of(model), trained)
