@@ -27,6 +27,18 @@ def check_positive(name, value):
         )
 
 
+def check_strings(texts):
+    """Each of `texts` a str or bytes; the error names the first that is
+    not (a None, a number)."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, (str, bytes)):
+            raise TypeError(
+                f"Text {i} is {text!r} ({type(text).__name__}), not a "
+                "string: give strings only (e.g. `'' if t is None else "
+                "str(t)`)."
+            )
+
+
 def check_texts(texts, what="corpus"):
     """Texts as a list of str (UTF-8 bytes decoded), not all empty; the
     error names the text that is not UTF-8."""

@@ -32,6 +32,7 @@ def load_model(path, **kwargs) -> keras.Model:
     >>> model = keras_tl.load_model("runs/cats/checkpoints/best.keras")
     ... # doctest: +SKIP
     """
+    _check_keras_file(path)
     # The text layers register themselves with Keras when imported.
     import keras_tl.text  # noqa: F401
 
@@ -45,3 +46,49 @@ def load_model(path, **kwargs) -> keras.Model:
         prepare_optimizer(model)
         model.load_weights(path)
     return model
+
+
+def _check_keras_file(path):
+    """Says what `path` is, and what loads it, when it is not a `.keras`
+    file: a language model, an export, a run folder (Keras' own errors
+    there are about its internals)."""
+    import os
+
+    from keras_tl.presets import list_encoder_presets
+
+    path = os.fspath(path)
+    names = {
+        name
+        for preset in list_encoder_presets()
+        for name in (preset.name, *preset.aliases)
+    }
+    if path in names and not os.path.exists(path):
+        raise ValueError(
+            f"'{path}' is a language-model preset, not a saved model: load "
+            f"it with `keras_tl.text.load_language_model('{path}')`, or "
+            f"build a classifier on it with `keras_tl.build('awd_lstm', "
+            f"num_classes=..., encoder='{path}')`."
+        )
+    if not os.path.isdir(path):
+        return  # a .keras file, or Keras' own error for a missing one
+    if os.path.exists(os.path.join(path, "language_model.weights.h5")):
+        hint = (
+            "a language model: load it with `keras_tl.text."
+            "load_language_model(folder)`"
+        )
+    elif os.path.exists(os.path.join(path, "saved_model.pb")):
+        hint = "an exported SavedModel: load it with `keras_tl.load_exported`"
+    elif os.path.isfile(os.path.join(path, "model.keras")):
+        hint = (
+            "a run folder: its classifier, strings in, is "
+            f"{os.path.join(path, 'model.keras')}"
+        )
+    elif os.path.isdir(os.path.join(path, "checkpoints")):
+        hint = (
+            "a run folder: give one of its checkpoints, e.g. "
+            f"{os.path.join(path, 'checkpoints', 'best.keras')} (its best "
+            "epoch) or a `last-epoch-N.keras` beside it"
+        )
+    else:
+        hint = "a folder: give the `.keras` file that `model.save` wrote"
+    raise ValueError(f"{path} is {hint}.")

@@ -54,6 +54,22 @@ def test_a_preset_name_loads_like_its_folder(models_dir):
     )
 
 
+def test_load_model_says_what_loads_a_preset_or_a_folder(models_dir, tmp_path):
+    # keras_tl.load_model takes .keras files; Keras' errors for the rest
+    # are about its internals ("weights_store", "File format").
+    with pytest.raises(ValueError, match=r"'es' is a language-model preset"):
+        keras_tl.load_model("es")
+    with pytest.raises(ValueError, match="a language model: load it with"):
+        keras_tl.load_model(str(models_dir / "awd_lstm_es"))
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ValueError, match="keras_tl.load_exported"):
+        keras_tl.load_model(str(tmp_path / "export"))
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"run folder: .*best\.keras"):
+        keras_tl.load_model(str(tmp_path / "run"))
+
+
 def test_an_existing_folder_wins_over_a_preset_name(
     models_dir, tmp_path, monkeypatch
 ):

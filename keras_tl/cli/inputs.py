@@ -492,7 +492,9 @@ class Loaded:
             raise ValueError(
                 f"Give the run folder the checkpoint belongs to (it knows the "
                 f"labels and how inputs are read), not the file. Received: "
-                f"{path}"
+                f"{path}. For a model saved from Python (`model.save`), "
+                "export it first, `keras_tl.export(keras_tl.load_model("
+                "path), folder)`, and give that folder."
             )
         if not os.path.exists(path):
             raise FileNotFoundError(

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from keras_tl.checks import (
     check_positive_int,
+    check_strings,
     check_texts,
     refuse_unknown,
     renamed,
@@ -250,6 +251,7 @@ def encode_documents(
     `verbose` shows a progress bar (batches of documents encoded).
     """
     texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+    check_strings(texts)
     documents = []
     starts = range(0, len(texts), batch_size)
     if verbose:
@@ -306,7 +308,10 @@ def encode_labels(labels, label_names=None):
         raise ValueError(
             "Give one label a text (a class name or id), not rows such as "
             "one-hot vectors: for one-hot labels `y`, pass "
-            "`np.argmax(y, axis=1)`."
+            "`np.argmax(y, axis=1)`. Several labels a text (multi-hot "
+            "rows) need a multi-label model instead: `keras_tl.build("
+            "'awd_lstm', num_classes=K, multi_label=True, encoder=...)`, "
+            "trained with `keras_tl.fine_tune`."
         )
     if label_names is None:
         distinct = {str(label) for label in labels}
@@ -466,7 +471,17 @@ def classification_dataset(
     if not len(documents):
         raise ValueError("No documents: the dataset would be empty.")
     if labels is not None:
-        labels = np.asarray(labels).astype("int32")
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]  # a column, `df[["label"]].values`
+        if labels.dtype.kind not in "iu" or labels.ndim != 1:
+            raise ValueError(
+                "`labels` must be class ids, one integer a document (dtype "
+                f"{labels.dtype}, shape {labels.shape} received, e.g. "
+                f"{labels.ravel()[:3].tolist()}). For names or other labels, "
+                "`ids, names = text.encode_labels(labels)` gives the ids."
+            )
+        labels = labels.astype("int32")
         if len(labels) != len(documents):
             raise ValueError(
                 f"{len(documents)} documents but {len(labels)} labels: give "

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.checks import check_strings
 from keras_tl.heads import is_multi_label
 from keras_tl.text.data import document_ids, encode_labels, integer_names
 
@@ -80,6 +81,13 @@ def _strings(x):
         return np.array([x], dtype=object)
     if hasattr(x, "to_numpy") and not hasattr(x, "numpy"):  # pandas
         x = x.to_numpy()
+    if (
+        isinstance(x, np.ndarray)
+        and x.ndim == 2
+        and x.shape[1] == 1
+        and x.dtype.kind in "USO"
+    ):
+        x = x[:, 0]  # a column of texts, `df[["text"]].values`
     if isinstance(x, np.ndarray) and x.dtype.kind in "US":
         return x.astype(object)  # "<U7" arrays: Keras refuses their dtype
     texts = (
@@ -87,12 +95,7 @@ def _strings(x):
         or (isinstance(x, np.ndarray) and x.dtype == object and x.ndim == 1)
     ) and any(isinstance(t, (str, bytes)) for t in x)
     if texts:
-        for i, t in enumerate(x):
-            if not isinstance(t, (str, bytes)):
-                raise TypeError(
-                    f"Text {i} is {t!r} ({type(t).__name__}), not a string: "
-                    "give strings only (e.g. `'' if t is None else str(t)`)."
-                )
+        check_strings(x)
         return np.array(x, dtype=object)
     return x
 
@@ -147,6 +150,17 @@ def _labels(y, label_names, classes):
     if y.dtype.kind in "iu" and numbered and y.size:
         # Labels 1..5 were read as the names "1".."5" (class ids 0..4):
         # the same integers given again are those names, not ids.
+        unknown = sorted(
+            {int(v) for v in y.ravel()} - set(map(int, label_names))
+        )
+        if unknown:
+            raise ValueError(
+                f"This model's classes are named by numbers ({label_names}),"
+                " so integer labels are read as those names, as in training"
+                f", not as class ids; {unknown[:5]} are not among them. Give"
+                " the labels as the model was trained with them (for class "
+                "ids `ids`: `[model.label_names[i] for i in ids]`)."
+            )
         y = y.astype(str)
     if y.dtype.kind in "USO" and y.size:
         names = [
@@ -172,11 +186,52 @@ def _labels(y, label_names, classes):
     return y
 
 
-def _validation(data, convert):
+def _validation(data, convert, label_names):
     """`validation_data=(texts, labels[, weights])` with strings read."""
     if isinstance(data, (tuple, list)) and len(data) in (2, 3):
         return (_keras_input(_strings(data[0])), convert(data[1]), *data[2:])
-    return data
+    return _dataset_labels(data, label_names)
+
+
+def _dataset_labels(data, label_names):
+    """A `tf.data.Dataset` of `(texts, labels[, weights])` whose labels are
+    names (strings) with the labels mapped to class ids, as arrays' are;
+    anything else as it is (integers in a dataset are class ids). A label
+    that is not a name stops the iteration with an error naming them."""
+    if not isinstance(data, tf.data.Dataset):
+        return data
+    spec = data.element_spec
+    if not isinstance(spec, tuple) or len(spec) < 2:
+        return data
+    label = spec[1]
+    if not isinstance(label, tf.TensorSpec) or label.dtype != tf.string:
+        return data
+    if not label_names:
+        raise ValueError(
+            "The dataset's labels are strings, but this model has no "
+            "`label_names` to look them up in: give class ids (0, 1, ...)."
+        )
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(label_names), tf.range(len(label_names), dtype=tf.int64)
+        ),
+        default_value=-1,
+    )
+    # (TensorFlow's assertion escapes quotes: none around the names.)
+    message = (
+        "A label of the dataset is not among the model label_names: "
+        + ", ".join(label_names)
+    )
+
+    def to_ids(*element):
+        ids = table.lookup(element[1])
+        with tf.control_dependencies(
+            [tf.debugging.assert_non_negative(ids, message=message)]
+        ):
+            ids = tf.identity(ids)
+        return (element[0], ids, *element[2:])
+
+    return data.map(to_ids)
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -338,7 +393,7 @@ class TextModel(keras.Model):
                 metrics=["binary_accuracy" if binary else "accuracy"],
             )
             self._scoring_only = True
-        x, y = _strings(x), self._labels(y)
+        x, y = _strings(_dataset_labels(x, self.label_names)), self._labels(y)
         # Read by length too (the score does not depend on the order):
         # args are batch_size, verbose, sample_weight, steps.
         weights = kwargs.get("sample_weight")
@@ -369,8 +424,9 @@ class TextModel(keras.Model):
             )
         if "validation_data" in kwargs:
             kwargs["validation_data"] = _validation(
-                kwargs["validation_data"], self._labels
+                kwargs["validation_data"], self._labels, self.label_names
             )
+        x = _dataset_labels(x, self.label_names)
         return super().fit(
             _keras_input(_strings(x)), self._labels(y), *args, **kwargs
         )
@@ -391,7 +447,10 @@ def text_model(
         model: a model that takes right-padded token ids, such as
             `keras_tl.build("awd_lstm", ...)` or `text_classifier(...)`;
             its weights are shared, not copied.
-        tokenizer: the encoder's tokenizer.
+        tokenizer: the encoder's tokenizer (`load_tokenizer` of the same
+            preset or folder). One of another size is refused; one of the
+            same size from another encoder (`en` for `es`: both 16,000
+            pieces) cannot be told apart, and gives wrong predictions.
         backwards: whether the encoder reads documents backwards.
         label_names: class names in output order, kept with the model.
         name: the new model's name (default: `model.name`).
@@ -426,6 +485,15 @@ def text_model(
             "token ids (one int input, (batch, time)). Received inputs: "
             f"{[(tuple(i.shape), i.dtype) for i in model.inputs]}"
         )
+    vocabulary = _vocabulary_size(model)
+    given = getattr(tokenizer, "vocabulary_size", None)
+    if vocabulary is not None and given is not None and given != vocabulary:
+        raise ValueError(
+            f"The tokenizer has {given} tokens but the model's encoder reads "
+            f"{vocabulary}: they do not belong together. Give the tokenizer "
+            "saved with the encoder (`load_tokenizer(name_or_folder)` of the "
+            "`encoder` the model was built with)."
+        )
     texts = keras.Input(shape=(), dtype="string", name="texts")
     ids = DocumentIds(tokenizer, backwards=backwards, name="document_ids")(
         texts
@@ -454,6 +522,20 @@ def text_model(
         model.optimizer = None
         model.compiled = False
     return result
+
+
+def _vocabulary_size(model):
+    """The token ids the first AWD-LSTM encoder inside `model` reads, or
+    None for a model without one."""
+    for layer in model.layers:
+        encoder = getattr(layer, "encoder", None)
+        if hasattr(encoder, "vocabulary_size"):
+            return encoder.vocabulary_size
+        if isinstance(layer, keras.Model):
+            found = _vocabulary_size(layer)
+            if found is not None:
+                return found
+    return None
 
 
 def ensemble(models, *, name="ensemble"):

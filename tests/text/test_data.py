@@ -107,6 +107,16 @@ def test_documents_labels_and_batches():
     with pytest.raises(ValueError, match="no full batch"):
         classification_dataset(docs, batch_size=4, drop_remainder=True)
     assert next(iter(fixed)).numpy().tolist()[2] == [6, 7, 8]  # the end
+    # Labels are class ids: names (or fractions) are refused, not cut to 0.
+    for labels in (["pos", "neg", "pos"], [0.7, 0.2, 1.0]):
+        with pytest.raises(
+            ValueError, match="must be class ids.*encode_labels"
+        ):
+            classification_dataset(docs, labels)
+    column = classification_dataset(docs, np.array([[1], [0], [1]]))
+    assert next(iter(column))[1].numpy().tolist() == [1, 0, 1]
+    with pytest.raises(TypeError, match="Text 1 is None"):
+        encode_documents(["a b", None], tokenizer)
 
 
 def test_shuffled_batches_group_similar_lengths():

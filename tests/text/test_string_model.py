@@ -419,3 +419,29 @@ def test_evaluate_compiles_to_score_only(tmp_path):
     model.fit(texts, labels, verbose=0)
     model.save(path)
     assert keras.saving.load_model(path).compiled
+
+
+def test_columns_datasets_of_names_and_a_foreign_tokenizer(forward):
+    texts = ["es muy bueno", "la de malo", "malo", "bueno"]
+    names = ["pos", "neg", "neg", "pos"]
+    # A column of texts, `df[["text"]].values`, as the texts themselves.
+    column = np.array(texts, dtype=object)[:, None]
+    np.testing.assert_allclose(
+        forward.predict(column, verbose=0), forward.predict(texts, verbose=0)
+    )
+    # A dataset of (texts, names) scores as the lists do.
+    expected = forward.evaluate(texts, names, verbose=0, return_dict=True)
+    data = tf.data.Dataset.from_tensor_slices((texts, names)).batch(2)
+    got = forward.evaluate(data, verbose=0, return_dict=True)
+    np.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-5)
+    assert got["accuracy"] == expected["accuracy"]
+    wrong = tf.data.Dataset.from_tensor_slices((texts, ["pos", "bad"] * 2))
+    with pytest.raises(
+        Exception, match="not among the model label_names: neg, pos"
+    ):
+        forward.evaluate(wrong.batch(2), verbose=0)
+    # A tokenizer of another vocabulary cannot read this encoder's ids.
+    other = WordTokenizer.from_corpus(["otras palabras muy distintas"] * 3)
+    inner = forward.get_layer("ulmfit_classifier")
+    with pytest.raises(ValueError, match=r"tokenizer has \d+ tokens but"):
+        text_model(inner, other)

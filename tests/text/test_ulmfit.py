@@ -297,6 +297,10 @@ def test_string_model_labels_groups_and_takeover():
     ]
     with pytest.raises(ValueError, match="A label is 7"):
         _labels([0, 7], ["neg", "pos"], 2)
+    # Class ids given to a model whose names are other numbers: named as
+    # such, not "not in the label set".
+    with pytest.raises(ValueError, match=r"named by numbers .*\[0\] are not"):
+        _labels([0, 3, 4], ["3", "4", "5"], 3)
     # A head added after the token-id model is a group of its own, the
     # tokenizer joins the first group.
     tokenizer = WordTokenizer.from_corpus(separable(16, 0)[0])
