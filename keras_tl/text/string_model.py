@@ -359,6 +359,14 @@ class TextModel(keras.Model):
         `benchmarks/predict_speed.py`); the predictions come back in the
         order given (callbacks see the batches in order of length)."""
         x = _strings(x)
+        if (
+            isinstance(x, (list, tuple, np.ndarray))
+            and len(x) == 0
+            and isinstance(self.output_shape, tuple)
+        ):
+            # No texts, no rows (Keras' adapters fail on an empty input;
+            # the export answers (0, classes) too).
+            return np.zeros((0, *self.output_shape[1:]), "float32")
         steps = args[2] if len(args) > 2 else kwargs.get("steps")
         order = _length_order(x) if steps is None else None
         if order is None:
@@ -592,7 +600,8 @@ def ensemble(models, *, name="ensemble"):
         raise ValueError(
             f"The members need distinct names; received {names}. Name them "
             "when you make them (`train_ulmfit(..., name=...)` or "
-            "`text_model(..., name=...)`)."
+            "`text_model(..., name=...)`), or rename a loaded one before "
+            "ensembling it (`model.name = 'seed_2'`)."
         )
     labels = {tuple(getattr(m, "label_names", None) or ()) for m in models} - {
         ()

@@ -429,6 +429,7 @@ def test_columns_datasets_of_names_and_a_foreign_tokenizer(forward):
     np.testing.assert_allclose(
         forward.predict(column, verbose=0), forward.predict(texts, verbose=0)
     )
+    assert forward.predict([], verbose=0).shape == (0, 2)
     # A dataset of (texts, names) scores as the lists do.
     expected = forward.evaluate(texts, names, verbose=0, return_dict=True)
     data = tf.data.Dataset.from_tensor_slices((texts, names)).batch(2)
