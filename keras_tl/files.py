@@ -42,7 +42,8 @@ def check_replaceable(path, marker, what, option="overwrite=True"):
 
     An existing folder is replaced only if it has `marker` (e.g.
     `saved_model.pb`) or is empty; anything else (a file, a folder of
-    the user's) is left alone, whatever the overwrite option says.
+    the user's) is left alone, whatever the overwrite option (`option`,
+    named in the error; None for a function that has none) says.
 
     Raises:
         FileExistsError: `path` exists and is not replaceable.
@@ -55,9 +56,10 @@ def check_replaceable(path, marker, what, option="overwrite=True"):
     ):
         return
     kind = "a file" if not os.path.isdir(path) else f"a folder without {marker}"
+    even = f" even with {option}" if option else ""
     raise FileExistsError(
-        f"{path} is {kind}, not {what}, so it is not replaced even with "
-        f"{option}. Move it away or choose another path."
+        f"{path} is {kind}, not {what}, so it is not replaced{even}. Move it "
+        "away or choose another path."
     )
 
 

@@ -434,7 +434,7 @@ def _add_weights_dtype_option(parser, default):
     )
 
 
-def _add_lm_options(parser):
+def _add_lm_options(parser, held_out="the corpus's tail"):
     parser.add_argument(
         "--corpus",
         nargs="+",
@@ -450,7 +450,7 @@ def _add_lm_options(parser):
     parser.add_argument(
         "--validation",
         nargs="+",
-        help="validation files (default: the corpus's tail)",
+        help=f"validation files (default: {held_out})",
     )
     parser.add_argument(
         "--max-words",
@@ -575,8 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--epochs",
             type=float,
             default=1.0,
-            help="passes over the corpus (0.5: half of it); one one-cycle "
-            "schedule spans them",
+            help="passes over the corpus (0.5: half of it), rounded up to "
+            "whole --checkpoint-every intervals; one one-cycle schedule "
+            "spans them",
         )
         pretrain.add_argument("--learning-rate", type=float, default=2e-3)
         pretrain.add_argument(
@@ -620,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="the pretrained language model: a preset (en, es) or a folder",
     )
-    _add_lm_options(finetune)
+    _add_lm_options(finetune, "none, and no held-out perplexity is measured")
     finetune.add_argument("--epochs", type=int, nargs="+", default=[1, 1])
     _add_weights_dtype_option(finetune, "the --encoder's")
     finetune.add_argument(

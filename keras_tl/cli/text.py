@@ -499,6 +499,12 @@ def _check_text_files(option, paths):
                 ".jsonl(.gz), .csv or .tsv files (tables: the "
                 "--text-column)."
             )
+        if os.path.isdir(path):
+            raise ValueError(
+                f"{option} {path} is a folder: give its files (e.g. "
+                f"{option} {os.path.join(path, '*.txt')}; the option takes "
+                "several)."
+            )
 
 
 def _check_output(args):

@@ -67,7 +67,8 @@ def save_language_model(
     Args:
         model: an `AWDLSTMLanguageModel`.
         tokenizer: its tokenizer.
-        folder: the folder to write (replaced if it exists).
+        folder: the folder to write (replaced if it is a language-model
+            folder; anything else there is refused, never deleted).
         config: what `config.json` records; its `"model"` entry is the
             model's config.
         weights_dtype: "float32"; "float16" to store the weights in
@@ -77,6 +78,8 @@ def save_language_model(
     """
 
     check_weights_dtype(weights_dtype)
+    # Only a language-model folder (or an empty one) is replaced.
+    check_replaceable(folder, "config.json", "a language-model folder", None)
 
     def write(staging):
         weights = os.path.join(staging, WEIGHTS)

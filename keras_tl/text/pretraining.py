@@ -18,7 +18,7 @@ from keras_tl.checks import (
     refuse_unknown,
     renamed,
 )
-from keras_tl.files import write_folder
+from keras_tl.files import check_replaceable, write_folder
 from keras_tl.presets import language_model_config
 from keras_tl.text import tokenizers as tokenizers_lib
 from keras_tl.text.awd_lstm import AWDLSTMLanguageModel
@@ -214,8 +214,10 @@ def pretrain_language_model(
 
     Args:
         corpus: the training text (a string) or a list of documents.
-        path: the folder to write (replaced if it exists; `output_dir`
-            before, still taken with a DeprecationWarning).
+        path: the folder to write (replaced if it is a language-model
+            folder; a folder of anything else, or a file, is refused
+            before training, never deleted; `output_dir` before, still
+            taken with a DeprecationWarning).
         validation: validation text; default: the last
             `validation_fraction` of the corpus's lines.
         initial: continue from a trained language model (a folder or a
@@ -279,6 +281,9 @@ def pretrain_language_model(
     check_positive_int("checkpoint_every", checkpoint_every)
     if weights_dtype is not None:
         check_weights_dtype(weights_dtype)  # before hours of training
+    # A folder of the user's (or a file) at `path` is never replaced: before
+    # training, not after.
+    check_replaceable(path, "config.json", "a language-model folder", None)
     sizes = {
         "vocabulary_size": vocabulary_size,
         "embedding_dim": embedding_dim,
@@ -355,14 +360,29 @@ def pretrain_language_model(
     chunks = math.ceil(total / chunk)
     total = chunks * chunk
     done = run.epochs_done if run is not None else 0
+    if done > chunks:
+        raise ValueError(
+            f"{run.path} has trained {done} checkpoint intervals of {chunk} "
+            f"steps, more than the {chunks} this corpus gives now "
+            f"({len(train_ids):,} training tokens): the corpus changed since "
+            "the run started. Give the corpus it started with, or pass "
+            "--overwrite (overwrite=True) to start again."
+        )
+    # Stopped after its last interval (in the held-out pass or the save):
+    # no more steps, only what follows them.
+    trained = done == chunks
     # Built once (it also checks the sizes against the corpus), before
     # the model: the stream is a constant as large as the corpus.
-    data = language_model_dataset(
-        train_ids,
-        batch_size,
-        sequence_length,
-        start=done * chunk,
-        steps=total - done * chunk,
+    data = (
+        None
+        if trained
+        else language_model_dataset(
+            train_ids,
+            batch_size,
+            sequence_length,
+            start=done * chunk,
+            steps=total - done * chunk,
+        )
     )
     if done:
         model = run.load_last()
@@ -380,26 +400,30 @@ def pretrain_language_model(
         if start is not None:
             copy_weights(start["model"], model)
         compile_language_model(model, learning_rate)
-    history = model.fit(
-        data,
-        epochs=chunks,
-        initial_epoch=done,
-        steps_per_epoch=chunk,
-        verbose=verbose,
-        shuffle=False,  # the stream's order carries the state
-        callbacks=[
-            # Each interval starts from a zero state, resumed or not.
-            ResetStateEachEpoch(),
-            OneCycleScheduler(
-                learning_rate,
-                momentum=(0.8, 0.7),
-                total_steps=total,
-                first_epoch=0,
-            ),
-            *(run.callbacks(best=False) if run is not None else []),
-            *(callbacks or []),
-        ],
-    ).history
+    history = (
+        {}
+        if trained
+        else model.fit(
+            data,
+            epochs=chunks,
+            initial_epoch=done,
+            steps_per_epoch=chunk,
+            verbose=verbose,
+            shuffle=False,  # the stream's order carries the state
+            callbacks=[
+                # Each interval starts from a zero state, resumed or not.
+                ResetStateEachEpoch(),
+                OneCycleScheduler(
+                    learning_rate,
+                    momentum=(0.8, 0.7),
+                    total_steps=total,
+                    first_epoch=0,
+                ),
+                *(run.callbacks(best=False) if run is not None else []),
+                *(callbacks or []),
+            ],
+        ).history
+    )
     if run is not None:
         history = run.history
     scores = evaluate_perplexity(

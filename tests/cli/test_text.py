@@ -256,6 +256,11 @@ def test_lm_user_errors_exit_with_code_2(tmp_path, capsys, monkeypatch):
     out = ["--output", str(tmp_path / "out")]
     assert cli.main(["lm", "pretrain", "--corpus", "no.txt", *out]) == 2
     assert "--corpus no.txt: no such file" in capsys.readouterr().err
+    (tmp_path / "textos").mkdir()
+    assert cli.main(["lm", "pretrain", "--corpus", "textos", *out]) == 2
+    assert "--corpus textos is a folder: give its files" in (
+        capsys.readouterr().err
+    )
     latin = tmp_path / "latin.txt"
     latin.write_bytes(b"caf\xe9 con leche\n")
     assert cli.main(["lm", "pretrain", "--corpus", str(latin), *out]) == 2

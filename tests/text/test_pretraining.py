@@ -103,6 +103,65 @@ def test_a_stopped_pretraining_resumes_exactly(tmp_path):
     assert resumed.history.history["learning_rate"][-1] < 1e-5
 
 
+class _KillAtTheEnd(keras.callbacks.Callback):
+    """Stops the process after its last checkpoint, in the held-out pass."""
+
+    def on_train_end(self, logs=None):
+        raise _Killed
+
+
+def test_a_run_stopped_after_its_last_checkpoint_finishes(tmp_path):
+    settings = dict(SIZES, epochs=0.3, checkpoint_every=20)
+    keras.utils.set_random_seed(0)
+    whole = pretrain_language_model(
+        CORPUS,
+        str(tmp_path / "whole"),
+        run=RunFolder(tmp_path / "run_whole", {"run": 1}),
+        **settings,
+    )
+    keras.utils.set_random_seed(0)
+    with pytest.raises(_Killed):
+        pretrain_language_model(
+            CORPUS,
+            str(tmp_path / "lm"),
+            run=RunFolder(tmp_path / "run", {"run": 1}),
+            callbacks=[_KillAtTheEnd()],
+            **settings,
+        )
+    run = RunFolder(tmp_path / "run", {"run": 1})
+    assert run.epochs_done == len(whole.history.history["loss"])
+    assert not (tmp_path / "lm").exists()
+    # The same call trains no more steps: it scores and writes the model.
+    resumed = pretrain_language_model(
+        CORPUS, str(tmp_path / "lm"), run=run, **settings
+    )
+    assert resumed.history.history["loss"] == whole.history.history["loss"]
+    assert (
+        resumed.history.validation_perplexity
+        == whole.history.validation_perplexity
+    )
+    for a, b in zip(
+        _weights(tmp_path / "whole"), _weights(tmp_path / "lm"), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    # A corpus that shrank since: named, not a negative step count.
+    run = RunFolder(tmp_path / "run", {"run": 1})
+    with pytest.raises(ValueError, match="the corpus changed since"):
+        pretrain_language_model(
+            CORPUS[: len(CORPUS) // 3], str(tmp_path / "lm2"), run=run,
+            **settings,
+        )  # fmt: skip
+
+
+def test_a_folder_of_the_users_is_refused_not_replaced(tmp_path):
+    thesis = tmp_path / "datos" / "tesis.txt"
+    thesis.parent.mkdir()
+    thesis.write_text("capítulo 1")
+    with pytest.raises(FileExistsError, match="not a language-model folder"):
+        pretrain_language_model(CORPUS, str(tmp_path / "datos"), **SIZES)
+    assert thesis.read_text() == "capítulo 1"
+
+
 def test_resume_without_seeds_warns_and_goes_on(tmp_path):
     settings = dict(SIZES, epochs=0.5, checkpoint_every=20)
     with pytest.raises(_Killed):
