@@ -78,6 +78,24 @@ def save_language_model(
     """
 
     check_weights_dtype(weights_dtype)
+    missing = [
+        key
+        for key in (
+            "model",
+            "training",
+            "validation_perplexity",
+            "tokenizer",
+            "vocabulary_size",
+        )
+        if key not in config
+    ]
+    if missing:
+        raise ValueError(
+            f"`config` lacks {missing}, which config.json and the model card "
+            "record. For a fine-tuned model, start from the starting "
+            "model's record, `language_model_config(name_or_folder)`, as "
+            "`keras-tl lm finetune` does (it also records the fine-tuning)."
+        )
     # Only a language-model folder (or an empty one) is replaced.
     check_replaceable(folder, "config.json", "a language-model folder", None)
 
@@ -436,6 +454,8 @@ def load_language_model(folder):
             f"{weights} does not fit the model described in "
             f"{folder}/config.json: {error}"
         ) from None
+    # Read by whatever trains or reads it next (fine_tune_language_model).
+    model.backwards = bool(card.get("backwards", False))
     return model, tokenizer
 
 

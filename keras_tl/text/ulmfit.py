@@ -92,7 +92,7 @@ def fine_tune_language_model(
     batch_size=32,
     sequence_length=70,
     validation_texts=None,
-    backwards=False,
+    backwards=None,
     verbose="auto",
     callbacks=None,
 ):
@@ -106,15 +106,18 @@ def fine_tune_language_model(
 
     Args:
         language_model: an `AWDLSTMLanguageModel` (weights are read from it;
-            it is not changed).
-        tokenizer: its tokenizer.
+            it is not changed), or a preset name or folder to load one from.
+        tokenizer: its tokenizer; None with a name or folder: the one
+            saved with it.
         texts: the target corpus (documents).
-        epochs, learning_rate, factor: as `keras_tl.fine_tune`; the
+        epochs, learning_rate, factor: as `keras_tl.fine_tune`: whole
+            epochs, one number per stage; the
             rates default to `keras_tl.recipes.default_rates(
             "language_model", stages)`.
         batch_size, sequence_length: the language-model batches.
         validation_texts: to report perplexity before and after.
-        backwards: train on the reversed token stream.
+        backwards: train on the reversed token stream; default: the
+            model's own direction (`load_language_model` records it).
         verbose: as `fit`.
         callbacks: more callbacks for every `fit`.
 
@@ -131,6 +134,34 @@ def fine_tune_language_model(
         )
         return ids[::-1].copy() if backwards else ids
 
+    if isinstance(language_model, (str, os.PathLike)):
+        name = os.fspath(language_model)
+        language_model, saved = load_language_model(name)
+        if tokenizer is None:
+            tokenizer = saved
+        elif tokenizer.get_config() != saved.get_config():
+            raise ValueError(
+                f"The tokenizer given is not the one saved with {name}: the "
+                "model only understands its own token ids. Pass "
+                "tokenizer=None."
+            )
+    if tokenizer is None:
+        raise TypeError(
+            "fine_tune_language_model() needs the model's `tokenizer` (or "
+            "a preset name or folder as `language_model`, which has one)."
+        )
+    if backwards is None:
+        backwards = bool(getattr(language_model, "backwards", False))
+    if isinstance(epochs, float) or (
+        isinstance(epochs, (list, tuple))
+        and any(isinstance(e, float) for e in epochs)
+    ):
+        raise ValueError(
+            "`epochs` are whole epochs, one number per stage, e.g. (1, 1). "
+            "For part of a pass over a large corpus, continue pretraining "
+            "instead: `pretrain_language_model(texts, path, initial=model, "
+            f"epochs=0.5)`. Received: epochs={epochs!r}"
+        )
     epochs = (epochs,) if isinstance(epochs, int) else tuple(epochs)
     if learning_rate is None:
         learning_rate = default_rates("language_model", len(epochs))

@@ -163,7 +163,9 @@ def test_ulmfit_bad_input(trained):
         text_classifier(SIZES, 0)
 
 
-def test_backward_language_model_gives_a_backward_classifier(tmp_path):
+def test_backward_language_model_gives_a_backward_classifier(
+    tmp_path, monkeypatch
+):
     texts, labels = separable(64, 0)
     folder = pretrain_tiny_lm(tmp_path / "backward_lm", texts, backwards=True)
     assert language_model_config(folder)["backwards"] is True
@@ -176,6 +178,35 @@ def test_backward_language_model_gives_a_backward_classifier(tmp_path):
     assert reader(tf.constant(["es bueno"])).numpy()[0][-1] == 2  # <bos> last
     with pytest.raises(ValueError, match="trained backwards"):
         train_ulmfit(texts, labels, folder, backwards=False, **options)
+    # The folder (or the model loaded from it) fine-tunes in its own
+    # direction: it reads the token stream reversed, unless told not to.
+    from keras_tl.text import ulmfit
+    from keras_tl.text.language_model import load_language_model
+    from keras_tl.text.lm_saving import save_language_model
+    from keras_tl.text.ulmfit import fine_tune_language_model
+
+    lm, tokenizer = load_language_model(folder)
+    assert lm.backwards is True
+    streams = []
+    real = ulmfit.data_lib.language_model_dataset
+
+    def spy(ids, *args, **kwargs):
+        streams.append(np.asarray(ids).tolist())
+        return real(ids, *args, **kwargs)
+
+    monkeypatch.setattr(ulmfit.data_lib, "language_model_dataset", spy)
+    tune = dict(epochs=(1,), batch_size=4, sequence_length=8, verbose=0)
+    by_folder = fine_tune_language_model(folder, None, texts, **tune)
+    fine_tune_language_model(lm, tokenizer, texts, **tune)
+    fine_tune_language_model(lm, tokenizer, texts, backwards=False, **tune)
+    assert streams[0] == streams[1] == streams[2][::-1]
+    with pytest.raises(ValueError, match="whole epochs, one number per stage"):
+        fine_tune_language_model(folder, None, texts, epochs=0.5)
+    with pytest.raises(ValueError, match=r"lacks \['training'"):
+        save_language_model(by_folder, tokenizer, str(tmp_path / "t"), {
+            "model": by_folder.get_config(),
+        })  # fmt: skip
+    assert not (tmp_path / "t").exists()
 
 
 def test_strategy_auto_takes_lm_epochs_and_epochs_from_the_advice(
