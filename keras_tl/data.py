@@ -421,11 +421,13 @@ def read_corpus(
     `.tsv(.gz)` files.
 
     Project Gutenberg files keep only what lies between their START and END
-    markers. Stops once `max_words` words are read (whole documents).
+    markers. Stops once `max_words` words are read: whole documents of
+    the tables and JSON-lines files, whole lines of a `.txt` file.
 
     Args:
         paths: file paths.
-        max_words: stop after the document that reaches this many words.
+        max_words: stop after the document (a `.txt` file's line) that
+            reaches this many words.
         strip_gutenberg: drop Project Gutenberg headers and footers.
         text_column: the field (column) of a JSON-lines file or a table
             that holds the text.
@@ -464,6 +466,10 @@ def read_corpus(
             text = read_text(path)
             if strip_gutenberg:
                 text = _strip_gutenberg(text)
+            if not text.strip():
+                raise ValueError(f"{path} holds no text: nothing to train on.")
+            if max_words:  # one document: cut at the line that reaches it
+                text = _first_lines(text, max_words - words)
             documents = [text]
         if not any(document.strip() for document in documents):
             raise ValueError(f"{path} holds no text: nothing to train on.")
@@ -473,6 +479,18 @@ def read_corpus(
             if max_words and words >= max_words:
                 return texts
     return texts
+
+
+def _first_lines(text, words):
+    """`text`'s first lines, up to the one that brings them to `words`
+    words (all of it if it has fewer)."""
+    count = 0
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        count += len(line.split())
+        if count >= words:
+            return "\n".join(lines[: i + 1])
+    return text
 
 
 def _jsonl_rows(path, *required):

@@ -455,7 +455,8 @@ def _add_lm_options(parser, held_out="the corpus's tail"):
     parser.add_argument(
         "--max-words",
         type=int,
-        help="use only the first documents, up to this many words",
+        help="use only the first documents (lines of a .txt file), up to "
+        "this many words",
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)

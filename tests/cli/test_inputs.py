@@ -411,3 +411,21 @@ def test_a_resumed_text_run_keeps_the_class_order_it_trained_with(
         ValueError, match=r"trained on the labels \['1', '2', '3'\]"
     ):
         task.keep_label_order(["1", "2", "3"])
+
+
+def test_max_words_cuts_a_txt_file_at_a_line(tmp_path):
+    book = tmp_path / "libro.txt"
+    book.write_text("uno dos tres\ncuatro cinco\nseis siete ocho\nnueve\n")
+    # The line that reaches 4 words is the last kept; a .txt file is one
+    # document, which before was read whole whatever the limit.
+    assert data.read_corpus([str(book)], max_words=4) == [
+        "uno dos tres\ncuatro cinco"
+    ]
+    assert data.read_corpus([str(book)], max_words=3) == ["uno dos tres"]
+    more = tmp_path / "mas.txt"
+    more.write_text("diez once\ndoce\n")
+    # What the first file leaves of the limit is taken from the next.
+    assert data.read_corpus([str(book), str(more)], max_words=10) == [
+        "uno dos tres\ncuatro cinco\nseis siete ocho\nnueve\n",
+        "diez once",
+    ]
