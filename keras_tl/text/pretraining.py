@@ -83,6 +83,20 @@ def split_held_out(text, validation_fraction):
     text's non-empty lines held out (at least one), as `lm pretrain` cuts
     a corpus without `--validation`."""
     lines = [line for line in text.split("\n") if line.strip()]
+    if len(lines) < 2:
+        raise ValueError(
+            f"The corpus has {len(lines)} non-empty line"
+            f"{'' if len(lines) == 1 else 's'}: holding out its last lines "
+            "for the held-out perplexity would leave nothing to train on. "
+            "Give more text (one document or paragraph a line), or "
+            "`validation` texts (--validation)."
+            + (
+                " (A file name given as the corpus is read as text: read "
+                "the file first, `keras_tl.data.read_corpus([path])`.)"
+                if len(lines) == 1 and os.path.isfile(lines[0].strip())
+                else ""
+            )
+        )
     cut = len(lines) - max(1, int(len(lines) * validation_fraction))
     return "\n".join(lines[:cut]), "\n".join(lines[cut:])
 

@@ -349,6 +349,13 @@ def test_pretraining_arguments_are_checked(tmp_path):
         )
     with pytest.raises(ValueError, match="epochs"):
         pretrain_language_model(CORPUS, str(tmp_path / "x"), epochs=0, **SIZES)
+    # One line: nothing would be left to train on once it is held out.
+    with pytest.raises(ValueError, match="1 non-empty line: holding out"):
+        pretrain_language_model("Hola mundo.", str(tmp_path / "x"), **SIZES)
+    book = tmp_path / "libro.txt"
+    book.write_text(CORPUS)
+    with pytest.raises(ValueError, match=r"read the file first"):
+        pretrain_language_model(str(book), str(tmp_path / "x"), **SIZES)
     assert not (tmp_path / "x").exists()
 
 
