@@ -16,6 +16,7 @@ from keras_tl.cli.common import (
     default_run_dir,
     duration,
     finish,
+    given,
     open_run,
     rates_of,
     replacing_run,
@@ -292,6 +293,18 @@ def lm_pretrain_command(args):
 
     started = time.monotonic()
     _check_corpus_files(args)
+    if args.validation and given(args, "validation_fraction"):
+        raise ValueError(
+            "--validation-fraction holds out the corpus's last lines, but "
+            "--validation gives the held-out text: the fraction would be "
+            "ignored. Give one of them."
+        )
+    if args.sequence_length < 2:
+        raise ValueError(
+            "--sequence-length must be at least 2: the language model "
+            "predicts each token of a window from the ones before it. "
+            f"Received: {args.sequence_length}"
+        )
     start = {} if args.initial is None else _check_initial(args)
     if args.weights_dtype is None:  # recorded resolved, as the run's
         args.weights_dtype = stored_dtype(start)

@@ -261,6 +261,13 @@ def test_lm_user_errors_exit_with_code_2(tmp_path, capsys, monkeypatch):
     assert "--corpus textos is a folder: give its files" in (
         capsys.readouterr().err
     )
+    (tmp_path / "a.txt").write_text("uno dos\ntres cuatro\n")
+    both = ["--validation", "a.txt", "--validation-fraction", "0.3"]
+    assert cli.main(["lm", "pretrain", "--corpus", "a.txt", *both, *out]) == 2
+    assert "the fraction would be ignored" in capsys.readouterr().err
+    one = ["--sequence-length", "1"]
+    assert cli.main(["lm", "pretrain", "--corpus", "a.txt", *one, *out]) == 2
+    assert "--sequence-length must be at least 2" in capsys.readouterr().err
     latin = tmp_path / "latin.txt"
     latin.write_bytes(b"caf\xe9 con leche\n")
     assert cli.main(["lm", "pretrain", "--corpus", str(latin), *out]) == 2
