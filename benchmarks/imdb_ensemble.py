@@ -41,10 +41,14 @@ def member_subset(member):
     manifest = os.path.join(
         os.path.dirname(os.path.abspath(member)), "subset.json"
     )
-    if not os.path.isfile(os.path.join(member, "model.keras")):
+    if not all(
+        os.path.isfile(os.path.join(member, name))
+        for name in ("model.keras", "summary.json")
+    ):
         raise SystemExit(
-            f"{member} has no model.keras: give a finished arm's run folder "
-            "(e.g. runs/imdb/pretrained) written by ulmfit_imdb.py --runs."
+            f"{member} has no model.keras and summary.json: give a finished "
+            "arm's run folder (e.g. runs/imdb/pretrained) written by "
+            "ulmfit_imdb.py --runs."
         )
     if not os.path.isfile(manifest):
         raise SystemExit(
@@ -71,6 +75,9 @@ def common_subset(members):
     return first
 
 
+LABELS = ["neg", "pos"]  # the subset's classes, sorted, as the arms' outputs
+
+
 def predict(member, texts, batch_size):
     """The member's class probabilities on `texts`."""
     import keras
@@ -78,6 +85,11 @@ def predict(member, texts, batch_size):
     import keras_tl.text  # noqa: F401  (registers TextModel for loading)
 
     model = keras.saving.load_model(os.path.join(member, "model.keras"))
+    if model.label_names != LABELS:
+        raise SystemExit(
+            f"{member}'s classes are {model.label_names}, not {LABELS}: "
+            "its outputs would be averaged with the wrong columns."
+        )
     return model.predict(texts, batch_size=batch_size, verbose=0)
 
 

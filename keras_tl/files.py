@@ -179,7 +179,10 @@ def write_folder(path, write):
                 os.replace(os.path.join(old, "previous"), path)
             raise
         # Kept until now: a staging folder always names its process.
-        os.remove(os.path.join(path, _OWNER))
+        try:
+            os.remove(os.path.join(path, _OWNER))
+        except FileNotFoundError:  # a check in another thread took it
+            pass
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -149,7 +149,8 @@ def fine_tune(
         train_data: what `fit` takes as `x` (a `tf.data.Dataset` ...),
             or, as `validation_data`, a tuple `(x, y)` or `(x, y,
             sample_weight)` of arrays for a one-input model. Integer class
-            labels outside the model's classes are refused before training.
+            labels (as arrays) outside the model's classes are refused
+            before training.
         epochs: epochs of each stage; its length is the number of stages.
         train_groups: how many layer groups, from the head down, the last
             stage trains (default: all). `epochs=(5,), train_groups=1`
@@ -197,6 +198,14 @@ def fine_tune(
         raise ValueError(
             "`strategy` must be None or 'manual' (as given), or 'auto' (from "
             f"the data, see keras_tl.advisor). Received: strategy={strategy!r}"
+        )
+    if strategy == "auto" and (
+        isinstance(train_data, tuple) or "y" in fit_kwargs
+    ):
+        raise ValueError(
+            "strategy='auto' probes the data batch by batch: give it as a "
+            "tf.data.Dataset of (inputs, labels) batches, e.g. "
+            "`tf.data.Dataset.from_tensor_slices((x, y)).batch(32)`."
         )
     if strategy == "auto":
         advice = advisor.advise(model, train_data)
@@ -352,7 +361,13 @@ def _check_labels(model, labels):
     import numpy as np
 
     outputs = getattr(model, "outputs", None) or []
-    if labels is None or len(outputs) != 1:
+    # A model with label names (a TextModel) reads labels itself: names,
+    # or the integers of numbered names, checked there.
+    if (
+        labels is None
+        or len(outputs) != 1
+        or getattr(model, "label_names", None) is not None
+    ):
         return
     classes = outputs[0].shape[-1]
     try:

@@ -387,6 +387,7 @@ def test_imdb_ensemble_averages_arms_of_different_run_folders(
         folder = tmp_path / runs / name
         folder.mkdir(parents=True)
         (folder / "model.keras").write_bytes(b"")
+        (folder / "summary.json").write_text("{}")
         manifest = {**subset, **changes, "encoder": encoder}
         (tmp_path / runs / "subset.json").write_text(json.dumps(manifest))
         return str(folder)
@@ -437,5 +438,5 @@ def test_imdb_ensemble_averages_arms_of_different_run_folders(
     other = arm("other", "pretrained", "en-imdb", seed=1)
     with pytest.raises(SystemExit, match="different test reviews"):
         ens.main([forward, other])
-    with pytest.raises(SystemExit, match="no model.keras"):
+    with pytest.raises(SystemExit, match="no model.keras and summary.json"):
         ens.main([forward, str(tmp_path / "large")])

@@ -525,6 +525,6 @@ def _check_output(args):
         "--output",
         args.output,
         args.overwrite,
-        "config.json",
+        "language_model.weights.h5",
         "a language-model folder",
     )

@@ -474,12 +474,22 @@ def classification_dataset(
         labels = np.asarray(labels)
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]  # a column, `df[["label"]].values`
+        whole = labels.dtype.kind == "b" or (
+            labels.dtype.kind == "f"
+            and labels.size
+            and np.all(labels == np.round(labels))
+        )  # True/False, or 1.0 / 0.0 read from a file
+        if whole:
+            labels = labels.astype("int64")
         if labels.dtype.kind not in "iu" or labels.ndim != 1:
             raise ValueError(
                 "`labels` must be class ids, one integer a document (dtype "
                 f"{labels.dtype}, shape {labels.shape} received, e.g. "
                 f"{labels.ravel()[:3].tolist()}). For names or other labels, "
-                "`ids, names = text.encode_labels(labels)` gives the ids."
+                "`ids, names = text.encode_labels(labels)` gives the ids; "
+                "several labels a document (multi-hot rows) need a dataset "
+                "of your own, `tf.data.Dataset.from_tensor_slices(("
+                "padded_ids, y))`."
             )
         labels = labels.astype("int32")
         if len(labels) != len(documents):

@@ -97,7 +97,7 @@ def save_language_model(
             "`keras-tl lm finetune` does (it also records the fine-tuning)."
         )
     # Only a language-model folder (or an empty one) is replaced.
-    check_replaceable(folder, "config.json", "a language-model folder", None)
+    check_replaceable(folder, WEIGHTS, "a language-model folder", None)
 
     def write(staging):
         weights = os.path.join(staging, WEIGHTS)
@@ -285,7 +285,8 @@ def _model_card(config):
             f"{stored_dtype(config)}"
             f", sha256 `{config['weights_sha256']}` (checked on load)"
         )
-    lines.append(f"- Date: {config['date']}")
+    if config.get("date"):
+        lines.append(f"- Date: {config['date']}")
     if config.get("data"):
         lines += ["", "## Data", ""]
         lines += [f"- {entry}" for entry in config["data"]]

@@ -297,7 +297,9 @@ def pretrain_language_model(
         check_weights_dtype(weights_dtype)  # before hours of training
     # A folder of the user's (or a file) at `path` is never replaced: before
     # training, not after.
-    check_replaceable(path, "config.json", "a language-model folder", None)
+    check_replaceable(
+        path, "language_model.weights.h5", "a language-model folder", None
+    )
     sizes = {
         "vocabulary_size": vocabulary_size,
         "embedding_dim": embedding_dim,
@@ -378,9 +380,10 @@ def pretrain_language_model(
         raise ValueError(
             f"{run.path} has trained {done} checkpoint intervals of {chunk} "
             f"steps, more than the {chunks} this corpus gives now "
-            f"({len(train_ids):,} training tokens): the corpus changed since "
-            "the run started. Give the corpus it started with, or pass "
-            "--overwrite (overwrite=True) to start again."
+            f"({len(train_ids):,} training tokens): the corpus, epochs, "
+            "checkpoint_every, batch_size or sequence_length changed since "
+            "the run started. Give the ones it started with, or start "
+            "again (--overwrite; in Python, `RunFolder(..., overwrite=True)`)."
         )
     # Stopped after its last interval (in the held-out pass or the save):
     # no more steps, only what follows them.
@@ -484,4 +487,5 @@ def pretrain_language_model(
     result.history = history
     result.validation_perplexity = scores["perplexity"]
     model.history = result
+    model.backwards = bool(backwards)  # as load_language_model records it
     return model

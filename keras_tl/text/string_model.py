@@ -161,7 +161,8 @@ def _labels(y, label_names, classes):
                 " the labels as the model was trained with them (for class "
                 "ids `ids`: `[model.label_names[i] for i in ids]`)."
             )
-        y = y.astype(str)
+        by_number = {int(name): name for name in label_names}
+        y = np.vectorize(by_number.get, otypes=[object])(y)
     if y.dtype.kind in "USO" and y.size:
         names = [
             str(t.decode() if isinstance(t, bytes) else t) for t in y.ravel()
@@ -363,6 +364,7 @@ class TextModel(keras.Model):
             isinstance(x, (list, tuple, np.ndarray))
             and len(x) == 0
             and isinstance(self.output_shape, tuple)
+            and None not in self.output_shape[1:]
         ):
             # No texts, no rows (Keras' adapters fail on an empty input;
             # the export answers (0, classes) too).

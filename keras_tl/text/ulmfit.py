@@ -203,6 +203,7 @@ def fine_tune_language_model(
     history.perplexity_before = before
     history.perplexity_after = after
     tuned.history = history
+    tuned.backwards = bool(backwards)  # for whatever reads it next
     return tuned
 
 
@@ -358,6 +359,16 @@ def train_ulmfit(
     elif isinstance(encoder, tuple):
         language_model, tokenizer = encoder
         source = language_model
+        known = getattr(language_model, "backwards", None)
+        if known is not None and backwards is not None and backwards != known:
+            raise ValueError(
+                "The language model was trained "
+                f"{'backwards' if known else 'forwards'}; its classifier "
+                "must read documents the same way. Leave `backwards` unset. "
+                f"Received: backwards={backwards}"
+            )
+        if backwards is None:
+            backwards = known
     backwards = bool(backwards)
     if tokenizer is None:
         raise ValueError(

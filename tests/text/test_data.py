@@ -115,6 +115,10 @@ def test_documents_labels_and_batches():
             classification_dataset(docs, labels)
     column = classification_dataset(docs, np.array([[1], [0], [1]]))
     assert next(iter(column))[1].numpy().tolist() == [1, 0, 1]
+    # True / False, and whole numbers read as floats, are ids as before.
+    for labels in ([True, False, True], np.array([1.0, 0.0, 1.0])):
+        data = classification_dataset(docs, labels)
+        assert next(iter(data))[1].numpy().tolist() == [1, 0, 1]
     with pytest.raises(TypeError, match="Text 1 is None"):
         encode_documents(["a b", None], tokenizer)
 

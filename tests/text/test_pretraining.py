@@ -146,7 +146,9 @@ def test_a_run_stopped_after_its_last_checkpoint_finishes(tmp_path):
         np.testing.assert_array_equal(a, b)
     # A corpus that shrank since: named, not a negative step count.
     run = RunFolder(tmp_path / "run", {"run": 1})
-    with pytest.raises(ValueError, match="the corpus changed since"):
+    with pytest.raises(
+        ValueError, match="the corpus, epochs, checkpoint_every"
+    ):
         pretrain_language_model(
             CORPUS[: len(CORPUS) // 3], str(tmp_path / "lm2"), run=run,
             **settings,

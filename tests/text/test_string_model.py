@@ -421,6 +421,23 @@ def test_evaluate_compiles_to_score_only(tmp_path):
     assert keras.saving.load_model(path).compiled
 
 
+def test_fine_tune_takes_the_labels_a_numbered_model_was_trained_with():
+    # Ratings 1 and 2 are the names "1" and "2" (ids 0 and 1): fine_tune's
+    # own label check leaves them to the TextModel, as fit does.
+    tokenizer = WordTokenizer.from_corpus(separable(16, 0)[0])
+    keras.utils.set_random_seed(0)
+    sizes = {**SIZES, "vocabulary_size": tokenizer.vocabulary_size}
+    model = text_model(
+        text_classifier(sizes, 2), tokenizer, label_names=["1", "2"],
+        compile=True,
+    )  # fmt: skip
+    texts, ratings = ["es muy bueno", "malo", "bueno", "la de"], [2, 1, 2, 1]
+    history = keras_tl.fine_tune(
+        model, (texts, ratings), epochs=(1,), batch_size=2, verbose=0
+    )
+    assert len(history.history["loss"]) == 1
+
+
 def test_columns_datasets_of_names_and_a_foreign_tokenizer(forward):
     texts = ["es muy bueno", "la de malo", "malo", "bueno"]
     names = ["pos", "neg", "neg", "pos"]

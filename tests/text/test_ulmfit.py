@@ -200,6 +200,10 @@ def test_backward_language_model_gives_a_backward_classifier(
     fine_tune_language_model(lm, tokenizer, texts, **tune)
     fine_tune_language_model(lm, tokenizer, texts, backwards=False, **tune)
     assert streams[0] == streams[1] == streams[2][::-1]
+    # Its result, fine-tuned again, still reads backwards.
+    assert by_folder.backwards is True
+    fine_tune_language_model(by_folder, tokenizer, texts, **tune)
+    assert streams[3] == streams[0]
     with pytest.raises(ValueError, match="whole epochs, one number per stage"):
         fine_tune_language_model(folder, None, texts, epochs=0.5)
     with pytest.raises(ValueError, match=r"lacks \['training'"):
@@ -332,6 +336,9 @@ def test_string_model_labels_groups_and_takeover():
     # such, not "not in the label set".
     with pytest.raises(ValueError, match=r"named by numbers .*\[0\] are not"):
         _labels([0, 3, 4], ["3", "4", "5"], 3)
+    # Names read from a file as text ("+1", "01") are still those numbers.
+    assert _labels(np.array([1, -1]), ["-1", "+1"], 2).tolist() == [1, 0]
+    assert _labels([1, 2], ["01", "02"], 2).tolist() == [0, 1]
     # A head added after the token-id model is a group of its own, the
     # tokenizer joins the first group.
     tokenizer = WordTokenizer.from_corpus(separable(16, 0)[0])
