@@ -155,6 +155,9 @@ def generate(
 ):
     """Continues `prompt` by sampling from the language model.
 
+    A backward model (`model.backwards`, as `load_language_model` records
+    it) reads the prompt from its end and writes what comes before it.
+
     Args:
         model: an `AWDLSTMLanguageModel`.
         tokenizer: the tokenizer it was trained with.
@@ -166,8 +169,9 @@ def generate(
         seed: for reproducible samples.
 
     Returns:
-        The prompt and its continuation, as a string; `<eos>` tokens are
-        line breaks.
+        The prompt and its continuation (a backward model's: what it wrote
+        before the prompt, then the prompt), as a string; `<eos>` tokens
+        are line breaks.
 
     Example:
 
@@ -184,9 +188,16 @@ def generate(
     ids = tokenizer.encode([prompt])[0]
     if not ids:
         ids = [tokenizers_lib.BOS_ID]
+    backwards = bool(getattr(model, "backwards", False))
+    if backwards:
+        # Its stream is the text reversed: the prompt from its last token
+        # to its first, without the <bos> that would end it there.
+        read = [t for t in ids if t != tokenizers_lib.BOS_ID][::-1] or ids
+    else:
+        read = ids
     reader = stateful_copy(model, 1)
     rng = np.random.default_rng(seed)
-    logits = reader(np.array([ids], "int32"))[0, -1]
+    logits = reader(np.array([read], "int32"))[0, -1]
     generated = []
     for _ in range(num_tokens):
         logits = keras.ops.convert_to_numpy(logits).astype("float64")
@@ -204,7 +215,7 @@ def generate(
         generated.append(token)
         logits = reader(np.array([[token]], "int32"))[0, -1]
     lines, line = [], []
-    for token in ids + generated:
+    for token in generated[::-1] + ids if backwards else ids + generated:
         if token == tokenizers_lib.EOS_ID:
             lines.append(line)
             line = []

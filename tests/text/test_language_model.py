@@ -71,6 +71,20 @@ def test_generate_continues_the_prompt():
     )
     with pytest.raises(ValueError, match="temperature"):
         generate(lm, tokenizer, "uno", temperature=-1)
+    # A backward model reads the prompt from its end and writes what comes
+    # before it: greedy, the most likely token before the text so far.
+    lm.backwards = True
+    read = tokenizer.encode(["uno dos"])[0][1:][::-1]  # no <bos>, reversed
+    before = []
+    for _ in range(4):
+        logits = keras.ops.convert_to_numpy(lm(np.array([read], "int32")))
+        token = int(np.argmax(logits[0, -1, EOS_ID:])) + EOS_ID
+        read.append(token)
+        before.insert(0, token)
+    text = generate(lm, tokenizer, "uno dos", 4, temperature=0)
+    assert text.replace("\n", " ").split()[-2:] == ["uno", "dos"]
+    expected = tokenizer.decode([[t for t in before if t != EOS_ID]])[0]
+    assert text.replace("\n", " ").split()[:-2] == expected.split()
 
 
 def _lm_trained_with_steps_per_call(monkeypatch, steps):
