@@ -24,12 +24,16 @@ def list_backbones_command(args):
     from keras_tl.catalog import find_applications
     from keras_tl.presets import list_encoder_presets
 
-    applications = find_applications(args.pattern)
+    # A plain word is a part of a name ("awd", "resnet"), in any case.
+    pattern = args.pattern.lower()
+    if not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
+    applications = find_applications(pattern)
     presets = [
         p
         for p in list_encoder_presets()
         if any(
-            fnmatch.fnmatch(n, args.pattern)
+            fnmatch.fnmatch(n.lower(), pattern)
             for n in ("awd_lstm", p.name, *p.aliases)
         )
     ]

@@ -493,7 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
         list_backbones_command,
     )
     listing.add_argument(
-        "pattern", nargs="?", default="*", help='e.g. "efficientnet*"'
+        "pattern",
+        nargs="?",
+        default="*",
+        help='a shell pattern, e.g. "efficientnet*", or part of a name '
+        '("resnet", "awd")',
     )
     # It reads plain tables: an answer at once, without TensorFlow.
     listing.set_defaults(needs_tensorflow=False)

@@ -25,6 +25,14 @@ def test_list_backbones(capsys):
     assert "224 px" in lines[0] and "1280 features" in lines[0]
     assert cli.main(["list-backbones", "resnot*"]) == 2
     assert "No backbone matches 'resnot*'" in capsys.readouterr().err
+    # A plain word is part of a name: the text encoders under "awd", the
+    # image backbones with "V2_0" in theirs (any case).
+    assert cli.main(["list-backbones", "awd"]) == 0
+    out = capsys.readouterr().out
+    assert "Text encoders: --backbone awd_lstm" in out and "\nes " in out
+    assert cli.main(["list-backbones", "V2_0"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert "mobilenet_v2_035" in names and "mobilenet_v2" not in names
 
 
 def test_lr_find_command(tmp_path, image_module_path, capsys):
