@@ -27,15 +27,48 @@ def check_positive(name, value):
         )
 
 
-def check_strings(texts):
+def check_class_ids(labels, classes):
+    """Integer class ids (one a row, or a column of them) outside
+    `0 .. classes - 1`: a ValueError naming the first row and the fix,
+    before any training (TensorFlow's own error comes from inside the
+    first step's graph). Anything else is left to the caller."""
+    import numpy as np
+
+    try:
+        labels = np.asarray(labels)
+    except (TypeError, ValueError):  # ragged rows: not class ids
+        return
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or not labels.size:
+        return
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if not bad.size:
+        return
+    row = int(bad[0])
+    fix = (
+        f"Build it with num_classes={int(labels.max()) + 1}, or map the "
+        f"labels to 0 .. {classes - 1}."
+        if labels.max() >= classes
+        else f"Map the labels to 0 .. {classes - 1}."
+    )
+    raise ValueError(
+        f"Label {labels[row]} (row {row}; {bad.size} such labels in all) is "
+        f"not a class of this model: it has {classes} classes, ids 0 to "
+        f"{classes - 1}. {fix}"
+    )
+
+
+def check_strings(texts, what=None):
     """Each of `texts` a str or bytes; the error names the first that is
-    not (a None, a number)."""
+    not (a None, a number), and `what` they are ("corpus")."""
+    of = f" of the {what}" if what else ""
     for i, text in enumerate(texts):
         if not isinstance(text, (str, bytes)):
             raise TypeError(
-                f"Text {i} is {text!r} ({type(text).__name__}), not a "
-                "string: give strings only (e.g. `'' if t is None else "
-                "str(t)`)."
+                f"Text {i}{of} is {text!r} ({type(text).__name__}), not a "
+                "string. Drop it (with its label), or make it one, e.g. "
+                "`'' if t is None else str(t)`."
             )
 
 
@@ -43,14 +76,9 @@ def check_texts(texts, what="corpus"):
     """Texts as a list of str (UTF-8 bytes decoded), not all empty; the
     error names the text that is not UTF-8."""
     texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+    check_strings(texts, what)
     decoded = []
     for i, text in enumerate(texts):
-        if not isinstance(text, (str, bytes)):
-            raise TypeError(
-                f"Text {i} of the {what} is {text!r} ({type(text).__name__}"
-                "), not a string. Drop it (with its label), or make it "
-                "one, e.g. `'' if t is None else str(t)`."
-            )
         if isinstance(text, bytes):
             try:
                 text = text.decode("utf-8")

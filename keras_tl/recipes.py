@@ -10,6 +10,7 @@ from keras_tl import callbacks as callbacks_lib
 from keras_tl import groups as groups_lib
 from keras_tl import optimizers as optimizers_lib
 from keras_tl import schedules as schedules_lib
+from keras_tl.checks import check_class_ids
 
 _SCHEDULERS = {
     "slanted_triangular": callbacks_lib.SlantedTriangularScheduler,
@@ -358,8 +359,6 @@ def _check_labels(model, labels):
     """Integer class ids (one a row) outside the model's classes: a
     ValueError naming the first row, before any training (TensorFlow's own
     error comes from inside the first step's graph)."""
-    import numpy as np
-
     outputs = getattr(model, "outputs", None) or []
     # A model with label names (a TextModel) reads labels itself: names,
     # or the integers of numbered names, checked there.
@@ -370,31 +369,8 @@ def _check_labels(model, labels):
     ):
         return
     classes = outputs[0].shape[-1]
-    try:
-        labels = np.asarray(labels)
-    except (TypeError, ValueError):
-        return
-    if (
-        classes is None
-        or classes < 2
-        or labels.ndim != 1
-        or labels.dtype.kind not in "iu"
-    ):
-        return
-    bad = np.flatnonzero((labels < 0) | (labels >= classes))
-    if bad.size:
-        row = int(bad[0])
-        fix = (
-            f"Build it with num_classes={int(labels.max()) + 1}, or map the "
-            f"labels to 0 .. {classes - 1}."
-            if labels.max() >= classes
-            else f"Map the labels to 0 .. {classes - 1}."
-        )
-        raise ValueError(
-            f"Label {labels[row]} (row {row}; {bad.size} such labels in all) "
-            f"is not a class of this model: it has {classes} classes, ids 0 "
-            f"to {classes - 1}. {fix}"
-        )
+    if classes is not None and classes >= 2:  # not one sigmoid
+        check_class_ids(labels, classes)
 
 
 def _build_metrics(model, data):

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.checks import check_strings
+from keras_tl.checks import check_class_ids, check_strings
 from keras_tl.heads import is_multi_label
 from keras_tl.text.data import document_ids, encode_labels, integer_names
 
@@ -175,15 +175,7 @@ def _labels(y, label_names, classes):
             )
         ids, _ = encode_labels(names, label_names)
         return ids.reshape(y.shape)
-    one_column = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
-    if y.dtype.kind in "iu" and y.size and one_column:
-        wrong = y[(y < 0) | (y >= classes)]
-        if wrong.size:
-            raise ValueError(
-                f"A label is {int(wrong[0])}, but the model has {classes} "
-                f"classes (ids 0 to {classes - 1}): build it with "
-                "`num_classes` = the number of labels."
-            )
+    check_class_ids(y, classes)
     return y
 
 

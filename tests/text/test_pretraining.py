@@ -52,8 +52,10 @@ def _weights(folder):
     return [v.numpy() for v in model.weights]
 
 
-def test_a_stopped_pretraining_resumes_exactly(tmp_path):
-    settings = dict(SIZES, epochs=0.6, checkpoint_every=20)
+def _whole_and_stopped(tmp_path, settings, stop, name):
+    """A run to its end (`whole`), and the same run from the same seed
+    stopped by the callback `stop` (run folder `run_<name>`, output
+    `name`); returns the whole run's model."""
     keras.utils.set_random_seed(0)
     whole = pretrain_language_model(
         CORPUS,
@@ -65,11 +67,17 @@ def test_a_stopped_pretraining_resumes_exactly(tmp_path):
     with pytest.raises(_Killed):
         pretrain_language_model(
             CORPUS,
-            str(tmp_path / "resumed"),
-            run=RunFolder(tmp_path / "run_resumed", {"run": 1}),
-            callbacks=[_KillAfter(2)],
+            str(tmp_path / name),
+            run=RunFolder(tmp_path / f"run_{name}", {"run": 1}),
+            callbacks=[stop],
             **settings,
         )
+    return whole
+
+
+def test_a_stopped_pretraining_resumes_exactly(tmp_path):
+    settings = dict(SIZES, epochs=0.6, checkpoint_every=20)
+    whole = _whole_and_stopped(tmp_path, settings, _KillAfter(2), "resumed")
     assert not (tmp_path / "resumed").exists()  # nothing half-written
     keras.backend.clear_session()
     keras.utils.set_random_seed(123)  # the run's own state, not this seed
@@ -112,23 +120,8 @@ class _KillAtTheEnd(keras.callbacks.Callback):
 
 def test_a_run_stopped_after_its_last_checkpoint_finishes(tmp_path):
     settings = dict(SIZES, epochs=0.3, checkpoint_every=20)
-    keras.utils.set_random_seed(0)
-    whole = pretrain_language_model(
-        CORPUS,
-        str(tmp_path / "whole"),
-        run=RunFolder(tmp_path / "run_whole", {"run": 1}),
-        **settings,
-    )
-    keras.utils.set_random_seed(0)
-    with pytest.raises(_Killed):
-        pretrain_language_model(
-            CORPUS,
-            str(tmp_path / "lm"),
-            run=RunFolder(tmp_path / "run", {"run": 1}),
-            callbacks=[_KillAtTheEnd()],
-            **settings,
-        )
-    run = RunFolder(tmp_path / "run", {"run": 1})
+    whole = _whole_and_stopped(tmp_path, settings, _KillAtTheEnd(), "lm")
+    run = RunFolder(tmp_path / "run_lm", {"run": 1})
     assert run.epochs_done == len(whole.history.history["loss"])
     assert not (tmp_path / "lm").exists()
     # The same call trains no more steps: it scores and writes the model.
@@ -145,7 +138,7 @@ def test_a_run_stopped_after_its_last_checkpoint_finishes(tmp_path):
     ):
         np.testing.assert_array_equal(a, b)
     # A corpus that shrank since: named, not a negative step count.
-    run = RunFolder(tmp_path / "run", {"run": 1})
+    run = RunFolder(tmp_path / "run_lm", {"run": 1})
     with pytest.raises(
         ValueError, match="the corpus, epochs, checkpoint_every"
     ):

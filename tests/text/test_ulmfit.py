@@ -330,7 +330,7 @@ def test_string_model_labels_groups_and_takeover():
         [1],
         [0],
     ]
-    with pytest.raises(ValueError, match="A label is 7"):
+    with pytest.raises(ValueError, match=r"Label 7 \(row 1; .* 2 classes"):
         _labels([0, 7], ["neg", "pos"], 2)
     # Class ids given to a model whose names are other numbers: named as
     # such, not "not in the label set".
