@@ -167,6 +167,7 @@ class RunFolder:
         self.save_state()
         if not existed:
             _CREATED.append(self)
+        _OPENED.append(self)
 
     def _resume(self, state, reopen_finished):
         if state["complete"] and not reopen_finished:
@@ -327,6 +328,20 @@ class RunFolder:
 
 
 _CREATED = []
+_OPENED = []
+
+
+def runs_to_resume():
+    """The run folders this process opened that hold progress (a finished
+    epoch or checkpoint, or ULMFiT's language model) but are not finished:
+    what the same command, run again, resumes."""
+    return [
+        run
+        for run in dict.fromkeys(_OPENED)
+        if not run.state["complete"]
+        and (run.state["epochs_done"] or run.state.get("language_model"))
+        and os.path.exists(run.file(STATE))
+    ]
 
 
 def discard_unstarted_runs():

@@ -255,11 +255,14 @@ def pytest_runtest_teardown(item, nextitem):
     return result
 
 
-def kill_after_first_checkpoint(argv, state, timeout=240):
-    """Runs `python -m keras_tl ARGV` and SIGKILLs it (no cleanup runs) as
-    soon as its run folder's `state` file records a finished epoch;
-    returns that state. Fails if the command ended before the kill."""
+def stop_after_first_checkpoint(argv, state, how="kill", timeout=240):
+    """Runs `python -m keras_tl ARGV` and stops it as soon as its run
+    folder's `state` file records a finished epoch: `how="kill"` SIGKILLs
+    it (no cleanup runs), `how="interrupt"` sends SIGINT, as Ctrl-C does.
+    Returns that state, the exit code and what the command wrote to
+    stderr. Fails if the command ended before it was stopped."""
     import json
+    import signal
     import subprocess
     import sys
     import time
@@ -267,7 +270,8 @@ def kill_after_first_checkpoint(argv, state, timeout=240):
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_tl", *argv],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     try:
@@ -276,13 +280,13 @@ def kill_after_first_checkpoint(argv, state, timeout=240):
             if state.exists() and json.loads(state.read_text())["epochs_done"]:
                 break
             time.sleep(0.02)
-        assert process.poll() is None, "the command ended before the kill"
-        process.kill()
-        process.wait()
+        assert process.poll() is None, "the command ended before the stop"
+        process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    return json.loads(state.read_text())
+    return json.loads(state.read_text()), process.returncode, stderr
 
 
 def encoded_image(kind, size=48):

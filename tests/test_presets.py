@@ -23,7 +23,7 @@ from keras_tl.text.language_model import (
     load_language_model,
 )
 from keras_tl.text.lm_saving import write_model_card
-from tests.conftest import kill_after_first_checkpoint, pretrain_tiny_lm
+from tests.conftest import pretrain_tiny_lm, stop_after_first_checkpoint
 
 TEXTS = [f"es {'bueno' if i % 2 else 'malo'} y muy {i % 5}" for i in range(64)]
 
@@ -198,9 +198,10 @@ def test_options_that_do_not_apply_are_refused(
 
 @pytest.mark.slow
 def test_lm_pretrain_resumes_a_killed_run(tmp_path):
-    """A pretraining process killed after a checkpoint is started again
-    with the same command and finishes from where it stopped (slow: a
-    subprocess; test_pretraining checks the resume is exact in process)."""
+    """A pretraining process stopped with Ctrl-C after a checkpoint is
+    started again with the same command and finishes from where it
+    stopped (slow: a subprocess; test_pretraining checks the resume is
+    exact in process)."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(TEXTS * 6), encoding="utf-8")
     argv = [
@@ -215,7 +216,16 @@ def test_lm_pretrain_resumes_a_killed_run(tmp_path):
         "--verbose", "2",
     ]  # fmt: skip
     state = tmp_path / "run" / "state.json"
-    killed = kill_after_first_checkpoint(argv, state)
+    # Stopped with Ctrl-C: a message saying what was kept, no traceback.
+    stopped, code, stderr = stop_after_first_checkpoint(
+        argv, state, how="interrupt"
+    )
+    assert code == 130
+    assert "Traceback" not in stderr
+    assert "keras-tl lm pretrain: stopped (Ctrl-C)." in stderr
+    assert f"{tmp_path / 'run'} keeps what was saved" in stderr
+    killed = json.loads(state.read_text())
+    assert killed == stopped  # nothing written after the message
     assert 1 <= killed["epochs_done"] and not killed["complete"]
     assert not (tmp_path / "lm").exists()
     first = killed["history"]["loss"][0]

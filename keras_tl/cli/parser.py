@@ -1079,9 +1079,9 @@ def main(argv=None) -> int:
     name = " ".join(
         w for w in (args.command, getattr(args, "lm_command", None)) if w
     )
-    if getattr(args, "needs_tensorflow", True):
-        _import_quietly()
     try:
+        if getattr(args, "needs_tensorflow", True):
+            _import_quietly()
         args.run(args)
     except (
         FileNotFoundError,
@@ -1096,6 +1096,20 @@ def main(argv=None) -> int:
             discard_unstarted_runs()  # nothing half-made is left behind
         print(f"keras-tl {name}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: say what was kept, not a traceback
+        print(f"\nkeras-tl {name}: stopped (Ctrl-C).", file=sys.stderr)
+        if "keras_tl.runs" in sys.modules:
+            from keras_tl.runs import discard_unstarted_runs, runs_to_resume
+
+            discard_unstarted_runs()
+            for run in runs_to_resume():
+                print(
+                    f"{run.path} keeps what was saved up to its last "
+                    "checkpoint: run the same command again to go on from "
+                    "there.",
+                    file=sys.stderr,
+                )
+        return 130
     return 0
 
 

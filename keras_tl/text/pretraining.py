@@ -7,8 +7,10 @@ import datetime
 import json
 import math
 import os
+import zlib
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_tl.callbacks import OneCycleScheduler, ResetStateEachEpoch
@@ -104,6 +106,34 @@ def split_held_out(text, validation_fraction):
 def _encode_split(text, tokenizer, backwards, verbose):
     ids = encode_corpus(text, tokenizer, verbose=verbose)
     return ids[::-1].copy() if backwards else ids
+
+
+def _check_same_text(run, train_ids, done):
+    """A resumed run reads on from its position in the token stream: only
+    in the stream it started on. The first start records the stream's
+    length and checksum; a resume on other text is refused, not trained
+    silently on a shifted stream (a corpus that grew, or was edited)."""
+    ids = np.ascontiguousarray(train_ids, dtype=np.int32)
+    now = {"tokens": int(len(ids)), "crc32": zlib.crc32(ids.tobytes())}
+    then = run.state.get("training_text")
+    if done and then is not None and then != now:
+        raise ValueError(
+            f"{run.path} started on another training text: "
+            f"{then['tokens']:,} tokens then, {now['tokens']:,} now"
+            + (
+                " (same length, other tokens)"
+                if then["tokens"] == now["tokens"]
+                else ""
+            )
+            + ". A resumed run goes on from its place in the text it "
+            "started on, so the corpus, --max-words and the validation "
+            "split must be as they were. Give the corpus it started with, "
+            "or start again (--overwrite; in Python, "
+            "`RunFolder(..., overwrite=True)`)."
+        )
+    # Runs started before this record existed take it at their next start.
+    run.state["training_text"] = now
+    run.save_state()
 
 
 TRAINED_TOKENIZERS = ("subword", "word")  # the ones trained on the corpus
@@ -376,6 +406,8 @@ def pretrain_language_model(
     chunks = math.ceil(total / chunk)
     total = chunks * chunk
     done = run.epochs_done if run is not None else 0
+    if run is not None:
+        _check_same_text(run, train_ids, done)
     if done > chunks:
         raise ValueError(
             f"{run.path} has trained {done} checkpoint intervals of {chunk} "

@@ -13,7 +13,7 @@ import pytest
 from keras_tl import cli
 from keras_tl.runs import read_yaml, write_yaml
 from tests.cli.helpers import assert_real_png, history, last_json
-from tests.conftest import kill_after_first_checkpoint, write_images
+from tests.conftest import stop_after_first_checkpoint, write_images
 
 
 def tiny_train(root, image_module_path, *extra):
@@ -270,9 +270,11 @@ def test_train_strategy_auto_fine_tunes_the_network_cut_at_a_stage(
     assert len(history) == 1 + 5
 
 
-def test_train_resumes_a_killed_run(tmp_path):
-    """A training process killed after its first checkpoint is rerun with
-    the same command and finishes with every epoch in its history."""
+@pytest.mark.parametrize("how", ["kill", "interrupt"])
+def test_train_resumes_a_killed_run(tmp_path, how):
+    """A training process killed (or stopped with Ctrl-C) after its first
+    checkpoint is rerun with the same command and finishes with every
+    epoch in its history."""
     images = write_images(tmp_path / "photos", n=8, size=32)
     argv = [
         "train",
@@ -286,7 +288,14 @@ def test_train_resumes_a_killed_run(tmp_path):
         "--verbose", "2",
     ]  # fmt: skip
     state = tmp_path / "run" / "state.json"
-    killed = kill_after_first_checkpoint(argv, state)
+    killed, code, stderr = stop_after_first_checkpoint(argv, state, how)
+    if how == "kill":
+        assert code == -9
+    else:  # a message saying what was kept, not a traceback
+        assert code == 130 and "Traceback" not in stderr
+        assert "keras-tl train: stopped (Ctrl-C)." in stderr
+        assert f"{tmp_path / 'run'} keeps what was saved" in stderr
+        assert json.loads(state.read_text()) == killed
     assert killed["epochs_done"] == 1 and not killed["complete"]
     first = killed["history"]["loss"][0]
     # Started by an older keras-tl, before --strategy existed: the option at

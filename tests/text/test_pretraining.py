@@ -83,6 +83,17 @@ def test_a_stopped_pretraining_resumes_exactly(tmp_path):
     keras.utils.set_random_seed(123)  # the run's own state, not this seed
     run = RunFolder(tmp_path / "run_resumed", {"run": 1})
     assert run.epochs_done == 2
+    # Only on the text it started on: a grown or edited corpus would shift
+    # the stream under the saved position.
+    lines = CORPUS.split("\n")
+    grown = CORPUS + "\n" + "\n".join(lines[:40])
+    edited = "\n".join([lines[1], lines[0], *lines[2:]])
+    for text, why in [(grown, "then, [0-9,]+ now\\. A"), (edited, "same len")]:
+        with pytest.raises(ValueError, match="started on another .*" + why):
+            pretrain_language_model(
+                text, str(tmp_path / "resumed"), run=run, **settings
+            )
+    assert run.epochs_done == 2 and not (tmp_path / "resumed").exists()
     resumed = pretrain_language_model(
         CORPUS, str(tmp_path / "resumed"), run=run, **settings
     )
@@ -137,14 +148,20 @@ def test_a_run_stopped_after_its_last_checkpoint_finishes(tmp_path):
         _weights(tmp_path / "whole"), _weights(tmp_path / "lm"), strict=True
     ):
         np.testing.assert_array_equal(a, b)
-    # A corpus that shrank since: named, not a negative step count.
+    # A corpus that shrank since, or fewer epochs: named, not a negative
+    # step count.
     run = RunFolder(tmp_path / "run_lm", {"run": 1})
+    with pytest.raises(ValueError, match="started on another training text"):
+        pretrain_language_model(
+            CORPUS[: len(CORPUS) // 3], str(tmp_path / "lm2"), run=run,
+            **settings,
+        )  # fmt: skip
     with pytest.raises(
         ValueError, match="the corpus, epochs, checkpoint_every"
     ):
         pretrain_language_model(
-            CORPUS[: len(CORPUS) // 3], str(tmp_path / "lm2"), run=run,
-            **settings,
+            CORPUS, str(tmp_path / "lm2"), run=run,
+            **{**settings, "epochs": 0.1},
         )  # fmt: skip
 
 
