@@ -3,6 +3,7 @@ what was wrong and the value received."""
 
 from __future__ import annotations
 
+import codecs
 import math
 import warnings
 
@@ -25,6 +26,22 @@ def check_positive(name, value):
         raise ValueError(
             f"`{name}` must be a finite number > 0. Received: {name}={value}"
         )
+
+
+def check_encoding(encoding):
+    """A text codec Python knows (returned as given): "utf-8", "cp1252",
+    "latin-1"... found before any file is read."""
+    try:
+        info = codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        info = None
+    if info is None or not info._is_text_encoding:
+        raise ValueError(
+            f"Unknown text encoding {encoding!r}: give a Python codec name "
+            "such as 'utf-8', 'cp1252' (files saved by Excel on Windows) or "
+            f"'latin-1'. Received: encoding={encoding!r}"
+        )
+    return encoding
 
 
 def check_class_ids(labels, classes):

@@ -19,11 +19,14 @@ says what to fix instead of deep inside `fit`.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import itertools
 import json
 import os
+
+from keras_tl.checks import check_encoding
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -407,7 +410,7 @@ def read_text(path: str, encoding: str = "utf-8") -> str:
     """A whole text file, with a clear error for undecodable bytes."""
     from keras_tl.text.data import read_text as read
 
-    return read(path, encoding)
+    return read(path, check_encoding(encoding))
 
 
 def read_corpus(
@@ -415,6 +418,7 @@ def read_corpus(
     max_words: int | None = None,
     strip_gutenberg: bool = True,
     text_column: str = "text",
+    encoding: str = "utf-8",
 ) -> list[str]:
     """Documents from text files (`.txt(.gz)`, each file one document),
     and the `text_column` field of `.jsonl(.gz)`, `.csv(.gz)` and
@@ -431,6 +435,8 @@ def read_corpus(
         strip_gutenberg: drop Project Gutenberg headers and footers.
         text_column: the field (column) of a JSON-lines file or a table
             that holds the text.
+        encoding: the files' text encoding (a Python codec name, e.g.
+            "cp1252" for a file saved by Excel on Windows).
 
     Returns:
         A list of documents (strings).
@@ -444,6 +450,7 @@ def read_corpus(
 
     >>> keras_tl.data.read_corpus(["quijote.txt"])  # doctest: +SKIP
     """
+    check_encoding(encoding)
     texts, words = [], 0
     for path in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
         path = os.fspath(path)
@@ -451,10 +458,10 @@ def read_corpus(
             raise FileNotFoundError(f"Corpus file not found: {path}")
         _refuse_unreadable(path, f"the text in {text_column!r}")
         if path.endswith((".jsonl", ".jsonl.gz")):
-            rows = _jsonl_rows(path, text_column)
+            rows = _jsonl_rows(path, text_column, encoding=encoding)
             documents = _column(path, rows, text_column)
         elif path.endswith(TABLES):  # its text column, not lines
-            rows = _table_rows(path, [text_column])
+            rows = _table_rows(path, [text_column], encoding)
             _check_columns(
                 path,
                 rows,
@@ -463,7 +470,7 @@ def read_corpus(
             )
             documents = _column(path, rows, text_column)
         else:
-            text = read_text(path)
+            text = read_text(path, encoding)
             if strip_gutenberg:
                 text = _strip_gutenberg(text)
             if not text.strip():
@@ -493,12 +500,16 @@ def _first_lines(text, words):
     return text
 
 
-def _jsonl_rows(path, *required):
+def _text_encoding(encoding):
+    # utf-8-sig: a byte-order mark (as Windows tools write) is not text.
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _jsonl_rows(path, *required, encoding="utf-8"):
     opener = gzip.open if path.endswith(".gz") else open
     rows = _Rows()
-    # utf-8-sig: a byte-order mark (as Windows tools write) is not text.
-    with opener(path, "rt", encoding="utf-8-sig") as f:
-        for number, line in enumerate(_decoded_lines(f, path), 1):
+    with opener(path, "rt", encoding=_text_encoding(encoding)) as f:
+        for number, line in enumerate(_decoded_lines(f, path, encoding), 1):
             if not line.strip():
                 continue
             try:
@@ -544,7 +555,7 @@ def _line_of(rows, index):
     return rows.line(index) if isinstance(rows, _Rows) else index + 1
 
 
-def _decoded_lines(f, path):
+def _decoded_lines(f, path, encoding="utf-8"):
     try:
         yield from f
     except UnicodeDecodeError:
@@ -556,9 +567,9 @@ def _decoded_lines(f, path):
         with opener(path, "rb") as raw_file:
             raw = raw_file.read()
         try:
-            raw.decode("utf-8")
+            raw.decode(encoding)
         except UnicodeDecodeError as error:
-            raise undecodable(path, raw, error) from None
+            raise undecodable(path, raw, error, encoding) from None
         raise
 
 
@@ -584,11 +595,11 @@ TABLES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
 _NO_SEPARATOR = "\x1f"
 
 
-def _table_rows(path, columns):
+def _table_rows(path, columns, encoding="utf-8"):
     """The rows of a `.csv` / `.tsv` (with a header; `.gz` too) or
     `.jsonl(.gz)` file, as dicts with their file lines (`_Rows`)."""
     if path.endswith((".jsonl", ".jsonl.gz")):
-        return _jsonl_rows(path)
+        return _jsonl_rows(path, encoding=encoding)
     if not path.endswith(TABLES):
         raise ValueError(
             f"Unknown data format: {path}. Use .csv, .tsv, .jsonl (each "
@@ -598,8 +609,8 @@ def _table_rows(path, columns):
     # default field limit (whole reviews, articles).
     csv.field_size_limit(2**31 - 1)
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
-        lines = _decoded_lines(f, path)
+    with opener(path, "rt", newline="", encoding=_text_encoding(encoding)) as f:
+        lines = _decoded_lines(f, path, encoding)
         header = next(lines, "")
         separator = _separator(path, header, columns)
         reader = csv.reader(
@@ -697,11 +708,13 @@ def _refuse_empty_texts(path, texts, rows=None):
         )
 
 
-def read_unlabelled(path: str, text_column: str = "text") -> list[str]:
+def read_unlabelled(
+    path: str, text_column: str = "text", encoding: str = "utf-8"
+) -> list[str]:
     """Texts to classify, from one file: the `text_column` of a `.csv`,
     `.tsv` or `.jsonl` file (each may be `.gz`; any label column is not
     read), or any other text file's non-empty lines (`.txt`, no extension,
-    a pipe such as `/dev/stdin`).
+    a pipe such as `/dev/stdin`), read as `encoding`.
 
     Raises:
         FileNotFoundError: a file that does not exist.
@@ -709,16 +722,21 @@ def read_unlabelled(path: str, text_column: str = "text") -> list[str]:
             missing column, undecodable bytes or no texts at all.
     """
     path = os.fspath(path)
+    check_encoding(encoding)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Input file not found: {path}")
     _refuse_unreadable(path, "the text in the --text-column")
     if path.endswith((*TABLES, ".jsonl", ".jsonl.gz")):
-        rows = _table_rows(path, [text_column])
+        rows = _table_rows(path, [text_column], encoding)
         _check_columns(path, rows, [text_column])
         texts = _column(path, rows, text_column)
         _refuse_empty_texts(path, texts, rows)
     else:
-        texts = [line for line in read_text(path).split("\n") if line.strip()]
+        texts = [
+            line
+            for line in read_text(path, encoding).split("\n")
+            if line.strip()
+        ]
     if not texts:
         raise ValueError(f"{path} holds no text to classify.")
     return texts
@@ -729,6 +747,7 @@ def read_labelled(
     labels_path: str | None = None,
     text_column: str = "text",
     label_column: str = "label",
+    encoding: str = "utf-8",
 ) -> tuple[list[str], list[str]]:
     """`(texts, labels)` from a labelled text file.
 
@@ -740,6 +759,8 @@ def read_labelled(
         path: the data file.
         labels_path: labels of a `.txt` file, one a line.
         text_column, label_column: the columns (keys) to read.
+        encoding: the files' text encoding (a Python codec name, e.g.
+            "cp1252" for a CSV saved by Excel on Windows).
 
     Returns:
         Two lists of strings of the same length.
@@ -756,6 +777,7 @@ def read_labelled(
     ... # doctest: +SKIP
     """
     path = os.fspath(path)
+    check_encoding(encoding)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Data file not found: {path}")
     if path.endswith((".txt", ".txt.gz")):
@@ -766,10 +788,12 @@ def read_labelled(
             )
         if not os.path.exists(labels_path):
             raise FileNotFoundError(f"Labels file not found: {labels_path}")
-        texts = read_text(path).rstrip("\n").split("\n")
+        texts = read_text(path, encoding).rstrip("\n").split("\n")
         labels = [
             label.strip()
-            for label in read_text(labels_path).rstrip("\n").split("\n")
+            for label in read_text(labels_path, encoding)
+            .rstrip("\n")
+            .split("\n")
         ]
         if len(texts) != len(labels):
             raise ValueError(
@@ -777,7 +801,7 @@ def read_labelled(
                 f"{len(labels)} labels: they must be line-aligned."
             )
         return _non_empty(path, texts, labels)
-    rows = _table_rows(path, [text_column, label_column])
+    rows = _table_rows(path, [text_column, label_column], encoding)
     _check_columns(path, rows, [text_column, label_column])
     for index, row in enumerate(rows):
         for column in (text_column, label_column):

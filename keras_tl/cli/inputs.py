@@ -72,7 +72,11 @@ def read_texts(spec, labels_path, args, split=None):
         )
     if tfds is None:
         return data.read_labelled(
-            spec, labels_path, args.text_column, args.label_column
+            spec,
+            labels_path,
+            args.text_column,
+            args.label_column,
+            getattr(args, "encoding", "utf-8"),
         )
     dataset, names = data.tfds_examples(*tfds)
     texts, labels = [], []
@@ -171,6 +175,7 @@ _TEXT_FILE_OPTIONS = {
     "test_labels": None,
     "text_column": "text",
     "label_column": "label",
+    "encoding": "utf-8",
 }
 
 

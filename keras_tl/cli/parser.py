@@ -64,6 +64,26 @@ def _add_run_options(parser, resumes=True):
     )
 
 
+def _encoding(name):
+    from keras_tl.checks import check_encoding
+
+    try:
+        return check_encoding(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_encoding_option(parser, files="text files"):
+    parser.add_argument(
+        "--encoding",
+        type=_encoding,
+        default="utf-8",
+        help=f"how the {files} are encoded: a Python codec name, e.g. "
+        "cp1252 for a file saved by Excel on Windows (default: utf-8; a "
+        "byte-order mark is dropped)",
+    )
+
+
 def _add_data_options(parser, validation=True, text=False):
     """`text`: a command for text only (`ulmfit`), without image words."""
     parser.add_argument(
@@ -80,6 +100,7 @@ def _add_data_options(parser, validation=True, text=False):
     parser.add_argument("--labels", help="labels of a .txt --data, one a line")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
+    _add_encoding_option(parser, "text data files")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     if validation:
@@ -458,6 +479,7 @@ def _add_lm_options(parser, held_out="the corpus's tail"):
         help="use only the first documents (lines of a .txt file), up to "
         "this many words",
     )
+    _add_encoding_option(parser, "corpus and validation files")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sequence-length", type=int, default=70)
@@ -758,6 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--labels")
     evaluate.add_argument("--text-column", default="text")
     evaluate.add_argument("--label-column", default="label")
+    _add_encoding_option(evaluate, "text data files")
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.set_defaults(seed=0)
     evaluate.add_argument("--plot", help="write the confusion matrix here")
@@ -775,6 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="the column of .csv / .tsv / .jsonl inputs to classify",
     )
+    _add_encoding_option(predict, "text files")
     predict.add_argument("--batch-size", type=int, default=32)
     export = parser.commands[("export",)]
     export.add_argument("--output", required=True, help="the SavedModel folder")

@@ -55,7 +55,10 @@ def ulmfit_command(args):
         from keras_tl.data import read_corpus
 
         texts["unlabelled"] = read_corpus(
-            args.lm_data, strip_gutenberg=False, text_column=args.text_column
+            args.lm_data,
+            strip_gutenberg=False,
+            text_column=args.text_column,
+            encoding=args.encoding,
         )
     if args.test:  # a label training never saw fails before training
         from keras_tl.text.data import encode_labels
@@ -319,9 +322,11 @@ def lm_pretrain_command(args):
             reused_tokenizer(args.tokenizer, args.vocabulary_size)
     # A missing TPU or a batch the replicas cannot share fails first.
     strategy = _lm_strategy(args, args.batch_size)
-    texts = read_corpus(args.corpus, args.max_words)
+    texts = read_corpus(args.corpus, args.max_words, encoding=args.encoding)
     validation = (
-        "\n".join(read_corpus(args.validation)) if args.validation else None
+        "\n".join(read_corpus(args.validation, encoding=args.encoding))
+        if args.validation
+        else None
     )
     # A stopped pretraining run resumes from its last checkpoint (the
     # tokenizer, weights, optimizer, schedule and stream position).
@@ -452,8 +457,12 @@ def lm_finetune_command(args):
     start = language_model_config(args.encoder)
     if args.weights_dtype is None:  # a shipped int8 preset stays int8
         args.weights_dtype = stored_dtype(start)
-    texts = read_corpus(args.corpus, args.max_words)
-    validation = read_corpus(args.validation) if args.validation else None
+    texts = read_corpus(args.corpus, args.max_words, encoding=args.encoding)
+    validation = (
+        read_corpus(args.validation, encoding=args.encoding)
+        if args.validation
+        else None
+    )
     run = RunFolder(
         replacing_run(args, args.run_dir or default_run_dir(args, args.output)),
         config_of(args),

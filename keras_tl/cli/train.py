@@ -227,7 +227,7 @@ def predict_command(args):
                     "give text files (.txt, one text a line, or .csv / "
                     ".tsv / .jsonl by --text-column)."
                 )
-            texts.extend(read_unlabelled(path, args.text_column))
+            texts.extend(read_unlabelled(path, args.text_column, args.encoding))
         if not texts:
             raise ValueError(
                 'Nothing to predict: give --text "..." or text files (.txt, '

@@ -56,9 +56,10 @@ def undecodable(path, raw, error, encoding="utf-8"):
     line = raw.count(b"\n", 0, error.start) + 1
     return ValueError(
         f"{path} is not valid {encoding}: byte {error.start} (line {line}) "
-        f"is {raw[error.start : error.start + 1]!r}. Convert the file to "
-        "UTF-8, e.g. `iconv -f cp1252 -t utf-8 FILE > NEW` for a file saved "
-        "by Excel on Windows, or save it as 'CSV UTF-8'."
+        f"is {raw[error.start : error.start + 1]!r}. Give its encoding "
+        "(--encoding cp1252; in Python, encoding='cp1252' for a file saved "
+        "by Excel on Windows), or convert the file to UTF-8: `iconv -f "
+        "cp1252 -t utf-8 FILE > NEW`, or save it as 'CSV UTF-8'."
         + (f" Read as: {encoding}." if encoding != "utf-8" else "")
     )
 

@@ -27,6 +27,12 @@ def test_bad_image_data_exits_2_before_writing_anything(
     assert "--labels, --text-column are for text files; --data " in (
         capsys.readouterr().err
     )
+    assert cli.main(args + ["--data", photos, "--encoding", "cp1252"]) == 2
+    assert "--encoding is for text files" in capsys.readouterr().err
+    assert cli.main(args + ["--data", photos, "--encoding", "klingon"]) == 2
+    assert "argument --encoding: Unknown text encoding 'klingon'" in (
+        capsys.readouterr().err
+    )
     # A labels file is for a .txt of texts; a table has its label column.
     table = tmp_path / "t.csv"
     table.write_text("text,label\nhola,a\n")
@@ -178,6 +184,35 @@ def test_read_labelled_formats_and_errors(tmp_path):
     latin.write_bytes(b"text,label\ncaf\xe9,x\n")
     with pytest.raises(ValueError, match="not valid utf-8"):
         data.read_labelled(str(latin))
+    # Read as its encoding: Excel's cp1252 keeps the euro sign and curly
+    # quotes, which Latin-1 would turn into control characters.
+    excel = tmp_path / "excel1252.csv"
+    excel.write_bytes(
+        "text,label\n\u201cAdiós\u201d 5 €,neg\n".encode("cp1252")
+    )
+    assert data.read_labelled(str(excel), encoding="cp1252") == (
+        ["\u201cAdiós\u201d 5 €"],
+        ["neg"],
+    )
+    lines = tmp_path / "textos.txt"
+    lines.write_bytes("año\nniño\n".encode("latin-1"))
+    (tmp_path / "clases.txt").write_bytes("sí\nno\n".encode("latin-1"))
+    assert data.read_labelled(
+        str(lines), str(tmp_path / "clases.txt"), encoding="latin-1"
+    ) == (["año", "niño"], ["sí", "no"])
+    assert data.read_unlabelled(str(lines), encoding="latin-1") == [
+        "año",
+        "niño",
+    ]
+    rows = tmp_path / "latin.jsonl.gz"
+    with gzip.open(rows, "wt", encoding="latin-1") as f:
+        f.write('{"text": "pi\u00f1a", "label": "a"}\n')
+    assert data.read_corpus([str(rows)], encoding="latin-1") == ["piña"]
+    with pytest.raises(ValueError, match=r"Read as: ascii\.$"):
+        data.read_unlabelled(str(excel), encoding="ascii")
+    for name in ["klingon", "base64", None]:  # unknown, not text, not a name
+        with pytest.raises(ValueError, match="Unknown text encoding"):
+            data.read_labelled(str(excel), encoding=name)
     xml = tmp_path / "x.xml"
     xml.write_text("<rows/>")
     with pytest.raises(ValueError, match="Unknown data format"):

@@ -271,8 +271,12 @@ def test_lm_user_errors_exit_with_code_2(tmp_path, capsys, monkeypatch):
     latin = tmp_path / "latin.txt"
     latin.write_bytes(b"caf\xe9 con leche\n")
     assert cli.main(["lm", "pretrain", "--corpus", str(latin), *out]) == 2
-    assert "not valid utf-8" in capsys.readouterr().err
+    assert "Give its encoding (--encoding cp1252" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    # Read as its encoding, it gets as far as the next check.
+    latin_lm = ["--corpus", str(latin), "--encoding", "latin-1"]
+    assert cli.main(["lm", "pretrain", *latin_lm, *out]) == 2
+    assert "The corpus has 1 non-empty line" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "hola"}\n\n{"title": "x"}\n', encoding="utf-8")
     assert cli.main(["lm", "pretrain", "--corpus", str(bad), *out]) == 2

@@ -24,8 +24,10 @@ def test_read_text_names_undecodable_bytes(tmp_path):
         r"iconv -f cp1252",
     ) as error:
         read_text(path)
-    # The command line has no encoding option: the message offers none.
-    assert "encoding" not in str(error.value)
+    # It offers the encoding option, for the command line and Python.
+    assert "(--encoding cp1252; in Python, encoding='cp1252'" in str(
+        error.value
+    )
     with pytest.raises(ValueError, match=r"Read as: ascii\.$"):
         read_text(path, "ascii")
     path.write_bytes("\ufeffaño\r\nniño\n".encode())
