@@ -44,11 +44,12 @@ def check_encoding(encoding):
     return encoding
 
 
-def check_class_ids(labels, classes):
+def check_class_ids(labels, classes, what="Label"):
     """Integer class ids (one a row, or a column of them) outside
     `0 .. classes - 1`: a ValueError naming the first row and the fix,
     before any training (TensorFlow's own error comes from inside the
-    first step's graph). Anything else is left to the caller."""
+    first step's graph). Anything else is left to the caller. `what`
+    starts the message ("Validation label")."""
     import numpy as np
 
     try:
@@ -70,7 +71,7 @@ def check_class_ids(labels, classes):
         else f"Map the labels to 0 .. {classes - 1}."
     )
     raise ValueError(
-        f"Label {labels[row]} (row {row}; {bad.size} such labels in all) is "
+        f"{what} {labels[row]} (row {row}; {bad.size} such labels in all) is "
         f"not a class of this model: it has {classes} classes, ids 0 to "
         f"{classes - 1}. {fix}"
     )

@@ -220,13 +220,21 @@ def image_file_problem(path) -> str | None:
 
 def image_files(path) -> list[str]:
     """The image files (JPEG, PNG, BMP, GIF) in a folder and its
-    subfolders, sorted."""
-    return sorted(
-        os.path.join(root, file)
-        for root, _, files in os.walk(path)
-        for file in files
-        if file.lower().endswith(IMAGE_EXTENSIONS)
-    )
+    subfolders, sorted. A subfolder of `path` that is a link (a class
+    folder kept elsewhere) is read; links deeper down are not followed, as
+    Keras' `image_dataset_from_directory` reads a class folder."""
+    found = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir():  # a link to a folder too
+                found.extend(
+                    os.path.join(root, file)
+                    for root, _, files in os.walk(entry.path)
+                    for file in files
+                )
+            else:
+                found.append(entry.path)
+    return sorted(f for f in found if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def check_image_files(paths, where):

@@ -278,6 +278,8 @@ def fine_tune(
         )
     train_data, fit_kwargs = _split_arrays(model, train_data, fit_kwargs)
     _check_labels(model, fit_kwargs.get("y"))
+    if isinstance(validation_data, tuple) and len(validation_data) in (2, 3):
+        _check_labels(model, validation_data[1], "Validation label")
     if isinstance(train_data, tf.data.Dataset):
         # A dataset shuffles itself; Keras warns on every fit otherwise.
         fit_kwargs.setdefault("shuffle", False)
@@ -355,7 +357,7 @@ def _split_arrays(model, train_data, fit_kwargs):
     return train_data, fit_kwargs
 
 
-def _check_labels(model, labels):
+def _check_labels(model, labels, what="Label"):
     """Integer class ids (one a row) outside the model's classes: a
     ValueError naming the first row, before any training (TensorFlow's own
     error comes from inside the first step's graph)."""
@@ -370,7 +372,7 @@ def _check_labels(model, labels):
         return
     classes = outputs[0].shape[-1]
     if classes is not None and classes >= 2:  # not one sigmoid
-        check_class_ids(labels, classes)
+        check_class_ids(labels, classes, what)
 
 
 def _build_metrics(model, data):

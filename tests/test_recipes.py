@@ -289,6 +289,11 @@ def test_arrays_as_a_tuple_and_labels_checked_before_training():
         )
     with pytest.raises(ValueError, match="Label -1 .*Map the labels to 0 .. 1"):
         keras_tl.fine_tune(model, x, y=-labels, epochs=(1,), verbose=0)
+    with pytest.raises(ValueError, match=r"^Validation label 7 \(row 1; 1 "):
+        keras_tl.fine_tune(
+            model, (x, labels), epochs=(1,), verbose=0,
+            validation_data=(x[:2], np.array([1, 7])),
+        )  # fmt: skip
     # The advice probes batches of a dataset: arrays are refused, named.
     with pytest.raises(ValueError, match="strategy='auto' probes the data"):
         keras_tl.fine_tune(model, (x, labels), strategy="auto", verbose=0)

@@ -179,8 +179,9 @@ _TEXT_FILE_OPTIONS = {
 }
 
 
-def _refuse_text_options(args):
-    """Options of text files, given with image data: refused, not ignored."""
+def refuse_text_options(args, images=None):
+    """Options of text files, given with image data: refused, not ignored.
+    `images` says what takes images (default: --data, an image folder)."""
     given = [
         name
         for name, default in _TEXT_FILE_OPTIONS.items()
@@ -190,9 +191,12 @@ def _refuse_text_options(args):
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ValueError(
             f"{flags} {'is' if len(given) == 1 else 'are'} for text files; "
-            f"--data {args.data} is an image folder (its classes are its "
-            "subfolders). Leave "
-            f"{'it' if len(given) == 1 else 'them'} out."
+            + (
+                images
+                or f"--data {args.data} is an image folder (its classes are "
+                "its subfolders)"
+            )
+            + f". Leave {'it' if len(given) == 1 else 'them'} out."
         )
 
 
@@ -211,7 +215,7 @@ class Task:
                     "--encoder is for text data (--backbone awd_lstm). "
                     f"Received: --data {args.data} (images)"
                 )
-            _refuse_text_options(args)
+            refuse_text_options(args)
             size = image_size_of(args)
             self.train, self.label_names = images(
                 args.data,
@@ -614,6 +618,13 @@ class Loaded:
                 pieces.append(np.asarray(self.model.predict_on_batch(batch)))
         return class_probabilities(np.concatenate(pieces))
 
+    @property
+    def reads_bytes(self):
+        """An export with `serve_bytes`: it decodes image files itself."""
+        return self.served is not None and (
+            "serve_bytes" in self.served.signatures
+        )
+
     def probabilities_of_pixels(self, pixels):
         import tensorflow as tf
 
@@ -634,7 +645,7 @@ class Loaded:
         (the same images decoded and resized as in training)."""
         from keras_tl.metrics import class_probabilities
 
-        if self.served is not None and "serve_bytes" in self.served.signatures:
+        if self.reads_bytes:
             out = self.served.signatures["serve_bytes"](images=encoded)
             return class_probabilities(out["probabilities"].numpy())
         return self.probabilities_of_pixels(pixels)

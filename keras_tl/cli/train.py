@@ -31,6 +31,7 @@ from keras_tl.cli.inputs import (
     images,
     labelled_arrays,
     read_texts,
+    refuse_text_options,
     report,
     scores,
     verbosity,
@@ -195,13 +196,48 @@ def evaluate_command(args):
         truth, _ = text_data.encode_labels(labels, names)
         probabilities = loaded.probabilities_of_texts(texts, args.batch_size)
     else:
+        refuse_text_options(args, f"the model {args.model} classifies images")
         dataset, _ = images(
             args.data, args, loaded.image_size(), names, shuffle=False
         )
-        truth, probabilities = labelled_arrays(
-            loaded.probabilities_of_pixels, dataset
-        )
+        if loaded.reads_bytes and os.path.isdir(args.data):
+            truth, probabilities = _scores_of_files(loaded, args, names)
+        else:
+            truth, probabilities = labelled_arrays(
+                loaded.probabilities_of_pixels, dataset
+            )
     print(json.dumps(report(truth, probabilities, names, args.plot)))
+
+
+def _scores_of_files(loaded, args, names):
+    """(class ids, probabilities) of an export on an image folder, read
+    from the files' bytes as `predict` and a deployment read them: the
+    Keras model's answers on the decoded pixels (the uint8 pixel
+    signature would round them after resizing)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_tl.data import image_files
+
+    # The files of the class folders (those at the top, or in hidden
+    # folders, are not examples: image_folder leaves them out too).
+    classes = {name: i for i, name in enumerate(names)}
+    files, truth = [], []
+    for file in image_files(args.data):
+        parts = os.path.relpath(file, args.data).split(os.sep)
+        if len(parts) > 1 and parts[0] in classes:
+            files.append(file)
+            truth.append(classes[parts[0]])
+    probabilities = [
+        loaded.probabilities_of_images(
+            tf.stack([tf.io.read_file(f) for f in batch]), None
+        )
+        for batch in (
+            files[i : i + args.batch_size]
+            for i in range(0, len(files), args.batch_size)
+        )
+    ]
+    return np.array(truth), np.concatenate(probabilities)
 
 
 def predict_command(args):
@@ -242,6 +278,7 @@ def predict_command(args):
         raise ValueError(
             f"{args.model} classifies images: give image files, not --text."
         )
+    refuse_text_options(args, f"the model {args.model} classifies images")
     from keras_tl.data import check_image_files
 
     files = _image_files(args.inputs)

@@ -111,6 +111,18 @@ def test_image_folder_loader(tmp_path):
         write_images(tmp_path / "years" / "cats" / year, ("x",), 1)
         write_images(tmp_path / "years" / "dogs" / year, ("x",), 1)
     assert data.image_class_folders(tmp_path / "years") == ["cats", "dogs"]
+    # Class folders that are links (to images kept elsewhere) are read, as
+    # Keras reads them; a link deeper down is not followed (here a loop).
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for name in ("cats", "dogs"):
+        (linked / name).symlink_to(tmp_path / "b" / name)
+    (linked / "dogs" / "loop").symlink_to(linked)
+    assert data.image_class_folders(linked) == ["cats", "dogs"]
+    assert len(data.image_files(linked)) == 6
+    dataset, _ = data.image_folder(linked, image_size=24, shuffle=False)
+    assert sum(len(y) for _, y in dataset) == 6
+    (linked / "dogs" / "loop").unlink()
     # Formats Keras skips are named, not dropped without a word.
     (tmp_path / "b" / "dogs" / "photo.webp").write_bytes(b"RIFF")
     with pytest.warns(UserWarning, match=r"1 image\(s\) in .* are not read"):

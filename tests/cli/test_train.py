@@ -149,6 +149,34 @@ def test_evaluate_predict_and_export_agree(trained, capsys):
     from_export = last_json(capsys)
     assert from_export["confusion_matrix"] == from_run["confusion_matrix"]
     assert_real_png(plot)
+    # The export is scored on the files' bytes, as predict reads them: the
+    # run folder's probabilities (its uint8 pixel signature would round
+    # the resized pixels first, moving them by up to 1e-2).
+    from keras_tl.cli.inputs import Loaded, images, labelled_arrays
+    from keras_tl.cli.parser import build_parser
+    from keras_tl.cli.train import _scores_of_files
+
+    args = build_parser().parse_args(
+        ["evaluate", "--model", exported, "--data", valid, "--batch-size", "3"]
+    )
+    run_model = Loaded(str(trained / "run"), "last")
+    pixels, names = images(valid, args, run_model.image_size(), shuffle=False)
+    truth, expected = labelled_arrays(run_model.probabilities_of_pixels, pixels)
+    served_truth, served = _scores_of_files(
+        Loaded(exported, "last"), args, names
+    )
+    np.testing.assert_array_equal(served_truth, truth)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    # Options of text files are refused for an image model, not ignored.
+    assert cli.main(["evaluate", "--model", exported, "--data", valid,
+                     "--encoding", "latin-1"]) == 2  # fmt: skip
+    assert (
+        f"--encoding is for text files; the model {exported} classifies "
+        "images. Leave it out." in capsys.readouterr().err
+    )
+    assert cli.main(["predict", "--model", exported, valid,
+                     "--text-column", "frase"]) == 2  # fmt: skip
+    assert "--text-column is for text files" in capsys.readouterr().err
     images = sorted((trained / "valid" / "dogs").iterdir())[:2]
     assert cli.main(["predict", "--model", exported,
                      *map(str, images)]) == 0  # fmt: skip
