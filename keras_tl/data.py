@@ -184,7 +184,10 @@ def _ends_whole(head, tail, size):
     return len(head) >= 6 and declared >= 26 and size >= declared
 
 
-def _decodes(path):
+def decodes(path) -> bool:
+    """Whether TensorFlow decodes the image file at `path` (all of it: the
+    full check `image_file_problem` makes only for files that look cut
+    off)."""
     import tensorflow as tf
 
     try:
@@ -213,7 +216,7 @@ def image_file_problem(path) -> str | None:
         return "empty, 0 bytes"
     if not head.startswith(_SIGNATURES):
         return "not a JPEG, PNG, GIF or BMP image"
-    if not _ends_whole(head, tail, size) and not _decodes(path):
+    if not _ends_whole(head, tail, size) and not decodes(path):
         return "damaged or cut off: it does not decode"
     return None
 

@@ -3,6 +3,7 @@ fine-tuned in a run folder, and the use of what it wrote."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -120,22 +121,23 @@ def fit_classifier(args, task, run):
     model.steps_per_execution = distribute.steps_per_execution(strategy)
     rates = rates_of(args)
     if run.epochs_done < sum(args.epochs):
-        fine_tune(
-            model,
-            task.train,
-            epochs=tuple(args.epochs),
-            learning_rate=rates,
-            factor=args.factor,
-            schedule=args.schedule,
-            train_bn=args.train_bn,
-            freeze_bn=args.freeze_bn,
-            validation_data=task.validation,
-            callbacks=run.callbacks(args.monitor),
-            initial_epoch=run.epochs_done,
-            train_groups=getattr(args, "train_groups", None),
-            verbose=verbosity(args),
-            shuffle=False,  # the datasets shuffle themselves
-        )
+        with _naming_undecodable_images(args, task, run):
+            fine_tune(
+                model,
+                task.train,
+                epochs=tuple(args.epochs),
+                learning_rate=rates,
+                factor=args.factor,
+                schedule=args.schedule,
+                train_bn=args.train_bn,
+                freeze_bn=args.freeze_bn,
+                validation_data=task.validation,
+                callbacks=run.callbacks(args.monitor),
+                initial_epoch=run.epochs_done,
+                train_groups=getattr(args, "train_groups", None),
+                verbose=verbosity(args),
+                shuffle=False,  # the datasets shuffle themselves
+            )
     plots.plot_history(run.history, run.file("history.png"))
     steps = int(task.train.cardinality())
     if steps > 0:
@@ -171,6 +173,49 @@ def fit_classifier(args, task, run):
             data = task.text_dataset(*task.test_texts)
         summary["test"] = scores(model, data, task.label_names)
     return model, summary
+
+
+@contextlib.contextmanager
+def _naming_undecodable_images(args, task, run):
+    """TensorFlow stopping on an image it cannot decode (damaged inside,
+    which the cheap check before training does not read): the files
+    named, found by decoding each, instead of a graph traceback."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError:
+        if task.kind != "images":
+            raise
+        from keras_tl.data import decodes, image_files
+
+        folders = [
+            path
+            for path in (
+                args.data,
+                args.validation,
+                getattr(args, "test", None),
+            )
+            if path and os.path.isdir(path)
+        ]
+        files = [file for folder in folders for file in image_files(folder)]
+        bad = [file for file in files if not decodes(file)]
+        if not bad:
+            raise
+        shown = "; ".join(bad[:3]) + (
+            f"; and {len(bad) - 3} more" if bad[3:] else ""
+        )
+        raise ValueError(
+            f"{len(bad)} image file(s) cannot be decoded (damaged inside "
+            f"the file; found when training read them): {shown}. Delete or "
+            "replace them"
+            + (
+                f", then run the same command again: {run.path} resumes "
+                f"after epoch {run.epochs_done}."
+                if run.epochs_done
+                else "."
+            )
+        ) from None
 
 
 def save_tokenizer(task, run):

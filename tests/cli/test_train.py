@@ -510,3 +510,27 @@ def test_train_under_a_tf_config_cluster(tmp_path):
     assert process.returncode == 0, process.stderr[-3000:]
     assert "MultiWorkerMirroredStrategy, 1 workers" in process.stdout
     assert json.loads((tmp_path / "run" / "state.json").read_text())["complete"]
+
+
+def test_an_image_damaged_inside_is_named_not_a_traceback(tmp_path, capsys):
+    """A file whose first and last bytes look whole passes the check
+    before training; TensorFlow's decoder stops on it mid-epoch. The
+    command names it (exit 2) and leaves no run folder behind."""
+    from tests.conftest import encoded_image
+
+    images = write_images(tmp_path / "photos", n=4, size=32)
+    damaged = bytearray(encoded_image("PNG", size=48))
+    damaged[2000:2064] = bytes(64)  # inside the pixel data; IEND intact
+    bad = tmp_path / "photos" / "dogs" / "z_damaged.png"
+    bad.write_bytes(bytes(damaged))
+    argv = [
+        "train", "--data", images, "--backbone", "mobilenet_025",
+        "--weights", "none", "--image-size", "32", "--epochs", "1",
+        "--batch-size", "4", "--run-dir", str(tmp_path / "run"),
+        "--verbose", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "keras-tl train: error: 1 image file(s) cannot be decoded" in err
+    assert f"{bad}. Delete or replace them." in err
+    assert not (tmp_path / "run").exists()
