@@ -208,8 +208,10 @@ class RunFolder:
 
     def load_last(self) -> keras.Model:
         """The model (and optimizer state) of the last checkpoint, with its
-        dropout seeds where they were saved, so training goes on as if it
-        had never stopped."""
+        dropout seeds where they were saved, so training goes on from where
+        it stopped. (A shuffled dataset built again in a new process starts
+        its sequence of epoch orders again: the epochs after a resume see
+        the same examples in another order than an unstopped run's.)"""
 
         path = self.file(self.state["last_checkpoint"])
         model = load_model(path)

@@ -192,7 +192,8 @@ def check_options(args, text):
             args.overwrite,
             "saved_model.pb",
             "a SavedModel",
-            " (an unfinished run resumes with a new one)",
+            " (or give another --export folder: an unfinished run resumes"
+            " with it)",
         )
 
 

@@ -322,6 +322,11 @@ def refuse_conflicts(args):
             "stages (one per number of --epochs): give one rate per stage, "
             "or one peak rate (halved at each stage)."
         )
+    if getattr(args, "train_bn", False) and getattr(args, "freeze_bn", False):
+        raise ValueError(
+            "--train-bn trains every BatchNormalization layer and "
+            "--freeze-bn freezes them all: give one of them."
+        )
     monitor = getattr(args, "monitor", None)
     if monitor is not None:
         if monitor not in _MONITORS:
@@ -1074,6 +1079,34 @@ def _import_quietly():
 
 def main(argv=None) -> int:
     """Runs the command; returns the exit code (2 for user errors)."""
+    import warnings
+
+    default = warnings.formatwarning
+    warnings.formatwarning = warning_lines(default)
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = default
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def warning_lines(default):
+    """A `warnings.formatwarning` for the command line: keras_tl's own
+    warnings are messages for the user, one `keras-tl: warning:` line (not
+    the source line that raised them); Keras' and TensorFlow's keep the
+    form `default` gives them."""
+
+    def line(message, category, filename, lineno, source=None):
+        if os.path.abspath(filename).startswith(_PACKAGE + os.sep):
+            return f"keras-tl: warning: {message}\n"
+        return default(message, category, filename, lineno, source)
+
+    return line
+
+
+def _main(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:

@@ -153,6 +153,16 @@ def test_options_that_would_undo_each_other_are_refused(
         assert message not in capsys.readouterr().err
 
 
+def test_train_bn_and_freeze_bn_are_refused_together(tmp_path, capsys):
+    argv = ["train", "--data", str(tmp_path / "d"), "--backbone", "x"]
+    assert cli.main([*argv, "--train-bn", "--freeze-bn"]) == 2
+    assert "--train-bn trains every BatchNormalization layer and " in (
+        capsys.readouterr().err
+    )
+    assert cli.main([*argv, "--freeze-bn"]) == 2  # past the options
+    assert "Data not found" in capsys.readouterr().err
+
+
 def test_monitor_names_a_value_that_will_be_logged(tmp_path, capsys):
     argv = ["train", "--data", str(tmp_path / "d"), "--backbone", "x"]
     assert cli.main([*argv, "--monitor", "val_acc"]) == 2
@@ -290,3 +300,20 @@ def test_an_option_in_a_config_file_counts_as_given(tmp_path, capsys):
             "--backbone", "mobilenet_v2"]  # fmt: skip
     assert cli.main(argv) == 2
     assert "--strategy auto chooses --epochs" in capsys.readouterr().err
+
+
+def test_keras_tl_warnings_are_one_line_for_the_user():
+    import warnings
+
+    import keras
+
+    from keras_tl import data
+    from keras_tl.cli.parser import warning_lines
+
+    line = warning_lines(warnings.formatwarning)
+    assert (
+        line("3 image(s) are not read", UserWarning, data.__file__, 295)
+        == "keras-tl: warning: 3 image(s) are not read\n"
+    )
+    theirs = line("deprecated", DeprecationWarning, keras.__file__, 7)
+    assert theirs.startswith(keras.__file__ + ":7: DeprecationWarning")
