@@ -409,3 +409,26 @@ class ResetStateEachEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.model.reset_state()
+
+
+class FollowEpochs(keras.callbacks.Callback):
+    """Tells a shuffled dataset which epoch `fit` is at, so it reads that
+    epoch's order (see `keras_tl.data.EpochOrder`): a run resumed with
+    `fit(initial_epoch=k)` in a new process reads epochs k, k + 1, ... in
+    the orders an unstopped run reads them. `fine_tune` adds it for a
+    dataset that has an `epoch_order`.
+
+    Example:
+
+    >>> data, names = keras_tl.data.image_folder("photos/train")
+    >>> model.fit(data, initial_epoch=3, epochs=5,
+    ...           callbacks=[FollowEpochs(data.epoch_order)])  # doctest: +SKIP
+    """
+
+    def __init__(self, order):
+        super().__init__()
+        self.order = order
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Before the epoch's pass starts: fit creates it after this call.
+        self.order.epoch = epoch

@@ -258,6 +258,33 @@ def check_image_files(paths, where):
         )
 
 
+class EpochOrder:
+    """The order a shuffled dataset reads its examples in: drawn from its
+    seed and the epoch, so epoch k of a run is read in the same order
+    whether the run went on or was stopped and resumed in a new process.
+
+    Each new pass over the dataset counts as the next epoch, unless `fit`
+    says which epoch it is: `fine_tune` passes
+    `keras_tl.callbacks.FollowEpochs(order)`, which sets `epoch` from the
+    epoch number `fit` gives its callbacks (so `fit(initial_epoch=k)`
+    reads epoch k's order). `image_folder` and
+    `text.data.classification_dataset` put theirs on the dataset they
+    return, as `dataset.epoch_order`.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        self.epoch = 0  # the next pass's
+
+    def generator(self):
+        """The random generator of the next pass (a NumPy `Generator`)."""
+        import numpy as np
+
+        rng = np.random.default_rng(self.seed + self.epoch)
+        self.epoch += 1
+        return rng
+
+
 def image_folder(
     path: str,
     *,
@@ -312,22 +339,72 @@ def image_folder(
         )
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
-    if validation_split:
-        # Keras shuffles the files (with `seed`) before it splits them:
-        # both subsets must see the same order, or they overlap.
-        shuffle = True
     dataset = keras.utils.image_dataset_from_directory(
         path,
         image_size=tuple(image_size),
         batch_size=batch_size,
-        shuffle=shuffle,
+        # Keras shuffles the files (with `seed`) before it splits them:
+        # both subsets must see the same order, or they overlap.
+        shuffle=shuffle or bool(validation_split),
         seed=seed,
         validation_split=validation_split,
         subset=subset,
         class_names=found,
         verbose=False,
     )
-    return dataset.prefetch(tf.data.AUTOTUNE), found
+    if shuffle and subset != "validation":
+        # Read again in an order drawn per epoch (EpochOrder): Keras'
+        # reshuffles come from a count of passes that a resumed run in a
+        # new process starts again.
+        dataset = _shuffled_images(
+            dataset.file_paths, path, found, tuple(image_size), batch_size, seed
+        )
+    prefetched = dataset.prefetch(tf.data.AUTOTUNE)
+    prefetched.epoch_order = getattr(dataset, "epoch_order", None)
+    return prefetched, found
+
+
+def _shuffled_images(files, path, class_names, image_size, batch_size, seed):
+    """Batches of `(pixels, class id)` of `files` (each in a class folder
+    of `path`), decoded and resized as Keras' `image_dataset_from_directory`
+    does, in an order drawn each epoch by an `EpochOrder` (the dataset's
+    `epoch_order`)."""
+    import tensorflow as tf
+
+    classes = {name: i for i, name in enumerate(class_names)}
+    labels = [
+        classes[os.path.relpath(file, path).split(os.sep)[0]] for file in files
+    ]
+    order = EpochOrder(seed)
+
+    def indices():
+        yield from order.generator().permutation(len(files))
+
+    files_t = tf.constant(files)
+    labels_t = tf.constant(labels, tf.int32)
+
+    def load(index):
+        image = tf.io.decode_image(
+            tf.io.read_file(files_t[index]), channels=3, expand_animations=False
+        )
+        image = tf.image.resize(image, image_size)
+        image.set_shape((*image_size, 3))
+        return image, labels_t[index]
+
+    dataset = (
+        tf.data.Dataset.from_generator(
+            indices, output_signature=tf.TensorSpec((), tf.int64)
+        )
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .apply(
+            tf.data.experimental.assert_cardinality(
+                -(-len(files) // batch_size)
+            )
+        )
+    )
+    dataset.epoch_order = order
+    return dataset
 
 
 def tfds_examples(

@@ -285,6 +285,9 @@ def fine_tune(
         fit_kwargs.setdefault("shuffle", False)
     optimizers_lib.discriminative(model, factor)
     _build_metrics(model, train_data)
+    order = getattr(train_data, "epoch_order", None)
+    if order is not None:  # a dataset reading each epoch in its own order
+        callbacks = [callbacks_lib.FollowEpochs(order), *(callbacks or [])]
     histories = []
     done = 0
     for stage, (stage_epochs, rate) in enumerate(

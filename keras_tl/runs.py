@@ -209,9 +209,10 @@ class RunFolder:
     def load_last(self) -> keras.Model:
         """The model (and optimizer state) of the last checkpoint, with its
         dropout seeds where they were saved, so training goes on from where
-        it stopped. (A shuffled dataset built again in a new process starts
-        its sequence of epoch orders again: the epochs after a resume see
-        the same examples in another order than an unstopped run's.)"""
+        it stopped. (keras_tl's shuffled datasets read each epoch in an
+        order drawn from their seed and the epoch, `data.EpochOrder`; a
+        plain `tf.data` shuffle starts its sequence again in a new
+        process.)"""
 
         path = self.file(self.state["last_checkpoint"])
         model = load_model(path)

@@ -20,6 +20,7 @@ from keras_tl.checks import (
     refuse_unknown,
     renamed,
 )
+from keras_tl.data import EpochOrder
 from keras_tl.text.tokenizers import BOS_ID, EOS_ID, progress
 
 
@@ -428,7 +429,10 @@ def classification_dataset(
 
     With `shuffle`, each epoch draws a new order and then sorts chunks of
     50 batches by length (fastai's `SortedDL`), so little time is spent on
-    padding. Without, the order is kept (predictions line up with inputs).
+    padding; the order is drawn from `seed` and the epoch (the dataset's
+    `epoch_order`, a `keras_tl.data.EpochOrder`, which `fine_tune` keeps in
+    step with `fit`'s epochs, so a resumed run reads the same order).
+    Without, the order is kept (predictions line up with inputs).
 
     Args:
         documents: a list of token-id arrays (see `encode_documents`).
@@ -509,7 +513,7 @@ def classification_dataset(
             f"{len(documents)} documents make no full batch of {batch_size} "
             "with drop_remainder=True: use a smaller `batch_size`."
         )
-    epoch = [0]
+    epochs = EpochOrder(seed)
 
     def split(indices):
         return [
@@ -520,8 +524,7 @@ def classification_dataset(
     def order():
         if not shuffle:
             return split(np.arange(len(documents)))
-        rng = np.random.default_rng(seed + epoch[0])
-        epoch[0] += 1
+        rng = epochs.generator()
         indices = rng.permutation(len(documents))
         chunk = 50 * batch_size
         batches = []
@@ -552,4 +555,6 @@ def classification_dataset(
         else (ids_spec, tf.TensorSpec((rows,), tf.int32))
     )
     data = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    return data.apply(tf.data.experimental.assert_cardinality(num_batches))
+    data = data.apply(tf.data.experimental.assert_cardinality(num_batches))
+    data.epoch_order = epochs if shuffle else None
+    return data

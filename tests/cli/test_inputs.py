@@ -5,6 +5,7 @@ import gzip
 import os
 import time
 
+import numpy as np
 import pytest
 
 from keras_tl import cli, data
@@ -106,6 +107,27 @@ def test_image_folder_loader(tmp_path):
     assert pixels.shape == (4, 24, 24, 3) and pixels.dtype == "float32"
     assert labels.numpy().tolist() == [0, 0, 0, 1]
     assert 100 < float(pixels.numpy().max()) <= 255  # raw pixels, not [0, 1]
+
+    # Shuffled, each epoch's order comes from the seed and the epoch (not
+    # from a count of passes a new process starts again), and the images
+    # are read as Keras reads them.
+    def labels_of(dataset):
+        return [y for _, ys in dataset for y in ys.numpy().tolist()]
+
+    shuffled, _ = data.image_folder(folder, image_size=24, batch_size=4)
+    passes = [labels_of(shuffled) for _ in range(4)]
+    assert all(sorted(p) == [0, 0, 0, 1, 1, 1] for p in passes)
+    assert len({tuple(p) for p in passes}) > 1  # reshuffled
+    resumed, _ = data.image_folder(folder, image_size=24, batch_size=4)
+    resumed.epoch_order.epoch = 3
+    assert labels_of(resumed) == passes[3]
+    by_keras = np.concatenate([x.numpy() for x, _ in dataset])
+    ours, _ = data.image_folder(folder, image_size=24, batch_size=6, seed=5)
+    pixels, labels = next(iter(ours))
+    order = np.argsort(
+        [np.abs(by_keras - p).sum((1, 2, 3)).argmin() for p in pixels.numpy()]
+    )
+    np.testing.assert_array_equal(pixels.numpy()[order], by_keras)
     # Classes that share subfolders of their own are classes, not splits.
     for year in ("2019", "2020"):
         write_images(tmp_path / "years" / "cats" / year, ("x",), 1)

@@ -346,6 +346,15 @@ def test_train_resumes_a_killed_run(tmp_path, how):
     assert float(rows[2]["learning_rate"]) == pytest.approx(
         float(schedules.SlantedTriangular(5e-4, 8)(8)), rel=1e-5
     )
+    if how == "kill":  # the run an unstopped one is, epoch for epoch: the
+        # same weights, dropout seeds and order of the images
+        unstopped = [*argv[:-4], "--run-dir", str(tmp_path / "whole"),
+                     "--verbose", "0"]  # fmt: skip
+        assert cli.main(unstopped) == 0
+        whole = json.loads((tmp_path / "whole" / "state.json").read_text())
+        assert final["history"]["loss"] == pytest.approx(
+            whole["history"]["loss"], rel=1e-6
+        )
 
 
 def test_train_on_a_tfds_name_and_on_texts_with_a_hub_module(

@@ -138,6 +138,15 @@ def test_shuffled_batches_group_similar_lengths():
         lengths = (x != 0).sum(1)
         assert lengths.max() - lengths.min() == 9
     assert [x.shape for x in first] != [x.shape for x in second]  # reshuffled
+    # Each epoch's order comes from the seed and the epoch: a new dataset
+    # told it is at epoch 1 (as FollowEpochs tells it) reads what the
+    # first read on its second pass, as a resumed run must.
+    again = classification_dataset(
+        docs, np.zeros(200, "int32"), batch_size=10, shuffle=True
+    )
+    again.epoch_order.epoch = 1
+    shapes = [x.shape for x, _ in again]
+    assert shapes == [x.shape for x in second] != [x.shape for x in first]
 
 
 def test_split_texts_holds_out_each_class_share():
