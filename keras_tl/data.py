@@ -27,6 +27,7 @@ import json
 import os
 
 from keras_tl.checks import check_encoding
+from keras_tl.orders import EpochOrder
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -256,33 +257,6 @@ def check_image_files(paths, where):
             f"{len(bad)} file(s) {where} cannot be read as images: "
             f"{shown}. Delete or replace them."
         )
-
-
-class EpochOrder:
-    """The order a shuffled dataset reads its examples in: drawn from its
-    seed and the epoch, so epoch k of a run is read in the same order
-    whether the run went on or was stopped and resumed in a new process.
-
-    Each new pass over the dataset counts as the next epoch, unless `fit`
-    says which epoch it is: `fine_tune` passes
-    `keras_tl.callbacks.FollowEpochs(order)`, which sets `epoch` from the
-    epoch number `fit` gives its callbacks (so `fit(initial_epoch=k)`
-    reads epoch k's order). `image_folder` and
-    `text.data.classification_dataset` put theirs on the dataset they
-    return, as `dataset.epoch_order`.
-    """
-
-    def __init__(self, seed: int):
-        self.seed = int(seed)
-        self.epoch = 0  # the next pass's
-
-    def generator(self):
-        """The random generator of the next pass (a NumPy `Generator`)."""
-        import numpy as np
-
-        rng = np.random.default_rng(self.seed + self.epoch)
-        self.epoch += 1
-        return rng
 
 
 def image_folder(

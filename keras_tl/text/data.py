@@ -20,7 +20,7 @@ from keras_tl.checks import (
     refuse_unknown,
     renamed,
 )
-from keras_tl.data import EpochOrder
+from keras_tl.orders import EpochOrder
 from keras_tl.text.tokenizers import BOS_ID, EOS_ID, progress
 
 
