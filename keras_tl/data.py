@@ -351,8 +351,8 @@ def _shuffled_images(files, path, class_names, image_size, batch_size, seed):
     ]
     order = EpochOrder(seed)
 
-    def indices():
-        yield from order.generator().permutation(len(files))
+    def indices():  # one array a pass: no Python call per image
+        yield order.generator().permutation(len(files))
 
     files_t = tf.constant(files)
     labels_t = tf.constant(labels, tf.int32)
@@ -367,8 +367,9 @@ def _shuffled_images(files, path, class_names, image_size, batch_size, seed):
 
     dataset = (
         tf.data.Dataset.from_generator(
-            indices, output_signature=tf.TensorSpec((), tf.int64)
+            indices, output_signature=tf.TensorSpec((None,), tf.int64)
         )
+        .unbatch()
         .map(load, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size)
         .apply(

@@ -20,8 +20,13 @@ class EpochOrder:
     return, as `dataset.epoch_order`.
     """
 
-    def __init__(self, seed: int):
-        self.seed = int(seed)
+    def __init__(self, seed: int | None):
+        import numpy as np
+
+        # None: a random seed, as Keras' loaders take it.
+        self.seed = int(
+            np.random.default_rng().integers(2**31) if seed is None else seed
+        )
         self.epoch = 0  # the next pass's
 
     def generator(self):

@@ -150,11 +150,7 @@ class RunFolder:
             # A run that stopped before its first epoch (and before any
             # other step it records, such as ULMFiT's language model) has
             # nothing to lose: it starts again, whatever its options were.
-            fresh = not (
-                saved["epochs_done"]
-                or saved["complete"]
-                or saved.get("language_model")
-            )
+            fresh = not _holds_progress(self.path, saved)
             if overwrite or fresh:
                 shutil.rmtree(self.path)
             else:
@@ -334,6 +330,33 @@ _CREATED = []
 _OPENED = []
 
 
+def _progress(state):
+    return bool(
+        state["epochs_done"] or state["complete"] or state.get("language_model")
+    )
+
+
+def _holds_progress(path, state):
+    """Whether the run folder at `path` (its `state`) holds work to keep:
+    its own, or that of a run folder inside it (an ensemble's members)."""
+    if _progress(state):
+        return True
+    for name in os.listdir(path) if os.path.isdir(path) else ():
+        inner = os.path.join(path, name, STATE)
+        if os.path.isfile(inner):
+            with open(inner, encoding="utf-8") as f:
+                if _progress(json.load(f)):
+                    return True
+    return False
+
+
+def forget_opened_runs():
+    """Starts a new record of the run folders this process opens (a
+    command's own, for `runs_to_resume` and `discard_unstarted_runs`)."""
+    _CREATED.clear()
+    _OPENED.clear()
+
+
 def runs_to_resume():
     """The run folders this process opened that hold progress (a finished
     epoch or checkpoint, or ULMFiT's language model) but are not finished:
@@ -342,8 +365,8 @@ def runs_to_resume():
         run
         for run in dict.fromkeys(_OPENED)
         if not run.state["complete"]
-        and (run.state["epochs_done"] or run.state.get("language_model"))
         and os.path.exists(run.file(STATE))
+        and _holds_progress(run.path, run.state)
     ]
 
 
@@ -351,12 +374,7 @@ def discard_unstarted_runs():
     """Deletes the run folders this process created that hold nothing yet
     (no epoch done): what a command that failed on bad input leaves."""
     for run in _CREATED:
-        state = run.state
-        if not (
-            state["epochs_done"]
-            or state["complete"]
-            or state.get("language_model")
-        ):
+        if not _holds_progress(run.path, run.state):
             shutil.rmtree(run.path, ignore_errors=True)
             try:  # and `runs/`, if that was all it held
                 os.rmdir(os.path.dirname(os.path.abspath(run.path)))

@@ -292,3 +292,33 @@ def test_an_option_added_after_a_run_started_resumes_at_its_default(tmp_path):
             {"epochs": [1], "strategy": "manual"},
             defaults=defaults,
         )
+
+
+def test_a_folder_whose_member_runs_hold_work_is_kept(tmp_path):
+    """An ensemble's top folder records no epochs itself; its members do.
+    Reopened after a kill, or discarded after Ctrl-C, it must keep them."""
+    from keras_tl import runs
+
+    runs.forget_opened_runs()
+    root = runs.RunFolder(tmp_path / "ensemble", {"members": 2})
+    finished = runs.RunFolder(root.file("member-1"), {"member": 1})
+    finished.state["epochs_done"] = 2
+    finished.finish({})
+    started = runs.RunFolder(root.file("member-2"), {"member": 2})
+    started.state["epochs_done"] = 1
+    started.save_state()
+    # Ctrl-C: nothing with work in it is discarded; both are named to resume.
+    runs.discard_unstarted_runs()
+    assert [r.path for r in runs.runs_to_resume()] == [root.path, started.path]
+    assert (tmp_path / "ensemble" / "member-1" / "state.json").exists()
+    # Reopened by the same command: resumed, not started again (deleted).
+    again = runs.RunFolder(tmp_path / "ensemble", {"members": 2})
+    assert again.epochs_done == 0
+    assert runs.RunFolder(again.file("member-1"), {"member": 1},
+                          reopen_finished=True).state["complete"]  # fmt: skip
+    # A top folder with nothing done anywhere still starts again.
+    empty = runs.RunFolder(tmp_path / "empty", {"members": 2})
+    runs.RunFolder(empty.file("member-1"), {"member": 1})
+    runs.discard_unstarted_runs()
+    assert not (tmp_path / "empty").exists()
+    runs.forget_opened_runs()

@@ -1107,6 +1107,10 @@ def warning_lines(default):
 
 
 def _main(argv):
+    if "keras_tl.runs" in sys.modules:  # a process that ran commands before
+        from keras_tl.runs import forget_opened_runs
+
+        forget_opened_runs()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:

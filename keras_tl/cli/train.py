@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 
 from keras_tl.cli.common import (
@@ -184,18 +185,15 @@ def _naming_undecodable_images(args, task, run):
 
     try:
         yield
-    except tf.errors.InvalidArgumentError:
-        if task.kind != "images":
+    except tf.errors.InvalidArgumentError as error:
+        decoding = re.search(r"JPEG|PNG|GIF|BMP|decode|image", str(error), re.I)
+        if task.kind != "images" or not decoding:
             raise
         from keras_tl.data import decodes, image_files
 
-        folders = [
+        folders = [  # what training reads
             path
-            for path in (
-                args.data,
-                args.validation,
-                getattr(args, "test", None),
-            )
+            for path in (args.data, args.validation)
             if path and os.path.isdir(path)
         ]
         files = [file for folder in folders for file in image_files(folder)]

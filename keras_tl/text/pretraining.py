@@ -114,7 +114,7 @@ def _check_same_text(run, train_ids, done):
     length and checksum; a resume on other text is refused, not trained
     silently on a shifted stream (a corpus that grew, or was edited)."""
     ids = np.ascontiguousarray(train_ids, dtype=np.int32)
-    now = {"tokens": int(len(ids)), "crc32": zlib.crc32(ids.tobytes())}
+    now = {"tokens": int(len(ids)), "crc32": zlib.crc32(ids)}  # in place
     then = run.state.get("training_text")
     if done and then is not None and then != now:
         raise ValueError(
