@@ -106,12 +106,7 @@ _SKIPPED_IMAGES = (".webp", ".tif", ".tiff", ".heic", ".avif", ".jfif")
 
 
 def _warn_skipped_images(path):
-    skipped = sorted(
-        os.path.join(root, file)
-        for root, _, files in os.walk(path)
-        for file in files
-        if file.lower().endswith(_SKIPPED_IMAGES)
-    )
+    skipped = _files_of(path, _SKIPPED_IMAGES)
     if skipped:
         import warnings
 
@@ -227,6 +222,12 @@ def image_files(path) -> list[str]:
     subfolders, sorted. A subfolder of `path` that is a link (a class
     folder kept elsewhere) is read; links deeper down are not followed, as
     Keras' `image_dataset_from_directory` reads a class folder."""
+    return _files_of(path, IMAGE_EXTENSIONS)
+
+
+def _files_of(path, extensions):
+    """The files of `path` and its subfolders ending in one of
+    `extensions` (any case), sorted, walked as `image_files` says."""
     found = []
     with os.scandir(path) as entries:
         for entry in entries:
@@ -238,7 +239,7 @@ def image_files(path) -> list[str]:
                 )
             else:
                 found.append(entry.path)
-    return sorted(f for f in found if f.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted(f for f in found if f.lower().endswith(extensions))
 
 
 def check_image_files(paths, where):

@@ -157,6 +157,8 @@ def test_image_folder_loader(tmp_path):
     (tmp_path / "b" / "dogs" / "photo.webp").write_bytes(b"RIFF")
     with pytest.warns(UserWarning, match=r"1 image\(s\) in .* are not read"):
         data.image_class_folders(folder)
+    with pytest.warns(UserWarning, match=r"linked are not read .*webp"):
+        data.image_class_folders(linked)  # in a linked class folder too
 
 
 @pytest.mark.parametrize(
