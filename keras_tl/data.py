@@ -327,16 +327,34 @@ def image_folder(
         class_names=found,
         verbose=False,
     )
+    files = dataset.file_paths  # what Keras lists (and splits)
     if shuffle and subset != "validation":
         # Read again in an order drawn per epoch (EpochOrder): Keras'
         # reshuffles come from a count of passes that a resumed run in a
         # new process starts again.
         dataset = _shuffled_images(
-            dataset.file_paths, path, found, tuple(image_size), batch_size, seed
+            files, path, found, tuple(image_size), batch_size, seed
         )
     prefetched = dataset.prefetch(tf.data.AUTOTUNE)
     prefetched.epoch_order = getattr(dataset, "epoch_order", None)
+    prefetched.file_paths = files  # as Keras' datasets have
     return prefetched, found
+
+
+def labelled_image_files(path, class_names, files=None):
+    """`(files, class ids)`: the image files of `path`'s class folders
+    (default: all of them, `image_files`; or those of `files`), each with
+    the id of its class folder in `class_names`. Files outside a class
+    folder (at the top, or in a hidden folder) are left out, as
+    `image_folder` leaves them out."""
+    classes = {name: i for i, name in enumerate(class_names)}
+    kept, ids = [], []
+    for file in image_files(path) if files is None else files:
+        parts = os.path.relpath(file, path).split(os.sep)
+        if len(parts) > 1 and parts[0] in classes:
+            kept.append(file)
+            ids.append(classes[parts[0]])
+    return kept, ids
 
 
 def _shuffled_images(files, path, class_names, image_size, batch_size, seed):
@@ -346,10 +364,7 @@ def _shuffled_images(files, path, class_names, image_size, batch_size, seed):
     `epoch_order`)."""
     import tensorflow as tf
 
-    classes = {name: i for i, name in enumerate(class_names)}
-    labels = [
-        classes[os.path.relpath(file, path).split(os.sep)[0]] for file in files
-    ]
+    files, labels = labelled_image_files(path, class_names, files)
     order = EpochOrder(seed)
 
     def indices():  # one array a pass: no Python call per image

@@ -244,7 +244,9 @@ def evaluate_command(args):
             args.data, args, loaded.image_size(), names, shuffle=False
         )
         if loaded.reads_bytes and os.path.isdir(args.data):
-            truth, probabilities = _scores_of_files(loaded, args, names)
+            truth, probabilities = _scores_of_files(
+                loaded, args, names, dataset.file_paths
+            )
         else:
             truth, probabilities = labelled_arrays(
                 loaded.probabilities_of_pixels, dataset
@@ -252,25 +254,18 @@ def evaluate_command(args):
     print(json.dumps(report(truth, probabilities, names, args.plot)))
 
 
-def _scores_of_files(loaded, args, names):
-    """(class ids, probabilities) of an export on an image folder, read
-    from the files' bytes as `predict` and a deployment read them: the
-    Keras model's answers on the decoded pixels (the uint8 pixel
-    signature would round them after resizing)."""
+def _scores_of_files(loaded, args, names, files):
+    """(class ids, probabilities) of an export on the image `files` of
+    the folder `args.data` (those its dataset reads), read from their
+    bytes as `predict` and a deployment read them: the Keras model's
+    answers on the decoded pixels (the uint8 pixel signature would round
+    them after resizing)."""
     import numpy as np
     import tensorflow as tf
 
-    from keras_tl.data import image_files
+    from keras_tl.data import labelled_image_files
 
-    # The files of the class folders (those at the top, or in hidden
-    # folders, are not examples: image_folder leaves them out too).
-    classes = {name: i for i, name in enumerate(names)}
-    files, truth = [], []
-    for file in image_files(args.data):
-        parts = os.path.relpath(file, args.data).split(os.sep)
-        if len(parts) > 1 and parts[0] in classes:
-            files.append(file)
-            truth.append(classes[parts[0]])
+    files, truth = labelled_image_files(args.data, names, files)
     probabilities = [
         loaded.probabilities_of_images(
             tf.stack([tf.io.read_file(f) for f in batch]), None

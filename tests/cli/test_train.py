@@ -163,7 +163,7 @@ def test_evaluate_predict_and_export_agree(trained, capsys):
     pixels, names = images(valid, args, run_model.image_size(), shuffle=False)
     truth, expected = labelled_arrays(run_model.probabilities_of_pixels, pixels)
     served_truth, served = _scores_of_files(
-        Loaded(exported, "last"), args, names
+        Loaded(exported, "last"), args, names, pixels.file_paths
     )
     np.testing.assert_array_equal(served_truth, truth)
     np.testing.assert_allclose(served, expected, atol=1e-5)
