@@ -77,6 +77,75 @@ def check_class_ids(labels, classes, what="Label"):
     )
 
 
+def _loss_name(model):
+    """The compiled loss's name in snake case ("sparse_categorical_
+    crossentropy"), or None for several losses or none."""
+    loss = getattr(model, "loss", None)
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        loss = loss[0]
+    if isinstance(loss, str):
+        return loss
+    name = getattr(loss, "name", None) or getattr(loss, "__name__", None)
+    return name if isinstance(name, str) else None
+
+
+def label_shape(data, y=None):
+    """The shape of one batch's labels (a tuple, None for unknown sizes)
+    from an `(x, y)` dataset's element spec or from `y`; None where there
+    is no single label tensor to look at."""
+    import numpy as np
+    import tensorflow as tf
+
+    if y is not None:
+        try:
+            return (None, *np.shape(y)[1:])
+        except (TypeError, ValueError):  # ragged rows
+            return None
+    spec = getattr(data, "element_spec", None)
+    if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+        return None
+    if not isinstance(spec[1], tf.TensorSpec) or spec[1].shape.rank is None:
+        return None
+    return tuple(spec[1].shape)
+
+
+def check_label_form(model, shape, what="labels"):
+    """One-hot label rows for a loss that takes class ids, or class ids for
+    one that takes one-hot rows: a ValueError saying which and both fixes,
+    before training (Keras' own error speaks of the output's rank).
+    `shape` is a batch's label shape (`label_shape`)."""
+    outputs = getattr(model, "outputs", None) or []
+    loss = _loss_name(model)
+    if shape is None or len(outputs) != 1 or loss is None:
+        return
+    classes = outputs[0].shape[-1]
+    if classes is None or classes < 2 or len(outputs[0].shape) != 2:
+        return
+    loss = loss.lower()
+    one_hot = len(shape) == 2 and shape[-1] == classes
+    class_ids = len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)
+    if loss == "sparse_categorical_crossentropy" and one_hot:
+        raise ValueError(
+            f"The {what} are one-hot rows (shape {shape}), but the model's "
+            "loss, sparse_categorical_crossentropy, takes one integer class "
+            f"id a row (0 to {classes - 1}). Give class ids: "
+            "`image_dataset_from_directory(..., label_mode='int')` (its "
+            "default), `dataset.map(lambda x, y: (x, tf.argmax(y, -1)))` "
+            "or `np.argmax(y, axis=1)`; or compile for one-hot rows first: "
+            "`model.compile(optimizer='adam', loss="
+            "'categorical_crossentropy', metrics=['accuracy'])`."
+        )
+    if loss == "categorical_crossentropy" and class_ids and classes > 1:
+        raise ValueError(
+            f"The {what} are class ids (shape {shape}), but the model's "
+            "loss, categorical_crossentropy, takes one-hot rows of "
+            f"{classes}. Compile for class ids: `model.compile(optimizer="
+            "'adam', loss='sparse_categorical_crossentropy', metrics="
+            "['accuracy'])` (what `keras_tl.build` compiles), or give "
+            f"one-hot rows (`keras.utils.to_categorical(y, {classes})`)."
+        )
+
+
 def check_strings(texts, what=None):
     """Each of `texts` a str or bytes; the error names the first that is
     not (a None, a number), and `what` they are ("corpus")."""

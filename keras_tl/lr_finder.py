@@ -200,6 +200,8 @@ def lr_find(
     if num_steps < 2:
         raise ValueError(f"`num_steps` must be >= 2. Received: {num_steps=}")
     dataset = _as_dataset(data, batch_size)
+    if getattr(model, "label_names", None) is None:
+        checks.check_label_form(model, checks.label_shape(dataset))
     if int(dataset.take(1).reduce(0, lambda count, _: count + 1)) == 0:
         raise ValueError(
             "lr_find got an empty dataset: it needs at least one batch of "

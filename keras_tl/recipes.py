@@ -10,7 +10,7 @@ from keras_tl import callbacks as callbacks_lib
 from keras_tl import groups as groups_lib
 from keras_tl import optimizers as optimizers_lib
 from keras_tl import schedules as schedules_lib
-from keras_tl.checks import check_class_ids
+from keras_tl.checks import check_class_ids, check_label_form, label_shape
 
 _SCHEDULERS = {
     "slanted_triangular": callbacks_lib.SlantedTriangularScheduler,
@@ -278,8 +278,12 @@ def fine_tune(
         )
     train_data, fit_kwargs = _split_arrays(model, train_data, fit_kwargs)
     _check_labels(model, fit_kwargs.get("y"))
+    _check_form(model, label_shape(train_data, fit_kwargs.get("y")))
     if isinstance(validation_data, tuple) and len(validation_data) in (2, 3):
         _check_labels(model, validation_data[1], "Validation label")
+        _check_form(model, label_shape(None, validation_data[1]), True)
+    elif isinstance(validation_data, tf.data.Dataset):
+        _check_form(model, label_shape(validation_data), True)
     if isinstance(train_data, tf.data.Dataset):
         # A dataset shuffles itself; Keras warns on every fit otherwise.
         fit_kwargs.setdefault("shuffle", False)
@@ -358,6 +362,14 @@ def _split_arrays(model, train_data, fit_kwargs):
             **dict(zip(names, train_data[1:], strict=False)),
         }
     return train_data, fit_kwargs
+
+
+def _check_form(model, shape, validation=False):
+    """One-hot rows against a class-id loss, or the reverse (a model with
+    label names reads its labels itself)."""
+    if getattr(model, "label_names", None) is None:
+        what = "validation labels" if validation else "labels"
+        check_label_form(model, shape, what)
 
 
 def _check_labels(model, labels, what="Label"):

@@ -298,3 +298,52 @@ def test_arrays_as_a_tuple_and_labels_checked_before_training():
     with pytest.raises(ValueError, match="strategy='auto' probes the data"):
         keras_tl.fine_tune(model, (x, labels), strategy="auto", verbose=0)
     assert same(weights_of(model), trained)
+
+
+def test_one_hot_labels_against_a_class_id_loss_are_named_before_training():
+    import numpy as np
+
+    model = tiny_cnn(batchnorm=False)
+    model.compile(
+        keras.optimizers.Adam(),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    x, _ = tiny_data(n=8)
+    ids = np.array([0, 1] * 4)
+    one_hot = keras.utils.to_categorical(ids, 2)
+    dataset = tf.data.Dataset.from_tensor_slices((x, one_hot)).batch(4)
+    before = weights_of(model)
+    # image_dataset_from_directory(label_mode="categorical") gives these;
+    # Keras' own error spoke of the output's rank.
+    for call in (
+        lambda: keras_tl.fine_tune(model, dataset, epochs=(1,), verbose=0),
+        lambda: keras_tl.fine_tune(model, (x, one_hot), epochs=(1,)),
+        lambda: keras_tl.lr_find(model, dataset, num_steps=2),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"^The labels are one-hot rows \(shape \(None, 2\)\).*"
+            r"label_mode='int'.*loss='categorical_crossentropy'",
+        ):
+            call()
+    with pytest.raises(ValueError, match="^The validation labels are one-hot"):
+        keras_tl.fine_tune(
+            model, (x, ids), epochs=(1,), verbose=0,
+            validation_data=dataset,
+        )  # fmt: skip
+    assert same(weights_of(model), before)
+    # The first fix the message gives: compiled for one-hot rows, it trains.
+    model.compile(
+        keras.optimizers.Adam(),
+        keras.losses.CategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history = keras_tl.fine_tune(model, dataset, epochs=(1, 1), verbose=0)
+    assert history.epoch == [0, 1] and not same(weights_of(model), before)
+    # ... and class ids against that loss are named the other way round.
+    with pytest.raises(
+        ValueError,
+        match=r"^The labels are class ids \(shape \(None,\)\).*to_categorical",
+    ):
+        keras_tl.fine_tune(model, (x, ids), epochs=(1,), verbose=0)
