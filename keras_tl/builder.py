@@ -13,7 +13,7 @@ from keras_tl.backbones.applications import stage_outputs
 from keras_tl.backbones.hub import HubLayer
 from keras_tl.backbones.preprocessing import ImagePreprocessing
 from keras_tl.backbones.registry import BackboneSpec, get_backbone
-from keras_tl.checks import check_positive
+from keras_tl.checks import KerasTLWarning, check_positive
 from keras_tl.heads import classification_head
 from keras_tl.text.classifier import text_classifier
 from keras_tl.text.lm_saving import load_language_model
@@ -332,6 +332,7 @@ def load_backbone(spec: BackboneSpec, input_shape, weights="imagenet"):
             warnings.warn(
                 f"Loading {weights!r} into '{spec.name}' gave {len(caught)} "
                 f"warning(s); the first: {_first_line(caught[0].message)}",
+                category=KerasTLWarning,
                 stacklevel=2,
             )
         return model

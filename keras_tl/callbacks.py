@@ -146,6 +146,7 @@ class Scheduler(keras.callbacks.Callback):
                     "Nadam, Adagrad, Adadelta and Lamb are not supported), "
                     "so only the learning rate follows the schedule. Pass "
                     "`momentum=None` to silence this.",
+                    category=checks.KerasTLWarning,
                     stacklevel=2,
                 )
                 self.momentum_schedule = None

@@ -8,6 +8,13 @@ import math
 import warnings
 
 
+class KerasTLWarning(UserWarning):
+    """What keras_tl warns about (a fallback it took, a setting it could
+    not honour). Silence them all with `warnings.filterwarnings("ignore",
+    category=keras_tl.KerasTLWarning)`; the command line prints each as
+    one `keras-tl: warning:` line."""
+
+
 def check_positive_int(name, value):
     """A positive integer (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

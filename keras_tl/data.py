@@ -26,7 +26,7 @@ import itertools
 import json
 import os
 
-from keras_tl.checks import check_encoding
+from keras_tl.checks import KerasTLWarning, check_encoding
 from keras_tl.orders import EpochOrder
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -115,6 +115,7 @@ def _warn_skipped_images(path):
             f"{skipped[0]}): image folders take "
             f"{'/'.join(IMAGE_EXTENSIONS)} files only. Convert them to "
             "use them (a .jfif is a JPEG: rename it .jpg).",
+            category=KerasTLWarning,
             stacklevel=3,
         )
 

@@ -13,6 +13,8 @@ import warnings
 
 import keras
 
+from keras_tl.checks import KerasTLWarning
+
 
 def all_layers(layer):
     """The layer and every sublayer, recursively."""
@@ -98,6 +100,7 @@ def prepare_optimizer(model: keras.Model) -> None:
             f"{type(optimizer).__name__} with the same settings, so its "
             f"state (after {steps} steps) starts over. Freeze with "
             "keras_tl functions before the first fit to keep it.",
+            category=KerasTLWarning,
             stacklevel=3,
         )
     with model.distribute_strategy.scope():

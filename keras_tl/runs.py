@@ -29,6 +29,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_tl.checks import KerasTLWarning
 from keras_tl.files import atomic_write
 from keras_tl.saving import load_model
 
@@ -436,6 +437,7 @@ def _restore_seeds(model, path):
             f"{path} does not match the model's random generators, so "
             "dropout continues with new seeds (training resumes, but not "
             "bit for bit).",
+            category=KerasTLWarning,
             stacklevel=3,
         )
         return
@@ -488,6 +490,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                 f"The monitor {monitor!r} is not among the logged values "
                 f"{sorted(logs)}, so no best checkpoint is written. Pick one "
                 "of them (e.g. --monitor val_accuracy).",
+                category=KerasTLWarning,
                 stacklevel=2,
             )
             self._warned = True

@@ -183,7 +183,7 @@ def test_one_cycle_cycles_momentum_in_the_graph(make_optimizer, attribute):
 def test_momentum_that_cannot_cycle_warns():
     model = compiled(keras.optimizers.RMSprop())
     x, y = tiny_data(n=8)
-    with pytest.warns(UserWarning, match="no momentum to cycle"):
+    with pytest.warns(keras_tl.KerasTLWarning, match="no momentum to cycle"):
         model.fit(
             x,
             y,

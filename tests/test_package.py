@@ -122,3 +122,27 @@ def test_no_module_takes_another_modules_private_names():
                     f"{module} uses {aliases[node.value.id]}.{node.attr}"
                 )
     assert borrowed == []
+
+
+def test_every_warning_the_package_raises_has_a_category():
+    """A `warnings.warn` without a category is a plain UserWarning: users
+    could not filter keras_tl's alone, and the command line, which prints
+    each KerasTLWarning as one line, would print it in Python's form when
+    its stack level points into Keras (a callback's warning)."""
+    import ast
+
+    bare = []
+    for module, tree in _modules().items():
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "warn"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "warnings"
+                and len(node.args) < 2
+                and "category" not in {k.arg for k in node.keywords}
+            ):
+                bare.append(f"{module}:{node.lineno}")
+    assert bare == []
+    assert issubclass(keras_tl.KerasTLWarning, UserWarning)

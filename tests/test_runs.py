@@ -243,7 +243,7 @@ def test_monitor_direction_and_a_monitor_that_is_not_logged(tmp_path):
         assert not _lower_is_better(name), name
     model = compiled()
     run = RunFolder(tmp_path / "run", {})
-    with pytest.warns(UserWarning, match="'val_acc' is not among"):
+    with pytest.warns(keras_tl.KerasTLWarning, match="'val_acc' is not among"):
         model.fit(
             data(),
             epochs=2,

@@ -1098,8 +1098,15 @@ def warning_lines(default):
     the source line that raised them); Keras' and TensorFlow's keep the
     form `default` gives them."""
 
+    from keras_tl.checks import KerasTLWarning
+
     def line(message, category, filename, lineno, source=None):
-        if os.path.abspath(filename).startswith(_PACKAGE + os.sep):
+        # The category, since a warning raised inside a callback points
+        # into Keras' code; the file, for a few not raised as KerasTLWarning
+        # (deprecations).
+        if issubclass(category, KerasTLWarning) or os.path.abspath(
+            filename
+        ).startswith(_PACKAGE + os.sep):
             return f"keras-tl: warning: {message}\n"
         return default(message, category, filename, lineno, source)
 

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.checks import check_class_ids, check_strings
+from keras_tl.checks import KerasTLWarning, check_class_ids, check_strings
 from keras_tl.heads import is_multi_label
 from keras_tl.text.data import document_ids, encode_labels, integer_names
 
@@ -513,6 +513,7 @@ def text_model(
                 f"text_model(): the model's compilation could not be "
                 f"copied ({error}); the string model is not compiled: call "
                 "its compile() to train it.",
+                category=KerasTLWarning,
                 stacklevel=2,
             )
             return result

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.checks import check_texts
+from keras_tl.checks import KerasTLWarning, check_texts
 from keras_tl.presets import resolve_encoder
 from keras_tl.text import normalization as normalization_lib
 
@@ -412,6 +412,7 @@ class SubwordTokenizer(_Tokenizer):
                 f"than the {vocabulary_size} asked for: it is too small for "
                 "a vocabulary that large (a model trained on it will see "
                 "few examples of each piece).",
+                category=KerasTLWarning,
                 stacklevel=2,
             )
         return tokenizer

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from keras_tl.callbacks import ResetStateEachEpoch
-from keras_tl.checks import check_texts, refuse_unknown, renamed
+from keras_tl.checks import KerasTLWarning, check_texts, refuse_unknown, renamed
 from keras_tl.recipes import default_rates, fine_tune
 from keras_tl.text import data as data_lib
 from keras_tl.text.advice import advise_text
@@ -76,6 +76,7 @@ def _batch_that_fits(tokens, batch_size, sequence_length):
         f"tokens, fewer than one batch of {batch_size} x {sequence_length} "
         f"needs: fine-tuning with batches of {fits} instead (ulmfit's "
         "--lm-batch-size sets it).",
+        category=KerasTLWarning,
         stacklevel=3,
     )
     return fits

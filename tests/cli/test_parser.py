@@ -307,7 +307,7 @@ def test_keras_tl_warnings_are_one_line_for_the_user():
 
     import keras
 
-    from keras_tl import data
+    from keras_tl import KerasTLWarning, data
     from keras_tl.cli.parser import warning_lines
 
     line = warning_lines(warnings.formatwarning)
@@ -315,5 +315,8 @@ def test_keras_tl_warnings_are_one_line_for_the_user():
         line("3 image(s) are not read", UserWarning, data.__file__, 295)
         == "keras-tl: warning: 3 image(s) are not read\n"
     )
+    # Raised in a callback, its stack level points into Keras' fit.
+    ours = line("no best checkpoint", KerasTLWarning, keras.__file__, 7)
+    assert ours == "keras-tl: warning: no best checkpoint\n"
     theirs = line("deprecated", DeprecationWarning, keras.__file__, 7)
     assert theirs.startswith(keras.__file__ + ":7: DeprecationWarning")
