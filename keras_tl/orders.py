@@ -36,3 +36,43 @@ class EpochOrder:
         rng = np.random.default_rng(self.seed + self.epoch)
         self.epoch += 1
         return rng
+
+
+def shuffle_each_epoch(dataset, buffer_size: int, seed: int | None):
+    """`dataset.shuffle(buffer_size)` with each pass's seed drawn from an
+    `EpochOrder` (put on the result as `epoch_order`), so a resumed run
+    reads epoch k as an unstopped one does. `Dataset.shuffle` draws each
+    pass's order from a count of passes that starts again at 0 in a new
+    process: a run resumed at epoch k re-read epoch 1's order.
+
+    Keeps `dataset`'s cardinality. Whatever is chained after the result
+    must carry `epoch_order` over to the dataset `fit` reads.
+    """
+    import tensorflow as tf
+
+    order = EpochOrder(seed)
+
+    def seeds():  # one seed a pass
+        yield int(order.generator().integers(2**31))
+
+    def one_pass(pass_seed):
+        # The seed is a tensor here, which TensorFlow compares with 0 in
+        # Python when the global seed is 0 (keras-tl's default --seed):
+        # traced without a graph seed, the pass depends on its seed alone.
+        graph = tf.compat.v1.get_default_graph()
+        global_seed, graph.seed = graph.seed, None
+        try:
+            return dataset.shuffle(
+                buffer_size, seed=pass_seed, reshuffle_each_iteration=False
+            )
+        finally:
+            graph.seed = global_seed
+
+    size = int(dataset.cardinality())
+    shuffled = tf.data.Dataset.from_generator(
+        seeds, output_signature=tf.TensorSpec((), tf.int64)
+    ).flat_map(one_pass)
+    if size >= 0:  # flat_map forgets it; fit and the schedules count on it
+        shuffled = shuffled.apply(tf.data.experimental.assert_cardinality(size))
+    shuffled.epoch_order = order
+    return shuffled

@@ -146,14 +146,20 @@ def images(spec, args, size, class_names=None, split=None, **options):
             class_names=class_names,
             **options,
         )
+    from keras_tl.orders import shuffle_each_epoch
+
     dataset, names = data.tfds_examples(*tfds)
+    order = None
     if options.get("shuffle", True):
-        dataset = dataset.shuffle(4096, seed=args.seed)
+        dataset = shuffle_each_epoch(dataset, 4096, args.seed)
+        order = dataset.epoch_order
     dataset = dataset.map(
         lambda image, label: (tf.image.resize(image, (size, size)), label),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return dataset.batch(args.batch_size).prefetch(tf.data.AUTOTUNE), names
+    dataset = dataset.batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset.epoch_order = order
+    return dataset, names
 
 
 def check_labels(source, labels, label_names, trained_on):
@@ -337,10 +343,15 @@ class Task:
 
         ids, _ = text_data.encode_labels(labels, self.label_names)
         if self.tokenizer is None:  # a string model (hub text module)
+            from keras_tl.orders import shuffle_each_epoch
+
             dataset = tf.data.Dataset.from_tensor_slices((list(texts), ids))
-            if shuffle:
-                dataset = dataset.shuffle(len(ids), seed=self.args.seed)
-            return dataset.batch(self.args.batch_size)
+            if not shuffle:
+                return dataset.batch(self.args.batch_size)
+            dataset = shuffle_each_epoch(dataset, len(ids), self.args.seed)
+            batched = dataset.batch(self.args.batch_size)
+            batched.epoch_order = dataset.epoch_order
+            return batched
         documents = text_data.encode_documents(
             list(texts),
             self.tokenizer,

@@ -508,3 +508,43 @@ def test_max_words_cuts_a_txt_file_at_a_line(tmp_path):
         "uno dos tres\ncuatro cinco\nseis siete ocho\nnueve\n",
         "diez once",
     ]
+
+
+def test_tfds_images_and_hub_texts_read_each_epoch_in_its_own_order():
+    """`Dataset.shuffle` counts passes from 0 in each process, so a run
+    resumed at epoch k re-read epoch 1's order; these read epoch k's."""
+    import types
+
+    import tensorflow_datasets as tfds
+
+    from keras_tl.cli.inputs import Task, images
+
+    def labels_of(dataset):
+        return np.concatenate([y for _, y in dataset.as_numpy_iterator()])
+
+    args = types.SimpleNamespace(seed=5, batch_size=4)
+    with tfds.testing.mock_data(num_examples=12):
+        flowers, _ = images("tfds:tf_flowers", args, 8, split="train")
+        passes = [labels_of(flowers) for _ in range(4)]
+        resumed, _ = images("tfds:tf_flowers", args, 8, split="train")
+        resumed.epoch_order.epoch = 3
+        assert (labels_of(resumed) == passes[3]).all()
+        unshuffled, _ = images(
+            "tfds:tf_flowers", args, 8, split="train", shuffle=False
+        )
+        assert unshuffled.epoch_order is None
+    assert int(flowers.cardinality()) == 3
+    assert all(sorted(p) == sorted(passes[0]) for p in passes)
+
+    task = Task.__new__(Task)  # only what text_dataset reads
+    task.args, task.tokenizer = args, None
+    task.label_names = [str(i) for i in range(10)]
+    texts, labels = [f"t{i}" for i in range(10)], [str(i) for i in range(10)]
+    reviews = task.text_dataset(texts, labels, shuffle=True)
+    passes = [labels_of(reviews) for _ in range(4)]
+    assert len({tuple(p) for p in passes}) == 4  # reshuffled
+    assert all(sorted(p) == list(range(10)) for p in passes)
+    resumed = task.text_dataset(texts, labels, shuffle=True)
+    resumed.epoch_order.epoch = 2
+    assert (labels_of(resumed) == passes[2]).all()
+    assert int(reviews.cardinality()) == 3
