@@ -60,14 +60,17 @@ def ulmfit_command(args):
             text_column=args.text_column,
             encoding=args.encoding,
         )
-    if args.test:  # a label training never saw fails before training
-        from keras_tl.text.data import encode_labels
+    # A label training never saw fails before anything is written (the
+    # language model's fine-tuning comes before the classifier's data).
+    from keras_tl.text.data import encode_labels
 
-        _, names = encode_labels(texts["train"][1])
+    _, names = encode_labels(texts["train"][1])
+    trained_on = f"the training data ({args.data})"
+    if texts["validation"] is not None and args.validation:
+        check_labels(args.validation, texts["validation"][1], names, trained_on)
+    if args.test:
         test_labels = read_texts(args.test, args.test_labels, args)[1]
-        check_labels(
-            args.test, test_labels, names, f"the training data ({args.data})"
-        )
+        check_labels(args.test, test_labels, names, trained_on)
     if getattr(args, "strategy", "manual") == "auto":
         _apply_text_advice(args, texts["train"])
         if args.lm_data and not args.lm_epochs:

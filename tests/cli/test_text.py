@@ -551,6 +551,18 @@ def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
         "rows.jsonl, line 2: no value for 'label' (its fields: ['text'])"
         in (capsys.readouterr().err)
     )
+    # A validation label training never has: named before the language
+    # model's fine-tuning, which used to run first and leave a run folder
+    # that refused the corrected command.
+    good = tmp_path / "good.csv"
+    good.write_text("text,label\nes bueno,pos\nes malo,neg\n", "utf-8")
+    odd = tmp_path / "odd.csv"
+    odd.write_text("text,label\nno sé,mixto\nes malo,neg\n", "utf-8")
+    assert cli.main([*args, str(good), "--validation", str(odd),
+                     "--lm-epochs", "1"]) == 2  # fmt: skip
+    assert "odd.csv has labels that the training data" in (
+        capsys.readouterr().err
+    )
     assert not os.path.exists(tmp_path / "runs")  # nothing was written
 
 
