@@ -269,7 +269,11 @@ def card_metrics(scores):
     """The scores a model card shows (no confusion matrix)."""
     if not scores:
         return None
-    return {k: v for k, v in scores.items() if k != "confusion_matrix"}
+    return {
+        k: v
+        for k, v in scores.items()
+        if k not in ("confusion_matrix", "labels")
+    }
 
 
 def duration(started):

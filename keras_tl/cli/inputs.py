@@ -463,7 +463,8 @@ def labelled_arrays(predict, dataset):
 
 
 def report(truth, probabilities, label_names, plot_path=None):
-    """Accuracy, error rate, macro-F1 and the confusion matrix."""
+    """Accuracy, error rate, macro-F1 and the confusion matrix, whose rows
+    (true) and columns (predicted) are `labels`."""
     from keras_tl import metrics
 
     matrix = metrics.confusion_matrix(truth, probabilities, len(label_names))
@@ -474,6 +475,7 @@ def report(truth, probabilities, label_names, plot_path=None):
     return {
         **{k: round(v, 6) for k, v in metrics.scores(matrix).items()},
         "confusion_matrix": matrix.tolist(),
+        "labels": list(label_names),
     }
 
 

@@ -148,6 +148,8 @@ def test_evaluate_predict_and_export_agree(trained, capsys):
                      "--plot", str(plot)]) == 0  # fmt: skip
     from_export = last_json(capsys)
     assert from_export["confusion_matrix"] == from_run["confusion_matrix"]
+    # The matrix's rows and columns, named.
+    assert from_export["labels"] == from_run["labels"] == summary["labels"]
     assert_real_png(plot)
     # The export is scored on the files' bytes, as predict reads them: the
     # run folder's probabilities (its uint8 pixel signature would round
