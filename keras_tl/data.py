@@ -723,13 +723,14 @@ def _table_rows(path, columns, encoding="utf-8"):
 def _separator(path, header, columns):
     """How a table's fields are separated: tabs in a `.tsv`; commas in a
     `.csv`, or semicolons, as spreadsheets in Spanish (and other
-    comma-decimal) locales save CSV, where the header holds more of the
-    wanted `columns` (or, holding none, more fields) split that way. A
-    header of one field means a one-column table, each line one value."""
+    comma-decimal) locales save CSV, or tabs (a tab-separated file named
+    .csv), where the header holds more of the wanted `columns` (or,
+    holding none, more fields) split that way. A header of one field
+    means a one-column table, each line one value."""
     if path.endswith((".tsv", ".tsv.gz")):
         candidates = ["\t"]
     else:
-        candidates = [",", ";"]
+        candidates = [",", ";", "\t"]
 
     def fields(separator):
         return next(csv.reader([header], delimiter=separator), [])

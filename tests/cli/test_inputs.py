@@ -332,6 +332,10 @@ def test_read_labelled_refuses_rows_that_would_make_wrong_classes(tmp_path):
         ["Costó 3,50 €; caro", "¡Genial!"],
         ["neg", "pos"],
     )
+    # And tabs, in a tab-separated file saved as .csv.
+    tabbed = tmp_path / "tabbed.csv"
+    tabbed.write_text("id\ttext\tlabel\n1\tCostó 3,50; caro\tneg\n")
+    assert data.read_labelled(str(tabbed)) == (["Costó 3,50; caro"], ["neg"])
     # Also where a column's name holds a comma: the columns asked for decide.
     priced = tmp_path / "priced.csv"
     priced.write_text("texto;precio, €;etiqueta\nbarato;3,50;pos\n")
