@@ -19,7 +19,6 @@ says what to fix instead of deep inside `fit`.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import gzip
 import itertools
@@ -580,15 +579,18 @@ def _first_lines(text, words):
     return text
 
 
-def _text_encoding(encoding):
-    # utf-8-sig: a byte-order mark (as Windows tools write) is not text.
-    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+def _text_encoding(path, encoding):
+    """The codec for `path` (`keras_tl.text.data.file_encoding`)."""
+    from keras_tl.text.data import file_encoding
+
+    return file_encoding(path, encoding)
 
 
 def _jsonl_rows(path, *required, encoding="utf-8"):
     opener = gzip.open if path.endswith(".gz") else open
     rows = _Rows()
-    with opener(path, "rt", encoding=_text_encoding(encoding)) as f:
+    encoding = _text_encoding(path, encoding)
+    with opener(path, "rt", encoding=encoding) as f:
         for number, line in enumerate(_decoded_lines(f, path, encoding), 1):
             if not line.strip():
                 continue
@@ -646,8 +648,8 @@ def _decoded_lines(f, path, encoding="utf-8"):
         opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rb") as raw_file:
             raw = raw_file.read()
-        try:
-            raw.decode(encoding)
+        try:  # plain UTF-8: offsets counted from the file's first byte
+            raw.decode(encoding.replace("utf-8-sig", "utf-8"))
         except UnicodeDecodeError as error:
             raise undecodable(path, raw, error, encoding) from None
         raise
@@ -689,7 +691,8 @@ def _table_rows(path, columns, encoding="utf-8"):
     # default field limit (whole reviews, articles).
     csv.field_size_limit(2**31 - 1)
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding=_text_encoding(encoding)) as f:
+    encoding = _text_encoding(path, encoding)
+    with opener(path, "rt", newline="", encoding=encoding) as f:
         lines = _decoded_lines(f, path, encoding)
         header = next(lines, "")
         separator = _separator(path, header, columns)

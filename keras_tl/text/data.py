@@ -7,13 +7,16 @@ state from one batch to the next (fastai's LM loader, Merity et al. 2017).
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
+import warnings
 
 import numpy as np
 import tensorflow as tf
 
 from keras_tl.checks import (
+    KerasTLWarning,
     check_positive_int,
     check_strings,
     check_texts,
@@ -34,16 +37,74 @@ def read_text(path, encoding="utf-8"):
 
     >>> text = read_text("quijote.txt")  # doctest: +SKIP
     """
-    import gzip
-
-    opener = gzip.open if os.fspath(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    raw = _raw_bytes(path)
+    # Plain UTF-8 (the mark is stripped below): its errors' byte offsets
+    # are then the file's.
+    encoding = file_encoding(path, encoding, raw).replace("utf-8-sig", "utf-8")
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as error:
         raise undecodable(path, raw, error, encoding) from None
     return text.lstrip("\ufeff").replace("\r\n", "\n")
+
+
+def _raw_bytes(path, size=-1):
+    import gzip
+
+    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        return f.read(size)
+
+
+_ZIP = b"PK\x03\x04"
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def file_encoding(path, encoding="utf-8", raw=None):
+    """The codec that reads the text file `path`, given the `encoding`
+    asked for (one for all the files of a command):
+
+    - UTF-16 with its byte-order mark (Excel's "Unicode text") is read as
+      UTF-16: the mark says what it is.
+    - Asked for a one-byte encoding such as cp1252 or Latin-1, a file that
+      is valid UTF-8 and not plain ASCII is read as UTF-8, with a warning:
+      accented letters saved as cp1252 practically never form valid UTF-8,
+      and cp1252 would read "é" saved as UTF-8 as "Ã©" without an error.
+    - UTF-8 as "utf-8-sig": a byte-order mark (as Windows tools write) is
+      not text.
+
+    A zip file (a spreadsheet workbook renamed .csv) is refused.
+    `raw`: the file's bytes, where the caller has read them already.
+    """
+    head = _raw_bytes(path, 4) if raw is None else raw[:4]
+    if head.startswith(_ZIP):
+        raise ValueError(
+            f"{path} is a zip file, not text: an Excel or OpenDocument "
+            "workbook (.xlsx, .ods) with another name? Save the sheet from "
+            "the spreadsheet program as 'CSV UTF-8' and give that file."
+        )
+    name = codecs.lookup(encoding).name
+    if head.startswith(_UTF16_BOMS) and not name.startswith("utf-16"):
+        return "utf-16"
+    if name == "utf-8":
+        return "utf-8-sig"
+    if name.startswith(("utf-", "utf_")):
+        return encoding
+    raw = _raw_bytes(path) if raw is None else raw
+    if raw.isascii():
+        return encoding
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return encoding
+    warnings.warn(
+        f"{path} is UTF-8 (it decodes as UTF-8 and has non-ASCII "
+        f"characters), not {encoding}: read as UTF-8. --encoding applies "
+        "to every file of the command; this one needs none.",
+        category=KerasTLWarning,
+        stacklevel=2,
+    )
+    return "utf-8-sig"
 
 
 def undecodable(path, raw, error, encoding="utf-8"):
@@ -55,13 +116,29 @@ def undecodable(path, raw, error, encoding="utf-8"):
     which a Latin-1 conversion turns into invisible control characters.
     """
     line = raw.count(b"\n", 0, error.start) + 1
-    return ValueError(
+    utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+    encoding = "utf-8" if utf8 else encoding
+    where = (
         f"{path} is not valid {encoding}: byte {error.start} (line {line}) "
-        f"is {raw[error.start : error.start + 1]!r}. Give its encoding "
-        "(--encoding cp1252; in Python, encoding='cp1252' for a file saved "
-        "by Excel on Windows), or convert the file to UTF-8: `iconv -f "
-        "cp1252 -t utf-8 FILE > NEW`, or save it as 'CSV UTF-8'."
-        + (f" Read as: {encoding}." if encoding != "utf-8" else "")
+        f"is {raw[error.start : error.start + 1]!r}."
+    )
+    if raw[:400].count(0) > len(raw[:400]) // 4:  # every other byte NUL
+        return ValueError(
+            f"{where} It looks like UTF-16 without a byte-order mark (every "
+            "other byte is 0): give --encoding utf-16-le (in Python, "
+            "encoding='utf-16-le'), or save the file as 'CSV UTF-8'."
+        )
+    if not utf8:
+        return ValueError(
+            f"{where} It is not UTF-8 either. Find its encoding (`file -i "
+            "FILE` on Linux and macOS) and give that, or save the file as "
+            "'CSV UTF-8'."
+        )
+    return ValueError(
+        f"{where} Give its encoding (--encoding cp1252; in Python, "
+        "encoding='cp1252' for a file saved by Excel on Windows), or "
+        "convert the file to UTF-8: `iconv -f cp1252 -t utf-8 FILE > NEW`, "
+        "or save it as 'CSV UTF-8'."
     )
 
 

@@ -252,7 +252,7 @@ def test_read_labelled_formats_and_errors(tmp_path):
     with gzip.open(rows, "wt", encoding="latin-1") as f:
         f.write('{"text": "pi\u00f1a", "label": "a"}\n')
     assert data.read_corpus([str(rows)], encoding="latin-1") == ["piña"]
-    with pytest.raises(ValueError, match=r"Read as: ascii\.$"):
+    with pytest.raises(ValueError, match=r"It is not UTF-8 either"):
         data.read_unlabelled(str(excel), encoding="ascii")
     for name in ["klingon", "base64", None]:  # unknown, not text, not a name
         with pytest.raises(ValueError, match="Unknown text encoding"):
@@ -552,3 +552,50 @@ def test_tfds_images_and_hub_texts_read_each_epoch_in_its_own_order():
     resumed.epoch_order.epoch = 2
     assert (labels_of(resumed) == passes[2]).all()
     assert int(reviews.cardinality()) == 3
+
+
+def test_files_whose_bytes_say_their_encoding(tmp_path):
+    import warnings
+
+    import keras_tl
+
+    # Excel's "Unicode text": UTF-16 with its byte-order mark, read as such
+    # whatever --encoding says (the mark is unambiguous).
+    sheet = tmp_path / "unicode.tsv"
+    sheet.write_text("text\tlabel\n¿Qué tal?\tbien\n", encoding="utf-16")
+    for encoding in ("utf-8", "cp1252"):
+        assert data.read_labelled(str(sheet), encoding=encoding) == (
+            ["¿Qué tal?"],
+            ["bien"],
+        )
+    lines = tmp_path / "lines.txt"
+    lines.write_text("Qué bien\nQué mal\n", encoding="utf-16")
+    assert data.read_unlabelled(str(lines)) == ["Qué bien", "Qué mal"]
+    # Without the mark, the NUL bytes give it away.
+    lines.write_bytes("Qué bien\n".encode("utf-16-le"))
+    with pytest.raises(ValueError, match="--encoding utf-16-le"):
+        data.read_unlabelled(str(lines))
+    # One --encoding for every file of a command: a UTF-8 validation file
+    # beside a cp1252 training file is read as UTF-8, with a warning
+    # (cp1252 read "é" saved as UTF-8 as "Ã©", without an error).
+    valid = tmp_path / "valid.csv"
+    valid.write_text('text,label\n"¿Está bien, señor?",sí\n', encoding="utf-8")
+    with pytest.warns(keras_tl.KerasTLWarning, match="valid.csv is UTF-8"):
+        assert data.read_labelled(str(valid), encoding="cp1252") == (
+            ["¿Está bien, señor?"],
+            ["sí"],
+        )
+    plain = tmp_path / "plain.csv"  # ASCII is both: no warning
+    plain.write_text("text,label\nok,yes\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert data.read_labelled(str(plain), encoding="cp1252") == (
+            ["ok"],
+            ["yes"],
+        )
+    # A workbook renamed .csv: said so, not "invalid UTF-8 at byte 10".
+    workbook = tmp_path / "notas.csv"
+    workbook.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)))
+    for encoding in ("utf-8", "latin-1"):
+        with pytest.raises(ValueError, match="notas.csv is a zip file"):
+            data.read_labelled(str(workbook), encoding=encoding)
