@@ -545,7 +545,8 @@ def read_corpus(
                 path,
                 rows,
                 [text_column],
-                f"A table's corpus is its {text_column!r} column.",
+                f"A table's corpus is its {text_column!r} column: choose "
+                "another with --text-column (text_column= in Python).",
             )
             documents = _column(path, rows, text_column)
         else:

@@ -465,8 +465,13 @@ def _add_lm_options(parser, held_out="the corpus's tail"):
         "--corpus",
         nargs="+",
         required=True,
-        help=".txt(.gz) files, or .jsonl(.gz) / .csv / .tsv files with a "
-        "'text' field (column)",
+        help=".txt(.gz) files, or .jsonl(.gz) / .csv / .tsv files read by "
+        "their --text-column",
+    )
+    parser.add_argument(
+        "--text-column",
+        default="text",
+        help="the column (or JSON key) of a table's text (default: text)",
     )
     parser.add_argument(
         "--output",

@@ -325,9 +325,20 @@ def lm_pretrain_command(args):
             reused_tokenizer(args.tokenizer, args.vocabulary_size)
     # A missing TPU or a batch the replicas cannot share fails first.
     strategy = _lm_strategy(args, args.batch_size)
-    texts = read_corpus(args.corpus, args.max_words, encoding=args.encoding)
+    texts = read_corpus(
+        args.corpus,
+        args.max_words,
+        text_column=args.text_column,
+        encoding=args.encoding,
+    )
     validation = (
-        "\n".join(read_corpus(args.validation, encoding=args.encoding))
+        "\n".join(
+            read_corpus(
+                args.validation,
+                text_column=args.text_column,
+                encoding=args.encoding,
+            )
+        )
         if args.validation
         else None
     )
@@ -460,9 +471,18 @@ def lm_finetune_command(args):
     start = language_model_config(args.encoder)
     if args.weights_dtype is None:  # a shipped int8 preset stays int8
         args.weights_dtype = stored_dtype(start)
-    texts = read_corpus(args.corpus, args.max_words, encoding=args.encoding)
+    texts = read_corpus(
+        args.corpus,
+        args.max_words,
+        text_column=args.text_column,
+        encoding=args.encoding,
+    )
     validation = (
-        read_corpus(args.validation, encoding=args.encoding)
+        read_corpus(
+            args.validation,
+            text_column=args.text_column,
+            encoding=args.encoding,
+        )
         if args.validation
         else None
     )

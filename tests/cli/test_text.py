@@ -156,12 +156,20 @@ def test_lm_pretrain_and_finetune_commands(tmp_path, capsys):
     assert own_perplexity(config) == round(after, 2)
     # Fine-tuned again, without validation texts: nothing measured, and
     # said so (not NaN); the first fine-tuning stays on record.
+    # The corpus a spreadsheet's column, chosen by --text-column.
+    comments = tmp_path / "comments.csv"
+    comments.write_text(
+        "comentario,nota\n" + "¡Qué calor hace en Sevilla!,5\n" * 30,
+        encoding="utf-8",
+    )
     plain = tmp_path / "saved_models" / "es_plain"
-    argv = ["lm", "finetune", "--encoder", str(tuned), "--corpus", str(target),
-            "--output", str(plain), "--epochs", "1",
+    argv = ["lm", "finetune", "--encoder", str(tuned), "--corpus",
+            str(comments), "--output", str(plain), "--epochs", "1",
             "--run-dir", str(tmp_path / "runs" / "plain"), *sizes]  # fmt: skip
     capsys.readouterr()
-    assert cli.main(argv) == 0
+    assert cli.main(argv) == 2
+    assert "choose another with --text-column" in capsys.readouterr().err
+    assert cli.main([*argv, "--text-column", "comentario"]) == 0
     assert "no validation texts (--validation)" in capsys.readouterr().out
 
     def strict(text):
