@@ -92,6 +92,7 @@ def labelled_texts(args):
     if args.validation:
         validation = read_texts(args.validation, args.validation_labels, args)
     train = read_texts(args.data, args.labels, args, "train")
+    _check_label_column(args, train[1])
     if getattr(args, "validation_split", None):
         from keras_tl.text.data import split_texts
 
@@ -111,6 +112,25 @@ def labelled_texts(args):
             flush=True,
         )
     return {"train": train, "validation": validation}
+
+
+def _check_label_column(args, labels):
+    """Labels that are all different: an id column, or the text and label
+    columns swapped, not classes (it trained one class a text)."""
+    if len(labels) < 10 or len(set(labels)) != len(labels):
+        return
+    where = (
+        f"the labels file {args.labels}"
+        if getattr(args, "labels", None)
+        else f"its --label-column {getattr(args, 'label_column', 'label')!r}"
+    )
+    raise ValueError(
+        f"Each of the {len(labels):,} texts of {args.data} has a label of "
+        f"its own in {where} (e.g. {labels[:3]}): a classifier learns "
+        "classes that many texts share. Is that the column of the classes, "
+        "not an id (or the texts: --text-column and --label-column "
+        "swapped)?"
+    )
 
 
 def image_size_of(args):

@@ -393,6 +393,7 @@ def encode_labels(labels, label_names=None):
             "trained with `keras_tl.fine_tune`."
         )
     if label_names is None:
+        _check_label_set([str(label) for label in labels])
         distinct = {str(label) for label in labels}
         # Integer labels keep their numeric order (2 before 10), whether
         # given as numbers or read from a file as text ("1", "2", "10").
@@ -413,6 +414,32 @@ def encode_labels(labels, label_names=None):
             "fix the data."
         )
     return np.array([index[label] for label in labels], "int32"), label_names
+
+
+def _check_label_set(labels):
+    """Labels that cannot be what was meant, as the classes are learned:
+    an empty one refused (the files' readers refuse them too), names that
+    differ only in case or surrounding spaces warned about (two classes)."""
+    blank = [i for i, label in enumerate(labels) if not label.strip()]
+    if blank:
+        raise ValueError(
+            f"Label {labels[blank[0]]!r} (row {blank[0]}; {len(blank)} such "
+            "labels in all) is empty: it would become a class of its own. "
+            "Give those texts their class, or leave them out."
+        )
+    groups = {}
+    for name in sorted(set(labels)):
+        groups.setdefault(name.strip().casefold(), []).append(name)
+    alike = [names for names in groups.values() if len(names) > 1]
+    if alike:
+        warnings.warn(
+            f"Labels {' and '.join(map(repr, alike[0]))} differ only in "
+            "case or surrounding spaces, so they are different classes"
+            + (f" ({len(alike)} such groups)" if len(alike) > 1 else "")
+            + ". Write each class one way if they are one.",
+            category=KerasTLWarning,
+            stacklevel=3,
+        )
 
 
 def split_texts(texts, labels, fraction, seed=0):

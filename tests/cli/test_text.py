@@ -571,6 +571,22 @@ def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
     assert "odd.csv has labels that the training data" in (
         capsys.readouterr().err
     )
+    # An id column given as the labels: one class a text, refused.
+    ids = tmp_path / "ids.csv"
+    ids.write_text(
+        "id,text,label\n"
+        + "".join(
+            f"{i},texto {i},{'pos' if i % 2 else 'neg'}\n" for i in range(12)
+        ),
+        "utf-8",
+    )
+    assert cli.main([*args, str(ids), "--label-column", "id"]) == 2
+    assert "Each of the 12 texts of " in capsys.readouterr().err
+    assert cli.main([*args, str(ids), "--text-column", "label",
+                     "--label-column", "text"]) == 2  # fmt: skip
+    assert "--text-column and --label-column swapped" in (
+        capsys.readouterr().err
+    )
     assert not os.path.exists(tmp_path / "runs")  # nothing was written
 
 

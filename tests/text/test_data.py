@@ -178,3 +178,21 @@ def test_split_texts_holds_out_each_class_share():
         split_texts(texts[:4], ["a", "a", "b", "b"], 0.1)
     with pytest.raises(ValueError, match="labelled 'b' leaves none of them"):
         split_texts(texts[:3], ["a", "a", "b"], 0.6)
+
+
+def test_labels_that_cannot_be_meant_as_classes():
+    import keras_tl
+
+    with pytest.raises(ValueError, match=r"Label '' \(row 2; 1 such .*empty"):
+        encode_labels(["pos", "neg", "", "pos"])
+    with pytest.raises(ValueError, match=r"Label ' ' \(row 0"):
+        encode_labels([" ", "neg"])
+    with pytest.warns(
+        keras_tl.KerasTLWarning,
+        match="Labels ' positivo' and 'Positivo' and 'positivo' differ only",
+    ):
+        _, names = encode_labels(["positivo", "Positivo", " positivo", "neg"])
+    assert names == [" positivo", "Positivo", "neg", "positivo"]
+    # With the label set given, the labels are only looked up in it.
+    ids, _ = encode_labels(["b", "a"], ["a", "b"])
+    assert ids.tolist() == [1, 0]
