@@ -355,6 +355,16 @@ class SubwordTokenizer(_Tokenizer):
             ]
         if byte_fallback is None:
             byte_fallback = vocabulary_size >= 1000
+            if not byte_fallback:
+                warnings.warn(
+                    f"vocabulary_size={vocabulary_size} leaves little room "
+                    "for byte fallback (256 byte pieces; on by default from "
+                    "1,000), so characters outside the vocabulary (emoji, "
+                    "rare letters) become <unk>. Pass byte_fallback=True to "
+                    "spell them as bytes anyway, or a larger size.",
+                    category=KerasTLWarning,
+                    stacklevel=2,
+                )
         seen = set().union(*map(set, lines[:100_000]))
         required = "".join(c for c in _REQUIRED_CHARACTERS if c in seen)
         buffer = io.BytesIO()

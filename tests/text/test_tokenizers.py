@@ -143,3 +143,21 @@ def test_subword_tokenizer_survives_set_random_seed():
     np.testing.assert_array_equal(ids(tf.constant(ENGLISH)).numpy(), before)
     assert tokenizer.encode(ENGLISH) == expected
     assert tokenizer.decode(expected) == ENGLISH
+
+
+def test_a_vocabulary_without_byte_fallback_says_so():
+    import warnings
+
+    import keras_tl
+    from keras_tl.text.tokenizers import UNK_ID
+
+    corpus = [text + " 😀" for text in SPANISH] * 20
+    with pytest.warns(keras_tl.KerasTLWarning, match="become <unk>"):
+        small = SubwordTokenizer.from_corpus(corpus, vocabulary_size=80)
+    assert list(small.encode(["ñ 🦙"])[0]).count(UNK_ID) == 1  # the llama
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for: no warning
+        spelled = SubwordTokenizer.from_corpus(
+            corpus, vocabulary_size=300, byte_fallback=True
+        )
+    assert UNK_ID not in list(spelled.encode(["ñ 🦙"])[0])
