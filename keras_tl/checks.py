@@ -154,8 +154,9 @@ def check_label_form(model, shape, what="labels"):
 
 
 def check_strings(texts, what=None):
-    """Each of `texts` a str or bytes; the error names the first that is
-    not (a None, a number), and `what` they are ("corpus")."""
+    """Each of `texts` a str or UTF-8 bytes; the error names the first that
+    is not (a None, a number, bytes in another encoding, which the model
+    would read as other characters), and `what` they are ("corpus")."""
     of = f" of the {what}" if what else ""
     for i, text in enumerate(texts):
         if not isinstance(text, (str, bytes)):
@@ -164,6 +165,16 @@ def check_strings(texts, what=None):
                 "string. Drop it (with its label), or make it one, e.g. "
                 "`'' if t is None else str(t)`."
             )
+        if isinstance(text, bytes):
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"Text {i}{of} is not valid UTF-8 (byte {error.start}: "
+                    f"{text[error.start : error.start + 4]!r}). Decode it "
+                    "with the right encoding first, e.g. "
+                    "`raw.decode('latin-1')`."
+                ) from None
 
 
 def check_texts(texts, what="corpus"):
@@ -172,18 +183,10 @@ def check_texts(texts, what="corpus"):
     texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
     check_strings(texts, what)
     decoded = []
-    for i, text in enumerate(texts):
-        if isinstance(text, bytes):
-            try:
-                text = text.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(
-                    f"Text {i} of the {what} is not valid UTF-8 (byte "
-                    f"{error.start}: {text[error.start : error.start + 4]!r}). "
-                    "Decode it with the right encoding first, e.g. "
-                    "`raw.decode('latin-1')`."
-                ) from None
-        decoded.append(text)
+    for text in texts:
+        decoded.append(
+            text.decode("utf-8") if isinstance(text, bytes) else text
+        )
     if not any(t.strip() for t in decoded):
         raise ValueError(
             f"The {what} is empty: a tokenizer needs some text to learn a "

@@ -89,6 +89,8 @@ def _strings(x):
     ):
         x = x[:, 0]  # a column of texts, `df[["text"]].values`
     if isinstance(x, np.ndarray) and x.dtype.kind in "US":
+        if x.dtype.kind == "S":
+            check_strings(x.ravel().tolist())
         return x.astype(object)  # "<U7" arrays: Keras refuses their dtype
     texts = (
         isinstance(x, (list, tuple))
@@ -102,7 +104,7 @@ def _strings(x):
 
 def _keras_input(x):
     """`x` as Keras' data adapters take it: an object array that holds
-    bytes (texts read in binary mode, or not UTF-8) as a string tensor,
+    bytes (texts read in binary mode) as a string tensor,
     which the tokenizer reads as the export and `__call__` do; Keras
     refuses such an array's dtype."""
     if (
