@@ -1089,9 +1089,25 @@ def main(argv=None) -> int:
     default = warnings.formatwarning
     warnings.formatwarning = warning_lines(default)
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # `keras-tl predict ... | head`: the reader left
+        _silence_stdout()
+        return 1
     finally:
         warnings.formatwarning = default
+
+
+def _silence_stdout():
+    """Points stdout at the null device, so that Python's own flush at exit
+    does not fail again on the closed pipe (the Python documentation's
+    advice for SIGPIPE)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout with no file (a test's capture)
+        pass
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -1156,6 +1172,8 @@ def _main(argv):
         if getattr(args, "needs_tensorflow", True):
             _import_quietly()
         args.run(args)
+    except BrokenPipeError:  # a ConnectionError, but the reader left: main's
+        raise
     except (
         FileNotFoundError,
         FileExistsError,
@@ -1169,6 +1187,13 @@ def _main(argv):
             discard_unstarted_runs()  # nothing half-made is left behind
         print(f"keras-tl {name}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a folder not writable: one line
+        if "keras_tl.runs" in sys.modules:
+            from keras_tl.runs import discard_unstarted_runs
+
+            discard_unstarted_runs()
+        print(f"keras-tl {name}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C: say what was kept, not a traceback
         print(f"\nkeras-tl {name}: stopped (Ctrl-C).", file=sys.stderr)
         if "keras_tl.runs" in sys.modules:

@@ -320,3 +320,30 @@ def test_keras_tl_warnings_are_one_line_for_the_user():
     assert ours == "keras-tl: warning: no best checkpoint\n"
     theirs = line("deprecated", DeprecationWarning, keras.__file__, 7)
     assert theirs.startswith(keras.__file__ + ":7: DeprecationWarning")
+
+
+@pytest.mark.parametrize(
+    "error, code, said",
+    [
+        # `keras-tl predict ... | head -1`: the reader left; nothing to say.
+        (BrokenPipeError(32, "Broken pipe"), 1, ""),
+        # Output to a full disk (or /dev/full): one line, no traceback.
+        (
+            OSError(28, "No space left on device"),
+            1,
+            "keras-tl list-backbones: error: [Errno 28] No space left on "
+            "device\n",
+        ),
+    ],
+)
+def test_output_that_cannot_be_written(monkeypatch, capsys, error, code, said):
+    import io
+    import sys
+
+    class Closed(io.StringIO):
+        def write(self, text):
+            raise error
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert cli.main(["list-backbones"]) == code
+    assert capsys.readouterr().err == said
