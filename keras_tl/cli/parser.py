@@ -1091,6 +1091,14 @@ def main(argv=None) -> int:
     try:
         code = _main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
+        import keras_tl
+
+        if code == 130 and keras_tl._started_as_command():
+            # Stopped mid-epoch, the interpreter's teardown waits for the
+            # data pipeline's threads: 9 s on two idle cores, over a minute
+            # on busy ones. What was kept is on disk and said; leave now.
+            sys.stderr.flush()
+            os._exit(code)
         return code
     except BrokenPipeError:  # `keras-tl predict ... | head`: the reader left
         _silence_stdout()
