@@ -116,7 +116,12 @@ def labelled_texts(args):
 
 def _check_label_column(args, labels):
     """Labels that are all different: an id column, or the text and label
-    columns swapped, not classes (it trained one class a text)."""
+    columns swapped, more likely than one example a class (it trained one
+    class a text without a word); said before training."""
+    import warnings
+
+    from keras_tl.checks import KerasTLWarning
+
     if len(labels) < 10 or len(set(labels)) != len(labels):
         return
     where = (
@@ -124,12 +129,14 @@ def _check_label_column(args, labels):
         if getattr(args, "labels", None)
         else f"its --label-column {getattr(args, 'label_column', 'label')!r}"
     )
-    raise ValueError(
+    warnings.warn(
         f"Each of the {len(labels):,} texts of {args.data} has a label of "
         f"its own in {where} (e.g. {labels[:3]}): a classifier learns "
-        "classes that many texts share. Is that the column of the classes, "
-        "not an id (or the texts: --text-column and --label-column "
-        "swapped)?"
+        "classes that several texts share. Is that the column of the "
+        "classes, not an id (or the texts: --text-column and --label-column "
+        "swapped)? Stop with Ctrl-C if not.",
+        category=KerasTLWarning,
+        stacklevel=2,
     )
 
 

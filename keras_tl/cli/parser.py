@@ -1088,9 +1088,18 @@ def main(argv=None) -> int:
 
     default = warnings.formatwarning
     warnings.formatwarning = warning_lines(default)
+    code = None
     try:
-        code = _main(argv)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        try:
+            code = _main(argv)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+        except BrokenPipeError as error:
+            if not _stdout_gone():  # a socket or a child's pipe: an error
+                print(f"keras-tl: error: {error}", file=sys.stderr)
+                return 2
+            # `keras-tl predict ... | head`: the reader left, nothing to say
+            _silence_stdout()
+            return code or 1  # a usage error's 2 stays
         import keras_tl
 
         if code == 130 and keras_tl._started_as_command():
@@ -1100,11 +1109,21 @@ def main(argv=None) -> int:
             sys.stderr.flush()
             os._exit(code)
         return code
-    except BrokenPipeError:  # `keras-tl predict ... | head`: the reader left
-        _silence_stdout()
-        return 1
     finally:
         warnings.formatwarning = default
+
+
+def _stdout_gone():
+    """Whether stdout is a pipe whose reader has closed it (its descriptor
+    polls as an error); True where that cannot be asked (no `poll`)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
 
 
 def _silence_stdout():

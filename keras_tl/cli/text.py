@@ -62,9 +62,13 @@ def ulmfit_command(args):
         )
     # A label training never saw fails before anything is written (the
     # language model's fine-tuning comes before the classifier's data).
+    import warnings
+
     from keras_tl.text.data import encode_labels
 
-    _, names = encode_labels(texts["train"][1])
+    with warnings.catch_warnings():  # the classifier's data says them
+        warnings.simplefilter("ignore")
+        _, names = encode_labels(texts["train"][1])
     trained_on = f"the training data ({args.data})"
     if texts["validation"] is not None and args.validation:
         check_labels(args.validation, texts["validation"][1], names, trained_on)

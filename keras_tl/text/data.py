@@ -58,20 +58,24 @@ def _raw_bytes(path, size=-1):
 
 _ZIP = b"PK\x03\x04"
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_UTF32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
 
 
 def file_encoding(path, encoding="utf-8", raw=None):
     """The codec that reads the text file `path`, given the `encoding`
     asked for (one for all the files of a command):
 
-    - UTF-16 with its byte-order mark (Excel's "Unicode text") is read as
-      UTF-16: the mark says what it is.
-    - Asked for a one-byte encoding such as cp1252 or Latin-1, a file that
-      is valid UTF-8 and not plain ASCII is read as UTF-8, with a warning:
-      accented letters saved as cp1252 practically never form valid UTF-8,
-      and cp1252 would read "é" saved as UTF-8 as "Ã©" without an error.
+    - Asked for UTF-8 or a one-byte encoding, UTF-16 with its byte-order
+      mark (Excel's "Unicode text") is read as UTF-16, and UTF-32 with
+      its mark as UTF-32: the mark says what it is.
+    - Asked for a one-byte encoding such as cp1252 or Latin-1, a file
+      whose first non-ASCII bytes are valid UTF-8 is read as UTF-8, with a
+      warning: accented letters saved as cp1252 practically never form
+      valid UTF-8, and cp1252 would read "é" saved as UTF-8 as "Ã©"
+      without an error. It reads up to the first megabyte that holds
+      non-ASCII bytes, at most 16 MB (not a whole corpus).
     - UTF-8 as "utf-8-sig": a byte-order mark (as Windows tools write) is
-      not text.
+      not text. Any other UTF encoding asked for is used as given.
 
     A zip file (a spreadsheet workbook renamed .csv) is refused.
     `raw`: the file's bytes, where the caller has read them already.
@@ -84,27 +88,55 @@ def file_encoding(path, encoding="utf-8", raw=None):
             "the spreadsheet program as 'CSV UTF-8' and give that file."
         )
     name = codecs.lookup(encoding).name
-    if head.startswith(_UTF16_BOMS) and not name.startswith("utf-16"):
+    if name.startswith("utf") and name not in ("utf-8", "utf-8-sig"):
+        return encoding  # UTF-16, UTF-32 and the rest, as asked
+    if head.startswith(_UTF32_BOMS):  # before UTF-16's: FF FE starts both
+        return "utf-32"
+    if head.startswith(_UTF16_BOMS):
         return "utf-16"
-    if name == "utf-8":
+    if name in ("utf-8", "utf-8-sig"):
         return "utf-8-sig"
-    if name.startswith(("utf-", "utf_")):
-        return encoding
-    raw = _raw_bytes(path) if raw is None else raw
-    if raw.isascii():
-        return encoding
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
+    if not _utf8_beyond_ascii(path, raw):
         return encoding
     warnings.warn(
-        f"{path} is UTF-8 (it decodes as UTF-8 and has non-ASCII "
-        f"characters), not {encoding}: read as UTF-8. --encoding applies "
-        "to every file of the command; this one needs none.",
+        f"{path} is UTF-8 (its non-ASCII characters decode as UTF-8), not "
+        f"{encoding}: read as UTF-8. --encoding applies to every file of "
+        "the command; this one needs none.",
         category=KerasTLWarning,
         stacklevel=2,
     )
     return "utf-8-sig"
+
+
+def _utf8_beyond_ascii(path, raw=None, chunk=2**20, limit=16 * 2**20):
+    """Whether the first chunk of `path` (or `raw`) that holds non-ASCII
+    bytes decodes as UTF-8; False for plain ASCII in the first `limit`
+    bytes. A sequence cut at a chunk's end (not the file's) is not an
+    error."""
+    import gzip
+
+    def chunks():
+        if raw is not None:
+            yield from (raw[i : i + chunk] for i in range(0, limit, chunk))
+            return
+        opener = gzip.open if os.fspath(path).endswith(".gz") else open
+        with opener(path, "rb") as f:
+            for _ in range(limit // chunk):
+                yield f.read(chunk)
+
+    for block in chunks():
+        if not block:
+            return False
+        if not block.isascii():
+            try:
+                codecs.getincrementaldecoder("utf-8")().decode(
+                    block,
+                    final=len(block) < chunk,  # the file's end
+                )
+            except UnicodeDecodeError:
+                return False
+            return True
+    return False
 
 
 def undecodable(path, raw, error, encoding="utf-8"):
@@ -122,7 +154,8 @@ def undecodable(path, raw, error, encoding="utf-8"):
         f"{path} is not valid {encoding}: byte {error.start} (line {line}) "
         f"is {raw[error.start : error.start + 1]!r}."
     )
-    if raw[:400].count(0) > len(raw[:400]) // 4:  # every other byte NUL
+    unicode = not utf8 and codecs.lookup(encoding).name.startswith("utf")
+    if not unicode and raw[:400].count(0) > len(raw[:400]) // 4:
         return ValueError(
             f"{where} It looks like UTF-16 without a byte-order mark (every "
             "other byte is 0): give --encoding utf-16-le (in Python, "
@@ -130,9 +163,10 @@ def undecodable(path, raw, error, encoding="utf-8"):
         )
     if not utf8:
         return ValueError(
-            f"{where} It is not UTF-8 either. Find its encoding (`file -i "
-            "FILE` on Linux and macOS) and give that, or save the file as "
-            "'CSV UTF-8'."
+            f"{where} "
+            + ("" if unicode else "It is not UTF-8 either. ")
+            + "Find its encoding (`file -i FILE` on Linux and macOS) and "
+            "give that, or save the file as 'CSV UTF-8'."
         )
     return ValueError(
         f"{where} Give its encoding (--encoding cp1252; in Python, "

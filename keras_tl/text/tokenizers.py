@@ -360,8 +360,9 @@ class SubwordTokenizer(_Tokenizer):
                     f"vocabulary_size={vocabulary_size} leaves little room "
                     "for byte fallback (256 byte pieces; on by default from "
                     "1,000), so characters outside the vocabulary (emoji, "
-                    "rare letters) become <unk>. Pass byte_fallback=True to "
-                    "spell them as bytes anyway, or a larger size.",
+                    "rare letters) become <unk>. Ask for 1,000 pieces or "
+                    "more (--vocabulary-size), or, in Python, pass "
+                    "byte_fallback=True to spell them as bytes anyway.",
                     category=KerasTLWarning,
                     stacklevel=2,
                 )

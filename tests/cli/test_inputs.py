@@ -571,6 +571,18 @@ def test_files_whose_bytes_say_their_encoding(tmp_path):
     lines = tmp_path / "lines.txt"
     lines.write_text("Qué bien\nQué mal\n", encoding="utf-16")
     assert data.read_unlabelled(str(lines)) == ["Qué bien", "Qué mal"]
+    # UTF-32's mark starts with UTF-16's: read as UTF-32, asked for or not.
+    for encoding in ("utf-8", "utf-32"):
+        lines.write_text("hola mundo\n", encoding="utf-32")
+        assert data.read_corpus([str(lines)], encoding=encoding) == [
+            "hola mundo\n"
+        ]
+    # A damaged UTF-16 file is not told to add the mark it has.
+    sheet.write_bytes("text\tlabel\nqué\tbien\n".encode("utf-16") + b"\x00")
+    with pytest.raises(ValueError, match="not valid utf-16") as error:
+        data.read_labelled(str(sheet))
+    assert "byte-order mark" not in str(error.value)
+    assert "UTF-8 either" not in str(error.value)
     # Without the mark, the NUL bytes give it away.
     lines.write_bytes("Qué bien\n".encode("utf-16-le"))
     with pytest.raises(ValueError, match="--encoding utf-16-le"):

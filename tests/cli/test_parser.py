@@ -347,3 +347,16 @@ def test_output_that_cannot_be_written(monkeypatch, capsys, error, code, said):
     monkeypatch.setattr(sys, "stdout", Closed())
     assert cli.main(["list-backbones"]) == code
     assert capsys.readouterr().err == said
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, capfd):
+    # A server that drops a download's connection raises BrokenPipeError
+    # too: stdout is fine, so it is said, with the usage-error code.
+    from keras_tl.cli import parser
+
+    def dropped(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(parser, "list_backbones_command", dropped)
+    assert cli.main(["list-backbones"]) == 2
+    assert capfd.readouterr().err == "keras-tl: error: [Errno 32] Broken pipe\n"

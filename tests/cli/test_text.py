@@ -571,7 +571,8 @@ def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
     assert "odd.csv has labels that the training data" in (
         capsys.readouterr().err
     )
-    # An id column given as the labels: one class a text, refused.
+    # An id column given as the labels: one class a text, said before
+    # training (here the validation file's labels then stop it).
     ids = tmp_path / "ids.csv"
     ids.write_text(
         "id,text,label\n"
@@ -580,13 +581,17 @@ def test_ulmfit_command_bad_data(tmp_path, capsys, monkeypatch):
         ),
         "utf-8",
     )
-    assert cli.main([*args, str(ids), "--label-column", "id"]) == 2
-    assert "Each of the 12 texts of " in capsys.readouterr().err
-    assert cli.main([*args, str(ids), "--text-column", "label",
-                     "--label-column", "text"]) == 2  # fmt: skip
-    assert "--text-column and --label-column swapped" in (
-        capsys.readouterr().err
-    )
+    other = tmp_path / "other.csv"  # labels training never has, either way
+    other.write_text("id,text,label\n99,otro,pos\n", "utf-8")
+    import keras_tl
+
+    with pytest.warns(keras_tl.KerasTLWarning, match="Each of the 12 texts"):
+        assert cli.main([*args, str(ids), "--label-column", "id",
+                         "--validation", str(other)]) == 2  # fmt: skip
+    with pytest.warns(keras_tl.KerasTLWarning, match="--label-column swapp"):
+        assert cli.main([*args, str(ids), "--text-column", "label",
+                         "--label-column", "text",
+                         "--validation", str(other)]) == 2  # fmt: skip
     assert not os.path.exists(tmp_path / "runs")  # nothing was written
 
 
