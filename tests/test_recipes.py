@@ -13,6 +13,18 @@ def compiled():
     return model
 
 
+def class_id_classifier():
+    """A two-class tiny CNN with logits, compiled for integer class ids (no
+    batch-norm statistics that move anyway)."""
+    model = tiny_cnn(batchnorm=False)
+    model.compile(
+        keras.optimizers.Adam(),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
 def data(n=16):
     return tf.data.Dataset.from_tensor_slices(tiny_data(n=n)).batch(4)
 
@@ -256,12 +268,7 @@ def test_strategy_auto_takes_the_advice(monkeypatch):
 def test_arrays_as_a_tuple_and_labels_checked_before_training():
     import numpy as np
 
-    model = tiny_cnn(batchnorm=False)  # no statistics that move anyway
-    model.compile(
-        keras.optimizers.Adam(),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    model = class_id_classifier()
     x, _ = tiny_data(n=8)
     labels = np.array([0, 1] * 4)
     before = weights_of(model)
@@ -303,12 +310,7 @@ def test_arrays_as_a_tuple_and_labels_checked_before_training():
 def test_one_hot_labels_against_a_class_id_loss_are_named_before_training():
     import numpy as np
 
-    model = tiny_cnn(batchnorm=False)
-    model.compile(
-        keras.optimizers.Adam(),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    model = class_id_classifier()
     x, _ = tiny_data(n=8)
     ids = np.array([0, 1] * 4)
     one_hot = keras.utils.to_categorical(ids, 2)
