@@ -31,6 +31,7 @@ import numpy as np
 
 from keras_tl.checks import KerasTLWarning
 from keras_tl.files import atomic_write
+from keras_tl.interrupts import raise_if_pressed
 from keras_tl.saving import load_model
 
 CONFIG = "config.yaml"
@@ -469,6 +470,14 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.best = best
         self._warned = False
 
+    # A Ctrl-C that a finalizer swallowed is raised again at the next
+    # batch (the batch-begin hooks keep Keras's asynchronous batch ends).
+    def on_train_batch_begin(self, batch, logs=None):
+        raise_if_pressed()
+
+    def on_test_batch_begin(self, batch, logs=None):
+        raise_if_pressed()
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         monitor = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
@@ -496,3 +505,4 @@ class RunCheckpoint(keras.callbacks.Callback):
             self._warned = True
         model = self.model if self.checkpoints else None
         self.run.record(epoch, logs, model, monitor, self.best)
+        raise_if_pressed()  # after the record: the finished epoch is kept

@@ -322,3 +322,69 @@ def test_a_folder_whose_member_runs_hold_work_is_kept(tmp_path):
     runs.discard_unstarted_runs()
     assert not (tmp_path / "empty").exists()
     runs.forget_opened_runs()
+
+
+class _PressesCtrlCWhenFreed:
+    """Sends this process SIGINT from its finalizer, where Python prints
+    "Exception ignored" and drops the KeyboardInterrupt, as it does when
+    TensorFlow frees a traced function at an epoch's end."""
+
+    def __del__(self):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+class _SwallowedCtrlCAfter(keras.callbacks.Callback):
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            _PressesCtrlCWhenFreed()  # freed at once: the press is lost
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_that_a_finalizer_swallowed_still_stops_the_run(tmp_path):
+    import signal
+
+    from keras_tl import interrupts
+
+    model = compiled()
+    run = RunFolder(tmp_path / "run", {"epochs": [3]})
+    before = signal.getsignal(signal.SIGINT)
+    with interrupts.remembered():
+        with pytest.raises(KeyboardInterrupt):
+            keras_tl.fine_tune(
+                model,
+                data(),
+                epochs=3,
+                callbacks=[_SwallowedCtrlCAfter(1), *run.callbacks()],
+                verbose=0,
+            )
+    # Stopped at the next batch: the first epoch kept, not the second.
+    assert (
+        json.loads((tmp_path / "run" / "state.json").read_text())["epochs_done"]
+        == 1
+    )
+    # The handler is put back, and the press forgotten with it.
+    assert signal.getsignal(signal.SIGINT) is before
+    interrupts.raise_if_pressed()
+    # Without remembered(), the same press is lost (Python's own behaviour)
+    # and the run goes to its end: the case above is the swallowed one.
+    again = RunFolder(tmp_path / "again", {"epochs": [2]})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        keras_tl.fine_tune(
+            compiled(),
+            data(),
+            epochs=2,
+            callbacks=[_SwallowedCtrlCAfter(1), *again.callbacks()],
+            verbose=0,
+        )
+    except KeyboardInterrupt:  # not pytest's: it would end the session
+        pytest.fail("the press was not swallowed")
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert again.epochs_done == 2

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from keras_tl import interrupts
 from keras_tl.cli.common import PRECISIONS, given
 from keras_tl.cli.explore import (
     advise_command,
@@ -1198,7 +1199,8 @@ def _main(argv):
     try:
         if getattr(args, "needs_tensorflow", True):
             _import_quietly()
-        args.run(args)
+        with interrupts.remembered():  # a Ctrl-C no finalizer can swallow
+            args.run(args)
     except BrokenPipeError:  # a ConnectionError, but the reader left: main's
         raise
     except (

@@ -1,0 +1,48 @@
+"""Ctrl-C that stops training even when Python swallows it.
+
+Python raises `KeyboardInterrupt` wherever the main thread is when the
+signal arrives. When that is inside a finalizer (TensorFlow frees a traced
+function's `__del__` at an epoch's end, just after the run's checkpoint),
+Python prints "Exception ignored in ..." and goes on: the command trained
+to its end and exited 0 as if never stopped. Under `remembered()` a press
+is also remembered, and `raise_if_pressed()`, called by the run's
+checkpoint callback after every batch and epoch, raises it again where it
+cannot be lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+_pressed = False
+
+
+def _on_ctrl_c(signum, frame):
+    global _pressed
+    _pressed = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def remembered():
+    """Within the block, a Ctrl-C is remembered as well as raised. Only the
+    main thread can set signal handlers; elsewhere this does nothing."""
+    global _pressed
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _pressed = False
+
+
+def raise_if_pressed():
+    """Raises `KeyboardInterrupt` if Ctrl-C was pressed under
+    `remembered()`, whether or not its first raise was lost."""
+    if _pressed:
+        raise KeyboardInterrupt
