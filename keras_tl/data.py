@@ -20,12 +20,12 @@ says what to fix instead of deep inside `fit`.
 from __future__ import annotations
 
 import csv
-import gzip
 import itertools
 import json
 import os
 
 from keras_tl.checks import KerasTLWarning, check_encoding
+from keras_tl.files import open_file
 from keras_tl.orders import EpochOrder
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -588,10 +588,9 @@ def _text_encoding(path, encoding):
 
 
 def _jsonl_rows(path, *required, encoding="utf-8"):
-    opener = gzip.open if path.endswith(".gz") else open
     rows = _Rows()
     encoding = _text_encoding(path, encoding)
-    with opener(path, "rt", encoding=encoding) as f:
+    with open_file(path, "rt", encoding=encoding) as f:
         for number, line in enumerate(_decoded_lines(f, path, encoding), 1):
             if not line.strip():
                 continue
@@ -646,8 +645,7 @@ def _decoded_lines(f, path, encoding="utf-8"):
         # the block's, not the file's. Decoding the whole file finds it.
         from keras_tl.text.data import undecodable
 
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as raw_file:
+        with open_file(path) as raw_file:
             raw = raw_file.read()
         try:  # plain UTF-8: offsets counted from the file's first byte
             raw.decode(encoding.replace("utf-8-sig", "utf-8"))
@@ -691,9 +689,8 @@ def _table_rows(path, columns, encoding="utf-8"):
     # Documents run longer than the csv module's 131,072-character
     # default field limit (whole reviews, articles).
     csv.field_size_limit(2**31 - 1)
-    opener = gzip.open if path.endswith(".gz") else open
     encoding = _text_encoding(path, encoding)
-    with opener(path, "rt", newline="", encoding=encoding) as f:
+    with open_file(path, "rt", newline="", encoding=encoding) as f:
         lines = _decoded_lines(f, path, encoding)
         header = next(lines, "")
         separator = _separator(path, header, columns)

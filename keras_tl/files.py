@@ -20,6 +20,15 @@ _OWNER = ".owner-pid"
 _YOUNG = 600
 
 
+def open_file(path, mode="rb", **kwargs):
+    """Opens `path` as `open` would, through gzip when its name ends in
+    `.gz` (text modes decode the uncompressed bytes)."""
+    import gzip
+
+    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    return opener(path, mode, **kwargs)
+
+
 def atomic_write(path, text):
     """Writes a text file (UTF-8) through a temporary file and a rename."""
     temporary = f"{path}.tmp"

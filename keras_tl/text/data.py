@@ -8,7 +8,6 @@ state from one batch to the next (fastai's LM loader, Merity et al. 2017).
 from __future__ import annotations
 
 import codecs
-import os
 import re
 import warnings
 
@@ -23,6 +22,7 @@ from keras_tl.checks import (
     refuse_unknown,
     renamed,
 )
+from keras_tl.files import open_file
 from keras_tl.orders import EpochOrder
 from keras_tl.text.tokenizers import BOS_ID, EOS_ID, progress
 
@@ -49,10 +49,7 @@ def read_text(path, encoding="utf-8"):
 
 
 def _raw_bytes(path, size=-1):
-    import gzip
-
-    opener = gzip.open if os.fspath(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
+    with open_file(path) as f:
         return f.read(size)
 
 
@@ -113,14 +110,12 @@ def _utf8_beyond_ascii(path, raw=None, chunk=2**20, limit=16 * 2**20):
     bytes decodes as UTF-8; False for plain ASCII in the first `limit`
     bytes. A sequence cut at a chunk's end (not the file's) is not an
     error."""
-    import gzip
 
     def chunks():
         if raw is not None:
             yield from (raw[i : i + chunk] for i in range(0, limit, chunk))
             return
-        opener = gzip.open if os.fspath(path).endswith(".gz") else open
-        with opener(path, "rb") as f:
+        with open_file(path) as f:
             for _ in range(limit // chunk):
                 yield f.read(chunk)
 
