@@ -59,7 +59,9 @@ ENCODER = "en"
 def _subset(name, limit, seed):
     """(the rows chosen, the rest) of a split: `limit` rows at random
     (`seed`), or every row and none left with `limit` 0."""
-    with gzip.open(os.path.join(IMDB, f"{name}.jsonl.gz"), "rt") as f:
+    with gzip.open(
+        os.path.join(IMDB, f"{name}.jsonl.gz"), "rt", encoding="utf-8"
+    ) as f:
         rows = [json.loads(line) for line in f]
     if not limit:
         return rows, []
