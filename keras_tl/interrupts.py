@@ -27,10 +27,17 @@ def _on_ctrl_c(signum, frame):
 
 @contextlib.contextmanager
 def remembered():
-    """Within the block, a Ctrl-C is remembered as well as raised. Only the
-    main thread can set signal handlers; elsewhere this does nothing."""
+    """Within the block, a Ctrl-C is remembered as well as raised.
+
+    Only where Python's own handler is in place: a process that ignores
+    SIGINT (started with `&` from a script) keeps ignoring it, a handler of
+    the caller's own is kept, and off the main thread (which alone may set
+    handlers) this does nothing."""
     global _pressed
-    if threading.current_thread() is not threading.main_thread():
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield
         return
     previous = signal.signal(signal.SIGINT, _on_ctrl_c)

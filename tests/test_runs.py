@@ -371,6 +371,15 @@ def test_a_ctrl_c_that_a_finalizer_swallowed_still_stops_the_run(tmp_path):
     # The handler is put back, and the press forgotten with it.
     assert signal.getsignal(signal.SIGINT) is before
     interrupts.raise_if_pressed()
+    # A process that ignores Ctrl-C (started with `&` from a script), or
+    # whose caller set a handler of its own, keeps it.
+    for own in (signal.SIG_IGN, lambda signum, frame: None):
+        signal.signal(signal.SIGINT, own)
+        try:
+            with interrupts.remembered():
+                assert signal.getsignal(signal.SIGINT) is own
+        finally:
+            signal.signal(signal.SIGINT, before)
     # Without remembered(), the same press is lost (Python's own behaviour)
     # and the run goes to its end: the case above is the swallowed one.
     again = RunFolder(tmp_path / "again", {"epochs": [2]})
