@@ -179,6 +179,8 @@ def cli_arm(args, arm, train_file):
         command += ["--lm-epochs"] + (
             [str(e) for e in args.lm_epochs] if arm != "pretrained" else []
         )
+    if getattr(args, "precision", None):  # else keras-tl's default, auto
+        command += ["--precision", args.precision]
     return folder, command
 
 
@@ -302,6 +304,13 @@ def main():
         help="seed the neural arms' training (initial head, dropout, "
         "batch order) with this instead of --seed, which keeps choosing the "
         "subset: a replicate on the same reviews",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "float32", "mixed"],
+        help="the neural arms' `keras-tl ulmfit --precision` (mixed: "
+        "bfloat16 on a CPU with AVX-512 BF16, about 1.4 times faster; "
+        "default: keras-tl's own, float32 on a CPU)",
     )
     p.add_argument(
         "--write-unlabeled",

@@ -232,6 +232,10 @@ def test_ulmfit_imdb_training_seed_leaves_the_subset(monkeypatch):
     _, command = ulmfit_imdb.cli_arm(args, "pretrained", "train.jsonl")
     parsed = build_parser().parse_args(command[3:])
     assert parsed.schedule == "one_cycle" and parsed.batch_size == 32
+    assert parsed.precision == "auto"  # not given: keras-tl's default
+    args.precision = "mixed"
+    _, command = ulmfit_imdb.cli_arm(args, "pretrained", "train.jsonl")
+    assert build_parser().parse_args(command[3:]).precision == "mixed"
 
 
 def _fake(folder, name, body):
@@ -273,6 +277,7 @@ def test_large_en_cpu_chains_its_steps_and_skips_finished_ones(
     script = os.path.join(BENCHMARKS, "large_en_cpu.sh")
     env = dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}")
     env.update(RUNS=str(runs), DIRECTION=direction, SHARED=str(tmp_path))
+    env.update(CLASSIFIER_PRECISION="mixed")
     (tmp_path / "data" / "corpora").mkdir(parents=True)
     runs.mkdir()
 
@@ -300,6 +305,9 @@ def test_large_en_cpu_chains_its_steps_and_skips_finished_ones(
     if direction == "fwd":  # the classifier reads the forward model
         expected.append("benchmarks/ulmfit_imdb.py")
     assert scripts == expected
+    if direction == "fwd":  # CLASSIFIER_PRECISION reaches the classifier
+        classifier = [a for a in first if a[1] == expected[-1]][0]
+        assert classifier[-2:] == ["--precision", "mixed"]
     assert run() == []  # a second start finds every step done
     # While a chain holds the lock, another start refuses at once.
     with open(runs / ".large_en_cpu.lock", "w") as lock:
