@@ -1,13 +1,13 @@
 """Ctrl-C that stops training even when Python swallows it.
 
 Python raises `KeyboardInterrupt` wherever the main thread is when the
-signal arrives. When that is inside a finalizer (TensorFlow frees a traced
-function's `__del__` at an epoch's end, just after the run's checkpoint),
-Python prints "Exception ignored in ..." and goes on: the command trained
-to its end and exited 0 as if never stopped. Under `remembered()` a press
-is also remembered, and `raise_if_pressed()`, called by the run's
-checkpoint callback after every batch and epoch, raises it again where it
-cannot be lost.
+signal arrives. When that is inside a finalizer (the `__del__` of a
+traced TensorFlow function freed at an epoch's end, just after the run's
+checkpoint), Python prints "Exception ignored in ..." and goes on: the
+command trained to its end and exited 0 as if never stopped. Under
+`remembered()` a press is also remembered, and `raise_if_pressed()`,
+called by the run's checkpoint callback before every batch and after
+every epoch, raises it again where it cannot be lost.
 """
 
 from __future__ import annotations
