@@ -2,8 +2,10 @@
 
 Plain Python (no TensorFlow), so `keras-tl list-backbones` answers at once.
 
-keras_tl ships an English and a Spanish AWD-LSTM language model in the
-repository's `saved_models/` folder (see each folder's `MODEL_CARD.md`).
+keras_tl ships English and Spanish AWD-LSTM language models (English
+forward and backward, general and fine-tuned on IMDb reviews; Spanish) in
+the repository's `saved_models/` folder (see each folder's
+`MODEL_CARD.md`).
 Wherever a language model is expected, a preset name works as well as a
 folder path:
 
@@ -73,7 +75,7 @@ def list_encoder_presets() -> list[EncoderPreset]:
     Example:
 
     >>> [p.name for p in list_encoder_presets()]
-    ['en', 'es']
+    ['en', 'en-bwd', 'en-imdb', 'en-imdb-bwd', 'es']
     """
     unique = {p.name: p for p in _PRESETS.values()}
     return [unique[name] for name in sorted(unique)]

@@ -158,8 +158,9 @@ def _advise_text(args, started):
     if args.backbone != "awd_lstm" or not args.encoder:
         raise ValueError(
             f"{args.data} holds texts: advise them with --backbone awd_lstm "
-            "--encoder NAME_OR_FOLDER (a language model: en, es, or a folder "
-            "from `keras-tl lm pretrain`). Received: --backbone "
+            "--encoder NAME_OR_FOLDER (a language model: a preset such as en "
+            "or es, see `keras-tl list-backbones`, or a folder from "
+            "`keras-tl lm pretrain`). Received: --backbone "
             f"{args.backbone}"
         )
     unused = [

@@ -305,8 +305,8 @@ class Task:
 
             if not self.encoder:
                 raise ValueError(
-                    "--backbone awd_lstm needs --encoder: a preset (en, es; "
-                    "see `keras-tl list-backbones`) or a language-model "
+                    "--backbone awd_lstm needs --encoder: a preset (en, es, "
+                    "...: see `keras-tl list-backbones`) or a language-model "
                     "folder written by `keras-tl lm pretrain`."
                 )
             self.backwards = bool(

@@ -85,7 +85,7 @@ def _add_encoding_option(parser, files="text files"):
     )
 
 
-def _add_data_options(parser, validation=True, text=False):
+def _add_data_options(parser, validation=True, text=False, batch_help=None):
     """`text`: a command for text only (`ulmfit`), without image words."""
     parser.add_argument(
         "--data",
@@ -102,7 +102,7 @@ def _add_data_options(parser, validation=True, text=False):
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
     _add_encoding_option(parser, "text data files")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help=batch_help)
     parser.add_argument("--seed", type=int, default=0)
     if validation:
         parser.add_argument(
@@ -153,8 +153,8 @@ def _add_model_options(parser, backbone_required=True):
     )
     parser.add_argument(
         "--encoder",
-        help="awd_lstm: a language-model preset (en, es; see "
-        "list-backbones) or a folder written by `keras-tl lm pretrain`",
+        help="awd_lstm: a language-model preset (en, es, en-imdb, ...: "
+        "see list-backbones) or a folder written by `keras-tl lm pretrain`",
     )
     _add_text_model_options(parser)
 
@@ -388,7 +388,9 @@ def refuse_conflicts(args):
     return args
 
 
-def _add_training_options(parser, epochs):
+def _add_training_options(parser, epochs, tflite=True):
+    """`tflite=False`: a text-only command, where --tflite is refused; it
+    is still parsed (hidden), so run folders keep the same options."""
     parser.add_argument(
         "--epochs",
         type=int,
@@ -431,7 +433,11 @@ def _add_training_options(parser, epochs):
         "--export", help="write a SavedModel taking raw inputs here"
     )
     parser.add_argument(
-        "--tflite", action="store_true", help="also write model.tflite"
+        "--tflite",
+        action="store_true",
+        help="also write model.tflite (image models)"
+        if tflite
+        else argparse.SUPPRESS,
     )
 
 
@@ -657,7 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument(
         "--encoder",
         required=True,
-        help="the pretrained language model: a preset (en, es) or a folder",
+        help="the pretrained language model: a preset (en, es, ...: see "
+        "list-backbones) or a folder",
     )
     _add_lm_options(finetune, "none, and no held-out perplexity is measured")
     finetune.add_argument("--epochs", type=int, nargs="+", default=[1, 1])
@@ -681,12 +688,13 @@ def build_parser() -> argparse.ArgumentParser:
     ulmfit.add_argument(
         "--encoder",
         required=True,
-        help="a language-model preset (en, es) or a folder written by "
-        "`lm pretrain`",
+        help="a language-model preset (en, es, en-imdb, ...: see "
+        "list-backbones) or a folder written by `lm pretrain`",
     )
     ulmfit.add_argument(
         "--ensemble-with",
-        help="a second encoder folder (e.g. a backward LM): train a second "
+        help="a second encoder, preset or folder (e.g. a backward LM such as "
+        "en-bwd): train a second "
         "classifier on it and export the average of the two",
     )
     ulmfit.add_argument(
@@ -715,7 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_weights_option(ulmfit, text=True)
     _add_text_model_options(ulmfit)
-    _add_training_options(ulmfit, [1, 1, 1, 2])
+    _add_training_options(ulmfit, [1, 1, 1, 2], tflite=False)
     _add_run_options(ulmfit)
     ulmfit.set_defaults(
         backbone="awd_lstm",
@@ -745,12 +753,18 @@ def build_parser() -> argparse.ArgumentParser:
         "they imply (data size x similarity)",
         advise_command,
     )
-    _add_data_options(adviser, validation=False)
+    _add_data_options(
+        adviser,
+        validation=False,
+        batch_help="images: a batch of the probes (default: 32); texts: "
+        "rows of --sequence-length tokens read at once (default: 10)",
+    )
     _add_model_options(adviser)
     adviser.add_argument(
         "--max-batches",
         type=int,
-        help="probe at most this many batches (default: all the data)",
+        help="probe at most this many batches (default: all the images; "
+        "texts: the first 100,000 tokens)",
     )
     _add_run_options(adviser, resumes=False)
     adviser.set_defaults(validation=None, validation_split=None)

@@ -202,7 +202,7 @@ def advise_text(
     """Measures how far `texts` are from `encoder`'s corpus and decides.
 
     Args:
-        encoder: a language-model preset ("en", "es") or folder written by
+        encoder: a language-model preset ("en", "es", ...) or folder written by
             `pretrain_language_model`.
         texts: the target texts (the training texts of the classifier).
         labels: their labels, to count examples per class (optional).

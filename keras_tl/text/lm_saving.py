@@ -398,8 +398,9 @@ def load_language_model(folder):
     """Reads a folder written by `pretrain_language_model`, or a preset.
 
     Args:
-        folder: the folder, or a preset name ("en", "es": the encoders
-            shipped in `saved_models/`, see `keras_tl.presets`).
+        folder: the folder, or a preset name ("en", "es", "en-imdb", ...:
+            the encoders shipped in `saved_models/`, see
+            `keras_tl.presets`).
 
     Returns:
         `(model, tokenizer)`.

@@ -247,7 +247,7 @@ def train_ulmfit(
 
     Args:
         texts, labels: the labelled training texts (labels: names or ids).
-        encoder: a shipped preset ("en", "es"), a folder written by
+        encoder: a shipped preset ("en", "es", ...), a folder written by
             `pretrain_language_model` (or by this recipe), a
             `(language_model, tokenizer)` pair, or a dict of sizes to
             train from scratch (needs `tokenizer`; no step (i)).
