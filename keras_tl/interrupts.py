@@ -7,13 +7,16 @@ checkpoint), Python prints "Exception ignored in ..." and goes on: the
 command trained to its end and exited 0 as if never stopped. Under
 `remembered()` a press is also remembered, and `raise_if_pressed()`,
 called by the run's checkpoint callback before every batch and after
-every epoch, raises it again where it cannot be lost.
+every epoch, raises it again where it cannot be lost; the lost first raise
+is not printed (as "Exception ignored ... Traceback ... KeyboardInterrupt"
+after the user's Ctrl-C).
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 _pressed = False
@@ -41,10 +44,18 @@ def remembered():
         yield
         return
     previous = signal.signal(signal.SIGINT, _on_ctrl_c)
+    hook = sys.unraisablehook
+
+    def quiet(unraisable):  # the press a finalizer dropped: raised again
+        if not (_pressed and unraisable.exc_type is KeyboardInterrupt):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
         _pressed = False
 
 
