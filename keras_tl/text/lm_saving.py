@@ -231,7 +231,13 @@ def _model_card(config):
         ),
         f"- Model: {model['num_layers']} LSTM layers, embedding "
         f"{model['embedding_dim']}, hidden {model['hidden_dim']}, drop_mult "
-        f"{model['drop_mult']}",
+        f"{model['drop_mult']}"
+        + (  # a port that kept its starting model's configuration
+            f" (trained at {training['drop_mult']})"
+            if training.get("drop_mult", model["drop_mult"])
+            != model["drop_mult"]
+            else ""
+        ),
     ]
     seen = training.get("tokens_seen")
     lines.append(
