@@ -30,7 +30,8 @@ def _on_ctrl_c(signum, frame):
 
 @contextlib.contextmanager
 def remembered():
-    """Within the block, a Ctrl-C is remembered as well as raised.
+    """Within the block, a Ctrl-C is remembered as well as raised, and
+    one that nothing raised again by the block's end is raised there.
 
     Only where Python's own handler is in place: a process that ignores
     SIGINT (started with `&` from a script) keeps ignoring it, a handler of
@@ -43,7 +44,7 @@ def remembered():
     ):
         yield
         return
-    previous = signal.signal(signal.SIGINT, _on_ctrl_c)
+    _pressed = False
     hook = sys.unraisablehook
 
     def quiet(unraisable):  # the press a finalizer dropped: raised again
@@ -51,16 +52,25 @@ def remembered():
             hook(unraisable)
 
     sys.unraisablehook = quiet
+    previous = signal.signal(signal.SIGINT, _on_ctrl_c)
+    pressed = False
     try:
         yield
+        pressed = _pressed
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # The flag and hook first: a second press here leaves neither set.
         sys.unraisablehook = hook
         _pressed = False
+        signal.signal(signal.SIGINT, previous)
+    if pressed:  # dropped after the last check (a finalizer at the end),
+        raise KeyboardInterrupt  # or caught inside and not raised again
 
 
 def raise_if_pressed():
     """Raises `KeyboardInterrupt` if Ctrl-C was pressed under
-    `remembered()`, whether or not its first raise was lost."""
+    `remembered()`, whether or not its first raise was lost (once: this
+    raise is not in a finalizer, so it is not lost)."""
+    global _pressed
     if _pressed:
+        _pressed = False
         raise KeyboardInterrupt

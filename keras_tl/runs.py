@@ -478,6 +478,9 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_test_batch_begin(self, batch, logs=None):
         raise_if_pressed()
 
+    def on_train_end(self, logs=None):  # before the next stage's fit
+        raise_if_pressed()
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         monitor = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
